@@ -1,0 +1,59 @@
+package api
+
+import (
+	"net/http"
+	"reflect"
+	"testing"
+
+	"github.com/tako-run/tako/runner"
+)
+
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	up := runner.Health{DockerAvailable: true, GVisorAvailable: false, MaxConcurrent: 4, Running: 1}
+	tests := []struct {
+		name     string
+		health   runner.Health
+		avail    map[string]runner.Availability
+		status   string
+		problems []any
+	}{
+		{"healthy without gVisor in permissive mode", up, nil, "healthy", []any{}},
+		{"docker down", runner.Health{DockerError: "dial unix /var/run/docker.sock: connect: refused", MaxConcurrent: 4}, nil, "degraded", []any{"docker engine is not reachable"}},
+		{"job type unavailable", up, map[string]runner.Availability{"data": {Reason: "image tako-data:abc is missing; run tako setup"}}, "degraded",
+			[]any{"job type data is unavailable: image tako-data:abc is missing; run tako setup"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newTestServer(t, &fakeRunner{health: tt.health, avail: tt.avail}, Limits{})
+			r := do(t, s, "GET", "/health", "", nil)
+			if r.status != http.StatusOK {
+				t.Fatalf("status %d: %s", r.status, r.body)
+			}
+			m := r.object(t)
+			if m["status"] != tt.status || !reflect.DeepEqual(m["problems"], tt.problems) {
+				t.Errorf("status %v problems %v; want %v %v", m["status"], m["problems"], tt.status, tt.problems)
+			}
+			for _, k := range []string{"version", "docker_available", "gvisor_available", "runner", "job_types", "checks", "queue_stats"} {
+				if _, ok := m[k]; !ok {
+					t.Errorf("field %q missing: %s", k, r.body)
+				}
+			}
+			if m["docker_available"] != tt.health.DockerAvailable || m["version"] != "test" {
+				t.Errorf("got %v", m)
+			}
+			rn, _ := m["runner"].(map[string]any)
+			if rn["running"] != float64(tt.health.Running) || rn["max_concurrent"] != float64(tt.health.MaxConcurrent) {
+				t.Errorf("runner %v", rn)
+			}
+			jts, _ := m["job_types"].(map[string]any)
+			if len(jts) != 2 {
+				t.Errorf("job_types %v", jts)
+			}
+			if string(r.body) != "" && containsBytes(r.body, "docker.sock") {
+				t.Errorf("docker error text leaked: %s", r.body)
+			}
+		})
+	}
+}

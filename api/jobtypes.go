@@ -1,0 +1,127 @@
+package api
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tako-run/tako/jobs"
+	"github.com/tako-run/tako/jobtypes"
+)
+
+// JobTypeResponse describes one job type and whether it can run here. GET
+// /job-types returns a JSON array of them, as the original does.
+type JobTypeResponse struct {
+	Name              string         `json:"name"`
+	Image             string         `json:"image"`
+	ImageExists       bool           `json:"image_exists"`
+	SystemPackages    []string       `json:"system_packages"`
+	Requirements      []string       `json:"requirements"`
+	Preload           []string       `json:"preload"`
+	MemoryLimit       string         `json:"memory_limit"` // Docker style: "512m", "1g"
+	CPULimit          float64        `json:"cpu_limit"`
+	Timeout           int64          `json:"timeout"` // seconds
+	Network           string         `json:"network"`
+	NetworkEnabled    bool           `json:"network_enabled"`
+	SecurityMode      string         `json:"security_mode"`
+	Runtime           string         `json:"runtime"`
+	Available         bool           `json:"available"`
+	UnavailableReason string         `json:"unavailable_reason,omitempty"`
+	Pool              PoolResponse   `json:"pool"`
+	Limits            LimitsResponse `json:"limits"`
+}
+
+// PoolResponse is a job type's prewarmed-container policy.
+type PoolResponse struct {
+	Min            int     `json:"min"`
+	Max            int     `json:"max"`
+	IdleTTLSeconds float64 `json:"idle_ttl_seconds"`
+}
+
+// LimitsResponse is a job type's resource limits in base units.
+type LimitsResponse struct {
+	MemoryBytes    int64   `json:"memory_bytes"`
+	CPUs           float64 `json:"cpus"`
+	Pids           int64   `json:"pids"`
+	TmpBytes       int64   `json:"tmp_bytes"`
+	TimeoutSeconds float64 `json:"timeout_seconds"`
+}
+
+// handleJobTypes is GET /job-types.
+func (s *Server) handleJobTypes(c *fiber.Ctx) error {
+	all := s.registry.All()
+	out := make([]JobTypeResponse, 0, len(all))
+	for _, jt := range all {
+		out = append(out, s.jobTypeResponse(jt))
+	}
+	return c.JSON(out)
+}
+
+// handleJobType is GET /job-types/:name.
+func (s *Server) handleJobType(c *fiber.Ctx) error {
+	name := c.Params("name")
+	jt, ok := s.registry.Get(name)
+	if !ok {
+		return jobs.Errorf(jobs.ENOTFOUND, "Job type '%s' not found", truncate(name, maxJobTypeLen))
+	}
+	return c.JSON(s.jobTypeResponse(jt))
+}
+
+func (s *Server) jobTypeResponse(jt jobtypes.JobType) JobTypeResponse {
+	av := s.runner.Availability(jt)
+	network := string(jt.Network)
+	if network == "" {
+		network = string(jobtypes.NetworkNone)
+	}
+	return JobTypeResponse{
+		Name:              jt.Name,
+		Image:             av.Image,
+		ImageExists:       av.ImageExists,
+		SystemPackages:    nonNil(jt.SystemPackages),
+		Requirements:      nonNil(jt.Requirements),
+		Preload:           nonNil(jt.Preload),
+		MemoryLimit:       dockerSize(jt.Limits.Memory),
+		CPULimit:          jt.Limits.CPUs,
+		Timeout:           int64(jt.Limits.Timeout / time.Second),
+		Network:           network,
+		NetworkEnabled:    network != string(jobtypes.NetworkNone),
+		SecurityMode:      string(jt.SecurityMode),
+		Runtime:           av.Runtime,
+		Available:         av.Available,
+		UnavailableReason: av.Reason,
+		Pool: PoolResponse{
+			Min:            jt.Pool.Min,
+			Max:            jt.Pool.Max,
+			IdleTTLSeconds: jt.Pool.IdleTTL.Seconds(),
+		},
+		Limits: LimitsResponse{
+			MemoryBytes:    jt.Limits.Memory,
+			CPUs:           jt.Limits.CPUs,
+			Pids:           jt.Limits.Pids,
+			TmpBytes:       jt.Limits.Tmp,
+			TimeoutSeconds: jt.Limits.Timeout.Seconds(),
+		},
+	}
+}
+
+// dockerSize renders n bytes the way docker's --memory takes them: the
+// largest of g, m and k that divides n exactly ("512m", "1g"), else bytes.
+func dockerSize(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"g", 1 << 30}, {"m", 1 << 20}, {"k", 1 << 10}} {
+		if n != 0 && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,219 @@
+// Package api is tako's HTTP front door: the fiber application, its
+// handlers, the request and response types of the Tako VM compatible API and
+// the single mapping from domain errors to HTTP statuses.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tako-run/tako/jobs"
+	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/runner"
+)
+
+// Runner is what the API needs from the execution engine. *runner.Runner
+// satisfies it; tests use a fake.
+type Runner interface {
+	// Execute runs one program and returns its result. A program that fails
+	// is a result, not an error; errors are *jobs.Error where the caller can
+	// act on them (EUNAVAILABLE, EINVALID ...) and anything else is internal.
+	Execute(ctx context.Context, req runner.Request) (*jobs.Result, error)
+	// Availability says whether jt can run on this node.
+	Availability(jt jobtypes.JobType) runner.Availability
+	// Health reports the runner's dependencies.
+	Health(ctx context.Context) runner.Health
+}
+
+// Limits are the request ceilings the API enforces before any work starts.
+// A zero field takes its default (see DefaultLimits).
+type Limits struct {
+	MaxBodyBytes  int64         // largest request body; larger gets 413
+	MaxCodeBytes  int64         // largest "code", in bytes
+	MaxInputBytes int64         // largest "input_data", serialized compactly
+	MaxTimeout    time.Duration // largest "timeout" a request may ask for
+}
+
+// DefaultLimits are the limits of the original Tako VM: a 2 MiB body, 100 000
+// bytes of code, 1 MiB of input and a 300 s timeout.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxBodyBytes:  2 << 20,
+		MaxCodeBytes:  100_000,
+		MaxInputBytes: 1 << 20,
+		MaxTimeout:    300 * time.Second,
+	}
+}
+
+// withDefaults returns l with every zero field set to its default.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if l.MaxCodeBytes <= 0 {
+		l.MaxCodeBytes = d.MaxCodeBytes
+	}
+	if l.MaxInputBytes <= 0 {
+		l.MaxInputBytes = d.MaxInputBytes
+	}
+	if l.MaxTimeout <= 0 {
+		l.MaxTimeout = d.MaxTimeout
+	}
+	return l
+}
+
+// Options configure a Server. Registry and Runner are required; a nil Logger
+// discards logs.
+type Options struct {
+	Limits   Limits
+	Logger   *slog.Logger
+	Registry *jobtypes.Registry
+	Runner   Runner
+	Version  string
+}
+
+// Server is tako's HTTP API. Its methods are safe for concurrent use.
+type Server struct {
+	app      *fiber.App
+	base     context.Context // parent of every execution; cancelled by Shutdown
+	cancel   context.CancelFunc
+	limits   Limits
+	logger   *slog.Logger
+	registry *jobtypes.Registry
+	runner   Runner
+	version  string
+}
+
+// The fasthttp timeouts. Reads are bounded to stop slow-loris clients; a sync
+// execution runs inside the handler, so it is not bounded by these.
+const (
+	readTimeout  = 30 * time.Second
+	writeTimeout = 30 * time.Second
+	idleTimeout  = 120 * time.Second
+)
+
+// New builds the server and its routes. It panics when Registry or Runner is
+// nil, which is a programming error.
+func New(opts Options) *Server {
+	if opts.Registry == nil || opts.Runner == nil {
+		panic("api.New: Registry and Runner are required")
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	base, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		base:     base,
+		cancel:   cancel,
+		limits:   opts.Limits.withDefaults(),
+		logger:   logger.With("component", "api"),
+		registry: opts.Registry,
+		runner:   opts.Runner,
+		version:  opts.Version,
+	}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "tako",
+		BodyLimit:             int(min(s.limits.MaxBodyBytes, int64(maxInt))),
+		CaseSensitive:         true,
+		DisableStartupMessage: true,
+		ErrorHandler:          s.serverError,
+		IdleTimeout:           idleTimeout,
+		// Strings from *fiber.Ctx are copied, so nothing we keep points
+		// into fasthttp's reused buffers.
+		Immutable:    true,
+		JSONDecoder:  json.Unmarshal,
+		JSONEncoder:  json.Marshal,
+		ReadTimeout:  readTimeout,
+		WriteTimeout: writeTimeout,
+	})
+	s.app.Use(s.middleware)
+	s.app.Post("/execute", s.handleExecute)
+	s.app.Get("/health", s.handleHealth)
+	s.app.Get("/job-types", s.handleJobTypes)
+	s.app.Get("/job-types/:name", s.handleJobType)
+	return s
+}
+
+const maxInt = int(^uint(0) >> 1)
+
+// App returns the fiber application, for tests (App().Test) and embedding.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve accepts HTTP connections on ln until Shutdown is called. It returns
+// nil after a clean shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.app.Listener(ln)
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// until ctx is done; then it cancels the executions still running. It
+// returns ctx's error when the wait was cut short.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.app.ShutdownWithContext(ctx)
+	s.cancel()
+	return err
+}
+
+// Locals keys.
+const (
+	localCorrelationID = "tako.correlation_id"
+)
+
+// middleware runs around every request: it sets the correlation id and the
+// security headers, turns a handler's error or panic into the JSON error
+// body, and logs one line.
+func (s *Server) middleware(c *fiber.Ctx) error {
+	start := time.Now()
+	cid := s.prepare(c)
+	own := c.Route()
+	if err := callNext(c); err != nil {
+		s.writeError(c, err)
+	}
+	route := c.Route().Path
+	if c.Route() == own {
+		route = "unmatched" // bounded, unlike the raw path
+	}
+	s.logRequest(c, route, cid, start)
+	return nil
+}
+
+// callNext runs the rest of the chain, turning a panic into an error so one
+// bad request cannot take the server down.
+func callNext(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return c.Next()
+}
+
+// serverError is fiber's ErrorHandler. Handler errors never get here (the
+// middleware writes them); this sees what fasthttp rejects before routing,
+// such as a body over BodyLimit.
+func (s *Server) serverError(c *fiber.Ctx, err error) error {
+	start := time.Now()
+	cid := s.prepare(c)
+	s.writeError(c, err)
+	s.logRequest(c, "unrouted", cid, start)
+	return nil
+}
+
+func (s *Server) logRequest(c *fiber.Ctx, route, cid string, start time.Time) {
+	s.logger.LogAttrs(s.base, slog.LevelInfo, "http request",
+		slog.String("method", c.Method()),
+		slog.String("route", route),
+		slog.Int("status", c.Response().StatusCode()),
+		slog.Float64("duration_ms", float64(time.Since(start))/float64(time.Millisecond)),
+		slog.String("correlation_id", cid),
+	)
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"github.com/docker/docker/client"
+
+	"github.com/tako-run/tako/config"
+	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/runner/images"
+)
+
+// imageSet is the outcome of preparing every job type's image.
+type imageSet struct {
+	refs   map[string]string // job type -> image ref
+	errors map[string]string // job type -> why its image could not be built
+}
+
+// prepareImages builds (or finds) the image of every job type in reg,
+// printing progress to progress. A job type whose image fails is reported
+// in errors; an unreachable Docker engine is an error.
+func prepareImages(ctx context.Context, dc *client.Client, cfg *config.Config, reg *jobtypes.Registry, work string, logger *slog.Logger, progress io.Writer) (imageSet, error) {
+	b := images.NewBuilder(dc, images.Options{
+		BaseImage:    cfg.Images.BaseImage,
+		BuildTimeout: cfg.Images.BuildTimeout.Std(),
+		DebianMirror: cfg.Images.DebianMirror,
+		DebianSuite:  cfg.Images.DebianSuite,
+		Executor:     cfg.Images.Executor,
+		Pip:          cfg.PipIndex(),
+		WorkDir:      filepath.Join(work, "build"),
+	}, logger, progress)
+	set := imageSet{errors: map[string]string{}}
+	refs, err := b.EnsureAll(ctx, reg.All())
+	set.refs = refs
+	if images.IsUnreachable(err) {
+		return set, err
+	}
+	for _, jt := range reg.All() {
+		if _, ok := refs[jt.Name]; !ok {
+			set.errors[jt.Name] = jobTypeError(err, jt.Name)
+		}
+	}
+	return set, nil
+}
+
+// jobTypeError picks the part of EnsureAll's joined error that is about
+// job type name.
+func jobTypeError(err error, name string) string {
+	if err == nil {
+		return "unknown error"
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if strings.Contains(line, fmt.Sprintf("%q", name)) {
+			return line
+		}
+	}
+	return err.Error()
+}

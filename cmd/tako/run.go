@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/tako-run/tako/config"
+)
+
+// version is tako's version; release builds set it with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// errUsage marks a command-line mistake; the usage text has been printed.
+var errUsage = errors.New("usage")
+
+const usage = `tako runs untrusted Python in hardened, single-use Docker containers.
+
+Usage:
+  tako server   [--config FILE] [--host HOST] [--port PORT]   build missing images, then serve the API
+  tako setup    [--config FILE]                               build and verify every image the config needs
+  tako validate [FILE]                                        check a configuration file
+  tako config   [--config FILE]                               print the effective configuration (secrets masked)
+  tako version                                                print tako's version
+
+Configuration comes from built-in defaults, then tako.yaml (--config, $TAKO_CONFIG,
+./tako.yaml, the user config dir, /etc/tako/tako.yaml), then TAKO_* variables, then flags.
+`
+
+// run is tako's whole program: main only adds the process's signals,
+// arguments, environment and standard streams, so tests can call it.
+func run(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "server":
+		return runServer(ctx, rest, environ, stdout, stderr)
+	case "setup":
+		return runSetup(ctx, rest, environ, stdout, stderr)
+	case "validate":
+		return runValidate(rest, environ, stdout, stderr)
+	case "config":
+		return runConfig(rest, environ, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "tako %s\n", version)
+		return nil
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+}
+
+// commonFlags are the flags every configuration-reading command takes.
+type commonFlags struct {
+	fs     *flag.FlagSet
+	config string
+	set    map[string]string // config key -> value, for flags the user gave
+}
+
+func newFlags(name string, stderr io.Writer) *commonFlags {
+	f := &commonFlags{fs: flag.NewFlagSet("tako "+name, flag.ContinueOnError), set: map[string]string{}}
+	f.fs.SetOutput(stderr)
+	f.fs.StringVar(&f.config, "config", "", "configuration file (default: $TAKO_CONFIG, ./tako.yaml, ...)")
+	f.fs.StringVar(&f.config, "c", "", "shorthand for --config")
+	return f
+}
+
+// key declares a flag that overrides configuration key.
+func (f *commonFlags) key(name, key, help string) {
+	f.fs.Func(name, help, func(v string) error {
+		f.set[key] = v
+		return nil
+	})
+}
+
+func (f *commonFlags) parse(args []string) error {
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	return nil
+}
+
+// load reads the configuration with the flags' overrides applied.
+func (f *commonFlags) load(environ []string) (*config.Config, error) {
+	return config.Load(config.LoadOptions{File: f.config, Environ: environ, Flags: f.set})
+}
+
+func runValidate(args []string, environ []string, stdout, stderr io.Writer) error {
+	f := newFlags("validate", stderr)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if f.fs.NArg() > 1 {
+		fmt.Fprintln(stderr, "usage: tako validate [FILE]")
+		return errUsage
+	}
+	if f.fs.NArg() == 1 {
+		f.config = f.fs.Arg(0)
+	}
+	cfg, err := f.load(environ)
+	if err != nil {
+		return err
+	}
+	reg, err := cfg.Registry()
+	if err != nil {
+		return err
+	}
+	source := cfg.Path
+	if source == "" {
+		source = "built-in defaults (no tako.yaml found)"
+	}
+	fmt.Fprintf(stdout, "%s: ok, %d job types: %s\n", source, len(reg.Names()), strings.Join(reg.Names(), ", "))
+	return nil
+}
+
+func runConfig(args []string, environ []string, stdout, stderr io.Writer) error {
+	f := newFlags("config", stderr)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	cfg, err := f.load(environ)
+	if err != nil {
+		return err
+	}
+	if cfg.Path != "" {
+		fmt.Fprintf(stdout, "# from %s, TAKO_* variables and built-in defaults\n", cfg.Path)
+	} else {
+		fmt.Fprintln(stdout, "# no tako.yaml found: built-in defaults and TAKO_* variables")
+	}
+	return cfg.WriteYAML(stdout)
+}
+
+// newLogger returns the logger cfg asks for: JSON, or text when format is
+// auto and w is a terminal.
+func newLogger(cfg config.LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	format := cfg.Format
+	if format == "auto" || format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isTerminal(f) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// workDir returns the configured work directory, or tako's directory under
+// the user's state directory ($XDG_STATE_HOME, else ~/.local/state).
+func workDir(cfg *config.Config, environ []string) (string, error) {
+	if cfg.Runner.WorkDir != "" {
+		return filepath.Abs(cfg.Runner.WorkDir)
+	}
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	if d := env["XDG_STATE_HOME"]; d != "" {
+		return filepath.Join(d, "tako"), nil
+	}
+	home := env["HOME"]
+	if home == "" {
+		var err error
+		if home, err = os.UserHomeDir(); err != nil {
+			return "", fmt.Errorf("no work directory: set runner.work_dir: %w", err)
+		}
+	}
+	return filepath.Join(home, ".local", "state", "tako"), nil
+}
+
+// listenAddr is host:port for the server's listener.
+func listenAddr(cfg *config.Config) string {
+	return strings.TrimSpace(cfg.Server.Host) + ":" + strconv.Itoa(cfg.Server.Port)
+}

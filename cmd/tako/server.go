@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/client"
+
+	"github.com/tako-run/tako/api"
+	"github.com/tako-run/tako/config"
+	"github.com/tako-run/tako/runner"
+	"github.com/tako-run/tako/runner/images"
+)
+
+// shutdownGrace is how long running jobs get to finish when the server stops.
+const shutdownGrace = 30 * time.Second
+
+func runServer(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	f := newFlags("server", stderr)
+	f.key("host", "server.host", "address to listen on (default 127.0.0.1)")
+	f.key("port", "server.port", "port to listen on (default 8000; 0 picks a free port)")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	cfg, err := f.load(environ)
+	if err != nil {
+		return err
+	}
+	reg, err := cfg.Registry()
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg.Log, stderr)
+	work, err := workDir(cfg, environ)
+	if err != nil {
+		return err
+	}
+	dc, err := dockerClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+
+	set, err := prepareImages(ctx, dc, cfg, reg, work, logger, stderr)
+	if err != nil {
+		return err
+	}
+	for name, reason := range set.errors {
+		logger.Error("job type unavailable: its image could not be built", "job_type", name, "reason", reason)
+	}
+
+	run := runner.New(dc, runner.Options{
+		AcquireTimeout: cfg.Runner.AcquireTimeout.Std(),
+		ImageErrors:    set.errors,
+		Images:         set.refs,
+		Limits:         outputLimits(cfg),
+		MaxConcurrent:  cfg.Runner.MaxConcurrent,
+		WorkDir:        work,
+	}, logger)
+	if err := run.Start(ctx); err != nil {
+		return err
+	}
+	defer run.Stop()
+	for _, jt := range reg.All() {
+		if a := run.Availability(jt); !a.Available {
+			logger.Warn("job type unavailable", "job_type", jt.Name, "reason", a.Reason)
+		}
+	}
+
+	srv := api.New(api.Options{
+		Limits: api.Limits{
+			MaxBodyBytes:  int64(cfg.Server.MaxBodyBytes),
+			MaxCodeBytes:  int64(cfg.Limits.MaxCodeBytes),
+			MaxInputBytes: int64(cfg.Limits.MaxInputBytes),
+			MaxTimeout:    cfg.Limits.MaxTimeout.Std(),
+		},
+		Logger:   logger,
+		Registry: reg,
+		Runner:   run,
+		Version:  version,
+	})
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port)))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	logger.Info("serving", "addr", ln.Addr().String(), "instance", run.InstanceID(), "job_types", reg.Names())
+	fmt.Fprintf(stdout, "tako %s serving on http://%s\n", version, ln.Addr())
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		logger.Warn("shutdown", "error", err)
+	}
+	return nil
+}
+
+// dockerClient connects to the engine and checks that it answers.
+func dockerClient(ctx context.Context) (*client.Client, error) {
+	dc, err := runner.NewDockerClient()
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := dc.Ping(pingCtx); err != nil {
+		dc.Close()
+		return nil, &images.UnreachableError{Err: err}
+	}
+	return dc, nil
+}
+
+// outputLimits is the runner's view of the configured limits.
+func outputLimits(cfg *config.Config) runner.OutputLimits {
+	return runner.OutputLimits{
+		MaxArtifactBytes:      int64(cfg.Limits.MaxArtifactBytes),
+		MaxArtifacts:          cfg.Limits.MaxArtifacts,
+		MaxStderrBytes:        int(cfg.Limits.MaxStderrBytes),
+		MaxStdoutBytes:        int(cfg.Limits.MaxStdoutBytes),
+		MaxTotalArtifactBytes: int64(cfg.Limits.MaxTotalArtifactBytes),
+	}
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+)
+
+func runSetup(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	f := newFlags("setup", stderr)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	cfg, err := f.load(environ)
+	if err != nil {
+		return err
+	}
+	reg, err := cfg.Registry()
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg.Log, stderr)
+	work, err := workDir(cfg, environ)
+	if err != nil {
+		return err
+	}
+	dc, err := dockerClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+
+	began := time.Now()
+	set, err := prepareImages(ctx, dc, cfg, reg, work, logger, stdout)
+	if err != nil {
+		return err
+	}
+	names := reg.Names()
+	sort.Strings(names)
+	for _, name := range names {
+		if ref, ok := set.refs[name]; ok {
+			fmt.Fprintf(stdout, "  %-20s %s\n", name, ref)
+		} else {
+			fmt.Fprintf(stdout, "  %-20s FAILED: %s\n", name, set.errors[name])
+		}
+	}
+	if len(set.errors) > 0 {
+		return fmt.Errorf("setup failed for %d of %d job types", len(set.errors), len(names))
+	}
+	info, err := dc.Info(ctx)
+	if err == nil {
+		if _, ok := info.Runtimes["runsc"]; !ok {
+			fmt.Fprintln(stdout, "warning: gVisor (runsc) is not installed: permissive job types will run under runc; strict job types are unavailable")
+		}
+	}
+	fmt.Fprintf(stdout, "setup done in %s\n", time.Since(began).Round(100*time.Millisecond))
+	return nil
+}

@@ -1,0 +1,157 @@
+// Package config turns defaults, tako.yaml, TAKO_* environment variables and
+// command-line flags into one typed, validated Config. Nothing else in tako
+// sees koanf: components receive the typed values they need.
+package config
+
+import (
+	"time"
+
+	"github.com/tako-run/tako/jobtypes"
+)
+
+// Size is a byte count written as "512m", "1g", "64KiB" or a plain number.
+type Size int64
+
+// Duration is a time span written as "30s", "5m" or a plain number of seconds.
+type Duration time.Duration
+
+// Config is tako's whole configuration. Load returns it validated.
+type Config struct {
+	Images       ImagesConfig             `koanf:"images"`
+	JobTypes     map[string]JobTypeConfig `koanf:"job_types"`
+	Limits       LimitsConfig             `koanf:"limits"`
+	Log          LogConfig                `koanf:"log"`
+	Pip          PipConfig                `koanf:"pip"`
+	Runner       RunnerConfig             `koanf:"runner"`
+	SecurityMode string                   `koanf:"security_mode"`
+	Server       ServerConfig             `koanf:"server"`
+
+	// Path is the file Load read, or "" when no file was found and only
+	// defaults, environment and flags apply. It is not a configuration key.
+	Path string `koanf:"-"`
+}
+
+// ServerConfig is the HTTP front door.
+type ServerConfig struct {
+	AllowUnauthenticatedNetworkAccess bool   `koanf:"allow_unauthenticated_network_access"`
+	Host                              string `koanf:"host"`
+	MaxBodyBytes                      Size   `koanf:"max_body_bytes"`
+	Port                              int    `koanf:"port"`
+}
+
+// RunnerConfig bounds execution on this node.
+type RunnerConfig struct {
+	// AcquireTimeout is how long a request waits for a free execution slot
+	// before it gets 503.
+	AcquireTimeout Duration `koanf:"acquire_timeout"`
+	// MaxConcurrent is the number of executions this node runs at once.
+	MaxConcurrent int `koanf:"max_concurrent"`
+	// WorkDir holds slot directories and instance locks; "" means a tako
+	// directory under the user's state directory.
+	WorkDir string `koanf:"work_dir"`
+}
+
+// LimitsConfig holds the global ceilings every job type and request obey.
+type LimitsConfig struct {
+	MaxArtifactBytes      Size     `koanf:"max_artifact_bytes"`
+	MaxArtifacts          int      `koanf:"max_artifacts"`
+	MaxCodeBytes          Size     `koanf:"max_code_bytes"`
+	MaxInputBytes         Size     `koanf:"max_input_bytes"`
+	MaxStderrBytes        Size     `koanf:"max_stderr_bytes"`
+	MaxStdoutBytes        Size     `koanf:"max_stdout_bytes"`
+	MaxTimeout            Duration `koanf:"max_timeout"`
+	MaxTotalArtifactBytes Size     `koanf:"max_total_artifact_bytes"`
+}
+
+// PipConfig is where image builds find pip packages.
+type PipConfig struct {
+	ExtraIndexURLs []string `koanf:"extra_index_urls"`
+	IndexURL       string   `koanf:"index_url"`
+	TrustedHosts   []string `koanf:"trusted_hosts"`
+}
+
+// ImagesConfig controls how tako builds its images.
+type ImagesConfig struct {
+	// BaseImage is the registry image the executor image is built FROM when
+	// a registry is reachable.
+	BaseImage string `koanf:"base_image"`
+	// BuildTimeout bounds one image build.
+	BuildTimeout Duration `koanf:"build_timeout"`
+	// DebianMirror is the apt mirror debootstrap and apt use; "" means the
+	// first Debian mirror in the host's apt sources.
+	DebianMirror string `koanf:"debian_mirror"`
+	// DebianSuite is the Debian release of the executor image.
+	DebianSuite string `koanf:"debian_suite"`
+	// Executor is the repository name of tako's executor image.
+	Executor string `koanf:"executor"`
+}
+
+// LogConfig controls tako's own logs.
+type LogConfig struct {
+	Format string `koanf:"format"` // auto (text on a TTY, JSON otherwise), json or text
+	Level  string `koanf:"level"`  // debug, info, warn or error
+}
+
+// JobTypeConfig is one job type as written in tako.yaml. Unset fields
+// inherit the built-in job type defaults and the global settings.
+type JobTypeConfig struct {
+	Env            map[string]string `koanf:"env"`
+	Image          string            `koanf:"image"`
+	Limits         JobLimitsConfig   `koanf:"limits"`
+	Network        string            `koanf:"network"`
+	Pool           PoolConfig        `koanf:"pool"`
+	Preload        []string          `koanf:"preload"`
+	Requirements   []string          `koanf:"requirements"`
+	SecurityMode   string            `koanf:"security_mode"`
+	SystemPackages []string          `koanf:"system_packages"`
+}
+
+// JobLimitsConfig is the limits block of a job type; zero means inherit.
+type JobLimitsConfig struct {
+	CPUs     float64  `koanf:"cpus"`
+	FileSize Size     `koanf:"file_size"`
+	Memory   Size     `koanf:"memory"`
+	NoFile   int      `koanf:"nofile"`
+	Pids     int      `koanf:"pids"`
+	Timeout  Duration `koanf:"timeout"`
+	Tmp      Size     `koanf:"tmp"`
+}
+
+// PoolConfig is the pool block of a job type; nil means inherit.
+type PoolConfig struct {
+	IdleTTL *Duration `koanf:"idle_ttl"`
+	Max     *int      `koanf:"max"`
+	Min     *int      `koanf:"min"`
+}
+
+// DefaultJobType returns what a job type gets for every field it leaves
+// unset; it is also the built-in "default" job type when the file declares
+// none.
+func DefaultJobType() jobtypes.JobType {
+	return jobtypes.JobType{
+		Name:    jobtypes.DefaultName,
+		Network: jobtypes.NetworkNone,
+		Limits: jobtypes.Limits{
+			CPUs:     1.0,
+			FileSize: 100 << 20,
+			Memory:   512 << 20,
+			NoFile:   256,
+			Pids:     128,
+			Timeout:  30 * time.Second,
+			Tmp:      64 << 20,
+		},
+		Pool: jobtypes.Pool{Min: 2, Max: 8, IdleTTL: 5 * time.Minute},
+	}
+}
+
+// Std returns d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// PipIndex returns the pip settings in the form image builds take.
+func (c *Config) PipIndex() jobtypes.PipIndex {
+	return jobtypes.PipIndex{
+		ExtraIndexURLs: c.Pip.ExtraIndexURLs,
+		IndexURL:       c.Pip.IndexURL,
+		TrustedHosts:   c.Pip.TrustedHosts,
+	}
+}

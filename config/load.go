@@ -1,0 +1,180 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+)
+
+// LoadOptions says where Load finds the configuration besides its built-in
+// defaults.
+type LoadOptions struct {
+	// File is an explicit configuration file (--config); "" means
+	// TAKO_CONFIG, then the search paths.
+	File string
+	// Getenv looks up TAKO_CONFIG; nil means looking it up in Environ.
+	Getenv func(string) string
+	// Environ is the whole environment as "K=V" entries; its TAKO_*
+	// variables set keys.
+	Environ []string
+	// Flags are command-line overrides keyed by configuration key, such as
+	// "server.port": "9000". List values are comma-separated.
+	Flags map[string]string
+	// SearchPaths are the files tried, in order, when neither File nor
+	// TAKO_CONFIG names one; nil means DefaultSearchPaths().
+	SearchPaths []string
+}
+
+// DefaultSearchPaths returns where Load looks for tako.yaml when no file is
+// named: the working directory, the user's configuration directory, then
+// /etc/tako.
+func DefaultSearchPaths() []string {
+	paths := []string{"tako.yaml"}
+	if dir, err := os.UserConfigDir(); err == nil {
+		paths = append(paths, filepath.Join(dir, "tako", "tako.yaml"))
+	}
+	return append(paths, filepath.Join("/etc", "tako", "tako.yaml"))
+}
+
+// Load builds the configuration from, in increasing precedence, the
+// built-in defaults, the configuration file, TAKO_* environment variables
+// and opts.Flags, and validates it. Every error names the key, variable or
+// file at fault. The returned Config records the file it read in Path.
+func Load(opts LoadOptions) (*Config, error) {
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = lookupIn(opts.Environ)
+	}
+	path, err := findFile(opts.File, getenv(envConfigFile), opts.SearchPaths)
+	if err != nil {
+		return nil, err
+	}
+
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(defaults(), "."), nil); err != nil {
+		return nil, fmt.Errorf("config: load defaults: %w", err)
+	}
+	if path != "" {
+		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return nil, fmt.Errorf("config: read %s: %w", path, err)
+		}
+	}
+
+	root := schema()
+	env, err := envLayer(root, opts.Environ, k.MapKeys)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.Load(confmap.Provider(env, "."), nil); err != nil {
+		return nil, fmt.Errorf("config: load environment: %w", err)
+	}
+	flags, err := flagLayer(root, opts.Flags)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.Load(confmap.Provider(flags, "."), nil); err != nil {
+		return nil, fmt.Errorf("config: load flags: %w", err)
+	}
+
+	cfg, err := decode(k, root)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Path = path
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// findFile returns the configuration file to read: explicit (the --config
+// flag), then fromEnv (TAKO_CONFIG), both of which must exist, then the
+// first search path that exists. It returns "" when there is none.
+func findFile(explicit, fromEnv string, search []string) (string, error) {
+	for _, named := range []struct{ path, by string }{{explicit, "--config"}, {fromEnv, envConfigFile}} {
+		if named.path == "" {
+			continue
+		}
+		_, err := os.Stat(named.path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return "", fmt.Errorf("config: file %s (from %s) does not exist", named.path, named.by)
+		case err != nil:
+			return "", fmt.Errorf("config: file %s (from %s): %w", named.path, named.by, err)
+		}
+		return named.path, nil
+	}
+	if search == nil {
+		search = DefaultSearchPaths()
+	}
+	for _, p := range search {
+		_, err := os.Stat(p)
+		switch {
+		case err == nil:
+			return p, nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return "", fmt.Errorf("config: file %s: %w", p, err)
+		}
+	}
+	return "", nil
+}
+
+// lookupIn returns a Getenv that reads environ.
+func lookupIn(environ []string) func(string) string {
+	return func(key string) string {
+		value := ""
+		for _, kv := range environ {
+			if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+				value = v
+			}
+		}
+		return value
+	}
+}
+
+// defaults are the built-in values of every global key. Job types have
+// theirs in DefaultJobType.
+func defaults() map[string]any {
+	return map[string]any{
+		"server.host":           "127.0.0.1",
+		"server.port":           8000,
+		"server.max_body_bytes": "2MiB",
+		"server.allow_unauthenticated_network_access": false,
+
+		"runner.max_concurrent":  4,
+		"runner.work_dir":        "",
+		"runner.acquire_timeout": "10s",
+
+		"security_mode": "permissive",
+
+		"limits.max_timeout":              "300s",
+		"limits.max_stdout_bytes":         "64KiB",
+		"limits.max_stderr_bytes":         "64KiB",
+		"limits.max_artifact_bytes":       "10MiB",
+		"limits.max_total_artifact_bytes": "50MiB",
+		"limits.max_artifacts":            100,
+		"limits.max_code_bytes":           "100KiB",
+		"limits.max_input_bytes":          "1MiB",
+
+		"pip.index_url":        "",
+		"pip.extra_index_urls": []any{},
+		"pip.trusted_hosts":    []any{},
+
+		"images.base_image":    "debian:bookworm-slim",
+		"images.build_timeout": "15m",
+		"images.debian_mirror": "",
+		"images.debian_suite":  "bookworm",
+		"images.executor":      "tako-executor",
+
+		"log.level":  "info",
+		"log.format": "auto",
+	}
+}

@@ -1,0 +1,275 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tako-run/tako/jobtypes"
+)
+
+const (
+	// minMemory is the smallest memory limit Docker accepts.
+	minMemory = 6 << 20
+	// maxCPUs is the largest CPU quota a job type may ask for.
+	maxCPUs = 64
+)
+
+var (
+	// debianPackagePattern is Debian policy's package name syntax.
+	debianPackagePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+	// modulePattern is a dotted Python module name.
+	modulePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
+	// envNamePattern is a POSIX environment variable name.
+	envNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// Validate checks every value against its rules and returns all problems
+// joined, one per line, each naming its key; nil means the configuration is
+// usable. Load calls it; call it again after changing a Config by hand.
+func (c *Config) Validate() error {
+	var p problems
+	c.validateServer(&p)
+	c.validateRunner(&p)
+	c.validateLimits(&p)
+	c.validateImages(&p)
+	c.validatePip(&p)
+
+	p.oneOf("security_mode", c.SecurityMode, "permissive", "strict")
+	p.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	p.oneOf("log.format", c.Log.Format, "auto", "json", "text")
+
+	names := make([]string, 0, len(c.JobTypes))
+	for name := range c.JobTypes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		c.validateJobType(&p, name, c.JobTypes[name])
+	}
+	return errors.Join(p...)
+}
+
+func (c *Config) validateServer(p *problems) {
+	s := c.Server
+	if strings.TrimSpace(s.Host) == "" {
+		p.add("server.host", "must not be empty (127.0.0.1 listens on loopback only)")
+	}
+	if s.Port < 0 || s.Port > 65535 {
+		p.add("server.port", "%d is not a port (0-65535; 0 picks a free one)", s.Port)
+	}
+	p.positiveSize("server.max_body_bytes", s.MaxBodyBytes)
+}
+
+func (c *Config) validateRunner(p *problems) {
+	r := c.Runner
+	if r.MaxConcurrent < 1 {
+		p.add("runner.max_concurrent", "%d must be at least 1", r.MaxConcurrent)
+	}
+	if r.AcquireTimeout < 0 {
+		p.add("runner.acquire_timeout", "%s must not be negative", seconds(r.AcquireTimeout))
+	}
+}
+
+func (c *Config) validateLimits(p *problems) {
+	l := c.Limits
+	if l.MaxTimeout <= 0 {
+		p.add("limits.max_timeout", "%s must be positive", seconds(l.MaxTimeout))
+	}
+	p.positiveSize("limits.max_code_bytes", l.MaxCodeBytes)
+	p.positiveSize("limits.max_input_bytes", l.MaxInputBytes)
+	p.positiveSize("limits.max_stdout_bytes", l.MaxStdoutBytes)
+	p.positiveSize("limits.max_stderr_bytes", l.MaxStderrBytes)
+	if l.MaxArtifacts < 0 {
+		p.add("limits.max_artifacts", "%d must not be negative", l.MaxArtifacts)
+	}
+	if l.MaxArtifactBytes > l.MaxTotalArtifactBytes {
+		p.add("limits.max_artifact_bytes", "%s exceeds limits.max_total_artifact_bytes (%s)",
+			jobtypes.FormatSize(int64(l.MaxArtifactBytes)), jobtypes.FormatSize(int64(l.MaxTotalArtifactBytes)))
+	}
+}
+
+func (c *Config) validateImages(p *problems) {
+	im := c.Images
+	p.imageRef("images.base_image", im.BaseImage, true)
+	p.imageRef("images.executor", im.Executor, true)
+	if im.BuildTimeout <= 0 {
+		p.add("images.build_timeout", "%s must be positive", seconds(im.BuildTimeout))
+	}
+	if strings.TrimSpace(im.DebianSuite) == "" {
+		p.add("images.debian_suite", "must not be empty")
+	}
+	p.httpURL("images.debian_mirror", im.DebianMirror)
+}
+
+func (c *Config) validatePip(p *problems) {
+	p.httpURL("pip.index_url", c.Pip.IndexURL)
+	for i, u := range c.Pip.ExtraIndexURLs {
+		if u == "" {
+			p.add(fmt.Sprintf("pip.extra_index_urls[%d]", i), "must not be empty")
+		}
+		p.httpURL(fmt.Sprintf("pip.extra_index_urls[%d]", i), u)
+	}
+	for i, h := range c.Pip.TrustedHosts {
+		if h == "" || strings.ContainsAny(h, " \t\r\n/@") {
+			p.add(fmt.Sprintf("pip.trusted_hosts[%d]", i), "%q is not a host name (host or host:port)", h)
+		}
+	}
+}
+
+// validateJobType checks one job type as written and, where inheritance
+// matters (pool bounds, the timeout ceiling), as resolved.
+func (c *Config) validateJobType(p *problems, name string, jc JobTypeConfig) {
+	key := "job_types." + name
+	if !jobtypes.ValidName(name) {
+		p.add(key, "%q is not a job type name: use lowercase letters, digits, '-' and '_' (at most 63, starting with a letter or digit)", name)
+	}
+	if jc.SecurityMode != "" {
+		p.oneOf(key+".security_mode", jc.SecurityMode, "permissive", "strict")
+	}
+	if jc.Network != "" {
+		p.oneOf(key+".network", jc.Network, string(jobtypes.NetworkNone), string(jobtypes.NetworkBridge))
+	}
+	if jc.Image != "" {
+		p.imageRef(key+".image", jc.Image, false)
+	}
+
+	envNames := make([]string, 0, len(jc.Env))
+	for n := range jc.Env {
+		envNames = append(envNames, n)
+	}
+	sort.Strings(envNames)
+	for _, n := range envNames {
+		if !envNamePattern.MatchString(n) {
+			p.add(key+".env", "%q is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)", n)
+		} else if strings.ContainsRune(jc.Env[n], 0) {
+			p.add(key+".env."+n, "must not contain a NUL byte")
+		}
+	}
+	for i, pkg := range jc.SystemPackages {
+		if !debianPackagePattern.MatchString(pkg) {
+			p.add(fmt.Sprintf("%s.system_packages[%d]", key, i), "%q is not a Debian package name", pkg)
+		}
+	}
+	for i, req := range jc.Requirements {
+		if err := jobtypes.ValidateRequirement(req); err != nil {
+			p.add(fmt.Sprintf("%s.requirements[%d]", key, i), "%v", err)
+		}
+	}
+	for i, mod := range jc.Preload {
+		if !modulePattern.MatchString(mod) {
+			p.add(fmt.Sprintf("%s.preload[%d]", key, i), "%q is not a Python module name", mod)
+		}
+	}
+
+	c.validateJobLimits(p, key+".limits", jc.Limits)
+	c.validatePool(p, key+".pool", c.resolve(name, jc).Pool, jc.Pool)
+}
+
+func (c *Config) validateJobLimits(p *problems, key string, l JobLimitsConfig) {
+	switch {
+	case l.Timeout < 0:
+		p.add(key+".timeout", "%s must not be negative", seconds(l.Timeout))
+	case c.Limits.MaxTimeout > 0 && l.Timeout > c.Limits.MaxTimeout:
+		p.addf("%s.timeout (%s) exceeds limits.max_timeout (%s)", key, seconds(l.Timeout), seconds(c.Limits.MaxTimeout))
+	}
+	if l.Memory != 0 && l.Memory < minMemory {
+		p.add(key+".memory", "%s is below the minimum of %s", jobtypes.FormatSize(int64(l.Memory)), jobtypes.FormatSize(minMemory))
+	}
+	if l.CPUs < 0 || l.CPUs > maxCPUs {
+		p.add(key+".cpus", "%g must be more than 0 and at most %d", l.CPUs, maxCPUs)
+	}
+	if l.Pids < 0 {
+		p.add(key+".pids", "%d must be at least 1", l.Pids)
+	}
+	if l.NoFile < 0 {
+		p.add(key+".nofile", "%d must be at least 1", l.NoFile)
+	}
+}
+
+// validatePool checks the bounds the user wrote (set) and the pool they
+// produce after inheritance (eff).
+func (c *Config) validatePool(p *problems, key string, eff jobtypes.Pool, set PoolConfig) {
+	bad := false
+	if set.Min != nil && *set.Min < 0 {
+		p.add(key+".min", "%d must not be negative", *set.Min)
+		bad = true
+	}
+	if set.Max != nil && *set.Max < 0 {
+		p.add(key+".max", "%d must not be negative", *set.Max)
+		bad = true
+	}
+	if set.IdleTTL != nil && *set.IdleTTL < 0 {
+		p.add(key+".idle_ttl", "%s must not be negative", seconds(*set.IdleTTL))
+	}
+	switch {
+	case bad:
+	case eff.Max < eff.Min:
+		p.add(key+".max", "%d is less than %s.min (%d)", eff.Max, key, eff.Min)
+	case eff.Max < 1 && eff.Min != 0:
+		p.add(key+".max", "%d must be at least 1 (or set min and max to 0 for no pool)", eff.Max)
+	}
+}
+
+// problems collects validation errors, each prefixed "config: ".
+type problems []error
+
+// add records a problem with the value of key.
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+// addf records a problem that names its keys itself.
+func (p *problems) addf(format string, args ...any) {
+	*p = append(*p, fmt.Errorf("config: %s", fmt.Sprintf(format, args...)))
+}
+
+func (p *problems) oneOf(key, value string, allowed ...string) {
+	for _, a := range allowed {
+		if value == a {
+			return
+		}
+	}
+	p.add(key, "%q is not one of %s", value, strings.Join(allowed, ", "))
+}
+
+func (p *problems) positiveSize(key string, s Size) {
+	if s <= 0 {
+		p.add(key, "%d must be positive", s)
+	}
+}
+
+// httpURL checks that a URL, when set, is absolute http or https.
+func (p *problems) httpURL(key, value string) {
+	if value == "" {
+		return
+	}
+	u, err := url.Parse(value)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.add(key, "%q is not an http(s) URL", value)
+	}
+}
+
+// imageRef does a light check of a Docker image reference; the engine has
+// the final word.
+func (p *problems) imageRef(key, value string, required bool) {
+	switch {
+	case value == "" && required:
+		p.add(key, "must not be empty")
+	case value != "" && (strings.HasPrefix(value, "-") || strings.ContainsAny(value, " \t\r\n")):
+		p.add(key, "%q is not an image reference", value)
+	}
+}
+
+// seconds renders d the way the configuration is usually written: "600s"
+// rather than "10m0s".
+func seconds(d Duration) string {
+	if td := time.Duration(d); td%time.Second == 0 {
+		return fmt.Sprintf("%ds", td/time.Second)
+	}
+	return time.Duration(d).String()
+}

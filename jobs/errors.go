@@ -1,0 +1,59 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrorCode is the kind of a domain error; the API maps each to one HTTP
+// status in a single place.
+type ErrorCode string
+
+// The domain error codes.
+const (
+	EINVALID     ErrorCode = "invalid"     // the request breaks a rule (422)
+	EMALFORMED   ErrorCode = "malformed"   // the request cannot be parsed (400)
+	ENOTFOUND    ErrorCode = "not_found"   // the thing asked for does not exist (404)
+	ETOOLARGE    ErrorCode = "too_large"   // the request body is over its limit (413)
+	EUNAVAILABLE ErrorCode = "unavailable" // tako cannot take the work now; retry later (503)
+	EINTERNAL    ErrorCode = "internal"    // a bug or an infrastructure failure (500)
+	ENOTALLOWED  ErrorCode = "not_allowed" // the server's policy forbids the request (403)
+)
+
+// Error is a domain error whose message is safe to show to a client. Field
+// names the request field at fault, when there is one. RetryAfter, when set,
+// tells the client how many seconds to wait before trying again.
+type Error struct {
+	Code       ErrorCode
+	Field      string
+	Message    string
+	RetryAfter int
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return e.Field + ": " + e.Message
+	}
+	return e.Message
+}
+
+// Errorf returns an *Error with code and a formatted message.
+func Errorf(code ErrorCode, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// FieldErrorf returns an *Error of code EINVALID about field.
+func FieldErrorf(field, format string, args ...any) *Error {
+	return &Error{Code: EINVALID, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCodeOf returns the code of the first *Error in err's chain, or
+// EINTERNAL when there is none.
+func ErrorCodeOf(err error) ErrorCode {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}

@@ -1,0 +1,91 @@
+// Package jobs holds tako's domain types for one execution of user code:
+// its status, its result and the error taxonomy, plus the domain error that
+// the API maps to HTTP. It imports no infrastructure; the store and the
+// queue live in subpackages.
+package jobs
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Status is where an execution is in its life.
+type Status string
+
+// The statuses of an execution. Queued and running are transient; the rest
+// are terminal and never change once recorded.
+const (
+	StatusQueued    Status = "queued"
+	StatusRunning   Status = "running"
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+	StatusTimeout   Status = "timeout"
+	StatusOOM       Status = "oom"
+	StatusCancelled Status = "cancelled"
+)
+
+// Terminal reports whether s is a final status.
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusSucceeded, StatusFailed, StatusTimeout, StatusOOM, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// Start says how an execution got its container.
+type Start string
+
+const (
+	// StartCold means a container was created for the job.
+	StartCold Start = "cold"
+	// StartWarm means the job took a prewarmed container from a pool.
+	StartWarm Start = "warm"
+)
+
+// ExecError is the classified failure of a user program, or of the run
+// around it: a type from the original's taxonomy and a human message.
+type ExecError struct {
+	Message string `json:"message"`
+	Type    string `json:"type"`
+}
+
+// Artifact is one regular file the program left directly in /output.
+type Artifact struct {
+	Name      string `json:"name"`
+	SHA256    string `json:"sha256"`
+	SizeBytes int64  `json:"size_bytes"`
+}
+
+// Timing is where the time of one execution went.
+type Timing struct {
+	Collect time.Duration // reading output and artifacts after the program ended
+	Queue   time.Duration // waiting for a free execution slot
+	Run     time.Duration // trigger to program end
+	Start   time.Duration // getting a container ready for the trigger
+	Total   time.Duration // everything, request to answer
+}
+
+// Result is the outcome of running one program.
+type Result struct {
+	// ArtifactDir is the host directory holding the artifact files; the
+	// caller copies what it keeps and then removes it. Empty when there are
+	// no artifacts.
+	ArtifactDir     string
+	Artifacts       []Artifact
+	Error           *ExecError
+	ExitCode        int
+	Image           string
+	Output          json.RawMessage // parsed /output/result.json; nil when absent or invalid
+	Runtime         string          // the OCI runtime that ran the container: runsc or runc
+	Start           Start
+	Status          Status
+	Stderr          string
+	StderrTruncated bool
+	Stdout          string
+	StdoutTruncated bool
+	Timing          Timing
+}
+
+// Success reports whether the program ran to completion with exit code 0.
+func (r *Result) Success() bool { return r.Status == StatusSucceeded }

@@ -1,0 +1,50 @@
+// Package bootstrap holds the Python program that runs inside every job
+// container, and the wire format of the markers it writes.
+//
+// The protocol: the container runs `python3 -u -c <Source> <preload...>`.
+// The bootstrap imports the preload modules, writes ReadyMarker on stdout and
+// on stderr, and reads one trigger line (TriggerLine) from stdin. It then runs
+// /code/main.py as __main__ and, after flushing, writes an end marker
+// ("\x1eTAKO-END <nonce> <json>\x1e\n") on both streams before it exits.
+package bootstrap
+
+import (
+	_ "embed"
+	"encoding/json"
+)
+
+// Source is the bootstrap's Python source.
+//
+//go:embed bootstrap.py
+var Source string
+
+// ReadyMarker is written on both streams once preloading is done; anything
+// before it is not the user's output.
+const ReadyMarker = "\x1eTAKO-READY\x1e\n"
+
+// EndPrefix returns the bytes that start the end marker for nonce.
+func EndPrefix(nonce string) string { return "\x1eTAKO-END " + nonce + " " }
+
+// EndTerminator ends the end marker's JSON payload.
+const EndTerminator = '\x1e'
+
+// End is the payload of an end marker: how the user program finished.
+type End struct {
+	ExcType  string `json:"exc"`  // the uncaught exception's type name, "" when none
+	ExitCode int    `json:"exit"` // the exit code the program asked for
+	Message  string `json:"msg"`  // str() of the uncaught exception
+}
+
+// TriggerLine returns the line that starts the user program.
+func TriggerLine(nonce string) []byte {
+	b, _ := json.Marshal(struct {
+		Nonce string `json:"nonce"`
+	}{nonce})
+	return append(b, '\n')
+}
+
+// Command returns the container command that runs the bootstrap with the
+// given preload modules.
+func Command(preload []string) []string {
+	return append([]string{"python3", "-u", "-c", Source}, preload...)
+}

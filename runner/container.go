@@ -1,0 +1,189 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/errdefs"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/docker/go-units"
+
+	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/runner/bootstrap"
+)
+
+// jobContainer is a started job container: its interpreter is running the
+// bootstrap, which preloads and then waits for one trigger. It runs one job
+// and is then removed; it is never reused.
+type jobContainer struct {
+	id         string
+	image      string
+	jobType    string
+	nonce      string
+	runtime    string
+	slot       slot
+	started    time.Time
+	conn       types.HijackedResponse
+	stdout     *capture
+	stderr     *capture
+	streamDone chan struct{} // closed when both streams have ended
+}
+
+// containerSpec is everything needed to create a job container.
+type containerSpec struct {
+	image   string
+	jobType jobtypes.JobType
+	runtime string
+}
+
+// startContainer creates, attaches and starts a job container for spec.
+// On failure it undoes whatever it had done.
+func (r *Runner) startContainer(ctx context.Context, spec containerSpec) (_ *jobContainer, err error) {
+	s, err := newSlot(r.instance.slotsDir)
+	if err != nil {
+		return nil, err
+	}
+	c := &jobContainer{
+		image:      spec.image,
+		jobType:    spec.jobType.Name,
+		nonce:      randomHex(16),
+		runtime:    spec.runtime,
+		slot:       s,
+		streamDone: make(chan struct{}),
+	}
+	c.stdout = newCapture(c.nonce, r.limits.MaxStdoutBytes)
+	c.stderr = newCapture(c.nonce, r.limits.MaxStderrBytes)
+	defer func() {
+		if err != nil {
+			r.discard(c)
+		}
+	}()
+
+	config, host := r.containerConfig(spec, s)
+	created, err := r.docker.ContainerCreate(ctx, config, host, nil, nil, "tako-"+r.instance.id[:8]+"-"+randomHex(6))
+	if err != nil {
+		return c, fmt.Errorf("create container: %w", err)
+	}
+	c.id = created.ID
+	c.conn, err = r.docker.ContainerAttach(ctx, c.id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return c, fmt.Errorf("attach container: %w", err)
+	}
+	go func() {
+		defer close(c.streamDone)
+		// The copy ends when the container's streams close: the container
+		// exited or was removed. Errors mean the same thing here.
+		stdcopy.StdCopy(c.stdout, c.stderr, c.conn.Reader)
+		c.stdout.flush()
+		c.stderr.flush()
+	}()
+	if err := r.docker.ContainerStart(ctx, c.id, container.StartOptions{}); err != nil {
+		return c, fmt.Errorf("start container: %w", err)
+	}
+	c.started = time.Now()
+	return c, nil
+}
+
+// containerConfig is the hardened configuration of every job container.
+func (r *Runner) containerConfig(spec containerSpec, s slot) (*container.Config, *container.HostConfig) {
+	jt := spec.jobType
+	env := map[string]string{
+		"HOME":                    "/tmp",
+		"LANG":                    "C.UTF-8",
+		"MPLCONFIGDIR":            "/tmp/.cache/matplotlib",
+		"PYTHONDONTWRITEBYTECODE": "1",
+		"PYTHONUNBUFFERED":        "1",
+		"XDG_CACHE_HOME":          "/tmp/.cache",
+	}
+	for k, v := range jt.Env {
+		env[k] = v
+	}
+	envList := make([]string, 0, len(env))
+	for k, v := range env {
+		envList = append(envList, k+"="+v)
+	}
+	sort.Strings(envList)
+
+	network := string(jt.Network)
+	if network == "" {
+		network = string(jobtypes.NetworkNone)
+	}
+	pids := jt.Limits.Pids
+	init := true
+	config := &container.Config{
+		AttachStdin:     true,
+		AttachStdout:    true,
+		AttachStderr:    true,
+		Cmd:             bootstrap.Command(jt.Preload),
+		Env:             envList,
+		Image:           spec.image,
+		NetworkDisabled: network == string(jobtypes.NetworkNone),
+		OpenStdin:       true,
+		StdinOnce:       true,
+		User:            strconv.Itoa(sandboxUID) + ":" + strconv.Itoa(sandboxUID),
+		WorkingDir:      "/app",
+		Labels: map[string]string{
+			LabelManaged:  "true",
+			LabelKind:     "job",
+			LabelInstance: r.instance.id,
+			LabelLock:     r.instance.lockPath,
+			LabelJobType:  jt.Name,
+			LabelSlot:     s.dir,
+		},
+	}
+	host := &container.HostConfig{
+		CapDrop:     []string{"ALL"},
+		Init:        &init,
+		LogConfig:   container.LogConfig{Type: "none"},
+		NetworkMode: container.NetworkMode(network),
+		Mounts: []mount.Mount{
+			{Type: mount.TypeBind, Source: s.code(), Target: "/code", ReadOnly: true},
+			{Type: mount.TypeBind, Source: s.input(), Target: "/input", ReadOnly: true},
+			{Type: mount.TypeBind, Source: s.output(), Target: "/output"},
+		},
+		ReadonlyRootfs: true,
+		Resources: container.Resources{
+			Memory:     jt.Limits.Memory,
+			MemorySwap: jt.Limits.Memory, // equal to Memory: no swap
+			NanoCPUs:   int64(jt.Limits.CPUs * 1e9),
+			PidsLimit:  &pids,
+			Ulimits: []*units.Ulimit{
+				{Name: "nofile", Soft: jt.Limits.NoFile, Hard: jt.Limits.NoFile},
+				{Name: "fsize", Soft: jt.Limits.FileSize, Hard: jt.Limits.FileSize},
+			},
+		},
+		SecurityOpt: []string{"no-new-privileges"},
+		Tmpfs:       map[string]string{"/tmp": "rw,noexec,nosuid,nodev,size=" + strconv.FormatInt(jt.Limits.Tmp, 10)},
+	}
+	if spec.runtime == runtimeGVisor {
+		host.Runtime = runtimeGVisor
+	}
+	return config, host
+}
+
+// discard removes the container and its slot directory in the background,
+// off the request path. Stop waits for pending removals.
+func (r *Runner) discard(c *jobContainer) {
+	r.removals.Add(1)
+	go func() {
+		defer r.removals.Done()
+		if c.conn.Conn != nil {
+			c.conn.Close()
+		}
+		if c.id != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := r.docker.ContainerRemove(ctx, c.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+			cancel()
+			if err != nil && !errdefs.IsNotFound(err) {
+				r.logger.Warn("remove container", "container_id", c.id, "error", err)
+			}
+		}
+		c.slot.remove()
+	}()
+}

@@ -1,0 +1,43 @@
+package runner
+
+import (
+	"context"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// dockerAPI is the part of the Docker client the runner uses.
+// *client.Client satisfies it.
+type dockerAPI interface {
+	ContainerAttach(ctx context.Context, id string, options container.AttachOptions) (types.HijackedResponse, error)
+	ContainerCreate(ctx context.Context, config *container.Config, hostConfig *container.HostConfig, networkingConfig *network.NetworkingConfig, platform *ocispec.Platform, name string) (container.CreateResponse, error)
+	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
+	ContainerKill(ctx context.Context, id, signal string) error
+	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
+	ContainerRemove(ctx context.Context, id string, options container.RemoveOptions) error
+	ContainerStart(ctx context.Context, id string, options container.StartOptions) error
+	ContainerWait(ctx context.Context, id string, condition container.WaitCondition) (<-chan container.WaitResponse, <-chan error)
+	Info(ctx context.Context) (system.Info, error)
+	Ping(ctx context.Context) (types.Ping, error)
+}
+
+// Labels tako puts on every container it creates.
+const (
+	LabelManaged  = "tako.managed"  // "true" on everything tako creates
+	LabelKind     = "tako.kind"     // "job" for job containers
+	LabelInstance = "tako.instance" // the id of the tako instance that owns it
+	LabelLock     = "tako.lock"     // path of the owning instance's lock file
+	LabelJobType  = "tako.job_type" // the job type it runs
+	LabelSlot     = "tako.slot"     // host path of its slot directory
+)
+
+// NewDockerClient returns a Docker client configured from the environment
+// (DOCKER_HOST and friends) that negotiates the API version with the engine.
+func NewDockerClient() (*client.Client, error) {
+	return client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+}

@@ -1,0 +1,110 @@
+package images
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/pkg/jsonmessage"
+)
+
+// buildVerified builds dockerfile into ref: it builds under a temporary
+// "-unverified" tag, verifies the result with a hardened test run that
+// imports preload, and only then gives it the final tag. On failure nothing
+// is left tagged ref. The headline of the work has already been printed.
+func (b *Builder) buildVerified(ctx context.Context, ref, dockerfile string, lbls map[string]string, preload []string) error {
+	tmp := ref + "-unverified"
+	start := time.Now()
+	if err := b.build(ctx, tmp, dockerfile, lbls); err != nil {
+		return err
+	}
+	built := time.Since(start)
+
+	b.progress.printf("==> verifying %s", ref)
+	start = time.Now()
+	if err := b.verify(ctx, tmp, preload); err != nil {
+		b.removeImage(ctx, tmp)
+		return err
+	}
+	verified := time.Since(start)
+
+	if err := b.docker.ImageTag(ctx, tmp, ref); err != nil {
+		b.removeImage(ctx, tmp)
+		return fmt.Errorf("tag %s: %w", ref, err)
+	}
+	b.removeImage(ctx, tmp) // the final tag keeps the image; this only untags
+	b.progress.printf("==> ok %s (built in %s, verified in %s)", ref, seconds(built), seconds(verified))
+	b.logger.Info("image built", "image", ref, "build_seconds", built.Seconds(), "verify_seconds", verified.Seconds())
+	return nil
+}
+
+// build runs one legacy-builder build of dockerfile, tagging the result tag
+// and streaming the build output to the progress writer. When a step fails
+// the error quotes the failing tool's own message.
+func (b *Builder) build(ctx context.Context, tag, dockerfile string, lbls map[string]string) error {
+	buildContext, err := dockerfileContext(dockerfile)
+	if err != nil {
+		return err
+	}
+	resp, err := b.docker.ImageBuild(ctx, buildContext, build.ImageBuildOptions{
+		Tags:        []string{tag},
+		Dockerfile:  "Dockerfile",
+		Labels:      lbls,
+		Remove:      true,
+		ForceRemove: true,
+		Version:     build.BuilderV1,
+	})
+	if err != nil {
+		return fmt.Errorf("start image build: %w", err)
+	}
+	defer resp.Body.Close()
+	out := b.progress.lines("    ")
+	err = displayStream(resp.Body, out)
+	out.flush()
+	var jerr *jsonmessage.JSONError
+	if errors.As(err, &jerr) {
+		return errors.New(out.failure(jerr.Message))
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("image build: %w", ctx.Err())
+		}
+		return fmt.Errorf("image build: %w", err)
+	}
+	return nil
+}
+
+// displayStream writes a stream of the engine's JSON progress messages to
+// out as plain lines. An error message in the stream is returned as a
+// *jsonmessage.JSONError.
+func displayStream(in io.Reader, out io.Writer) error {
+	return jsonmessage.DisplayJSONMessagesStream(in, out, 0, false, func(jsonmessage.JSONMessage) {})
+}
+
+// dockerfileContext returns a build context holding only a Dockerfile.
+func dockerfileContext(dockerfile string) (io.Reader, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	hdr := &tar.Header{
+		Name:    "Dockerfile",
+		Mode:    0o644,
+		Size:    int64(len(dockerfile)),
+		ModTime: time.Unix(0, 0),
+		Format:  tar.FormatPAX,
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return nil, fmt.Errorf("write build context: %w", err)
+	}
+	if _, err := io.WriteString(tw, dockerfile); err != nil {
+		return nil, fmt.Errorf("write build context: %w", err)
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("write build context: %w", err)
+	}
+	return &buf, nil
+}

@@ -1,0 +1,205 @@
+package images
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/docker/docker/api/types/image"
+)
+
+// errNoDebootstrap says what to do when debootstrap is missing.
+var errNoDebootstrap = errors.New("debootstrap is not installed; install it with `apt-get install debootstrap` (needed to build the executor image without a registry)")
+
+// errNotRoot says why a debootstrap build needs root.
+var errNotRoot = errors.New("building the executor image with debootstrap needs root (it creates device nodes and files owned by other users); run `tako setup` as root, or make the base image available locally")
+
+// ensureRootfs makes sure the image rootfs exists: a Debian root filesystem
+// with the executor packages, made by debootstrap from mirror and imported
+// into Docker. A rootfs left by an earlier, failed build is reused.
+func (b *Builder) ensureRootfs(ctx context.Context, rootfs, mirror, hash string) error {
+	if _, ok, err := b.inspect(ctx, rootfs); err != nil || ok {
+		return err
+	}
+	if _, err := exec.LookPath("debootstrap"); err != nil {
+		return errNoDebootstrap
+	}
+	if os.Geteuid() != 0 {
+		return errNotRoot
+	}
+	workDir := b.opts.WorkDir
+	if workDir == "" {
+		workDir = os.TempDir()
+	}
+	if err := os.MkdirAll(workDir, 0o755); err != nil {
+		return fmt.Errorf("create work dir: %w", err)
+	}
+	dir, err := os.MkdirTemp(workDir, "executor-rootfs-")
+	if err != nil {
+		return fmt.Errorf("create rootfs dir: %w", err)
+	}
+	defer b.removeRootfs(dir)
+
+	if err := b.debootstrap(ctx, dir, mirror); err != nil {
+		return err
+	}
+	if err := trimRootfs(dir); err != nil {
+		return err
+	}
+	return b.importRootfs(ctx, dir, rootfs, hash)
+}
+
+// debootstrap installs a minimal Debian with the executor packages into dir,
+// streaming its output to the progress writer.
+func (b *Builder) debootstrap(ctx context.Context, dir, mirror string) error {
+	cmd := exec.CommandContext(ctx, "debootstrap",
+		"--variant=minbase",
+		"--include="+strings.Join(executorPackages, ","),
+		b.opts.DebianSuite, dir, mirror)
+	out := b.progress.lines("    debootstrap: ")
+	cmd.Stdout, cmd.Stderr = out, out
+	err := cmd.Run()
+	out.flush()
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("debootstrap: %w", ctx.Err())
+		}
+		return fmt.Errorf("debootstrap %s from %s failed (%v): %s", b.opts.DebianSuite, mirror, err, lastLines(out.tail, 3))
+	}
+	return nil
+}
+
+// trimRootfs removes apt's caches from the root filesystem: downloaded
+// packages and package lists are not needed in the image (builds on top of
+// it run apt-get update first) and would double its size.
+func trimRootfs(dir string) error {
+	for _, pattern := range []string{"var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*_*"} {
+		matches, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			return fmt.Errorf("trim rootfs: %w", err)
+		}
+		for _, m := range matches {
+			if err := os.Remove(m); err != nil {
+				return fmt.Errorf("trim rootfs: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// importRootfs imports dir as the image ref: tar streams the tree (numeric
+// owners, so the image does not depend on the host's user names) straight
+// into the engine.
+func (b *Builder) importRootfs(ctx context.Context, dir, ref, hash string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tar := exec.CommandContext(ctx, "tar", "--numeric-owner", "-C", dir, "-cf", "-", ".")
+	var stderr strings.Builder
+	tar.Stderr = &stderr
+	stdout, err := tar.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("import rootfs: %w", err)
+	}
+	if err := tar.Start(); err != nil {
+		return fmt.Errorf("import rootfs: start tar: %w", err)
+	}
+	changes := []string{"ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	lbls := labels(kindExecutorRootfs, hash, "")
+	for _, k := range sortedKeys(lbls) {
+		changes = append(changes, fmt.Sprintf("LABEL %s=%s", k, lbls[k]))
+	}
+	body, err := b.docker.ImageImport(ctx, image.ImportSource{Source: stdout, SourceName: "-"}, ref, image.ImportOptions{
+		Changes: changes,
+		Message: "tako executor root filesystem (debootstrap)",
+	})
+	if err == nil {
+		out := b.progress.lines("    ")
+		err = displayStream(body, out)
+		out.flush()
+		body.Close()
+	}
+	if err != nil {
+		cancel() // tar may be blocked writing to a reader nobody reads
+		_ = tar.Wait()
+		return fmt.Errorf("import rootfs: %w", err)
+	}
+	if err := tar.Wait(); err != nil {
+		b.removeImage(ctx, ref)
+		return fmt.Errorf("import rootfs: tar: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// removeRootfs removes a debootstrap target directory. debootstrap mounts
+// /proc and /sys inside it while it runs and may leave them mounted when it
+// fails; those are unmounted first so that removal never reaches into them.
+func (b *Builder) removeRootfs(dir string) {
+	for _, m := range mountsUnder(dir) {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+			b.logger.Warn("unmount in rootfs failed", "path", m, "error", err)
+			return // leave the directory rather than delete through a mount
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		b.logger.Warn("remove rootfs dir failed", "path", dir, "error", err)
+	}
+}
+
+// mountsUnder returns the mount points at or below dir, deepest first.
+func mountsUnder(dir string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMount(fields[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+// unescapeMount decodes the octal escapes (\040 for a space ...) of
+// /proc/self/mountinfo.
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v byte
+			ok := true
+			for _, c := range []byte(s[i+1 : i+4]) {
+				if c < '0' || c > '7' {
+					ok = false
+					break
+				}
+				v = v*8 + (c - '0')
+			}
+			if ok {
+				b.WriteByte(v)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -1,0 +1,133 @@
+package images
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
+)
+
+// verifyScript imports the modules named in argv and prints a marker. The
+// modules travel as arguments, never as code.
+const verifyScript = `import sys, importlib
+for m in sys.argv[1:]:
+    importlib.import_module(m)
+print('tako-ok', tuple(sys.version_info[:2]))`
+
+// verifyTimeout bounds one verification run; importing a heavy module on a
+// cold cache can take a while.
+const verifyTimeout = 2 * time.Minute
+
+// verifyOutputLimit caps how much verification output is kept.
+const verifyOutputLimit = 64 << 10
+
+// verify runs a hardened container from ref, as tako runs user code (uid
+// 1000, no network, read-only root, no capabilities, no new privileges),
+// that imports the preload modules. It fails unless the run exits 0 and
+// prints the marker; the error quotes the container's output.
+func (b *Builder) verify(ctx context.Context, ref string, preload []string) error {
+	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+	defer cancel()
+	cmd := append([]string{"python3", "-c", verifyScript}, preload...)
+	created, err := b.docker.ContainerCreate(ctx, &container.Config{
+		Image:           ref,
+		Cmd:             cmd,
+		User:            "1000:1000",
+		NetworkDisabled: true,
+		Labels:          map[string]string{labelManaged: "true", labelKind: kindVerify},
+	}, &container.HostConfig{
+		NetworkMode:    "none",
+		ReadonlyRootfs: true,
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		Tmpfs:          map[string]string{"/tmp": "rw,noexec,nosuid,size=16m"},
+		Resources: container.Resources{
+			Memory:    1 << 30,
+			PidsLimit: ptr(int64(128)),
+		},
+	}, nil, nil, "")
+	if err != nil {
+		return fmt.Errorf("verify %s: create container: %w", ref, err)
+	}
+	defer b.removeContainer(ctx, created.ID)
+
+	attach, err := b.docker.ContainerAttach(ctx, created.ID, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return fmt.Errorf("verify %s: attach: %w", ref, err)
+	}
+	defer attach.Close()
+	waitCh, waitErrCh := b.docker.ContainerWait(ctx, created.ID, container.WaitConditionNextExit)
+	if err := b.docker.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		return fmt.Errorf("verify %s: start container: %w", ref, err)
+	}
+	var out limitedBuffer
+	out.limit = verifyOutputLimit
+	if _, err := stdcopy.StdCopy(&out, &out, attach.Reader); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("verify %s: read output: %w", ref, err)
+	}
+
+	var code int64
+	select {
+	case res := <-waitCh:
+		if res.Error != nil {
+			return fmt.Errorf("verify %s: wait: %s", ref, res.Error.Message)
+		}
+		code = res.StatusCode
+	case err := <-waitErrCh:
+		if ctx.Err() != nil {
+			return fmt.Errorf("verify %s: no answer within %s", ref, verifyTimeout)
+		}
+		return fmt.Errorf("verify %s: wait: %w", ref, err)
+	}
+	text := strings.TrimSpace(out.String())
+	if code != 0 || !strings.Contains(text, "tako-ok") {
+		return fmt.Errorf("verify %s: test run exited with code %d: %s", ref, code, quoteOutput(text))
+	}
+	return nil
+}
+
+// quoteOutput condenses a test run's output for an error message: the last
+// lines, where Python puts the exception.
+func quoteOutput(text string) string {
+	if text == "" {
+		return "(no output)"
+	}
+	return lastLines(strings.Split(text, "\n"), 4)
+}
+
+// removeContainer force-removes a container, treating "not found" as done.
+// It runs even when ctx is cancelled, since it cleans up.
+func (b *Builder) removeContainer(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err := b.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		b.logger.Warn("remove container failed", "container_id", id, "error", err)
+	}
+}
+
+// limitedBuffer keeps the first limit bytes written to it and drops the
+// rest, so a runaway test run cannot exhaust memory.
+type limitedBuffer struct {
+	bytes.Buffer
+	limit int
+}
+
+// Write implements io.Writer; it never fails.
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.limit - l.Len(); room > 0 {
+		if len(p) > room {
+			l.Buffer.Write(p[:room])
+		} else {
+			l.Buffer.Write(p)
+		}
+	}
+	return len(p), nil
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,42 @@
+package runner
+
+import (
+	"time"
+
+	"github.com/tako-run/tako/jobtypes"
+)
+
+// Request is one program to run: the code, its input and the job type whose
+// image and limits it runs under.
+type Request struct {
+	// Code is written to /code/main.py.
+	Code string
+	// ExecutionID names the execution in labels and logs.
+	ExecutionID string
+	// InputJSON is written to /input/data.json; nil means "{}".
+	InputJSON []byte
+	// JobType is the job type to run under.
+	JobType jobtypes.JobType
+	// StartupTimeout bounds getting a container ready; 0 means the default.
+	StartupTimeout time.Duration
+	// Timeout is the run-time limit, trigger to exit; 0 means the job type's.
+	Timeout time.Duration
+}
+
+// Availability says whether a job type can run on this node, and if not why.
+type Availability struct {
+	Available   bool   `json:"available"`
+	Image       string `json:"image"`
+	ImageExists bool   `json:"image_exists"`
+	Reason      string `json:"unavailable_reason,omitempty"`
+	Runtime     string `json:"runtime"`
+}
+
+// Health is the runner's view of its dependencies.
+type Health struct {
+	DockerAvailable bool   `json:"docker_available"`
+	DockerError     string `json:"docker_error,omitempty"`
+	GVisorAvailable bool   `json:"gvisor_available"`
+	MaxConcurrent   int    `json:"max_concurrent"`
+	Running         int    `json:"running"`
+}

@@ -1,0 +1,380 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+
+	"github.com/tako-run/tako/jobs"
+	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/runner/bootstrap"
+)
+
+// Options configures a Runner.
+type Options struct {
+	// AcquireTimeout is how long Execute waits for a free execution slot.
+	AcquireTimeout time.Duration
+	// Images maps each job type to the image it runs; a job type missing
+	// here is unavailable.
+	Images map[string]string
+	// ImageErrors says why a job type has no image, for Availability.
+	ImageErrors map[string]string
+	// InstanceID identifies this tako process among those sharing the
+	// Docker host; "" means a random one.
+	InstanceID string
+	// Limits caps output and artifacts.
+	Limits OutputLimits
+	// MaxConcurrent bounds the executions running at once on this node.
+	MaxConcurrent int
+	// StartupTimeout bounds getting a container ready when a request does
+	// not say; 0 means 60 seconds.
+	StartupTimeout time.Duration
+	// WorkDir holds slot directories and instance locks.
+	WorkDir string
+}
+
+// Runner runs programs in single-use, hardened containers. It is safe for
+// concurrent use. Start must be called before Execute.
+type Runner struct {
+	docker   dockerAPI
+	logger   *slog.Logger
+	opts     Options
+	limits   OutputLimits
+	slots    chan struct{}
+	removals sync.WaitGroup
+
+	instance  *instance
+	hasGVisor bool
+
+	stopOnce sync.Once
+}
+
+// New returns a Runner that talks to Docker through docker.
+func New(docker dockerAPI, opts Options, logger *slog.Logger) *Runner {
+	if opts.MaxConcurrent < 1 {
+		opts.MaxConcurrent = 1
+	}
+	if opts.StartupTimeout == 0 {
+		opts.StartupTimeout = 60 * time.Second
+	}
+	if opts.InstanceID == "" {
+		opts.InstanceID = randomHex(8)
+	}
+	return &Runner{
+		docker: docker,
+		logger: logger.With("component", "runner"),
+		opts:   opts,
+		limits: opts.Limits,
+		slots:  make(chan struct{}, opts.MaxConcurrent),
+	}
+}
+
+// InstanceID returns the id that labels everything this runner creates.
+func (r *Runner) InstanceID() string { return r.opts.InstanceID }
+
+// Start takes this instance's lock in the work directory, detects the
+// engine's runtimes and removes what instances that are gone left behind.
+func (r *Runner) Start(ctx context.Context) error {
+	in, err := acquireInstance(r.opts.WorkDir, r.opts.InstanceID)
+	if err != nil {
+		return err
+	}
+	r.instance = in
+	info, err := r.docker.Info(ctx)
+	if err != nil {
+		in.release()
+		return fmt.Errorf("docker info: %w", err)
+	}
+	_, r.hasGVisor = info.Runtimes[runtimeGVisor]
+	if !r.hasGVisor {
+		r.logger.Warn("gVisor (runsc) is not installed: permissive job types run under plain runc, which does NOT isolate untrusted code from the host kernel; install gVisor for production")
+	}
+	if _, err := reap(ctx, r.docker, in, r.opts.WorkDir, r.logger); err != nil {
+		r.logger.Warn("reap orphaned containers", "error", err)
+	}
+	return nil
+}
+
+// Stop waits for background container removals and releases the instance.
+// It is idempotent.
+func (r *Runner) Stop() {
+	r.stopOnce.Do(func() {
+		r.removals.Wait()
+		if r.instance != nil {
+			r.instance.release()
+		}
+	})
+}
+
+// Availability reports whether jt can run on this node.
+func (r *Runner) Availability(jt jobtypes.JobType) Availability {
+	a := Availability{Image: r.opts.Images[jt.Name]}
+	a.ImageExists = a.Image != ""
+	runtime, reason := resolveRuntime(jt.SecurityMode, r.hasGVisor)
+	a.Runtime = runtime
+	switch {
+	case reason != "":
+		a.Reason = reason
+	case !a.ImageExists && r.opts.ImageErrors[jt.Name] != "":
+		a.Reason = fmt.Sprintf("the image of job type %q could not be built: %s", jt.Name, r.opts.ImageErrors[jt.Name])
+	case !a.ImageExists:
+		a.Reason = fmt.Sprintf("the image of job type %q is not built; run `tako setup`", jt.Name)
+	default:
+		a.Available = true
+	}
+	return a
+}
+
+// Health pings Docker and reports the runner's load.
+func (r *Runner) Health(ctx context.Context) Health {
+	h := Health{GVisorAvailable: r.hasGVisor, MaxConcurrent: cap(r.slots), Running: len(r.slots)}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := r.docker.Ping(ctx); err != nil {
+		h.DockerError = "cannot reach the Docker engine"
+	} else {
+		h.DockerAvailable = true
+	}
+	return h
+}
+
+// Execute runs req in a fresh container and returns its result. A program
+// that fails is a Result with a failure status, not an error; errors mean
+// tako could not run the program (*jobs.Error with EUNAVAILABLE when the node
+// is busy or Docker is down).
+func (r *Runner) Execute(ctx context.Context, req Request) (*jobs.Result, error) {
+	began := time.Now()
+	jt := req.JobType
+	avail := r.Availability(jt)
+	if !avail.Available {
+		return nil, &jobs.Error{Code: jobs.EUNAVAILABLE, Field: "job_type", Message: avail.Reason, RetryAfter: 60}
+	}
+	release, err := r.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	queued := time.Since(began)
+
+	c, err := r.startContainer(ctx, containerSpec{image: avail.Image, jobType: jt, runtime: avail.Runtime})
+	if err != nil {
+		return nil, dockerError(err)
+	}
+	defer r.discard(c)
+	res, err := r.run(ctx, c, req)
+	if err != nil {
+		return nil, dockerError(err)
+	}
+	res.Timing.Queue = queued
+	res.Timing.Total = time.Since(began)
+	return res, nil
+}
+
+// acquire takes an execution slot, waiting at most AcquireTimeout.
+func (r *Runner) acquire(ctx context.Context) (func(), error) {
+	release := func() { <-r.slots }
+	select {
+	case r.slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	t := time.NewTimer(r.opts.AcquireTimeout)
+	defer t.Stop()
+	select {
+	case r.slots <- struct{}{}:
+		return release, nil
+	case <-t.C:
+		return nil, &jobs.Error{Code: jobs.EUNAVAILABLE, Message: fmt.Sprintf("all %d execution slots are busy; try again shortly", cap(r.slots)), RetryAfter: 1}
+	case <-ctx.Done():
+		return nil, &jobs.Error{Code: jobs.EUNAVAILABLE, Message: "server is shutting down", RetryAfter: 1}
+	}
+}
+
+// dockerError turns an unreachable engine into EUNAVAILABLE and wraps the rest.
+func dockerError(err error) error {
+	var e *jobs.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	if client.IsErrConnectionFailed(err) {
+		return &jobs.Error{Code: jobs.EUNAVAILABLE, Message: "the Docker engine is unavailable", RetryAfter: 5}
+	}
+	return fmt.Errorf("run job: %w", err)
+}
+
+// run gives the program to a started container, triggers it, waits for it
+// to finish (or kills it at the timeout) and collects its result. The
+// answer goes back as soon as both end markers have arrived; the container is
+// removed afterwards by the caller, off the request path.
+func (r *Runner) run(ctx context.Context, c *jobContainer, req Request) (*jobs.Result, error) {
+	res := &jobs.Result{Image: c.image, Runtime: c.runtime, Start: jobs.StartCold}
+	startupTimeout := req.StartupTimeout
+	if startupTimeout == 0 {
+		startupTimeout = r.opts.StartupTimeout
+	}
+	timeout := req.Timeout
+	if timeout == 0 {
+		timeout = req.JobType.Limits.Timeout
+	}
+	if err := c.slot.fill(req.Code, req.InputJSON); err != nil {
+		return nil, err
+	}
+	if _, err := c.conn.Conn.Write(bootstrap.TriggerLine(c.nonce)); err != nil {
+		return nil, fmt.Errorf("trigger container: %w", err)
+	}
+	// Closing our side closes the program's stdin (StdinOnce): it reads EOF,
+	// as with `python3 main.py < /dev/null`.
+	c.conn.CloseWrite()
+
+	startup := time.NewTimer(startupTimeout)
+	defer startup.Stop()
+	for _, ready := range []chan struct{}{c.stdout.readyCh, c.stderr.readyCh} {
+		select {
+		case <-ready:
+		case <-c.streamDone:
+			return r.exited(c, res, time.Now())
+		case <-startup.C:
+			r.kill(c)
+			res.Status, res.ExitCode = jobs.StatusTimeout, 124
+			res.Error = &jobs.ExecError{Type: jobs.ErrStartupTimeout, Message: fmt.Sprintf("the container was not ready within %s", startupTimeout)}
+			return res, nil
+		case <-ctx.Done():
+			return r.cancelled(c, res)
+		}
+	}
+	triggered := time.Now()
+	res.Timing.Start = triggered.Sub(c.started)
+
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	ended := 0
+	for ended < 2 {
+		select {
+		case <-c.stdout.endCh:
+			c.stdout.endCh, ended = nil, ended+1
+		case <-c.stderr.endCh:
+			c.stderr.endCh, ended = nil, ended+1
+		case <-c.streamDone:
+			return r.exited(c, res, triggered)
+		case <-deadline.C:
+			r.kill(c)
+			r.waitStreams(c)
+			res.Timing.Run = time.Since(triggered)
+			res.Status, res.ExitCode = jobs.StatusTimeout, 124
+			res.Error = &jobs.ExecError{Type: jobs.ErrTimeout, Message: fmt.Sprintf("execution exceeded the %s timeout and was killed", timeout)}
+			r.finish(c, res)
+			return res, nil
+		case <-ctx.Done():
+			return r.cancelled(c, res)
+		}
+	}
+	res.Timing.Run = time.Since(triggered)
+	_, _, end := c.stdout.result()
+	res.ExitCode = end.ExitCode
+	switch {
+	case end.ExcType != "":
+		res.Status = jobs.StatusFailed
+		res.Error = &jobs.ExecError{Type: jobs.ClassifyException(end.ExcType), Message: end.ExcType + ": " + end.Message}
+	case end.ExitCode != 0:
+		res.Status = jobs.StatusFailed
+		res.Error = &jobs.ExecError{Type: jobs.ErrRuntimeError, Message: fmt.Sprintf("the program exited with code %d", end.ExitCode)}
+	default:
+		res.Status = jobs.StatusSucceeded
+	}
+	r.finish(c, res)
+	return res, nil
+}
+
+// exited handles a container whose streams ended without end markers: the
+// program called os._exit, or was killed (out of memory, a signal).
+func (r *Runner) exited(c *jobContainer, res *jobs.Result, triggered time.Time) (*jobs.Result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waitCh, errCh := r.docker.ContainerWait(ctx, c.id, container.WaitConditionNotRunning)
+	select {
+	case <-waitCh:
+	case err := <-errCh:
+		return nil, fmt.Errorf("wait for container: %w", err)
+	}
+	res.Timing.Run = time.Since(triggered)
+	info, err := r.docker.ContainerInspect(ctx, c.id)
+	if err != nil {
+		return nil, fmt.Errorf("inspect container: %w", err)
+	}
+	res.ExitCode = info.State.ExitCode
+	switch {
+	case info.State.OOMKilled:
+		res.Status = jobs.StatusOOM
+		res.Error = &jobs.ExecError{Type: jobs.ErrOOM, Message: fmt.Sprintf("the program ran out of memory (limit %s) and was killed", jobtypes.FormatSize(jobLimitMemory(info)))}
+	case res.ExitCode == 0:
+		res.Status = jobs.StatusSucceeded
+	default:
+		res.Status = jobs.StatusFailed
+		if t, ok := jobs.ClassifySignal(res.ExitCode); ok {
+			res.Error = &jobs.ExecError{Type: t, Message: fmt.Sprintf("the program was killed (exit code %d)", res.ExitCode)}
+		} else {
+			res.Error = &jobs.ExecError{Type: jobs.ErrRuntimeError, Message: fmt.Sprintf("the program exited with code %d", res.ExitCode)}
+		}
+	}
+	r.finish(c, res)
+	return res, nil
+}
+
+func jobLimitMemory(info container.InspectResponse) int64 {
+	if info.HostConfig == nil {
+		return 0
+	}
+	return info.HostConfig.Memory
+}
+
+// cancelled kills the container of a job whose context ended.
+func (r *Runner) cancelled(c *jobContainer, res *jobs.Result) (*jobs.Result, error) {
+	r.kill(c)
+	r.waitStreams(c)
+	res.Status, res.ExitCode = jobs.StatusCancelled, 137
+	res.Error = &jobs.ExecError{Type: jobs.ErrCancelled, Message: "the execution was cancelled"}
+	r.finish(c, res)
+	return res, nil
+}
+
+// kill sends SIGKILL to the container; "not found" and "not running" count
+// as done.
+func (r *Runner) kill(c *jobContainer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.docker.ContainerKill(ctx, c.id, "KILL"); err != nil {
+		r.logger.Debug("kill container", "container_id", c.id, "error", err)
+	}
+}
+
+// waitStreams waits a little for the output streams to end after a kill, so
+// that output written before the kill is kept.
+func (r *Runner) waitStreams(c *jobContainer) {
+	select {
+	case <-c.streamDone:
+	case <-time.After(2 * time.Second):
+	}
+}
+
+// finish copies the captured output and what the program left in /output
+// into res.
+func (r *Runner) finish(c *jobContainer, res *jobs.Result) {
+	began := time.Now()
+	stdout, outTrunc, _ := c.stdout.result()
+	stderr, errTrunc, _ := c.stderr.result()
+	res.Stdout, res.StdoutTruncated = string(stdout), outTrunc
+	res.Stderr, res.StderrTruncated = string(stderr), errTrunc
+	got := collectOutput(c.slot.output(), r.limits)
+	res.Output, res.Artifacts = got.output, got.artifacts
+	if got.outputErr != "" && res.Status == jobs.StatusSucceeded {
+		res.Status = jobs.StatusFailed
+		res.Error = &jobs.ExecError{Type: jobs.ErrOutputError, Message: got.outputErr}
+	}
+	res.Timing.Collect = time.Since(began)
+}

@@ -1,0 +1,80 @@
+// Package runnertest gives tests a real Docker engine and tako's real
+// executor image. In CI (CI=true) a missing engine fails the test; elsewhere
+// it skips it.
+package runnertest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/client"
+
+	"github.com/tako-run/tako/runner/images"
+)
+
+// Docker returns a client for the local engine. When the engine does not
+// answer, the test fails in CI and is skipped elsewhere.
+func Docker(t testing.TB) *client.Client {
+	t.Helper()
+	dc, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = dc.Ping(ctx)
+		cancel()
+	}
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Docker engine required in CI: %v", err)
+		}
+		t.Skipf("Docker engine not available: %v", err)
+	}
+	t.Cleanup(func() { dc.Close() })
+	return dc
+}
+
+// ExecutorImage returns tako's executor image, building it the way `tako
+// setup` does when it is missing. Test processes that need it at the same
+// time take turns through a lock file, so it is built once.
+func ExecutorImage(t testing.TB, dc *client.Client) string {
+	t.Helper()
+	unlock := lockFile(t, filepath.Join(os.TempDir(), "tako-test-images.lock"))
+	defer unlock()
+	b := images.NewBuilder(dc, images.Options{WorkDir: t.TempDir()}, slog.New(slog.DiscardHandler), testWriter{t})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	ref, err := b.EnsureExecutor(ctx)
+	if err != nil {
+		t.Fatalf("executor image: %v", err)
+	}
+	return ref
+}
+
+func lockFile(t testing.TB, path string) func() {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatalf("lock %s: %v", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("lock %s: %v", path, err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}
+}
+
+// testWriter sends build progress to the test log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(fmt.Sprintf("%s", p))
+	return len(p), nil
+}

@@ -1,0 +1,73 @@
+package runner
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// sandboxUID is the uid and gid user code runs as inside containers.
+const sandboxUID = 1000
+
+// slot is a job container's host-side directory. Its code and input
+// subdirectories are bind-mounted read-only at /code and /input, and output
+// read-write at /output. The container is created before the job is known
+// (that is what lets a pool prewarm it), so the host writes the program and
+// its input into the mounted directories just before the trigger.
+type slot struct {
+	dir string
+}
+
+func (s slot) code() string   { return filepath.Join(s.dir, "code") }
+func (s slot) input() string  { return filepath.Join(s.dir, "input") }
+func (s slot) output() string { return filepath.Join(s.dir, "output") }
+
+// newSlot creates a fresh slot directory under parent.
+func newSlot(parent string) (slot, error) {
+	s := slot{dir: filepath.Join(parent, randomHex(8))}
+	if err := os.Mkdir(s.dir, 0o711); err != nil {
+		return slot{}, fmt.Errorf("create slot: %w", err)
+	}
+	for _, d := range []string{s.code(), s.input()} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			s.remove()
+			return slot{}, fmt.Errorf("create slot: %w", err)
+		}
+	}
+	if err := os.Mkdir(s.output(), 0o755); err != nil {
+		s.remove()
+		return slot{}, fmt.Errorf("create slot: %w", err)
+	}
+	if err := os.Chown(s.output(), sandboxUID, sandboxUID); err != nil {
+		s.remove()
+		return slot{}, fmt.Errorf("create slot: %w", err)
+	}
+	return s, nil
+}
+
+// fill writes the program and its input, read-only for the container.
+func (s slot) fill(code string, input []byte) error {
+	if input == nil {
+		input = []byte("{}")
+	}
+	if err := os.WriteFile(filepath.Join(s.code(), "main.py"), []byte(code), 0o444); err != nil {
+		return fmt.Errorf("write code: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(s.input(), "data.json"), input, 0o444); err != nil {
+		return fmt.Errorf("write input: %w", err)
+	}
+	return nil
+}
+
+func (s slot) remove() { os.RemoveAll(s.dir) }
+
+// randomHex returns n random bytes, hex-encoded.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // never fails on Linux
+	}
+	return hex.EncodeToString(b)
+}
