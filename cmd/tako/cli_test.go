@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tako.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestBadConfigStopsStartup checks that `tako server` refuses a bad
+// configuration before touching Docker, naming the key at fault.
+func TestBadConfigStopsStartup(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, config, wantKey string
+	}{
+		{"unknown key", "server:\n  prot: 9000\n", "server.prot"},
+		{"unknown job type key", "job_types:\n  data:\n    limits: {memroy: 1g}\n", "job_types.data.limits.memroy"},
+		{"bad size", "job_types:\n  default:\n    limits: {memory: 512x}\n", "job_types.default.limits.memory"},
+		{"negative timeout", "limits:\n  max_timeout: -5s\n", "limits.max_timeout"},
+		{"timeout above max_timeout", "limits: {max_timeout: 60s}\njob_types:\n  slow:\n    limits: {timeout: 120s}\n", "job_types.slow.limits.timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := writeConfig(t, tt.config)
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), []string{"tako", "server", "--config", path}, nil, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.wantKey) {
+				t.Errorf("server error = %v, want one naming %s", err, tt.wantKey)
+			}
+			err = run(context.Background(), []string{"tako", "validate", path}, nil, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.wantKey) {
+				t.Errorf("validate error = %v, want one naming %s", err, tt.wantKey)
+			}
+		})
+	}
+}
+
+func TestValidateRepositoryConfig(t *testing.T) {
+	t.Parallel()
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"tako", "validate", "../../tako.yaml"}, nil, &stdout, &stdout); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	if !strings.Contains(stdout.String(), "ok, 2 job types: data, default") {
+		t.Errorf("validate output %q", stdout.String())
+	}
+}
+
+func TestConfigMasksSecrets(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, "pip:\n  index_url: https://user:hunter2@pypi.example.com/simple\n")
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"tako", "config", "--config", path}, []string{"TAKO_SERVER_PORT=9000"}, &stdout, &stdout); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	out := stdout.String()
+	if strings.Contains(out, "hunter2") || !strings.Contains(out, "port: 9000") {
+		t.Errorf("config output:\n%s", out)
+	}
+}
+
+// TestSetupIsIdempotent runs `tako setup` twice: the second run finds every
+// image and says there is nothing to do.
+func TestSetupIsIdempotent(t *testing.T) {
+	startServer(t) // builds the images once for the whole package
+	environ := append(os.Environ(), "TAKO_RUNNER_WORK_DIR="+t.TempDir())
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"tako", "setup", "--config", "../../tako.yaml"}, environ, &out, &out); err != nil {
+		t.Fatalf("setup: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "nothing to do: 2 images are up to date") {
+		t.Errorf("second setup output:\n%s", out.String())
+	}
+}

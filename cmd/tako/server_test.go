@@ -1,0 +1,363 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+
+	"github.com/tako-run/tako/runner"
+	"github.com/tako-run/tako/runner/runnertest"
+)
+
+// testServer is one `tako server` started through run with the repository's
+// own tako.yaml, shared by the tests of this package.
+type testServer struct {
+	url     string
+	workDir string
+}
+
+var (
+	serverOnce sync.Once
+	server     *testServer
+	serverErr  error
+	stopServer = func() {}
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	stopServer()
+	os.Exit(code)
+}
+
+// startServer starts the shared server the first time it is called.
+func startServer(t *testing.T) *testServer {
+	t.Helper()
+	runnertest.Docker(t)
+	serverOnce.Do(func() { server, serverErr = launch() })
+	if serverErr != nil {
+		t.Fatalf("start server: %v", serverErr)
+	}
+	return server
+}
+
+func launch() (*testServer, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp("", "tako-server-test-")
+	if err != nil {
+		return nil, err
+	}
+	environ := append(os.Environ(),
+		"TAKO_SERVER_PORT="+fmt.Sprint(port),
+		"TAKO_RUNNER_WORK_DIR="+work,
+		"TAKO_RUNNER_ACQUIRE_TIMEOUT=120s",
+		"TAKO_LOG_LEVEL=warn",
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"tako", "server", "--config", "../../tako.yaml"}, environ, io.Discard, &lockedWriter{w: &logs})
+	}()
+	stopServer = func() {
+		cancel()
+		<-done
+		os.RemoveAll(work)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	// The first start builds the images (minutes); later ones find them.
+	deadline := time.Now().Add(15 * time.Minute)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			return nil, fmt.Errorf("server exited: %v\n%s", err, logs.String())
+		default:
+		}
+		if resp, err := http.Get(url + "/health"); err == nil {
+			resp.Body.Close()
+			return &testServer{url: url, workDir: work}, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("server did not answer within 15 minutes")
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// post sends body to path and decodes the JSON answer.
+func (s *testServer) post(t *testing.T, path, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(s.url+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode, decode(t, resp.Body)
+}
+
+func (s *testServer) get(t *testing.T, path string) (int, any) {
+	t.Helper()
+	resp, err := http.Get(s.url + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	var v any
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatalf("GET %s: decode: %v", path, err)
+	}
+	return resp.StatusCode, v
+}
+
+func decode(t *testing.T, r io.Reader) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.NewDecoder(r).Decode(&m); err != nil {
+		t.Fatalf("decode response: %v", err)
+	}
+	return m
+}
+
+// quickstartCode is the program of the quick start's Python example, as
+// written there.
+const quickstartCode = `
+import json
+
+# Read input from /input/data.json
+with open("/input/data.json") as f:
+    data = json.load(f)
+
+# Process
+result = {
+    "sum": data["x"] + data["y"],
+    "product": data["x"] * data["y"]
+}
+
+# Write output to /output/result.json
+with open("/output/result.json", "w") as f:
+    json.dump(result, f)
+
+print("Done!")
+`
+
+func TestQuickstart(t *testing.T) {
+	s := startServer(t)
+	pythonExample, _ := json.Marshal(map[string]any{"code": quickstartCode, "input_data": map[string]any{"x": 10, "y": 20}})
+
+	tests := []struct {
+		name       string
+		body       string
+		wantStdout string
+		wantOutput string
+	}{
+		{"curl", `{"code": "print(1 + 1)"}`, "2\n", "null"},
+		{"python example", string(pythonExample), "Done!\n", `{"product":200,"sum":30}`},
+		{"sync example", `{"code": "print('hello')"}`, "hello\n", "null"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, res := s.post(t, "/execute", tt.body)
+			if code != http.StatusOK {
+				t.Fatalf("status %d: %v", code, res)
+			}
+			output, _ := json.Marshal(res["output"])
+			if res["success"] != true || res["stdout"] != tt.wantStdout || res["stderr"] != "" ||
+				res["exit_code"] != 0.0 || res["job_type"] != "default" || string(output) != tt.wantOutput ||
+				res["status"] != "succeeded" || res["error"] != nil {
+				t.Errorf("response %v", res)
+			}
+			if et, ok := res["execution_time"].(float64); !ok || et <= 0 {
+				t.Errorf("execution_time %v", res["execution_time"])
+			}
+			if id, _ := res["execution_id"].(string); id == "" {
+				t.Errorf("no execution_id")
+			}
+		})
+	}
+}
+
+func TestDataJobType(t *testing.T) {
+	s := startServer(t)
+	code, res := s.post(t, "/execute", `{"code": "import numpy\nprint(numpy.arange(5).sum())", "job_type": "data"}`)
+	if code != http.StatusOK || res["stdout"] != "10\n" || res["job_type"] != "data" {
+		t.Fatalf("status %d: %v", code, res)
+	}
+	_, list := s.get(t, "/job-types")
+	names := []string{}
+	for _, jt := range list.([]any) {
+		names = append(names, jt.(map[string]any)["name"].(string))
+	}
+	if strings.Join(names, ",") != "data,default" {
+		t.Errorf("job types %v", names)
+	}
+}
+
+// TestHostilePrograms runs programs that attack their container; each gets
+// its expected status, and afterwards the server is healthy and no
+// container of its is left.
+func TestHostilePrograms(t *testing.T) {
+	s := startServer(t)
+	tests := []struct {
+		name  string
+		body  map[string]any
+		check func(t *testing.T, res map[string]any, took time.Duration)
+	}{
+		{"infinite loop", map[string]any{"code": "print('partial', flush=True)\nwhile True: pass", "timeout": 2},
+			func(t *testing.T, res map[string]any, took time.Duration) {
+				want(t, res, "timeout", false)
+				if res["stdout"] != "partial\n" {
+					t.Errorf("stdout %q: output before the kill must be kept", res["stdout"])
+				}
+				if took > 4*time.Second+time.Duration(timing(res, "start_ms"))*time.Millisecond {
+					t.Errorf("answered after %s for a 2 s timeout", took)
+				}
+			}},
+		{"memory hog", map[string]any{"code": "x = []\nwhile True: x.append(' ' * 10**6)"},
+			func(t *testing.T, res map[string]any, _ time.Duration) { want(t, res, "oom", false) }},
+		{"fork bomb", map[string]any{"code": "import os\nwhile True:\n    try: os.fork()\n    except OSError: pass", "timeout": 3},
+			func(t *testing.T, res map[string]any, _ time.Duration) {
+				if res["status"] != "timeout" && res["status"] != "failed" {
+					t.Errorf("status %v", res["status"])
+				}
+			}},
+		{"100 MB print loop", map[string]any{"code": "import sys\nline = 'x' * 1023 + '\\n'\nfor _ in range(100 * 1024): sys.stdout.write(line)"},
+			func(t *testing.T, res map[string]any, _ time.Duration) {
+				want(t, res, "succeeded", true)
+				if res["stdout_truncated"] != true || len(res["stdout"].(string)) != 64<<10 || res["stderr_truncated"] != false {
+					t.Errorf("stdout %d bytes, truncated %v", len(res["stdout"].(string)), res["stdout_truncated"])
+				}
+			}},
+		{"write to /code", map[string]any{"code": "open('/code/main.py', 'w').write('x')"},
+			func(t *testing.T, res map[string]any, _ time.Duration) {
+				want(t, res, "failed", false)
+				if !strings.Contains(res["stderr"].(string), "Read-only file system") {
+					t.Errorf("stderr %q", res["stderr"])
+				}
+			}},
+		{"TCP connection", map[string]any{"code": "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)"},
+			func(t *testing.T, res map[string]any, _ time.Duration) {
+				want(t, res, "failed", false)
+				if !strings.Contains(res["stderr"].(string), "Network is unreachable") {
+					t.Errorf("stderr %q", res["stderr"])
+				}
+			}},
+		{"symlink in /output", map[string]any{"code": "import os\nos.symlink('/etc/shadow', '/output/shadow')\nos.link('/code/main.py', '/output/hard') if False else None"},
+			func(t *testing.T, res map[string]any, _ time.Duration) {
+				want(t, res, "succeeded", true)
+				if arts := res["artifacts"].([]any); len(arts) != 0 {
+					t.Errorf("artifacts %v", arts)
+				}
+			}},
+		{"sys.exit(3)", map[string]any{"code": "import sys; sys.exit(3)"},
+			func(t *testing.T, res map[string]any, _ time.Duration) {
+				want(t, res, "failed", false)
+				if res["exit_code"] != 3.0 {
+					t.Errorf("exit_code %v", res["exit_code"])
+				}
+			}},
+		{"invalid UTF-8 on stdout", map[string]any{"code": "import sys; sys.stdout.buffer.write(b'ok \\xff\\xfe\\n')"},
+			func(t *testing.T, res map[string]any, _ time.Duration) {
+				want(t, res, "succeeded", true)
+				if res["stdout"] != "ok \ufffd\n" {
+					t.Errorf("stdout %q", res["stdout"])
+				}
+			}},
+	}
+	t.Run("cases", func(t *testing.T) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				body, _ := json.Marshal(tt.body)
+				began := time.Now()
+				code, res := s.post(t, "/execute", string(body))
+				if code != http.StatusOK {
+					t.Fatalf("status %d: %v", code, res)
+				}
+				tt.check(t, res, time.Since(began))
+			})
+		}
+	})
+
+	code, health := s.get(t, "/health")
+	if code != http.StatusOK || health.(map[string]any)["docker_available"] != true {
+		t.Errorf("health after hostile programs: %d %v", code, health)
+	}
+	if code, res := s.post(t, "/execute", `{"code": "print(1 + 1)"}`); code != http.StatusOK || res["stdout"] != "2\n" {
+		t.Errorf("ordinary job after hostile programs: %d %v", code, res)
+	}
+	waitNoContainers(t, s.workDir)
+}
+
+func want(t *testing.T, res map[string]any, status string, success bool) {
+	t.Helper()
+	if res["status"] != status || res["success"] != success {
+		t.Errorf("status %v success %v, want %s %v (error %v, stderr %.300q)", res["status"], res["success"], status, success, res["error"], res["stderr"])
+	}
+}
+
+func timing(res map[string]any, key string) float64 {
+	m, _ := res["timing"].(map[string]any)
+	v, _ := m[key].(float64)
+	return v
+}
+
+// waitNoContainers waits until no container of the server in workDir is
+// left; containers are removed off the request path, so it may take a moment.
+func waitNoContainers(t *testing.T, workDir string) {
+	t.Helper()
+	dc := runnertest.Docker(t)
+	var left []string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		list, err := dc.ContainerList(context.Background(), container.ListOptions{
+			All:     true,
+			Filters: filters.NewArgs(filters.Arg("label", runner.LabelManaged+"=true")),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		left = left[:0]
+		for _, c := range list {
+			if strings.HasPrefix(c.Labels[runner.LabelLock], filepath.Join(workDir, "instances")) {
+				left = append(left, c.ID[:12]+" "+c.State)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+	}
+	t.Errorf("containers left: %v", left)
+}
