@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"log/slog"
-	"os"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -36,23 +34,7 @@ func (s *Server) handleExecute(c *fiber.Ctx) error {
 	if res == nil {
 		return jobs.Errorf(jobs.EINTERNAL, "runner returned no result and no error for %s", req.ExecutionID)
 	}
-	s.discardArtifacts(res.ArtifactDir, req.ExecutionID)
 	return c.JSON(newExecuteResponse(res, req.ExecutionID, req.JobType.Name))
-}
-
-// discardArtifacts removes the runner's artifact directory. The runner hands
-// it to the caller to keep what it wants; until executions are stored,
-// nothing keeps the files, and leaving them would fill the disk.
-func (s *Server) discardArtifacts(dir, executionID string) {
-	if dir == "" {
-		return
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		s.logger.LogAttrs(s.base, slog.LevelWarn, "remove artifact dir",
-			slog.String("execution_id", executionID),
-			slog.String("error", err.Error()),
-		)
-	}
 }
 
 // newExecutionID returns a time-ordered UUID (v7), or a random one (v4) if

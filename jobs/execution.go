@@ -68,10 +68,6 @@ type Timing struct {
 
 // Result is the outcome of running one program.
 type Result struct {
-	// ArtifactDir is the host directory holding the artifact files; the
-	// caller copies what it keeps and then removes it. Empty when there are
-	// no artifacts.
-	ArtifactDir     string
 	Artifacts       []Artifact
 	Error           *ExecError
 	ExitCode        int

@@ -12,7 +12,6 @@ const (
 	ErrAbort          = "abort"
 	ErrStartupTimeout = "startup_timeout"
 	ErrRuntimeError   = "runtime_error"
-	ErrExitCode       = "exit_code"
 	ErrOutputError    = "output_error"
 	ErrInternal       = "internal_error"
 	ErrDocker         = "docker_error"

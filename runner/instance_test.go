@@ -69,4 +69,3 @@ func idleContainer(t *testing.T, dc *client.Client, image, id, lockPath, slotDir
 	t.Cleanup(func() { dc.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}) })
 	return c.ID
 }
-

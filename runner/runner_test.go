@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -331,7 +332,7 @@ func TestBusyNodeAnswersUnavailable(t *testing.T) {
 	}
 	_, err := r.Execute(context.Background(), Request{Code: "print(1)", JobType: testJobType()})
 	var e *jobs.Error
-	if jobs.ErrorCodeOf(err) != jobs.EUNAVAILABLE || !asError(err, &e) || e.RetryAfter < 1 {
+	if jobs.ErrorCodeOf(err) != jobs.EUNAVAILABLE || !errors.As(err, &e) || e.RetryAfter < 1 {
 		t.Errorf("second Execute error = %v, want EUNAVAILABLE with RetryAfter", err)
 	}
 	<-done
