@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"unicode"
@@ -45,20 +44,17 @@ type collected struct {
 // left behind) may still be changing the directory while tako reads it.
 func collectOutput(dir string, lim OutputLimits) collected {
 	var c collected
+	if _, err := os.Lstat(filepath.Join(dir, resultFile)); err == nil {
+		c.output, c.outputErr = readResult(filepath.Join(dir, resultFile), lim.MaxArtifactBytes)
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		c.outputErr = "cannot read /output"
 		return c
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	var total int64
 	for _, e := range entries {
 		name := e.Name()
-		if name == resultFile {
-			c.output, c.outputErr = readResult(filepath.Join(dir, name), lim.MaxArtifactBytes)
-			continue
-		}
-		if !artifactName(name) || !e.Type().IsRegular() {
+		if name == resultFile || !artifactName(name) || !e.Type().IsRegular() {
 			continue
 		}
 		if len(c.artifacts) >= lim.MaxArtifacts {

@@ -36,8 +36,13 @@ const (
 	LabelSlot     = "tako.slot"     // host path of its slot directory
 )
 
-// NewDockerClient returns a Docker client configured from the environment
-// (DOCKER_HOST and friends) that negotiates the API version with the engine.
-func NewDockerClient() (*client.Client, error) {
-	return client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+// NewDockerClient returns a Docker client for the engine at host (a
+// DOCKER_HOST value; "" means the local default) that negotiates the API
+// version with the engine.
+func NewDockerClient(host string) (*client.Client, error) {
+	opts := []client.Opt{client.WithAPIVersionNegotiation()}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	return client.NewClientWithOpts(opts...)
 }

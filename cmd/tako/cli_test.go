@@ -85,3 +85,15 @@ func TestSetupIsIdempotent(t *testing.T) {
 		t.Errorf("second setup output:\n%s", out.String())
 	}
 }
+
+func TestDockerUnreachableIsOneClearSentence(t *testing.T) {
+	t.Parallel()
+	environ := []string{"DOCKER_HOST=unix://" + filepath.Join(t.TempDir(), "no-docker.sock")}
+	for _, cmd := range []string{"setup", "server"} {
+		var out bytes.Buffer
+		err := run(context.Background(), []string{"tako", cmd, "--config", "../../tako.yaml"}, environ, &out, &out)
+		if err == nil || !strings.Contains(err.Error(), "cannot reach the Docker engine") || !strings.Contains(err.Error(), "start Docker or set DOCKER_HOST") {
+			t.Errorf("tako %s error = %v", cmd, err)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/tako-run/tako/config"
@@ -176,16 +175,10 @@ func workDir(cfg *config.Config, environ []string) (string, error) {
 	if cfg.Runner.WorkDir != "" {
 		return filepath.Abs(cfg.Runner.WorkDir)
 	}
-	env := map[string]string{}
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			env[k] = v
-		}
-	}
-	if d := env["XDG_STATE_HOME"]; d != "" {
+	if d := lookup(environ, "XDG_STATE_HOME"); d != "" {
 		return filepath.Join(d, "tako"), nil
 	}
-	home := env["HOME"]
+	home := lookup(environ, "HOME")
 	if home == "" {
 		var err error
 		if home, err = os.UserHomeDir(); err != nil {
@@ -195,7 +188,12 @@ func workDir(cfg *config.Config, environ []string) (string, error) {
 	return filepath.Join(home, ".local", "state", "tako"), nil
 }
 
-// listenAddr is host:port for the server's listener.
-func listenAddr(cfg *config.Config) string {
-	return strings.TrimSpace(cfg.Server.Host) + ":" + strconv.Itoa(cfg.Server.Port)
+// lookup returns the value of key in environ ("K=V" entries), or "".
+func lookup(environ []string, key string) string {
+	for i := len(environ) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(environ[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
 }

@@ -40,7 +40,7 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	if err != nil {
 		return err
 	}
-	dc, err := dockerClient(ctx)
+	dc, err := dockerClient(ctx, environ)
 	if err != nil {
 		return err
 	}
@@ -107,9 +107,10 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	return nil
 }
 
-// dockerClient connects to the engine and checks that it answers.
-func dockerClient(ctx context.Context) (*client.Client, error) {
-	dc, err := runner.NewDockerClient()
+// dockerClient connects to the engine named by DOCKER_HOST in environ (the
+// local socket by default) and checks that it answers.
+func dockerClient(ctx context.Context, environ []string) (*client.Client, error) {
+	dc, err := runner.NewDockerClient(lookup(environ, "DOCKER_HOST"))
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}

@@ -26,7 +26,7 @@ func runSetup(ctx context.Context, args []string, environ []string, stdout, stde
 	if err != nil {
 		return err
 	}
-	dc, err := dockerClient(ctx)
+	dc, err := dockerClient(ctx, environ)
 	if err != nil {
 		return err
 	}
