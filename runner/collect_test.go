@@ -57,7 +57,9 @@ func TestCollectResultErrors(t *testing.T) {
 		{"absent", func(string) {}, ""},
 		{"invalid", func(d string) { os.WriteFile(filepath.Join(d, "result.json"), []byte("{nope"), 0o644) }, "not valid JSON"},
 		{"symlink", func(d string) { os.Symlink("/etc/hostname", filepath.Join(d, "result.json")) }, "not a regular file"},
-		{"too large", func(d string) { os.WriteFile(filepath.Join(d, "result.json"), []byte(`"`+strings.Repeat("x", 100)+`"`), 0o644) }, "larger than"},
+		{"too large", func(d string) {
+			os.WriteFile(filepath.Join(d, "result.json"), []byte(`"`+strings.Repeat("x", 100)+`"`), 0o644)
+		}, "larger than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
