@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/build"
@@ -33,6 +34,13 @@ func (b *Builder) buildVerified(ctx context.Context, ref, dockerfile string, lbl
 	}
 	verified := time.Since(start)
 
+	// Another process sharing the engine may have finished the same image
+	// meanwhile. Keep its image: images built on it stay valid.
+	if _, ok, err := b.inspect(ctx, ref); err == nil && ok {
+		b.removeImage(ctx, tmp)
+		b.progress.printf("==> ok %s (built by another process meanwhile; this build discarded)", ref)
+		return nil
+	}
 	if err := b.docker.ImageTag(ctx, tmp, ref); err != nil {
 		b.removeImage(ctx, tmp)
 		return fmt.Errorf("tag %s: %w", ref, err)
@@ -43,18 +51,18 @@ func (b *Builder) buildVerified(ctx context.Context, ref, dockerfile string, lbl
 	return nil
 }
 
-// build runs one legacy-builder build of dockerfile, tagging the result tag
-// and streaming the build output to the progress writer. When a step fails
+// build runs one legacy-builder build of dockerfile plus a LABEL line for
+// lbls, tagging the result tag and streaming the build output to the
+// progress writer. When a step fails
 // the error quotes the failing tool's own message.
 func (b *Builder) build(ctx context.Context, tag, dockerfile string, lbls map[string]string) error {
-	buildContext, err := dockerfileContext(dockerfile)
+	buildContext, err := dockerfileContext(dockerfile + labelInstruction(lbls))
 	if err != nil {
 		return err
 	}
 	resp, err := b.docker.ImageBuild(ctx, buildContext, build.ImageBuildOptions{
 		Tags:        []string{tag},
 		Dockerfile:  "Dockerfile",
-		Labels:      lbls,
 		Remove:      true,
 		ForceRemove: true,
 		Version:     build.BuilderV1,
@@ -77,6 +85,21 @@ func (b *Builder) build(ctx context.Context, tag, dockerfile string, lbls map[st
 		return fmt.Errorf("image build: %w", err)
 	}
 	return nil
+}
+
+// labelInstruction renders lbls as one LABEL instruction. The builder's own
+// Labels option would add one step, and one container, per label.
+func labelInstruction(lbls map[string]string) string {
+	if len(lbls) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("LABEL")
+	for _, k := range sortedKeys(lbls) {
+		fmt.Fprintf(&b, " %s=%q", k, lbls[k])
+	}
+	b.WriteString("\n")
+	return b.String()
 }
 
 // displayStream writes a stream of the engine's JSON progress messages to

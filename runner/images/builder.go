@@ -148,29 +148,45 @@ func (b *Builder) EnsureJobType(ctx context.Context, jt jobtypes.JobType) (strin
 
 // EnsureAll ensures the images of all job types, one after the other, and
 // returns job type name -> image ref for those that succeeded. A job type
-// that fails does not stop the others; their errors are joined. When nothing
-// had to be built it prints "nothing to do: N images are up to date" to the
-// progress writer. An unreachable Docker engine stops it at once.
+// that fails does not stop the others; their errors are joined, and a
+// failed executor build is reported once, not once per job type built on
+// it. When nothing had to be built it prints "nothing to do: N images are
+// up to date" to the progress writer. An unreachable Docker engine stops it
+// at once.
 func (b *Builder) EnsureAll(ctx context.Context, types []jobtypes.JobType) (map[string]string, error) {
 	refs := make(map[string]string, len(types))
 	images := map[string]bool{}
 	built := 0
 	var errs []error
+	var executorErr error
 	for _, jt := range types {
-		ref, n, err := b.ensureJobType(ctx, jt)
-		built += n
-		if err != nil {
+		if jt.Image == "" && executorErr == nil {
+			ref, n, err := b.ensureExecutor(ctx)
+			built += n
 			if err = public(err); IsUnreachable(err) {
 				return refs, err
 			}
+			if err != nil {
+				executorErr = err
+				errs = append(errs, err)
+			} else {
+				images[ref] = true
+			}
+		}
+		if jt.Image == "" && executorErr != nil {
+			continue
+		}
+		ref, n, err := b.ensureJobType(ctx, jt)
+		built += n
+		if err = public(err); IsUnreachable(err) {
+			return refs, err
+		}
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		refs[jt.Name] = ref
 		images[ref] = true
-		if jt.Image == "" {
-			images[b.ExecutorRef()] = true
-		}
 	}
 	if built == 0 && len(errs) == 0 {
 		if len(images) == 1 {
@@ -187,6 +203,9 @@ func (b *Builder) EnsureAll(ctx context.Context, types []jobtypes.JobType) (map[
 // image the tag depends on the base image's ID, so when the base image is
 // missing Lookup returns ("", false, nil).
 func (b *Builder) Lookup(ctx context.Context, jt jobtypes.JobType) (ref string, exists bool, err error) {
+	if err := validateJobType(jt, b.opts.Pip); err != nil {
+		return "", false, fmt.Errorf("job type %q: %w", jt.Name, err)
+	}
 	base := jt.Image
 	if base == "" {
 		base = b.ExecutorRef()
@@ -232,8 +251,12 @@ func (b *Builder) ensureJobType(ctx context.Context, jt jobtypes.JobType) (ref s
 		return "", built, fmt.Errorf("job type %q: base image %s disappeared", jt.Name, base)
 	}
 	ref = jobTypeRef(jt, baseInfo.ID, b.opts.Pip)
+	baseUser := ""
+	if baseInfo.Config != nil {
+		baseUser = baseInfo.Config.User
+	}
 	n, err := b.once(ctx, ref, func(ctx context.Context) error {
-		return b.buildJobType(ctx, jt, base, ref)
+		return b.buildJobType(ctx, jt, base, baseUser, ref)
 	})
 	return ref, built + n, err
 }
@@ -268,6 +291,9 @@ func (b *Builder) once(ctx context.Context, ref string, build func(context.Conte
 	})
 	if built {
 		return 1, err
+	}
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return 0, fmt.Errorf("build %s: %w", ref, err)
 	}
 	return 0, err
 }

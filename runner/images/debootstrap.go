@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/docker/docker/api/types/image"
 )
@@ -46,6 +47,10 @@ func (b *Builder) ensureRootfs(ctx context.Context, rootfs, mirror, hash string)
 		return fmt.Errorf("create rootfs dir: %w", err)
 	}
 	defer b.removeRootfs(dir)
+	// MkdirTemp makes the directory private; it becomes the image's "/".
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return fmt.Errorf("create rootfs dir: %w", err)
+	}
 
 	if err := b.debootstrap(ctx, dir, mirror); err != nil {
 		return err
@@ -63,6 +68,12 @@ func (b *Builder) debootstrap(ctx context.Context, dir, mirror string) error {
 		"--variant=minbase",
 		"--include="+strings.Join(executorPackages, ","),
 		b.opts.DebianSuite, dir, mirror)
+	// debootstrap is a shell script that runs wget, dpkg and chroot; on
+	// cancellation the whole process group must go, or its children keep
+	// writing into (and mounting inside) the directory being removed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
 	out := b.progress.lines("    debootstrap: ")
 	cmd.Stdout, cmd.Stderr = out, out
 	err := cmd.Run()

@@ -30,14 +30,15 @@ WORKDIR /app
 `
 
 // executorHash is the short hash of the executor recipe: the recipe
-// version, the base image named in the options, the Debian suite, the
-// package list and the shared Dockerfile text. Which path built the image
-// (registry base or debootstrap) is not part of it, so either finds the
-// other's image.
+// version, the Debian suite, the package list and the shared Dockerfile
+// text. How the image was built (FROM the base image or with debootstrap)
+// and from which mirror are not part of it: both give Debian's packages of
+// the suite, so either finds the other's image. Changing Options.BaseImage
+// therefore does not rebuild an existing executor image.
 func executorHash(opts Options) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "recipe=%s\nbase=%s\nsuite=%s\npackages=%s\n%s",
-		executorRecipeVersion, opts.BaseImage, opts.DebianSuite,
+	fmt.Fprintf(h, "recipe=%s\nsuite=%s\npackages=%s\n%s",
+		executorRecipeVersion, opts.DebianSuite,
 		strings.Join(executorPackages, ","), executorSetup)
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }

@@ -15,13 +15,13 @@ func TestExecutorHash(t *testing.T) {
 	if executorHash(opts) != h {
 		t.Fatal("hash is not stable")
 	}
-	// The mirror, the executor name and the pip index do not change the
-	// image's content, so they do not change its tag.
+	// The way it is built, the executor name and the pip index do not
+	// change the image's content, so they do not change its tag.
 	same := opts
-	same.DebianMirror, same.Executor, same.WorkDir = "http://other.example/debian", "x", "/y"
+	same.BaseImage, same.DebianMirror, same.Executor, same.WorkDir = "", "http://other.example/debian", "x", "/y"
 	same.Pip.IndexURL = "http://pip"
 	if executorHash(same) != h {
-		t.Error("mirror, name or pip changed the executor hash")
+		t.Error("base image, mirror, name or pip changed the executor hash")
 	}
 	other := opts
 	other.DebianSuite = "trixie"

@@ -7,7 +7,9 @@ import (
 
 // flights lets concurrent callers share one build per image ref. The build
 // runs on its own context so that one caller giving up does not fail the
-// others; it is cancelled only when every caller waiting for it has gone.
+// others; it is cancelled only when every caller waiting for it has gone,
+// and the last one to go waits for it to wind down (kill its tools, remove
+// its temporary files) so that nothing is left running behind a return.
 type flights struct {
 	mu sync.Mutex
 	m  map[string]*flight
@@ -52,7 +54,8 @@ func (f *flights) do(ctx context.Context, key string, fn func(context.Context) (
 	case <-ctx.Done():
 		f.mu.Lock()
 		fl.waiters--
-		if fl.waiters == 0 {
+		last := fl.waiters == 0
+		if last {
 			fl.cancel()
 			// Whoever asks next starts afresh instead of joining a
 			// cancelled build.
@@ -61,6 +64,9 @@ func (f *flights) do(ctx context.Context, key string, fn func(context.Context) (
 			}
 		}
 		f.mu.Unlock()
+		if last {
+			<-fl.done
+		}
 		return false, ctx.Err()
 	}
 }

@@ -69,5 +69,9 @@ func TestFlightsCancelWhenAllWaitersLeave(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("do = %v, want context.Canceled", err)
 	}
-	<-stopped // the build saw its context end
+	select {
+	case <-stopped: // the last caller returned only after the build ended
+	default:
+		t.Fatal("do returned while the cancelled build was still running")
+	}
 }

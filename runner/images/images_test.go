@@ -163,6 +163,9 @@ func runPython(t *testing.T, cli *client.Client, ref, code string) (string, int6
 
 func TestIntegration(t *testing.T) {
 	cli := dockerClient(t)
+	// Job type images live until the whole test ends: the last subtest
+	// checks that a second run finds them.
+	top := t
 
 	t.Run("executor image runs python as uid 1000", func(t *testing.T) {
 		ctx := context.Background()
@@ -238,7 +241,7 @@ func TestIntegration(t *testing.T) {
 			start := time.Now()
 			ref, err := b.EnsureJobType(context.Background(), jt)
 			if ref != "" {
-				removeImageAtEnd(t, cli, ref)
+				removeImageAtEnd(top, cli, ref)
 			}
 			if err != nil {
 				t.Fatalf("EnsureJobType: %v\nprogress:\n%s", err, progress.String())
@@ -273,7 +276,7 @@ func TestIntegration(t *testing.T) {
 			}
 			wg.Wait()
 			if refs[0] != "" {
-				removeImageAtEnd(t, cli, refs[0])
+				removeImageAtEnd(top, cli, refs[0])
 			}
 			for i := range refs {
 				if errs[i] != nil || refs[i] != refs[0] {
@@ -296,7 +299,7 @@ func TestIntegration(t *testing.T) {
 			jt := jobtypes.JobType{Name: uniqueName("test-nomod"), Requirements: []string{"takotiny"}, Preload: []string{"takotiny", "tako_no_such_module"}}
 			ref, err := b.EnsureJobType(context.Background(), jt)
 			if err == nil {
-				removeImageAtEnd(t, cli, ref)
+				removeImageAtEnd(top, cli, ref)
 				t.Fatal("EnsureJobType succeeded, want a verification failure")
 			}
 			if !strings.Contains(err.Error(), "No module named 'tako_no_such_module'") || !strings.Contains(err.Error(), jt.Name) {
@@ -318,12 +321,47 @@ func TestIntegration(t *testing.T) {
 			jt := jobtypes.JobType{Name: uniqueName("test-nopkg"), Requirements: []string{"nosuchpkg"}}
 			ref, err := b.EnsureJobType(context.Background(), jt)
 			if err == nil {
-				removeImageAtEnd(t, cli, ref)
+				removeImageAtEnd(top, cli, ref)
 				t.Fatal("EnsureJobType succeeded, want a pip failure")
 			}
 			want := fmt.Sprintf("build job type %q: pip install failed: ERROR: No matching distribution found for nosuchpkg", jt.Name)
 			if err.Error() != want {
 				t.Errorf("error = %q\nwant    %q", err, want)
+			}
+		})
+
+		t.Run("executor FROM a local base image", func(t *testing.T) {
+			t.Parallel()
+			// The debootstrapped root filesystem stands in for
+			// debian:bookworm-slim, which cannot be pulled here.
+			shared := newTestBuilder(t, cli, pip, nil)
+			base := shared.opts.Executor + "-rootfs:" + executorHash(shared.opts)
+			if _, err := cli.ImageInspect(context.Background(), base); err != nil {
+				t.Skipf("no local Debian base image to build from: %v", err)
+			}
+			var progress syncBuffer
+			b := NewBuilder(cli, Options{
+				BaseImage:    base,
+				BuildTimeout: 15 * time.Minute,
+				Executor:     uniqueName("tako-test-executor"),
+				WorkDir:      t.TempDir(),
+			}, testLogger(t), &progress)
+			ref, err := b.EnsureExecutor(context.Background())
+			if ref != "" {
+				removeImageAtEnd(top, cli, ref)
+			}
+			if err != nil {
+				t.Fatalf("EnsureExecutor: %v\nprogress:\n%s", err, progress.String())
+			}
+			if want := "==> building executor image " + ref + " (FROM " + base + ")"; !strings.Contains(progress.String(), want) {
+				t.Errorf("progress lacks %q:\n%s", want, progress.String())
+			}
+			if strings.Contains(progress.String(), "debootstrap") {
+				t.Errorf("debootstrap ran although the base image exists:\n%s", progress.String())
+			}
+			out, code := runPython(t, cli, ref, "print(1+1)")
+			if code != 0 || strings.TrimSpace(out) != "2" {
+				t.Errorf("print(1+1): exit %d, output %q", code, out)
 			}
 		})
 
@@ -348,6 +386,11 @@ func TestIntegration(t *testing.T) {
 		refs, err := b.EnsureAll(context.Background(), all)
 		if err != nil {
 			t.Fatalf("EnsureAll: %v", err)
+		}
+		for _, jt := range built {
+			if ref := refs[jt.Name]; ref != "" {
+				removeImageAtEnd(top, cli, ref) // in case it had to be rebuilt
+			}
 		}
 		if len(refs) != 3 {
 			t.Errorf("refs = %v", refs)

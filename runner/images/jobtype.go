@@ -60,11 +60,18 @@ func jobTypeRef(jt jobtypes.JobType, baseID string, pip jobtypes.PipIndex) strin
 	return "tako-jt-" + jt.Name + ":" + jt.BuildHash(baseID, pip)
 }
 
-// jobTypeDockerfile renders the Dockerfile of jt's image on top of base.
-// Every value from the configuration is shell-quoted.
-func jobTypeDockerfile(jt jobtypes.JobType, base string, pip jobtypes.PipIndex) string {
+// jobTypeDockerfile renders the Dockerfile of jt's image on top of base,
+// whose configured user is baseUser. Every value from the configuration is
+// shell-quoted. "USER root" is added only when the base image runs as
+// someone else: each step of the legacy builder costs seconds.
+func jobTypeDockerfile(jt jobtypes.JobType, base, baseUser string, pip jobtypes.PipIndex) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "FROM %s\nUSER root\n", base)
+	fmt.Fprintf(&b, "FROM %s\n", base)
+	switch baseUser {
+	case "", "root", "0", "0:0", "root:root":
+	default:
+		b.WriteString("USER root\n")
+	}
 	if len(jt.SystemPackages) > 0 {
 		fmt.Fprintf(&b, "RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends %s \\\n && rm -rf /var/lib/apt/lists/*\n",
 			quoteAll(jt.SystemPackages))
@@ -88,12 +95,13 @@ func jobTypeDockerfile(jt jobtypes.JobType, base string, pip jobtypes.PipIndex) 
 	return b.String()
 }
 
-// buildJobType builds and verifies jt's image ref on top of base.
-func (b *Builder) buildJobType(ctx context.Context, jt jobtypes.JobType, base, ref string) error {
+// buildJobType builds and verifies jt's image ref on top of base, whose
+// configured user is baseUser.
+func (b *Builder) buildJobType(ctx context.Context, jt jobtypes.JobType, base, baseUser, ref string) error {
 	b.progress.printf("==> building job type image %s (FROM %s)", ref, base)
 	_, hash, _ := strings.Cut(ref, ":")
 	lbls := labels(kindJobType, hash, jt.Name)
-	if err := b.buildVerified(ctx, ref, jobTypeDockerfile(jt, base, b.opts.Pip), lbls, jt.Preload); err != nil {
+	if err := b.buildVerified(ctx, ref, jobTypeDockerfile(jt, base, baseUser, b.opts.Pip), lbls, jt.Preload); err != nil {
 		return fmt.Errorf("build job type %q: %w", jt.Name, err)
 	}
 	return nil

@@ -12,13 +12,15 @@ func TestJobTypeDockerfile(t *testing.T) {
 	tests := []struct {
 		name string
 		jt   jobtypes.JobType
+		user string // the base image's user
 		pip  jobtypes.PipIndex
 		want string
 	}{
 		{
 			name: "system packages only",
 			jt:   jobtypes.JobType{Name: "data", SystemPackages: []string{"python3-numpy", "ffmpeg"}},
-			want: "FROM tako-executor:abc\nUSER root\n" +
+			user: "root",
+			want: "FROM tako-executor:abc\n" +
 				"RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-numpy ffmpeg \\\n && rm -rf /var/lib/apt/lists/*\n",
 		},
 		{
@@ -29,27 +31,34 @@ func TestJobTypeDockerfile(t *testing.T) {
 				ExtraIndexURLs: []string{"https://pypi.internal/simple"},
 				TrustedHosts:   []string{"10.0.0.5"},
 			},
-			want: "FROM tako-executor:abc\nUSER root\n" +
+			want: "FROM tako-executor:abc\n" +
 				"RUN PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --no-cache-dir --break-system-packages " +
 				"--index-url http://10.0.0.5:8080/simple --extra-index-url https://pypi.internal/simple --trusted-host 10.0.0.5 'requests>=2.31' pyyaml==6.0.1\n",
 		},
 		{
 			name: "no index url means pip's default",
 			jt:   jobtypes.JobType{Name: "web", Requirements: []string{"takotiny"}},
-			want: "FROM tako-executor:abc\nUSER root\n" +
+			want: "FROM tako-executor:abc\n" +
 				"RUN PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --no-cache-dir --break-system-packages takotiny\n",
+		},
+		{
+			name: "non-root base image",
+			jt:   jobtypes.JobType{Name: "custom", SystemPackages: []string{"ffmpeg"}},
+			user: "1000:1000",
+			want: "FROM tako-executor:abc\nUSER root\n" +
+				"RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg \\\n && rm -rf /var/lib/apt/lists/*\n",
 		},
 		{
 			name: "quotes are escaped",
 			jt:   jobtypes.JobType{Name: "odd", Requirements: []string{`foo; python_version >= "3.8"`, "it's"}},
-			want: "FROM tako-executor:abc\nUSER root\n" +
+			want: "FROM tako-executor:abc\n" +
 				`RUN PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --no-cache-dir --break-system-packages 'foo; python_version >= "3.8"' 'it'\''s'` + "\n",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := jobTypeDockerfile(tt.jt, "tako-executor:abc", tt.pip); got != tt.want {
+			if got := jobTypeDockerfile(tt.jt, "tako-executor:abc", tt.user, tt.pip); got != tt.want {
 				t.Errorf("Dockerfile:\n%s\nwant:\n%s", got, tt.want)
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,9 @@ func (p *progress) printf(format string, args ...any) {
 func (p *progress) lines(prefix string) *lineWriter {
 	return &lineWriter{p: p, prefix: prefix}
 }
+
+// ansiEscape matches ANSI terminal escape sequences (colours, cursor moves).
+var ansiEscape = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
 
 // tailLines is how many lines of a failing step's output are kept.
 const tailLines = 40
@@ -80,7 +84,8 @@ func (w *lineWriter) flush() {
 }
 
 func (w *lineWriter) line(s string) {
-	s = strings.TrimRight(s, " \t")
+	// The legacy builder colours a step's stderr with ANSI escapes.
+	s = strings.TrimRight(ansiEscape.ReplaceAllString(s, ""), " \t")
 	if s == "" {
 		return
 	}

@@ -16,8 +16,8 @@ func TestLineWriterFailure(t *testing.T) {
 		{
 			name: "pip",
 			output: "Step 1/3 : FROM tako-executor:abc\n ---> 123\nStep 3/3 : RUN python3 -m pip install --no-cache-dir nosuchpkg\n ---> Running in 456\n" +
-				"Looking in indexes: http://x/simple\nERROR: Could not find a version that satisfies the requirement nosuchpkg (from versions: none)\n" +
-				"ERROR: No matching distribution found for nosuchpkg\n",
+				"Looking in indexes: http://x/simple\n\x1b[91mERROR: Could not find a version that satisfies the requirement nosuchpkg (from versions: none)\n" +
+				"\x1b[0m\x1b[91mERROR: No matching distribution found for nosuchpkg\n\x1b[0mRemoving intermediate container cb9b015d7870\n",
 			want: "pip install failed: ERROR: No matching distribution found for nosuchpkg",
 		},
 		{
