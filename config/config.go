@@ -17,11 +17,13 @@ type Duration time.Duration
 
 // Config is tako's whole configuration. Load returns it validated.
 type Config struct {
+	Database     DatabaseConfig           `koanf:"database"`
 	Images       ImagesConfig             `koanf:"images"`
 	JobTypes     map[string]JobTypeConfig `koanf:"job_types"`
 	Limits       LimitsConfig             `koanf:"limits"`
 	Log          LogConfig                `koanf:"log"`
 	Pip          PipConfig                `koanf:"pip"`
+	Queue        QueueConfig              `koanf:"queue"`
 	Runner       RunnerConfig             `koanf:"runner"`
 	SecurityMode string                   `koanf:"security_mode"`
 	Server       ServerConfig             `koanf:"server"`
@@ -29,6 +31,45 @@ type Config struct {
 	// Path is the file Load read, or "" when no file was found and only
 	// defaults, environment and flags apply. It is not a configuration key.
 	Path string `koanf:"-"`
+}
+
+// DatabaseConfig is where tako keeps its job history and queue.
+type DatabaseConfig struct {
+	// AutoStart is the PostgreSQL container tako runs when URL is empty.
+	AutoStart AutoStartConfig `koanf:"auto_start"`
+	// MaxConns bounds the connection pool.
+	MaxConns int `koanf:"max_conns"`
+	// URL is a PostgreSQL connection URL; "" means auto-start a local one.
+	URL string `koanf:"url"`
+}
+
+// AutoStartConfig is the local PostgreSQL container of a server without a
+// database URL.
+type AutoStartConfig struct {
+	// Container is the container's name; tako reuses it across restarts.
+	Container string `koanf:"container"`
+	// Image is pulled when a registry is reachable; otherwise tako builds a
+	// PostgreSQL image from Debian packages.
+	Image string `koanf:"image"`
+	// Port is the loopback port it listens on.
+	Port int `koanf:"port"`
+	// Volume is the named volume that keeps its data.
+	Volume string `koanf:"volume"`
+}
+
+// QueueConfig shapes the durable job queue.
+type QueueConfig struct {
+	// MaxAttempts bounds how often a job that hits an infrastructure
+	// failure runs; a program that fails is never retried.
+	MaxAttempts int `koanf:"max_attempts"`
+	// MaxPending is the most queued jobs; more get 503.
+	MaxPending int `koanf:"max_pending"`
+	// RescueAfter is how long a job may stay running before it is taken
+	// to belong to a dead node and run again; it must exceed the longest
+	// job. 0 means limits.max_timeout plus five minutes (see Rescue).
+	RescueAfter Duration `koanf:"rescue_after"`
+	// RetentionDays is how long records and artifacts are kept.
+	RetentionDays int `koanf:"retention_days"`
 }
 
 // ServerConfig is the HTTP front door.
@@ -95,6 +136,9 @@ type LogConfig struct {
 // JobTypeConfig is one job type as written in tako.yaml. Unset fields
 // inherit the built-in job type defaults and the global settings.
 type JobTypeConfig struct {
+	// Concurrency is the most jobs of this type running at once on one
+	// node; 0 means runner.max_concurrent.
+	Concurrency    int               `koanf:"concurrency"`
 	Env            map[string]string `koanf:"env"`
 	Image          string            `koanf:"image"`
 	Limits         JobLimitsConfig   `koanf:"limits"`
@@ -154,4 +198,14 @@ func (c *Config) PipIndex() jobtypes.PipIndex {
 		IndexURL:       c.Pip.IndexURL,
 		TrustedHosts:   c.Pip.TrustedHosts,
 	}
+}
+
+// Rescue returns how long a job may run before it is rescued from a node
+// taken to be dead: queue.rescue_after, or limits.max_timeout plus five
+// minutes when that is 0.
+func (c *Config) Rescue() time.Duration {
+	if c.Queue.RescueAfter != 0 {
+		return c.Queue.RescueAfter.Std()
+	}
+	return c.Limits.MaxTimeout.Std() + 5*time.Minute
 }

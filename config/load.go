@@ -174,6 +174,18 @@ func defaults() map[string]any {
 		"images.debian_suite":  "bookworm",
 		"images.executor":      "tako-executor",
 
+		"database.url":                  "",
+		"database.max_conns":            20,
+		"database.auto_start.container": "tako-postgres",
+		"database.auto_start.image":     "postgres:16-alpine",
+		"database.auto_start.port":      55432,
+		"database.auto_start.volume":    "tako-postgres-data",
+
+		"queue.max_pending":    1000,
+		"queue.max_attempts":   3,
+		"queue.rescue_after":   "0s",
+		"queue.retention_days": 30,
+
 		"log.level":  "info",
 		"log.format": "auto",
 	}

@@ -49,6 +49,11 @@ func TestLoadDefaults(t *testing.T) {
 	t.Parallel()
 	cfg := mustLoad(t, "", nil, nil)
 	want := &Config{
+		Database: DatabaseConfig{
+			AutoStart: AutoStartConfig{Container: "tako-postgres", Image: "postgres:16-alpine", Port: 55432, Volume: "tako-postgres-data"},
+			MaxConns:  20,
+		},
+		Queue: QueueConfig{MaxAttempts: 3, MaxPending: 1000, RetentionDays: 30},
 		Images: ImagesConfig{
 			BaseImage:    "debian:bookworm-slim",
 			BuildTimeout: Duration(15 * time.Minute),

@@ -48,6 +48,8 @@ func (c *Config) resolve(name string, jc JobTypeConfig) jobtypes.JobType {
 	jt.Requirements = cloneList(jc.Requirements)
 	jt.SystemPackages = cloneList(jc.SystemPackages)
 
+	jt.Concurrency = c.Runner.MaxConcurrent
+	setIf(&jt.Concurrency, jc.Concurrency)
 	jt.SecurityMode = jobtypes.SecurityMode(c.SecurityMode)
 	if jc.SecurityMode != "" {
 		jt.SecurityMode = jobtypes.SecurityMode(jc.SecurityMode)

@@ -23,6 +23,7 @@ func TestRegistry(t *testing.T) {
 			check: func(t *testing.T, r *jobtypes.Registry) {
 				got, _ := r.Get("default")
 				want := DefaultJobType()
+				want.Concurrency = 4 // runner.max_concurrent
 				want.SecurityMode = jobtypes.Permissive
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("default =\n%+v\nwant\n%+v", got, want)
@@ -43,6 +44,7 @@ func TestRegistry(t *testing.T) {
 				want := DefaultJobType()
 				want.Name = "data"
 				want.Limits.Memory = 1 << 30
+				want.Concurrency = 4
 				want.SecurityMode = jobtypes.Strict
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("data =\n%+v\nwant\n%+v", got, want)
@@ -75,6 +77,7 @@ job_types:
 			check: func(t *testing.T, r *jobtypes.Registry) {
 				got, _ := r.Get("default")
 				want := jobtypes.JobType{
+					Concurrency:  4,
 					Name:         "default",
 					Image:        "python:3.12-slim",
 					Env:          map[string]string{"A": "1", "DEBUG": "true", "N": "2"},

@@ -38,6 +38,8 @@ func (c *Config) Validate() error {
 	c.validateLimits(&p)
 	c.validateImages(&p)
 	c.validatePip(&p)
+	c.validateDatabase(&p)
+	c.validateQueue(&p)
 
 	p.oneOf("security_mode", c.SecurityMode, "permissive", "strict")
 	p.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
@@ -52,6 +54,44 @@ func (c *Config) Validate() error {
 		c.validateJobType(&p, name, c.JobTypes[name])
 	}
 	return errors.Join(p...)
+}
+
+func (c *Config) validateDatabase(p *problems) {
+	d := c.Database
+	if d.URL != "" {
+		u, err := url.Parse(d.URL)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			p.add("database.url", "must be a postgres:// or postgresql:// URL")
+		}
+	}
+	if d.MaxConns < 2 {
+		p.add("database.max_conns", "%d must be at least 2", d.MaxConns)
+	}
+	a := d.AutoStart
+	if a.Port < 1 || a.Port > 65535 {
+		p.add("database.auto_start.port", "%d is not a port (1-65535)", a.Port)
+	}
+	for key, v := range map[string]string{"database.auto_start.image": a.Image, "database.auto_start.container": a.Container, "database.auto_start.volume": a.Volume} {
+		if strings.TrimSpace(v) == "" {
+			p.add(key, "must not be empty")
+		}
+	}
+}
+
+func (c *Config) validateQueue(p *problems) {
+	q := c.Queue
+	if q.MaxPending < 1 {
+		p.add("queue.max_pending", "%d must be at least 1", q.MaxPending)
+	}
+	if q.MaxAttempts < 1 || q.MaxAttempts > 25 {
+		p.add("queue.max_attempts", "%d must be between 1 and 25", q.MaxAttempts)
+	}
+	if q.RetentionDays < 1 {
+		p.add("queue.retention_days", "%d must be at least 1", q.RetentionDays)
+	}
+	if q.RescueAfter != 0 && q.RescueAfter <= c.Limits.MaxTimeout {
+		p.add("queue.rescue_after", "%s must exceed limits.max_timeout (%s): a job still running after it is run again elsewhere", seconds(q.RescueAfter), seconds(c.Limits.MaxTimeout))
+	}
 }
 
 func (c *Config) validateServer(p *problems) {
@@ -125,6 +165,9 @@ func (c *Config) validatePip(p *problems) {
 // matters (pool bounds, the timeout ceiling), as resolved.
 func (c *Config) validateJobType(p *problems, name string, jc JobTypeConfig) {
 	key := "job_types." + name
+	if jc.Concurrency < 0 {
+		p.add(key+".concurrency", "%d must not be negative (0 means runner.max_concurrent)", jc.Concurrency)
+	}
 	if !jobtypes.ValidName(name) {
 		p.add(key, "%q is not a job type name: use lowercase letters, digits, '-' and '_' (at most 63, starting with a letter or digit)", name)
 	}

@@ -67,6 +67,7 @@ type Pool struct {
 // code runs in and the limits it runs under. A JobType is a value; the
 // registry hands out copies.
 type JobType struct {
+	Concurrency    int               // most jobs of this type running at once on one node
 	Env            map[string]string // not secret: user code can read it
 	Image          string            // base image; "" means tako's executor image
 	Limits         Limits

@@ -1,0 +1,85 @@
+package jobs
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Relationship links an execution to the one it was made from.
+type Relationship string
+
+// The relationships between executions.
+const (
+	RelRerun Relationship = "rerun" // same code and input, run again
+	RelFork  Relationship = "fork"  // same input, new code
+)
+
+// Mode says how an execution was submitted.
+type Mode string
+
+// The submission modes.
+const (
+	ModeSync  Mode = "sync"  // POST /execute: the caller waits
+	ModeAsync Mode = "async" // POST /execute/async: queued, collected later
+)
+
+// Submission is a request to run a program, as validated by the API.
+type Submission struct {
+	Code           string
+	CorrelationID  string
+	IdempotencyKey string
+	InputJSON      []byte // compact JSON object
+	JobType        string
+	Mode           Mode
+	ParentID       string
+	Relationship   Relationship
+	Requirements   []string
+	StartupTimeout time.Duration // 0: the runner's default
+	Timeout        time.Duration // resolved: never 0
+}
+
+// Execution is the record of one execution: what was asked and, once it
+// ran, what happened. It is what the API returns and what replay needs.
+type Execution struct {
+	Attempt        int
+	CorrelationID  string
+	Code           string
+	CreatedAt      time.Time
+	FinishedAt     *time.Time
+	ID             string
+	IdempotencyKey string
+	Fingerprint    string
+	InputJSON      json.RawMessage
+	JobType        string
+	Mode           Mode
+	Node           string
+	ParentID       string
+	QueuePosition  int // 1-based among queued executions of its job type; 0 when not queued
+	Relationship   Relationship
+	Requirements   []string
+	Result         *Result // nil until the execution ends
+	StartedAt      *time.Time
+	StartupTimeout time.Duration
+	Status         Status
+	Timeout        time.Duration
+}
+
+// ArtifactContent is one stored artifact with its bytes.
+type ArtifactContent struct {
+	Artifact
+	Content []byte
+}
+
+// ExecutionFilter selects executions for a history listing.
+type ExecutionFilter struct {
+	Before  int64 // a cursor: only executions older than this one; 0 for the newest
+	JobType string
+	Limit   int
+	Status  Status
+}
+
+// ExecutionPage is one page of history, newest first.
+type ExecutionPage struct {
+	Items      []*Execution
+	NextCursor int64 // 0 when there are no older executions
+}
