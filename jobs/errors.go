@@ -57,3 +57,9 @@ func ErrorCodeOf(err error) ErrorCode {
 	}
 	return EINTERNAL
 }
+
+// More domain error codes.
+const (
+	ECONFLICT ErrorCode = "conflict" // the request clashes with the state of a job (409)
+	ETIMEOUT  ErrorCode = "timeout"  // a wait ran out before the job ended (408)
+)

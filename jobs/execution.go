@@ -68,7 +68,10 @@ type Timing struct {
 
 // Result is the outcome of running one program.
 type Result struct {
-	Artifacts       []Artifact
+	Artifacts []Artifact
+	// ArtifactBytes holds the content of Artifacts[i] between the run and
+	// storage; results read back from the store leave it nil.
+	ArtifactBytes   [][]byte
 	Error           *ExecError
 	ExitCode        int
 	Image           string

@@ -83,3 +83,12 @@ type ExecutionPage struct {
 	Items      []*Execution
 	NextCursor int64 // 0 when there are no older executions
 }
+
+// Overrides change a rerun or fork: a zero field keeps the parent's value.
+type Overrides struct {
+	JobType string
+	Timeout time.Duration
+}
+
+// Terminal reports whether the execution has ended.
+func (e *Execution) Terminal() bool { return e.Status.Terminal() }

@@ -1,0 +1,328 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tako-run/tako/jobs"
+)
+
+// insertAttempts bounds Insert's retries for the case where the row that
+// held an idempotency key is deleted between the conflict and the read.
+const insertAttempts = 3
+
+const insertSQL = `
+INSERT INTO tako_executions (
+    id, status, mode, job_type, code, input, requirements, timeout_ms, startup_timeout_ms,
+    started_at, attempt, node, idempotency_key, fingerprint, parent_id, relationship, correlation_id
+) VALUES (
+    $1, $2, $3, $4, $5, $6, $7, $8, $9,
+    CASE WHEN $2 = 'running' THEN now() END, $10, nullif($11, ''), nullif($12, ''), nullif($13, ''),
+    nullif($14, '')::uuid, nullif($15, ''), nullif($16, '')
+)
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING created_at, started_at`
+
+const getByKeySQL = `SELECT ` + executionColumns + ` FROM tako_executions e WHERE e.idempotency_key = $1`
+
+// Insert records the new execution e: its ID (a UUID chosen by the caller),
+// Status (queued, or running for a sync run that starts at once), Mode and
+// request fields. CreatedAt, and StartedAt for a running one, come from
+// the database and are set in e.
+//
+// When e.IdempotencyKey is set and an execution with that key exists,
+// Insert writes nothing and returns the existing one; the caller compares
+// Fingerprint. The unique index decides, so concurrent inserts with one key
+// from any number of connections or nodes create exactly one row. Text
+// that PostgreSQL cannot store (invalid UTF-8, NUL) is replaced by U+FFFD.
+func (s *Store) Insert(ctx context.Context, q DBTX, e *jobs.Execution) (existing *jobs.Execution, err error) {
+	if e.Status != jobs.StatusQueued && e.Status != jobs.StatusRunning {
+		return nil, fmt.Errorf("insert execution: status %q is neither queued nor running", e.Status)
+	}
+	input := []byte(e.InputJSON)
+	if len(input) == 0 {
+		input = []byte(`{}`)
+	}
+	input = cleanJSON(input)
+	key := cleanText(e.IdempotencyKey)
+	q = s.db(q)
+	for range insertAttempts {
+		err := q.QueryRow(ctx, insertSQL,
+			e.ID, string(e.Status), string(e.Mode), cleanText(e.JobType), cleanText(e.Code), string(input),
+			cleanTexts(e.Requirements), e.Timeout.Milliseconds(), e.StartupTimeout.Milliseconds(),
+			e.Attempt, cleanText(e.Node), key, cleanText(e.Fingerprint),
+			e.ParentID, string(e.Relationship), cleanText(e.CorrelationID),
+		).Scan(&e.CreatedAt, &e.StartedAt)
+		if err == nil {
+			return nil, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("insert execution: %w", err)
+		}
+		// The key is taken. Under READ COMMITTED this new statement sees
+		// the row of the transaction that won.
+		prev, _, err := scanExecution(q.QueryRow(ctx, getByKeySQL, key))
+		if err == nil {
+			if err := fillArtifacts(ctx, q, prev); err != nil {
+				return nil, fmt.Errorf("insert execution: read existing: %w", err)
+			}
+			return prev, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("insert execution: read existing: %w", err)
+		}
+		// The winner was deleted in between (retention): try again.
+	}
+	return nil, fmt.Errorf("insert execution: idempotency key %q kept changing hands", key)
+}
+
+const getSQL = `SELECT ` + executionColumns + ` FROM tako_executions e WHERE e.id = $1`
+
+// Get returns the execution id with its Result (artifact metadata
+// included, not their bytes) when it has ended, and its QueuePosition when
+// it is queued. An id that does not exist, or is not a UUID, gives an
+// ENOTFOUND *jobs.Error.
+func (s *Store) Get(ctx context.Context, id string) (*jobs.Execution, error) {
+	if !validID(id) {
+		return nil, errJobNotFound()
+	}
+	e, _, err := scanExecution(s.pool.QueryRow(ctx, getSQL, id))
+	if err != nil {
+		return nil, notFoundIfNoRows(err, errJobNotFound(), "get execution")
+	}
+	if err := fillArtifacts(ctx, s.pool, e); err != nil {
+		return nil, fmt.Errorf("get execution: %w", err)
+	}
+	return e, nil
+}
+
+// fillArtifacts sets the artifact metadata of e's Result, when it has one.
+func fillArtifacts(ctx context.Context, q DBTX, e *jobs.Execution) error {
+	if e.Result == nil {
+		return nil
+	}
+	byID, err := artifactMeta(ctx, q, []string{e.ID})
+	if err != nil {
+		return err
+	}
+	e.Result.Artifacts = byID[e.ID]
+	return nil
+}
+
+const existsSQL = `SELECT status FROM tako_executions WHERE id = $1`
+
+// statusOf returns the status of id, or ENOTFOUND.
+func statusOf(ctx context.Context, q DBTX, id string) (jobs.Status, error) {
+	var st string
+	if err := q.QueryRow(ctx, existsSQL, id).Scan(&st); err != nil {
+		return "", notFoundIfNoRows(err, errJobNotFound(), "read status")
+	}
+	return jobs.Status(st), nil
+}
+
+const markRunningSQL = `
+UPDATE tako_executions SET status = 'running', started_at = now(), attempt = $2, node = nullif($3, '')
+WHERE id = $1 AND status IN ('queued', 'running')`
+
+// MarkRunning records that attempt number attempt of execution id has
+// started on node: queued becomes running, and a running execution (an
+// earlier attempt that died) takes the new attempt. It returns false and
+// changes nothing when the execution has already ended, for example
+// because it was cancelled while queued; ENOTFOUND when it does not exist.
+func (s *Store) MarkRunning(ctx context.Context, id string, attempt int, node string) (bool, error) {
+	if !validID(id) {
+		return false, errJobNotFound()
+	}
+	tag, err := s.pool.Exec(ctx, markRunningSQL, id, attempt, cleanText(node))
+	if err != nil {
+		return false, fmt.Errorf("mark execution running: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return true, nil
+	}
+	if _, err := statusOf(ctx, s.pool, id); err != nil {
+		return false, fmt.Errorf("mark execution running: %w", err)
+	}
+	return false, nil
+}
+
+const requeueSQL = `
+UPDATE tako_executions SET status = 'queued', started_at = NULL, node = NULL
+WHERE id = $1 AND status = 'running'`
+
+// Requeue puts a running execution back to queued after an infrastructure
+// failure that will be retried. It does nothing to an execution that is
+// not running, and gives ENOTFOUND for one that does not exist.
+func (s *Store) Requeue(ctx context.Context, id string) error {
+	if !validID(id) {
+		return errJobNotFound()
+	}
+	tag, err := s.pool.Exec(ctx, requeueSQL, id)
+	if err != nil {
+		return fmt.Errorf("requeue execution: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		if _, err := statusOf(ctx, s.pool, id); err != nil {
+			return fmt.Errorf("requeue execution: %w", err)
+		}
+	}
+	return nil
+}
+
+const finishSQL = `
+UPDATE tako_executions SET
+    status = $2, finished_at = now(), exit_code = $3, stdout = $4, stderr = $5,
+    stdout_truncated = $6, stderr_truncated = $7, output = $8, error = $9, timing = $10,
+    runtime = nullif($11, ''), start_kind = nullif($12, ''), image = nullif($13, '')
+WHERE id = $1 AND status IN ('queued', 'running')`
+
+const notifySQL = `SELECT pg_notify($1, $2)`
+
+// beginner starts a transaction; *pgxpool.Pool and *pgx.Conn are ones.
+type beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// Finish records the end of execution id: res's terminal status and
+// fields, and artifacts with their bytes (their metadata, not
+// res.Artifacts, is what is stored; a missing SHA256 or size is computed).
+// Everything is written in one transaction, together with a notification
+// on NotifyChannel: within q when q is a pgx.Tx (it takes effect when q
+// commits), else in a transaction of its own on q (the pool when q is
+// nil). Terminal statuses never change: when the execution has already
+// ended, Finish writes nothing and returns false. ENOTFOUND when it does
+// not exist.
+func (s *Store) Finish(ctx context.Context, q DBTX, id string, res *jobs.Result, artifacts []jobs.ArtifactContent) (bool, error) {
+	if !res.Status.Terminal() {
+		return false, fmt.Errorf("finish execution: status %q is not terminal", res.Status)
+	}
+	if !validID(id) {
+		return false, errJobNotFound()
+	}
+	var done bool
+	fn := func(tx DBTX) error {
+		var err error
+		done, err = finish(ctx, tx, id, res, artifacts)
+		return err
+	}
+	q = s.db(q)
+	if tx, ok := q.(pgx.Tx); ok {
+		return done, fn(tx)
+	}
+	b, ok := q.(beginner)
+	if !ok {
+		return false, fmt.Errorf("finish execution: %T can start no transaction", q)
+	}
+	err := pgx.BeginFunc(ctx, b, func(tx pgx.Tx) error { return fn(tx) })
+	return done, err
+}
+
+// finish is Finish inside transaction tx.
+func finish(ctx context.Context, tx DBTX, id string, res *jobs.Result, artifacts []jobs.ArtifactContent) (bool, error) {
+	var output, execErr any // nil stores NULL
+	if len(res.Output) > 0 {
+		output = string(cleanJSON(res.Output))
+	}
+	if res.Error != nil {
+		b, err := json.Marshal(jobs.ExecError{Type: cleanText(res.Error.Type), Message: cleanText(res.Error.Message)})
+		if err != nil {
+			return false, fmt.Errorf("finish execution: error: %w", err)
+		}
+		execErr = string(b)
+	}
+	timing, err := json.Marshal(newTimingRecord(res.Timing))
+	if err != nil {
+		return false, fmt.Errorf("finish execution: timing: %w", err)
+	}
+	tag, err := tx.Exec(ctx, finishSQL, id, string(res.Status), res.ExitCode,
+		cleanText(res.Stdout), cleanText(res.Stderr), res.StdoutTruncated, res.StderrTruncated,
+		output, execErr, string(timing),
+		cleanText(res.Runtime), string(res.Start), cleanText(res.Image))
+	if err != nil {
+		return false, fmt.Errorf("finish execution: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		if _, err := statusOf(ctx, tx, id); err != nil {
+			return false, fmt.Errorf("finish execution: %w", err)
+		}
+		return false, nil
+	}
+	if err := insertArtifacts(ctx, tx, id, artifacts); err != nil {
+		return false, fmt.Errorf("finish execution: %w", err)
+	}
+	if _, err := tx.Exec(ctx, notifySQL, NotifyChannel, id); err != nil {
+		return false, fmt.Errorf("finish execution: notify: %w", err)
+	}
+	return true, nil
+}
+
+const setRiverJobIDSQL = `UPDATE tako_executions SET river_job_id = $2 WHERE id = $1`
+
+// SetRiverJobID records the id of the River job that runs execution id,
+// so that a cancel can reach it. ENOTFOUND when the execution does not
+// exist.
+func (s *Store) SetRiverJobID(ctx context.Context, q DBTX, id string, riverJobID int64) error {
+	if !validID(id) {
+		return errJobNotFound()
+	}
+	tag, err := s.db(q).Exec(ctx, setRiverJobIDSQL, id, riverJobID)
+	if err != nil {
+		return fmt.Errorf("set river job id: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return errJobNotFound()
+	}
+	return nil
+}
+
+const riverJobIDSQL = `SELECT coalesce(river_job_id, 0) FROM tako_executions WHERE id = $1`
+
+// RiverJobID returns the id of the River job that runs execution id, or 0
+// when it has none (a sync run). ENOTFOUND when the execution does not
+// exist.
+func (s *Store) RiverJobID(ctx context.Context, id string) (int64, error) {
+	if !validID(id) {
+		return 0, errJobNotFound()
+	}
+	var jobID int64
+	if err := s.pool.QueryRow(ctx, riverJobIDSQL, id).Scan(&jobID); err != nil {
+		return 0, notFoundIfNoRows(err, errJobNotFound(), "read river job id")
+	}
+	return jobID, nil
+}
+
+// deleteBatch bounds how many rows one retention statement deletes, so
+// that a large backlog does not hold locks or WAL for long.
+const deleteBatch = 1000
+
+const deleteOlderSQL = `
+DELETE FROM tako_executions WHERE id IN (
+    SELECT id FROM tako_executions
+    WHERE created_at < $1 AND status IN ('succeeded', 'failed', 'timeout', 'oom', 'cancelled')
+    ORDER BY created_at
+    LIMIT $2
+)`
+
+// DeleteOlderThan deletes the ended executions created before cutoff, and
+// their artifacts, and returns how many executions it deleted. Queued and
+// running executions are kept whatever their age: every accepted job must
+// reach a terminal state. Children of a deleted execution keep their
+// record and lose the link.
+func (s *Store) DeleteOlderThan(ctx context.Context, cutoff time.Time) (int64, error) {
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx, deleteOlderSQL, cutoff, deleteBatch)
+		if err != nil {
+			return total, fmt.Errorf("delete old executions: %w", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < deleteBatch {
+			return total, nil
+		}
+	}
+}

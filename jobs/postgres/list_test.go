@@ -1,0 +1,145 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/tako-run/tako/jobs"
+)
+
+func TestListPagesStablyUnderInserts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	var original []string // oldest first
+	for range 25 {
+		e := newExecution("default")
+		mustInsert(t, s, e)
+		original = append(original, e.ID)
+	}
+
+	var seen []string
+	cursor, pages := int64(0), 0
+	for {
+		page, err := s.List(ctx, jobs.ExecutionFilter{Before: cursor, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, e := range page.Items {
+			seen = append(seen, e.ID)
+		}
+		// Newer work arrives between page reads.
+		for range 3 {
+			mustInsert(t, s, newExecution("default"))
+		}
+		if page.NextCursor == 0 {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	if pages != 3 {
+		t.Errorf("%d pages, want 3", pages)
+	}
+	for i, id := range seen {
+		if want := original[len(original)-1-i]; id != want {
+			t.Fatalf("item %d = %s, want %s (newest first, no duplicates, no gaps)", i, id, want)
+		}
+	}
+	if len(seen) != len(original) {
+		t.Errorf("saw %d executions, want %d", len(seen), len(original))
+	}
+}
+
+func TestListFilters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	ids := map[string][]string{} // "job_type/status" -> ids, oldest first
+	add := func(jobType string, status jobs.Status, artifacts ...jobs.ArtifactContent) {
+		e := newExecution(jobType)
+		mustInsert(t, s, e)
+		if status != jobs.StatusQueued {
+			mustFinish(t, s, e.ID, status, artifacts...)
+		}
+		ids[jobType+"/"+string(status)] = append(ids[jobType+"/"+string(status)], e.ID)
+	}
+	art := jobs.ArtifactContent{Artifact: jobs.Artifact{Name: "r.csv"}, Content: []byte("a,b\n")}
+	add("a", jobs.StatusQueued)
+	add("a", jobs.StatusSucceeded, art)
+	add("b", jobs.StatusQueued)
+	add("b", jobs.StatusFailed)
+	add("a", jobs.StatusSucceeded)
+	add("b", jobs.StatusSucceeded)
+
+	tests := []struct {
+		name   string
+		filter jobs.ExecutionFilter
+		want   int
+		check  func(*jobs.Execution) bool
+	}{
+		{"all", jobs.ExecutionFilter{}, 6, func(*jobs.Execution) bool { return true }},
+		{"status", jobs.ExecutionFilter{Status: jobs.StatusSucceeded}, 3, func(e *jobs.Execution) bool { return e.Status == jobs.StatusSucceeded }},
+		{"job type", jobs.ExecutionFilter{JobType: "b"}, 3, func(e *jobs.Execution) bool { return e.JobType == "b" }},
+		{"both", jobs.ExecutionFilter{JobType: "a", Status: jobs.StatusSucceeded}, 2, func(e *jobs.Execution) bool {
+			return e.JobType == "a" && e.Status == jobs.StatusSucceeded
+		}},
+		{"queued", jobs.ExecutionFilter{Status: jobs.StatusQueued}, 2, func(e *jobs.Execution) bool {
+			return e.Status == jobs.StatusQueued && e.QueuePosition == 1 && e.Result == nil
+		}},
+		{"no match", jobs.ExecutionFilter{JobType: "nope"}, 0, nil},
+		{"limit above max", jobs.ExecutionFilter{Limit: 5000}, 6, func(*jobs.Execution) bool { return true }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			page, err := s.List(ctx, tt.filter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Items) != tt.want || page.NextCursor != 0 {
+				t.Fatalf("%d items, cursor %d; want %d, 0", len(page.Items), page.NextCursor, tt.want)
+			}
+			for _, e := range page.Items {
+				if !tt.check(e) {
+					t.Errorf("item %+v does not match the filter", e)
+				}
+				if e.Terminal() != (e.Result != nil) {
+					t.Errorf("item %s %s: Result = %v", e.ID, e.Status, e.Result)
+				}
+			}
+		})
+	}
+
+	page, err := s.List(ctx, jobs.ExecutionFilter{JobType: "a", Status: jobs.StatusSucceeded})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withArt := ids["a/succeeded"][0]
+	last := page.Items[len(page.Items)-1] // oldest
+	if last.ID != withArt || len(last.Result.Artifacts) != 1 || last.Result.Artifacts[0].Name != "r.csv" || last.Result.Artifacts[0].SizeBytes != 4 {
+		t.Errorf("oldest a/succeeded = %+v with artifacts %+v; want %s with r.csv metadata", last, last.Result.Artifacts, withArt)
+	}
+}
+
+func TestListDefaultLimit(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	for range 101 {
+		mustInsert(t, s, newExecution("default"))
+	}
+	page, err := s.List(context.Background(), jobs.ExecutionFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 100 || page.NextCursor == 0 {
+		t.Fatalf("%d items, cursor %d; want 100 and a cursor", len(page.Items), page.NextCursor)
+	}
+	next, err := s.List(context.Background(), jobs.ExecutionFilter{Before: page.NextCursor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(next.Items) != 1 || next.NextCursor != 0 {
+		t.Fatalf("second page: %d items, cursor %d; want 1, 0", len(next.Items), next.NextCursor)
+	}
+}

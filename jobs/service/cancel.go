@@ -1,0 +1,110 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/tako-run/tako/jobs"
+)
+
+// cancelWait is how long Cancel waits for a running execution's node to
+// kill it, so that it can answer with the final status.
+const cancelWait = 5 * time.Second
+
+// Cancel stops a queued or running async execution, whichever node has it.
+// A queued one is cancelled at once; for a running one River tells the node
+// that runs it, whose runner kills the container.
+func (s *Service) Cancel(ctx context.Context, id string) (*jobs.Execution, error) {
+	e, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if e.Terminal() {
+		return nil, jobs.Errorf(jobs.ECONFLICT, "Job already finished with status %s", e.Status)
+	}
+	if e.Mode == jobs.ModeSync {
+		return nil, jobs.Errorf(jobs.ECONFLICT, "a synchronous execution cannot be cancelled; it ends with its request")
+	}
+	riverID, err := s.store.RiverJobID(ctx, id)
+	if err != nil {
+		return nil, s.dbError("cancel", err)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, s.dbError("cancel", err)
+	}
+	defer tx.Rollback(context.Background())
+	row, err := s.river.JobCancelTx(ctx, tx, riverID)
+	if err != nil {
+		return nil, s.dbError("cancel", err)
+	}
+	if row.State == rivertype.JobStateCancelled {
+		// It had not started: nobody else will write its result.
+		if _, err := s.store.Finish(ctx, tx, id, cancelledResult("the execution was cancelled before it ran"), nil); err != nil {
+			return nil, s.dbError("cancel", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, s.dbError("cancel", err)
+	}
+	if after, err := s.Wait(ctx, id, cancelWait); err == nil {
+		return after, nil
+	}
+	return s.Get(ctx, id)
+}
+
+// Rerun queues a new execution with the code and input of a finished one.
+func (s *Service) Rerun(ctx context.Context, id string, o jobs.Overrides) (*jobs.Execution, error) {
+	parent, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !parent.Terminal() {
+		return nil, jobs.Errorf(jobs.ECONFLICT, "Cannot rerun job that hasn't completed")
+	}
+	return s.replay(ctx, parent, parent.Code, jobs.RelRerun, o)
+}
+
+// Fork queues a new execution with the input of another and new code.
+func (s *Service) Fork(ctx context.Context, id, code string, o jobs.Overrides) (*jobs.Execution, error) {
+	parent, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.replay(ctx, parent, code, jobs.RelFork, o)
+}
+
+func (s *Service) replay(ctx context.Context, parent *jobs.Execution, code string, rel jobs.Relationship, o jobs.Overrides) (*jobs.Execution, error) {
+	sub := jobs.Submission{
+		Code:           code,
+		CorrelationID:  parent.CorrelationID,
+		InputJSON:      parent.InputJSON,
+		JobType:        parent.JobType,
+		Mode:           jobs.ModeAsync,
+		ParentID:       parent.ID,
+		Relationship:   rel,
+		Requirements:   parent.Requirements,
+		StartupTimeout: parent.StartupTimeout,
+		Timeout:        parent.Timeout,
+	}
+	if o.JobType != "" {
+		sub.JobType = o.JobType
+	}
+	jt, ok := s.registry.Get(sub.JobType)
+	if !ok {
+		return nil, jobs.FieldErrorf("job_type", "%s", s.registry.UnknownError(sub.JobType))
+	}
+	if o.Timeout != 0 {
+		sub.Timeout = o.Timeout
+	}
+	// The parent's timeout may not fit the job type it moves to.
+	sub.Timeout = min(sub.Timeout, jt.Limits.Timeout)
+	e, _, err := s.Submit(ctx, sub)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", rel, err)
+	}
+	return e, nil
+}

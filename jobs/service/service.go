@@ -1,0 +1,167 @@
+// Package service is tako's job service: it records every execution in
+// PostgreSQL, runs sync executions at once and async ones through a River
+// queue per job type, and answers the history. The executions table is the
+// single source of truth for the API; River carries the work.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/tako-run/tako/jobs"
+	"github.com/tako-run/tako/jobs/postgres"
+	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/runner"
+)
+
+// Runner runs one program; *runner.Runner satisfies it.
+type Runner interface {
+	Execute(ctx context.Context, req runner.Request) (*jobs.Result, error)
+}
+
+// Options configure a Service.
+type Options struct {
+	// MaxAttempts bounds runs of a job that meets infrastructure failures.
+	MaxAttempts int
+	// MaxPending is the most queued executions across all nodes.
+	MaxPending int
+	// Node names this process in records; it must be unique among the
+	// processes sharing the database (the runner's instance id).
+	Node string
+	// RescueAfter is how long a job may run before River takes its node
+	// for dead and runs it again.
+	RescueAfter time.Duration
+	// Retention is how long records and artifacts are kept.
+	Retention time.Duration
+}
+
+// Service records, queues and runs executions. It is safe for concurrent
+// use. Start it before use and Stop it on shutdown.
+type Service struct {
+	logger   *slog.Logger
+	notifier *notifier
+	opts     Options
+	pool     *pgxpool.Pool
+	registry *jobtypes.Registry
+	river    *river.Client[pgx.Tx]
+	runner   Runner
+	store    *postgres.Store
+}
+
+// queueName is the River queue of a job type.
+func queueName(jobType string) string { return "jt_" + jobType }
+
+// New builds a Service on a migrated database. Each job type gets its own
+// River queue with the job type's concurrency.
+func New(pool *pgxpool.Pool, registry *jobtypes.Registry, run Runner, opts Options, logger *slog.Logger) (*Service, error) {
+	s := &Service{
+		logger:   logger.With("component", "jobs"),
+		opts:     opts,
+		pool:     pool,
+		registry: registry,
+		runner:   run,
+		store:    postgres.NewStore(pool),
+	}
+	s.notifier = newNotifier(pool, s.logger)
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &executeWorker{s: s})
+	river.AddWorker(workers, &maintenanceWorker{s: s})
+	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}}
+	for _, jt := range registry.All() {
+		queues[queueName(jt.Name)] = river.QueueConfig{MaxWorkers: max(jt.Concurrency, 1)}
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		FetchCooldown:        10 * time.Millisecond,
+		ID:                   opts.Node,
+		JobTimeout:           -1, // the runner enforces each job's own timeout
+		Logger:               logger.With("component", "river"),
+		MaxAttempts:          opts.MaxAttempts,
+		PeriodicJobs:         []*river.PeriodicJob{maintenanceJob()},
+		Queues:               queues,
+		RescueStuckJobsAfter: opts.RescueAfter,
+		Workers:              workers,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	s.river = client
+	return s, nil
+}
+
+// Start starts working the queues and listening for finished executions.
+func (s *Service) Start(ctx context.Context) error {
+	if err := s.river.Start(ctx); err != nil {
+		return fmt.Errorf("start queue: %w", err)
+	}
+	s.notifier.start()
+	return nil
+}
+
+// Stop stops claiming jobs and lets running ones finish until ctx is done;
+// then it cancels them, and their executions go back to the queue for the
+// next node. It is idempotent.
+func (s *Service) Stop(ctx context.Context) {
+	if err := s.river.Stop(ctx); err != nil {
+		cancelCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.river.StopAndCancel(cancelCtx); err != nil {
+			s.logger.Warn("stop queue", "error", err)
+		}
+	}
+	s.notifier.stop()
+}
+
+// DatabaseHealth reports whether the database answers.
+func (s *Service) DatabaseHealth(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// dbError turns a store error into what the caller should see: domain
+// errors pass through, a database that does not answer is EUNAVAILABLE, the
+// rest is wrapped as internal.
+func (s *Service) dbError(op string, err error) error {
+	var e *jobs.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if s.store.Ping(ctx) != nil {
+		return &jobs.Error{Code: jobs.EUNAVAILABLE, Message: "the database is unavailable; try again shortly", RetryAfter: 5}
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// Get returns one execution.
+func (s *Service) Get(ctx context.Context, id string) (*jobs.Execution, error) {
+	e, err := s.store.Get(ctx, id)
+	if err != nil {
+		return nil, s.dbError("get execution", err)
+	}
+	return e, nil
+}
+
+// Artifact returns one stored artifact, bytes included.
+func (s *Service) Artifact(ctx context.Context, id, name string) (*jobs.ArtifactContent, error) {
+	a, err := s.store.Artifact(ctx, id, name)
+	if err != nil {
+		return nil, s.dbError("get artifact", err)
+	}
+	return a, nil
+}
+
+// List returns one page of the history.
+func (s *Service) List(ctx context.Context, f jobs.ExecutionFilter) (jobs.ExecutionPage, error) {
+	page, err := s.store.List(ctx, f)
+	if err != nil {
+		return jobs.ExecutionPage{}, s.dbError("list executions", err)
+	}
+	return page, nil
+}

@@ -1,0 +1,191 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tako-run/tako/jobs"
+	"github.com/tako-run/tako/jobs/postgres/pgtest"
+	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/runner"
+)
+
+// scriptedRunner answers Execute from a script, one entry per call, and
+// repeats the last entry. It stands in for Docker to test the queue's
+// retry logic; the real runner is exercised end to end in cmd/tako.
+type scriptedRunner struct {
+	mu     sync.Mutex
+	script []func() (*jobs.Result, error)
+	calls  int
+}
+
+func (r *scriptedRunner) Execute(ctx context.Context, req runner.Request) (*jobs.Result, error) {
+	r.mu.Lock()
+	step := r.script[min(r.calls, len(r.script)-1)]
+	r.calls++
+	r.mu.Unlock()
+	return step()
+}
+
+func (r *scriptedRunner) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls
+}
+
+func succeeded() (*jobs.Result, error) {
+	return &jobs.Result{Status: jobs.StatusSucceeded, Stdout: "ok\n"}, nil
+}
+
+func dockerDown() (*jobs.Result, error) {
+	return nil, errors.New("create container: connection refused")
+}
+
+func newService(t *testing.T, run Runner, opts Options) *Service {
+	t.Helper()
+	pool := pgtest.DB(t)
+	reg, err := jobtypes.NewRegistry([]jobtypes.JobType{{Name: "default", Concurrency: 2, Limits: jobtypes.Limits{Timeout: 10 * time.Second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.MaxAttempts == 0 {
+		opts.MaxAttempts = 3
+	}
+	if opts.MaxPending == 0 {
+		opts.MaxPending = 100
+	}
+	opts.Node, opts.RescueAfter, opts.Retention = "test-node", time.Hour, 24*time.Hour
+	s, err := New(pool, reg, run, opts, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func start(t *testing.T, s *Service) {
+	t.Helper()
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Stop(ctx)
+	})
+}
+
+func submission(code string) jobs.Submission {
+	return jobs.Submission{Code: code, JobType: "default", Mode: jobs.ModeAsync, Timeout: 10 * time.Second}
+}
+
+func TestInfrastructureFailuresAreRetried(t *testing.T) {
+	t.Parallel()
+	run := &scriptedRunner{script: []func() (*jobs.Result, error){dockerDown, succeeded}}
+	s := newService(t, run, Options{})
+	start(t, s)
+	e, _, err := s.Submit(context.Background(), submission("print('ok')"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Wait(context.Background(), e.ID, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != jobs.StatusSucceeded || got.Attempt != 2 || run.count() != 2 {
+		t.Errorf("status %s attempt %d after %d runs; want succeeded on attempt 2", got.Status, got.Attempt, run.count())
+	}
+}
+
+func TestInfrastructureFailuresGiveUpAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
+	run := &scriptedRunner{script: []func() (*jobs.Result, error){dockerDown}}
+	s := newService(t, run, Options{MaxAttempts: 2})
+	start(t, s)
+	e, _, err := s.Submit(context.Background(), submission("print('ok')"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Wait(context.Background(), e.ID, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != jobs.StatusFailed || got.Result.Error == nil || got.Result.Error.Type != jobs.ErrInternal || got.Attempt != 2 || run.count() != 2 {
+		t.Errorf("status %s error %+v attempt %d after %d runs", got.Status, got.Result.Error, got.Attempt, run.count())
+	}
+}
+
+func TestFailingProgramIsNotRetried(t *testing.T) {
+	t.Parallel()
+	run := &scriptedRunner{script: []func() (*jobs.Result, error){func() (*jobs.Result, error) {
+		return &jobs.Result{Status: jobs.StatusFailed, ExitCode: 1, Error: &jobs.ExecError{Type: jobs.ErrName, Message: "NameError: x"}}, nil
+	}}}
+	s := newService(t, run, Options{})
+	start(t, s)
+	e, _, err := s.Submit(context.Background(), submission("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Wait(context.Background(), e.ID, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Give River a moment in which a wrongful retry would show.
+	time.Sleep(1500 * time.Millisecond)
+	if got.Status != jobs.StatusFailed || got.Attempt != 1 || run.count() != 1 {
+		t.Errorf("status %s attempt %d after %d runs; want one failed run", got.Status, got.Attempt, run.count())
+	}
+}
+
+func TestSubmitLimits(t *testing.T) {
+	t.Parallel()
+	// Not started: nothing is worked, so submissions stay queued.
+	s := newService(t, &scriptedRunner{script: []func() (*jobs.Result, error){succeeded}}, Options{MaxPending: 2})
+	ctx := context.Background()
+	keyed := submission("print('keyed')")
+	keyed.IdempotencyKey = "key-0001"
+	first, _, err := s.Submit(ctx, keyed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Submit(ctx, submission("print(1)")); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = s.Submit(ctx, submission("print(1)"))
+	var e *jobs.Error
+	if !errors.As(err, &e) || e.Code != jobs.EUNAVAILABLE || e.RetryAfter == 0 {
+		t.Fatalf("third submission over max_pending 2: %v", err)
+	}
+	page, err := s.List(ctx, jobs.ExecutionFilter{})
+	if err != nil || len(page.Items) != 2 {
+		t.Errorf("%d executions recorded, want 2 (nothing half-written): %v", len(page.Items), err)
+	}
+	// A retry of an accepted submission still finds its job when full.
+	again, created, err := s.Submit(ctx, keyed)
+	if err != nil || created || again.ID != first.ID {
+		t.Errorf("retry of an accepted submission while full: %v %v %v", again, created, err)
+	}
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	s := newService(t, &scriptedRunner{script: []func() (*jobs.Result, error){succeeded}}, Options{})
+	ctx := context.Background()
+	sub := submission("print('same')")
+	sub.IdempotencyKey = "key-0001"
+	first, created, err := s.Submit(ctx, sub)
+	if err != nil || !created {
+		t.Fatalf("first: %v %v", created, err)
+	}
+	again, created, err := s.Submit(ctx, sub)
+	if err != nil || created || again.ID != first.ID {
+		t.Errorf("same key and payload: %v %v %v", again, created, err)
+	}
+	sub.Code = "print('other')"
+	if _, _, err := s.Submit(ctx, sub); jobs.ErrorCodeOf(err) != jobs.ECONFLICT {
+		t.Errorf("same key, other payload: %v", err)
+	}
+}

@@ -1,0 +1,181 @@
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+
+	"github.com/tako-run/tako/jobs"
+	"github.com/tako-run/tako/runner"
+)
+
+// Execute records sub and runs it on this node now. The record shows in the
+// history like any other; the returned execution carries its result.
+func (s *Service) Execute(ctx context.Context, sub jobs.Submission) (*jobs.Execution, error) {
+	jt, ok := s.registry.Get(sub.JobType)
+	if !ok {
+		return nil, jobs.FieldErrorf("job_type", "%s", s.registry.UnknownError(sub.JobType))
+	}
+	sub.IdempotencyKey = "" // honoured by async submissions only, as in Tako VM
+	e := newExecution(sub, jobs.StatusQueued)
+	if _, err := s.store.Insert(ctx, s.pool, e); err != nil {
+		return nil, s.dbError("record execution", err)
+	}
+	if _, err := s.store.MarkRunning(ctx, e.ID, 1, s.opts.Node); err != nil {
+		return nil, s.dbError("record execution", err)
+	}
+	res, err := s.runner.Execute(ctx, runner.Request{
+		Code: e.Code, ExecutionID: e.ID, InputJSON: e.InputJSON, JobType: jt,
+		StartupTimeout: e.StartupTimeout, Timeout: e.Timeout,
+	})
+	if err != nil {
+		s.finish(e.ID, infrastructureResult(err))
+		return nil, err
+	}
+	if err := s.finish(e.ID, res); err != nil {
+		return nil, s.dbError("record result", err)
+	}
+	now := time.Now()
+	e.Status, e.Result, e.Attempt, e.Node, e.FinishedAt = res.Status, res, 1, s.opts.Node, &now
+	return e, nil
+}
+
+// Submit records sub and queues it, in one transaction. An idempotency key
+// that is already taken returns that execution when the payload is the same
+// (created false) and ECONFLICT when it differs; the database's unique index
+// decides between concurrent duplicates, whichever node they reach.
+func (s *Service) Submit(ctx context.Context, sub jobs.Submission) (*jobs.Execution, bool, error) {
+	if _, ok := s.registry.Get(sub.JobType); !ok {
+		return nil, false, jobs.FieldErrorf("job_type", "%s", s.registry.UnknownError(sub.JobType))
+	}
+	e := newExecution(sub, jobs.StatusQueued)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, false, s.dbError("submit", err)
+	}
+	defer tx.Rollback(context.Background())
+	if err := s.store.LockSubmissions(ctx, tx); err != nil {
+		return nil, false, s.dbError("submit", err)
+	}
+	existing, err := s.store.Insert(ctx, tx, e)
+	if err != nil {
+		return nil, false, s.dbError("submit", err)
+	}
+	if existing != nil {
+		if existing.Fingerprint != e.Fingerprint {
+			return nil, false, jobs.Errorf(jobs.ECONFLICT, "Idempotency key reused with different payload")
+		}
+		return existing, false, nil
+	}
+	queued, err := s.store.CountQueued(ctx, tx)
+	if err != nil {
+		return nil, false, s.dbError("submit", err)
+	}
+	if queued > s.opts.MaxPending {
+		return nil, false, &jobs.Error{Code: jobs.EUNAVAILABLE, Message: fmt.Sprintf("the queue is full (%d jobs pending); try again later", s.opts.MaxPending), RetryAfter: 5}
+	}
+	res, err := s.river.InsertTx(ctx, tx, executeArgs{ExecutionID: e.ID}, &river.InsertOpts{
+		MaxAttempts: s.opts.MaxAttempts,
+		Queue:       queueName(e.JobType),
+	})
+	if err != nil {
+		return nil, false, s.dbError("enqueue", err)
+	}
+	if err := s.store.SetRiverJobID(ctx, tx, e.ID, res.Job.ID); err != nil {
+		return nil, false, s.dbError("enqueue", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, false, s.dbError("submit", err)
+	}
+	return e, true, nil
+}
+
+// newExecution is the record of a new submission.
+func newExecution(sub jobs.Submission, status jobs.Status) *jobs.Execution {
+	input := sub.InputJSON
+	if len(input) == 0 {
+		input = []byte("{}")
+	}
+	return &jobs.Execution{
+		Code:           sub.Code,
+		CorrelationID:  sub.CorrelationID,
+		Fingerprint:    fingerprint(sub),
+		ID:             newID(),
+		IdempotencyKey: sub.IdempotencyKey,
+		InputJSON:      input,
+		JobType:        sub.JobType,
+		Mode:           sub.Mode,
+		ParentID:       sub.ParentID,
+		Relationship:   sub.Relationship,
+		Requirements:   sub.Requirements,
+		StartupTimeout: sub.StartupTimeout,
+		Status:         status,
+		Timeout:        sub.Timeout,
+	}
+}
+
+// fingerprint hashes what makes two submissions the same job: a reused
+// idempotency key must come with the same fingerprint.
+func fingerprint(sub jobs.Submission) string {
+	var input any
+	if err := json.Unmarshal(sub.InputJSON, &input); err != nil {
+		input = string(sub.InputJSON)
+	}
+	b, _ := json.Marshal(struct {
+		Code           string   `json:"code"`
+		Input          any      `json:"input"` // re-encoded: key order does not matter
+		JobType        string   `json:"job_type"`
+		Requirements   []string `json:"requirements"`
+		StartupTimeout int64    `json:"startup_timeout_ms"`
+		Timeout        int64    `json:"timeout_ms"`
+	}{sub.Code, input, sub.JobType, sub.Requirements, sub.StartupTimeout.Milliseconds(), sub.Timeout.Milliseconds()})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// newID returns a time-ordered UUID.
+func newID() string {
+	if id, err := uuid.NewV7(); err == nil {
+		return id.String()
+	}
+	return uuid.NewString()
+}
+
+// finish stores a result, artifacts included. It uses its own context: a
+// result is stored even when the request or job context has ended.
+func (s *Service) finish(id string, res *jobs.Result) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	arts := make([]jobs.ArtifactContent, len(res.Artifacts))
+	for i, a := range res.Artifacts {
+		arts[i] = jobs.ArtifactContent{Artifact: a}
+		if i < len(res.ArtifactBytes) {
+			arts[i].Content = res.ArtifactBytes[i]
+		}
+	}
+	_, err := s.store.Finish(ctx, s.pool, id, res, arts)
+	if err != nil {
+		s.logger.Error("store result", "execution_id", id, "error", err)
+	}
+	return err
+}
+
+// infrastructureResult records a run that tako could not carry out.
+func infrastructureResult(err error) *jobs.Result {
+	t, msg := jobs.ErrInternal, "tako could not run the program"
+	if jobs.ErrorCodeOf(err) == jobs.EUNAVAILABLE {
+		t, msg = jobs.ErrServiceUnavail, err.Error()
+	}
+	return &jobs.Result{Status: jobs.StatusFailed, ExitCode: -1, Error: &jobs.ExecError{Type: t, Message: msg}}
+}
+
+// cancelledResult records an execution stopped before or while it ran.
+func cancelledResult(msg string) *jobs.Result {
+	return &jobs.Result{Status: jobs.StatusCancelled, ExitCode: -1, Error: &jobs.ExecError{Type: jobs.ErrCancelled, Message: msg}}
+}

@@ -1,0 +1,139 @@
+package service
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tako-run/tako/jobs"
+	"github.com/tako-run/tako/jobs/postgres"
+)
+
+// pollInterval bounds how long a waiter can miss a notification, for
+// example while the listening connection reconnects.
+const pollInterval = time.Second
+
+// Wait returns the execution once it has ended, or ETIMEOUT after timeout.
+// It works whichever node runs the job: it listens for the database's
+// notification and re-reads the record.
+func (s *Service) Wait(ctx context.Context, id string, timeout time.Duration) (*jobs.Execution, error) {
+	done, unsubscribe := s.notifier.subscribe(id)
+	defer unsubscribe()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(pollInterval)
+	defer poll.Stop()
+	for {
+		e, err := s.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if e.Terminal() {
+			return e, nil
+		}
+		select {
+		case <-done:
+		case <-poll.C:
+		case <-deadline.C:
+			return nil, jobs.Errorf(jobs.ETIMEOUT, "Timeout waiting for job")
+		case <-ctx.Done():
+			return nil, jobs.Errorf(jobs.EUNAVAILABLE, "server is shutting down")
+		}
+	}
+}
+
+// notifier holds one connection that LISTENs for finished executions and
+// wakes the waiters of each. It reconnects by itself.
+type notifier struct {
+	logger *slog.Logger
+	pool   *pgxpool.Pool
+
+	mu      sync.Mutex
+	waiters map[string]map[chan struct{}]struct{}
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newNotifier(pool *pgxpool.Pool, logger *slog.Logger) *notifier {
+	return &notifier{logger: logger, pool: pool, waiters: map[string]map[chan struct{}]struct{}{}}
+}
+
+// subscribe returns a channel that receives when execution id ends.
+func (n *notifier) subscribe(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	n.mu.Lock()
+	if n.waiters[id] == nil {
+		n.waiters[id] = map[chan struct{}]struct{}{}
+	}
+	n.waiters[id][ch] = struct{}{}
+	n.mu.Unlock()
+	return ch, func() {
+		n.mu.Lock()
+		delete(n.waiters[id], ch)
+		if len(n.waiters[id]) == 0 {
+			delete(n.waiters, id)
+		}
+		n.mu.Unlock()
+	}
+}
+
+func (n *notifier) wake(id string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for ch := range n.waiters[id] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (n *notifier) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel, n.done = cancel, make(chan struct{})
+	go func() {
+		defer close(n.done)
+		for ctx.Err() == nil {
+			if err := n.listen(ctx); err != nil && ctx.Err() == nil {
+				n.logger.Warn("listen for finished executions; reconnecting", "error", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	}()
+}
+
+// listen holds one connection and dispatches notifications until it fails.
+func (n *notifier) listen(ctx context.Context) error {
+	conn, err := n.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+postgres.NotifyChannel); err != nil {
+		return err
+	}
+	defer conn.Exec(context.Background(), "UNLISTEN "+postgres.NotifyChannel)
+	for {
+		note, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		n.wake(note.Payload)
+	}
+}
+
+// stop ends the listener. It is idempotent.
+func (n *notifier) stop() {
+	if n.cancel != nil {
+		n.cancel()
+		<-n.done
+		n.cancel = nil
+	}
+}

@@ -1,0 +1,136 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/tako-run/tako/jobs"
+	"github.com/tako-run/tako/runner"
+)
+
+// executeArgs is the River job that runs one queued execution.
+type executeArgs struct {
+	ExecutionID string `json:"execution_id"`
+}
+
+// Kind implements river.JobArgs.
+func (executeArgs) Kind() string { return "tako_execute" }
+
+// executeWorker runs queued executions.
+type executeWorker struct {
+	river.WorkerDefaults[executeArgs]
+	s *Service
+}
+
+// Timeout disables River's own job timeout: the runner enforces each
+// execution's timeout and kills its container.
+func (w *executeWorker) Timeout(*river.Job[executeArgs]) time.Duration { return -1 }
+
+// NextRetry retries infrastructure failures soon: 1 s, 2 s, 4 s ... at most 30 s.
+func (w *executeWorker) NextRetry(job *river.Job[executeArgs]) time.Time {
+	return time.Now().Add(min(time.Second<<max(job.Attempt-1, 0), 30*time.Second))
+}
+
+// Work runs the execution. A program that fails is a finished job; only a
+// failure of tako's own (Docker, the node) returns an error, so River
+// retries it until MaxAttempts. A cancel from any node ends the execution
+// as cancelled; a shutdown puts it back in the queue.
+func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) error {
+	s := w.s
+	id := job.Args.ExecutionID
+	e, err := s.store.Get(ctx, id)
+	if jobs.ErrorCodeOf(err) == jobs.ENOTFOUND {
+		return river.JobCancel(fmt.Errorf("execution %s no longer exists", id))
+	}
+	if err != nil {
+		return fmt.Errorf("get execution: %w", err)
+	}
+	if e.Terminal() {
+		return nil
+	}
+	jt, ok := s.registry.Get(e.JobType)
+	if !ok {
+		s.finish(id, &jobs.Result{Status: jobs.StatusFailed, ExitCode: -1, Error: &jobs.ExecError{Type: jobs.ErrConfig, Message: fmt.Sprintf("job type %q is not configured on this server", e.JobType)}})
+		return nil
+	}
+	if ok, err := s.store.MarkRunning(ctx, id, job.Attempt, s.opts.Node); err != nil || !ok {
+		return err
+	}
+	log := s.logger.With("execution_id", id, "job_type", e.JobType, "correlation_id", e.CorrelationID, "attempt", job.Attempt)
+
+	res, err := s.runner.Execute(ctx, runner.Request{
+		Code: e.Code, ExecutionID: id, InputJSON: e.InputJSON, JobType: jt,
+		StartupTimeout: e.StartupTimeout, Timeout: e.Timeout,
+	})
+	switch {
+	case cancelledRemotely(ctx):
+		if res == nil || res.Status != jobs.StatusCancelled {
+			res = cancelledResult("the execution was cancelled")
+		}
+		s.finish(id, res)
+		return nil
+	case ctx.Err() != nil:
+		// The node is shutting down: run it again, here after a restart or
+		// on another node.
+		s.requeue(id)
+		return fmt.Errorf("execution %s interrupted by shutdown", id)
+	case err != nil && job.Attempt < job.MaxAttempts:
+		log.Warn("execution failed on infrastructure; retrying", "error", err)
+		s.requeue(id)
+		return err
+	case err != nil:
+		log.Error("execution failed on infrastructure; giving up", "error", err)
+		s.finish(id, infrastructureResult(err))
+		return nil
+	}
+	s.finish(id, res)
+	return nil
+}
+
+// cancelledRemotely reports whether ctx ended because someone cancelled the
+// job, from whichever node.
+func cancelledRemotely(ctx context.Context) bool {
+	return errors.Is(context.Cause(ctx), river.ErrJobCancelledRemotely)
+}
+
+func (s *Service) requeue(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.store.Requeue(ctx, id); err != nil {
+		s.logger.Error("requeue execution", "execution_id", id, "error", err)
+	}
+}
+
+// maintenanceArgs is the periodic job that applies retention.
+type maintenanceArgs struct{}
+
+// Kind implements river.JobArgs.
+func (maintenanceArgs) Kind() string { return "tako_maintenance" }
+
+func maintenanceJob() *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(5*time.Minute), func() (river.JobArgs, *river.InsertOpts) {
+		return maintenanceArgs{}, nil
+	}, &river.PeriodicJobOpts{RunOnStart: true})
+}
+
+// maintenanceWorker deletes records and artifacts past retention.
+type maintenanceWorker struct {
+	river.WorkerDefaults[maintenanceArgs]
+	s *Service
+}
+
+// Work implements river.Worker.
+func (w *maintenanceWorker) Work(ctx context.Context, _ *river.Job[maintenanceArgs]) error {
+	n, err := w.s.store.DeleteOlderThan(ctx, time.Now().Add(-w.s.opts.Retention))
+	if err != nil {
+		return fmt.Errorf("apply retention: %w", err)
+	}
+	if n > 0 {
+		w.s.logger.Info("deleted executions past retention", "count", n)
+	}
+	return nil
+}
