@@ -189,3 +189,24 @@ func TestIdempotencyKey(t *testing.T) {
 		t.Errorf("same key, other payload: %v", err)
 	}
 }
+
+func TestMaintenanceEndsOrphanedExecutions(t *testing.T) {
+	t.Parallel()
+	s := newService(t, &scriptedRunner{script: []func() (*jobs.Result, error){succeeded}}, Options{})
+	ctx := context.Background()
+	e, _, err := s.Submit(ctx, submission("print(1)"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As if River had discarded the job after a node died on its last attempt.
+	if _, err := s.pool.Exec(ctx, `UPDATE river_job SET state = 'discarded', finalized_at = now() WHERE id = (SELECT river_job_id FROM tako_executions WHERE id = $1)`, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&maintenanceWorker{s: s}).Work(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, e.ID)
+	if err != nil || got.Status != jobs.StatusFailed || got.Result.Error.Type != jobs.ErrInternal {
+		t.Errorf("orphaned execution: %+v %v", got, err)
+	}
+}

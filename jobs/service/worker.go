@@ -117,7 +117,8 @@ func maintenanceJob() *river.PeriodicJob {
 	}, &river.PeriodicJobOpts{RunOnStart: true})
 }
 
-// maintenanceWorker deletes records and artifacts past retention.
+// maintenanceWorker deletes records and artifacts past retention and ends
+// executions whose queue job ended without them.
 type maintenanceWorker struct {
 	river.WorkerDefaults[maintenanceArgs]
 	s *Service
@@ -131,6 +132,16 @@ func (w *maintenanceWorker) Work(ctx context.Context, _ *river.Job[maintenanceAr
 	}
 	if n > 0 {
 		w.s.logger.Info("deleted executions past retention", "count", n)
+	}
+	orphans, err := w.s.store.Orphans(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range orphans {
+		w.s.logger.Warn("ending an execution whose queue job ended without it", "execution_id", id)
+		w.s.finish(id, &jobs.Result{Status: jobs.StatusFailed, ExitCode: -1, Error: &jobs.ExecError{
+			Type: jobs.ErrInternal, Message: "the execution was abandoned after its last attempt",
+		}})
 	}
 	return nil
 }
