@@ -2,14 +2,14 @@
 GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 ARGS ?=
 
-.PHONY: run test build deps check fuzz
+.PHONY: run test build deps testdb check fuzz
 
 ## run: install what is missing, build tako and serve the API (tako server $(ARGS))
 run: deps build
 	./bin/tako server $(ARGS)
 
-## test: install what is missing and run the whole test suite against real Docker
-test: deps check
+## test: install what is missing and run the whole test suite against real Docker and PostgreSQL
+test: deps testdb check
 	$(GO) test -count=1 -timeout 75m ./...
 	$(MAKE) --no-print-directory fuzz
 
@@ -23,6 +23,22 @@ deps:
 	  echo "==> installing debootstrap"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
 	@docker info >/dev/null 2>&1 || { echo "tako needs a running Docker Engine: start it (systemctl start docker) or set DOCKER_HOST" >&2; exit 1; }
+
+# The tests create their databases on a local PostgreSQL (TAKO_TEST_DATABASE_URL,
+# default postgres://postgres:postgres@127.0.0.1:5432/postgres): start the
+# host's cluster, installing it first if needed, and give postgres a password.
+testdb:
+	@if [ -z "$$TAKO_TEST_DATABASE_URL" ]; then \
+	  if ! command -v pg_lsclusters >/dev/null 2>&1; then \
+	    echo "==> installing PostgreSQL"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi; \
+	  cluster=$$(pg_lsclusters --no-header | awk 'NR==1 {print $$1" "$$2}'); \
+	  [ -n "$$cluster" ] || { echo "no PostgreSQL cluster found (pg_lsclusters)" >&2; exit 1; }; \
+	  pg_ctlcluster $$cluster start 2>/dev/null || true; \
+	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	  pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL does not answer on 127.0.0.1:5432" >&2; exit 1; }; \
+	  su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null; \
+	fi
 
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed" >&2; exit 1; }

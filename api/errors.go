@@ -39,6 +39,10 @@ func statusFor(code jobs.ErrorCode) int {
 		return http.StatusServiceUnavailable
 	case jobs.ENOTALLOWED:
 		return http.StatusForbidden
+	case jobs.ECONFLICT:
+		return http.StatusConflict
+	case jobs.ETIMEOUT:
+		return http.StatusRequestTimeout
 	default:
 		return http.StatusInternalServerError
 	}
@@ -121,8 +125,8 @@ func (s *Server) describeFiber(ferr *fiber.Error) (int, string) {
 	}
 }
 
-// maxCorrelationID bounds an echoed X-Correlation-ID.
-const maxCorrelationID = 128
+// maxToken bounds an echoed X-Correlation-ID and an execution id.
+const maxToken = 128
 
 // prepare gives the request its correlation id (the client's, when it is a
 // sane token, else a new uuid) and sets it and the security headers on the
@@ -132,7 +136,7 @@ func (s *Server) prepare(c *fiber.Ctx) string {
 		return cid
 	}
 	cid := c.Get("X-Correlation-ID") // a copy: the app is Immutable
-	if !validCorrelationID(cid) {
+	if !validToken(cid) {
 		cid = uuid.NewString()
 	}
 	c.Locals(localCorrelationID, cid)
@@ -142,10 +146,11 @@ func (s *Server) prepare(c *fiber.Ctx) string {
 	return cid
 }
 
-// validCorrelationID reports whether id is 1 to 128 characters of
-// [A-Za-z0-9._-], safe to echo in a header and in logs.
-func validCorrelationID(id string) bool {
-	if id == "" || len(id) > maxCorrelationID {
+// validToken reports whether id is 1 to 128 characters of [A-Za-z0-9._-],
+// safe to echo in a header and in logs: a correlation id or an execution
+// id.
+func validToken(id string) bool {
+	if id == "" || len(id) > maxToken {
 		return false
 	}
 	for i := 0; i < len(id); i++ {

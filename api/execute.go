@@ -2,46 +2,93 @@ package api
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
 
 	"github.com/tako-run/tako/jobs"
 )
 
-// handleExecute is POST /execute: validate, run synchronously, answer with
-// the result.
+// SubmitResponse is the body of POST /execute/async: the job and its status,
+// "queued" for a new job or the current one on an idempotent hit.
+type SubmitResponse struct {
+	JobID  string      `json:"job_id"`
+	Status jobs.Status `json:"status"`
+}
+
+// idempotencyConflict is the original's detail for a key re-used with a
+// different payload.
+const idempotencyConflict = "Idempotency key reused with different payload"
+
+// handleExecute is POST /execute: validate, run synchronously through the
+// Service (which records the execution), answer with the result.
 func (s *Server) handleExecute(c *fiber.Ctx) error {
-	// The raw body: fiber's c.Body() would inflate gzip and friends past
-	// BodyLimit.
-	if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && enc != "identity" {
-		return jobs.Errorf(jobs.EMALFORMED, "Content-Encoding %q is not supported; send the JSON body uncompressed", truncate(enc, 32))
-	}
-	req, err := DecodeExecuteRequest(c.Request().Body(), s.registry, s.limits)
+	sub, err := s.decodeSubmission(c, jobs.ModeSync)
 	if err != nil {
 		return err
 	}
-	req.ExecutionID = newExecutionID()
-
 	// The server's context, not the request's: fiber does not cancel on
 	// disconnect, and Shutdown must be able to stop the work.
 	ctx, cancel := context.WithCancel(s.base)
 	defer cancel()
-	res, err := s.runner.Execute(ctx, req)
+	exec, err := s.service.Execute(ctx, sub)
 	if err != nil {
 		return err
 	}
-	if res == nil {
-		return jobs.Errorf(jobs.EINTERNAL, "runner returned no result and no error for %s", req.ExecutionID)
+	if exec == nil || (exec.Result == nil && !exec.Terminal()) {
+		return jobs.Errorf(jobs.EINTERNAL, "service returned an unfinished execution and no error for a sync run")
 	}
-	return c.JSON(newExecuteResponse(res, req.ExecutionID, req.JobType.Name))
+	if exec.JobType == "" {
+		exec.JobType = sub.JobType
+	}
+	return c.JSON(newExecuteResponse(exec))
 }
 
-// newExecutionID returns a time-ordered UUID (v7), or a random one (v4) if
-// the clock source fails.
-func newExecutionID() string {
-	if id, err := uuid.NewV7(); err == nil {
-		return id.String()
+// handleSubmit is POST /execute/async: validate, queue, answer 202 with the
+// new job, or 200 with the existing one on an idempotent hit.
+func (s *Server) handleSubmit(c *fiber.Ctx) error {
+	sub, err := s.decodeSubmission(c, jobs.ModeAsync)
+	if err != nil {
+		return err
 	}
-	return uuid.NewString()
+	ctx, cancel := s.opContext()
+	defer cancel()
+	exec, created, err := s.service.Submit(ctx, sub)
+	switch {
+	case jobs.ErrorCodeOf(err) == jobs.ECONFLICT:
+		return jobs.Errorf(jobs.ECONFLICT, idempotencyConflict)
+	case err != nil:
+		return err
+	case exec == nil:
+		return jobs.Errorf(jobs.EINTERNAL, "service returned no execution and no error for a submission")
+	case created:
+		return c.Status(http.StatusAccepted).JSON(SubmitResponse{JobID: exec.ID, Status: jobs.StatusQueued})
+	default:
+		return c.JSON(SubmitResponse{JobID: exec.ID, Status: exec.Status})
+	}
+}
+
+// decodeSubmission reads and validates the body of POST /execute or
+// /execute/async and stamps it with mode and the correlation id.
+func (s *Server) decodeSubmission(c *fiber.Ctx, mode jobs.Mode) (jobs.Submission, error) {
+	body, err := rawBody(c)
+	if err != nil {
+		return jobs.Submission{}, err
+	}
+	sub, err := DecodeExecuteRequest(body, s.registry, s.limits)
+	if err != nil {
+		return jobs.Submission{}, err
+	}
+	sub.Mode = mode
+	sub.CorrelationID = s.prepare(c)
+	return sub, nil
+}
+
+// rawBody returns the request body as sent. Compressed bodies are refused:
+// fiber's c.Body() would inflate gzip and friends past BodyLimit.
+func rawBody(c *fiber.Ctx) ([]byte, error) {
+	if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && enc != "identity" {
+		return nil, jobs.Errorf(jobs.EMALFORMED, "Content-Encoding %q is not supported; send the JSON body uncompressed", truncate(enc, 32))
+	}
+	return c.Request().Body(), nil
 }

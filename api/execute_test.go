@@ -12,10 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/tako-run/tako/jobs"
-	"github.com/tako-run/tako/runner"
 )
 
 // quickstartPython is the body the quick start's Python example sends,
@@ -25,7 +22,7 @@ const quickstartPython = `{"code": "import json\nwith open(\"/input/data.json\")
 func TestExecuteValidation(t *testing.T) {
 	t.Parallel()
 	lim := Limits{MaxBodyBytes: 4096, MaxCodeBytes: 100, MaxInputBytes: 40, MaxTimeout: 45 * time.Second}
-	s := newTestServer(t, &fakeRunner{result: quickstartResult()}, lim)
+	s := newTestServer(t, nil, nil, lim)
 	long := strings.Repeat("x", 101)
 	reqs51 := `[` + strings.TrimSuffix(strings.Repeat(`"a",`, 51), ",") + `]`
 	tests := []struct {
@@ -110,38 +107,39 @@ func TestExecuteAcceptedRequests(t *testing.T) {
 		timeout        time.Duration
 		startupTimeout time.Duration
 	}{
-		{"quickstart curl", `{"code": "print(1 + 1)"}`, "default", `{}`, 0, 0},
-		{"quickstart python", quickstartPython, "default", `{"x":10,"y":20}`, 0, 0},
-		{"nulls mean defaults", `{"code": "x", "input_data": null, "job_type": null, "timeout": null, "startup_timeout": null, "requirements": null, "idempotency_key": null}`, "default", `{}`, 0, 0},
+		{"quickstart curl", `{"code": "print(1 + 1)"}`, "default", `{}`, 30 * time.Second, 0},
+		{"quickstart python", quickstartPython, "default", `{"x":10,"y":20}`, 30 * time.Second, 0},
+		{"nulls mean defaults", `{"code": "x", "input_data": null, "job_type": null, "timeout": null, "startup_timeout": null, "requirements": null, "idempotency_key": null}`, "default", `{}`, 30 * time.Second, 0},
+		{"job type's timeout", `{"code": "x", "job_type": "data"}`, "data", `{}`, 60 * time.Second, 0},
 		{"every field", `{"code": "x", "input_data": {"a": [1, 2.5e3, "é"]}, "job_type": "data", "timeout": 60, "startup_timeout": 120, "requirements": [], "idempotency_key": "key_12345-abc"}`, "data", `{"a":[1,2.5e3,"é"]}`, 60 * time.Second, 120 * time.Second},
-		{"integral float timeout", `{"code": "x", "timeout": 5.0}`, "default", `{}`, 0 + 5*time.Second, 0},
+		{"integral float timeout", `{"code": "x", "timeout": 5.0}`, "default", `{}`, 5 * time.Second, 0},
 		{"duplicate key, last wins", `{"code": "a", "code": "b", "timeout": 2, "timeout": 3}`, "default", `{}`, 3 * time.Second, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			fr := &fakeRunner{result: quickstartResult()}
-			s := newTestServer(t, fr, Limits{})
-			r := do(t, s, "POST", "/execute", tt.body, nil)
+			fs := &fakeService{result: quickstartResult()}
+			s := newTestServer(t, fs, nil, Limits{})
+			r := do(t, s, "POST", "/execute", tt.body, map[string]string{"X-Correlation-ID": "cid-accepted"})
 			if r.status != http.StatusOK {
 				t.Fatalf("status %d: %s", r.status, r.body)
 			}
-			req, calls := fr.last()
-			if calls != 1 {
-				t.Fatalf("runner called %d times", calls)
+			sub, calls := fs.last()
+			if calls != 1 || fs.count("Execute") != 1 {
+				t.Fatalf("service called %d times, Execute %d", calls, fs.count("Execute"))
 			}
-			if req.JobType.Name != tt.jobType || string(req.InputJSON) != tt.input ||
-				req.Timeout != tt.timeout || req.StartupTimeout != tt.startupTimeout {
-				t.Errorf("runner got job_type %q input %s timeout %v startup %v; want %q %s %v %v",
-					req.JobType.Name, req.InputJSON, req.Timeout, req.StartupTimeout,
+			if sub.JobType != tt.jobType || string(sub.InputJSON) != tt.input ||
+				sub.Timeout != tt.timeout || sub.StartupTimeout != tt.startupTimeout {
+				t.Errorf("service got job_type %q input %s timeout %v startup %v; want %q %s %v %v",
+					sub.JobType, sub.InputJSON, sub.Timeout, sub.StartupTimeout,
 					tt.jobType, tt.input, tt.timeout, tt.startupTimeout)
 			}
-			id, err := uuid.Parse(req.ExecutionID)
-			if err != nil || id.Version() != 7 {
-				t.Errorf("execution id %q is not a UUIDv7 (%v)", req.ExecutionID, err)
+			if sub.Mode != jobs.ModeSync || sub.CorrelationID != "cid-accepted" {
+				t.Errorf("mode %q correlation id %q", sub.Mode, sub.CorrelationID)
 			}
-			if got := r.object(t)["execution_id"]; got != req.ExecutionID {
-				t.Errorf("response execution_id %v, runner got %q", got, req.ExecutionID)
+			m := r.object(t)
+			if id, _ := m["execution_id"].(string); id == "" || m["job_id"] != id {
+				t.Errorf("execution_id %v job_id %v", m["execution_id"], m["job_id"])
 			}
 		})
 	}
@@ -149,14 +147,13 @@ func TestExecuteAcceptedRequests(t *testing.T) {
 
 func TestExecuteResponseFields(t *testing.T) {
 	t.Parallel()
-	fr := &fakeRunner{result: quickstartResult()}
-	s := newTestServer(t, fr, Limits{})
+	s := newTestServer(t, nil, nil, Limits{})
 	r := do(t, s, "POST", "/execute", quickstartPython, nil)
 	if r.status != http.StatusOK {
 		t.Fatalf("status %d: %s", r.status, r.body)
 	}
 	got := r.object(t)
-	req, _ := fr.last()
+	id := "0195c3a8-0000-7000-8000-000000000001" // the fake's first id
 	want := map[string]any{
 		"success":          true,
 		"output":           map[string]any{"sum": 30.0, "product": 200.0},
@@ -165,7 +162,8 @@ func TestExecuteResponseFields(t *testing.T) {
 		"exit_code":        0.0,
 		"execution_time":   0.35,
 		"job_type":         "default",
-		"execution_id":     req.ExecutionID,
+		"execution_id":     id,
+		"job_id":           id,
 		"status":           "succeeded",
 		"error":            nil,
 		"runtime":          "runc",
@@ -254,7 +252,7 @@ func TestExecuteFailedProgram(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := newTestServer(t, &fakeRunner{result: tt.result}, Limits{})
+			s := newTestServer(t, &fakeService{result: tt.result}, nil, Limits{})
 			r := do(t, s, "POST", "/execute", `{"code": "1/0"}`, nil)
 			if r.status != http.StatusOK {
 				t.Fatalf("status %d: %s", r.status, r.body)
@@ -264,7 +262,7 @@ func TestExecuteFailedProgram(t *testing.T) {
 	}
 }
 
-func TestExecuteRunnerErrors(t *testing.T) {
+func TestExecuteServiceErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
@@ -280,17 +278,18 @@ func TestExecuteRunnerErrors(t *testing.T) {
 		{"plain error hides text", errors.New("dial unix /var/run/docker.sock: refused"), false, 500, internalDetail, ""},
 		{"unknown code hides text", &jobs.Error{Code: "weird", Message: "secret"}, false, 500, internalDetail, ""},
 		{"not allowed", jobs.Errorf(jobs.ENOTALLOWED, "network job types are disabled"), false, 403, "network job types are disabled", ""},
-		{"invalid from runner", jobs.FieldErrorf("timeout", "too long for a warm container"), false, 422, "timeout: too long for a warm container", ""},
+		{"invalid from service", jobs.FieldErrorf("timeout", "too long for a warm container"), false, 422, "timeout: too long for a warm container", ""},
+		{"database down", &jobs.Error{Code: jobs.EUNAVAILABLE, Message: "database is unavailable; retry later", RetryAfter: 2}, false, 503, "database is unavailable; retry later", "2"},
 		{"panic is a 500", nil, true, 500, internalDetail, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			fr := &fakeRunner{err: tt.err}
+			fs := &fakeService{err: tt.err}
 			if tt.panics {
-				fr.execute = func(context.Context, runner.Request) (*jobs.Result, error) { panic("boom /secret") }
+				fs.execute = func(context.Context, jobs.Submission) (*jobs.Execution, error) { panic("boom /secret") }
 			}
-			s := newTestServer(t, fr, Limits{})
+			s := newTestServer(t, fs, nil, Limits{})
 			r := do(t, s, "POST", "/execute", `{"code": "print(1)"}`, nil)
 			if r.status != tt.status {
 				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
@@ -310,7 +309,7 @@ func TestExecuteRunnerErrors(t *testing.T) {
 
 func TestExecuteBodyLimits(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, &fakeRunner{result: quickstartResult()}, Limits{MaxBodyBytes: 64})
+	s := newTestServer(t, nil, nil, Limits{MaxBodyBytes: 64})
 	// sized returns a valid request body of exactly n bytes.
 	sized := func(n int) string {
 		const head, tail = `{"code": "print(1)", "input_data": {"k": "`, `"}}`
@@ -362,8 +361,8 @@ func TestDecodeExecuteRequestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if req.Code != "print(1 + 1)" || string(req.InputJSON) != "{}" || req.JobType.Name != "default" ||
-		req.JobType.Limits.Timeout != 30*time.Second || req.Timeout != 0 || req.StartupTimeout != 0 || req.ExecutionID != "" {
+	if req.Code != "print(1 + 1)" || string(req.InputJSON) != "{}" || req.JobType != "default" ||
+		req.Timeout != 30*time.Second || req.StartupTimeout != 0 || req.IdempotencyKey != "" || req.Mode != "" {
 		t.Errorf("got %+v", req)
 	}
 	_, err = DecodeExecuteRequest([]byte(`{"code": 1}`), testRegistry(t), Limits{})

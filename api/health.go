@@ -14,22 +14,27 @@ const (
 	healthDegraded = "degraded"
 )
 
-// healthTimeout bounds the runner's health probe so /health always answers.
-const healthTimeout = 3 * time.Second
+// healthTimeout bounds the runner's health probe and databaseHealthTimeout
+// the database's, so /health always answers.
+const (
+	healthTimeout         = 3 * time.Second
+	databaseHealthTimeout = 2 * time.Second
+)
 
 // HealthResponse is the body of GET /health. Status is "degraded" when
-// Docker is unreachable or a job type cannot run, and Problems says why; the
-// HTTP status stays 200, as in the original.
+// Docker or the database is unreachable or a job type cannot run, and
+// Problems says why; the HTTP status stays 200, as in the original.
 type HealthResponse struct {
-	Status          string                       `json:"status"`
-	Version         string                       `json:"version"`
-	DockerAvailable bool                         `json:"docker_available"`
-	GVisorAvailable bool                         `json:"gvisor_available"`
-	Runner          RunnerHealth                 `json:"runner"`
-	QueueStats      QueueStats                   `json:"queue_stats"`
-	JobTypes        map[string]JobTypeHealth     `json:"job_types"`
-	Checks          map[string]HealthCheckResult `json:"checks"`
-	Problems        []string                     `json:"problems"`
+	Status            string                       `json:"status"`
+	Version           string                       `json:"version"`
+	DockerAvailable   bool                         `json:"docker_available"`
+	GVisorAvailable   bool                         `json:"gvisor_available"`
+	DatabaseAvailable bool                         `json:"database_available"`
+	Runner            RunnerHealth                 `json:"runner"`
+	QueueStats        QueueStats                   `json:"queue_stats"`
+	JobTypes          map[string]JobTypeHealth     `json:"job_types"`
+	Checks            map[string]HealthCheckResult `json:"checks"`
+	Problems          []string                     `json:"problems"`
 }
 
 // RunnerHealth is the execution slots of this node.
@@ -38,8 +43,9 @@ type RunnerHealth struct {
 	MaxConcurrent int `json:"max_concurrent"`
 }
 
-// QueueStats keeps the original's health field for its clients. With sync
-// execution only, nothing waits in a queue.
+// QueueStats keeps the original's health field for its clients. Running and
+// MaxWorkers are this node's execution slots; the durable queue's depth is
+// not reported here yet.
 type QueueStats struct {
 	Pending      int `json:"pending"`
 	Running      int `json:"running"`
@@ -59,25 +65,42 @@ type HealthCheckResult struct {
 	Status string `json:"status"`
 }
 
-// handleHealth is GET /health.
+// handleHealth is GET /health. The runner and the database are probed at
+// the same time, each under its own timeout.
 func (s *Server) handleHealth(c *fiber.Ctx) error {
+	dbErr := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(s.base, databaseHealthTimeout)
+		defer cancel()
+		dbErr <- s.service.DatabaseHealth(ctx)
+	}()
 	ctx, cancel := context.WithTimeout(s.base, healthTimeout)
 	defer cancel()
 	h := s.runner.Health(ctx)
+	dberr := <-dbErr
 
 	resp := HealthResponse{
-		Status:          healthHealthy,
-		Version:         s.version,
-		DockerAvailable: h.DockerAvailable,
-		GVisorAvailable: h.GVisorAvailable,
-		Runner:          RunnerHealth{Running: h.Running, MaxConcurrent: h.MaxConcurrent},
-		QueueStats:      QueueStats{Running: h.Running, MaxWorkers: h.MaxConcurrent},
-		JobTypes:        map[string]JobTypeHealth{},
+		Status:            healthHealthy,
+		Version:           s.version,
+		DockerAvailable:   h.DockerAvailable,
+		GVisorAvailable:   h.GVisorAvailable,
+		DatabaseAvailable: dberr == nil,
+		Runner:            RunnerHealth{Running: h.Running, MaxConcurrent: h.MaxConcurrent},
+		QueueStats:        QueueStats{Running: h.Running, MaxWorkers: h.MaxConcurrent},
+		JobTypes:          map[string]JobTypeHealth{},
 		Checks: map[string]HealthCheckResult{
-			"docker": {Status: "ok"},
-			"gvisor": {Status: "ok"},
+			"database": {Status: "ok"},
+			"docker":   {Status: "ok"},
+			"gvisor":   {Status: "ok"},
 		},
 		Problems: []string{},
+	}
+	if dberr != nil {
+		resp.Checks["database"] = HealthCheckResult{Status: "failing"}
+		resp.Problems = append(resp.Problems, "database is not reachable")
+		// The driver's error can name hosts and users; operators get it in
+		// the log.
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "database unavailable", slog.String("error", dberr.Error()))
 	}
 	if !h.DockerAvailable {
 		resp.Checks["docker"] = HealthCheckResult{Status: "failing"}

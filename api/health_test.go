@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"reflect"
 	"testing"
@@ -15,18 +16,20 @@ func TestHealth(t *testing.T) {
 		name     string
 		health   runner.Health
 		avail    map[string]runner.Availability
+		dbErr    error
 		status   string
 		problems []any
 	}{
-		{"healthy without gVisor in permissive mode", up, nil, "healthy", []any{}},
-		{"docker down", runner.Health{DockerError: "dial unix /var/run/docker.sock: connect: refused", MaxConcurrent: 4}, nil, "degraded", []any{"docker engine is not reachable"}},
-		{"job type unavailable", up, map[string]runner.Availability{"data": {Reason: "image tako-data:abc is missing; run tako setup"}}, "degraded",
+		{"healthy without gVisor in permissive mode", up, nil, nil, "healthy", []any{}},
+		{"docker down", runner.Health{DockerError: "dial unix /var/run/docker.sock: connect: refused", MaxConcurrent: 4}, nil, nil, "degraded", []any{"docker engine is not reachable"}},
+		{"job type unavailable", up, map[string]runner.Availability{"data": {Reason: "image tako-data:abc is missing; run tako setup"}}, nil, "degraded",
 			[]any{"job type data is unavailable: image tako-data:abc is missing; run tako setup"}},
+		{"database down", up, nil, errors.New("dial tcp 10.0.0.5:5432: connect: connection refused (user=secret)"), "degraded", []any{"database is not reachable"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := newTestServer(t, &fakeRunner{health: tt.health, avail: tt.avail}, Limits{})
+			s := newTestServer(t, &fakeService{dbErr: tt.dbErr}, &fakeRunner{health: tt.health, avail: tt.avail}, Limits{})
 			r := do(t, s, "GET", "/health", "", nil)
 			if r.status != http.StatusOK {
 				t.Fatalf("status %d: %s", r.status, r.body)
@@ -35,13 +38,21 @@ func TestHealth(t *testing.T) {
 			if m["status"] != tt.status || !reflect.DeepEqual(m["problems"], tt.problems) {
 				t.Errorf("status %v problems %v; want %v %v", m["status"], m["problems"], tt.status, tt.problems)
 			}
-			for _, k := range []string{"version", "docker_available", "gvisor_available", "runner", "job_types", "checks", "queue_stats"} {
+			for _, k := range []string{"version", "docker_available", "gvisor_available", "database_available", "runner", "job_types", "checks", "queue_stats"} {
 				if _, ok := m[k]; !ok {
 					t.Errorf("field %q missing: %s", k, r.body)
 				}
 			}
-			if m["docker_available"] != tt.health.DockerAvailable || m["version"] != "test" {
+			if m["docker_available"] != tt.health.DockerAvailable || m["database_available"] != (tt.dbErr == nil) || m["version"] != "test" {
 				t.Errorf("got %v", m)
+			}
+			checks, _ := m["checks"].(map[string]any)
+			wantDB := map[string]any{"status": "ok"}
+			if tt.dbErr != nil {
+				wantDB["status"] = "failing"
+			}
+			if !reflect.DeepEqual(checks["database"], wantDB) {
+				t.Errorf("checks.database %v, want %v", checks["database"], wantDB)
 			}
 			rn, _ := m["runner"].(map[string]any)
 			if rn["running"] != float64(tt.health.Running) || rn["max_concurrent"] != float64(tt.health.MaxConcurrent) {
@@ -51,7 +62,7 @@ func TestHealth(t *testing.T) {
 			if len(jts) != 2 {
 				t.Errorf("job_types %v", jts)
 			}
-			if string(r.body) != "" && containsBytes(r.body, "docker.sock") {
+			if containsBytes(r.body, "docker.sock") || containsBytes(r.body, "secret") || containsBytes(r.body, "10.0.0.5") {
 				t.Errorf("docker error text leaked: %s", r.body)
 			}
 		})

@@ -13,7 +13,7 @@ func TestJobTypes(t *testing.T) {
 	fr := &fakeRunner{avail: map[string]runner.Availability{
 		"data": {Available: false, Image: "tako-data:abc", Reason: "security_mode strict needs gVisor (runsc)", Runtime: "runsc"},
 	}}
-	s := newTestServer(t, fr, Limits{})
+	s := newTestServer(t, nil, fr, Limits{})
 
 	r := do(t, s, "GET", "/job-types", "", nil)
 	if r.status != http.StatusOK {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/tako-run/tako/jobs"
 	"github.com/tako-run/tako/jobtypes"
-	"github.com/tako-run/tako/runner"
 )
 
 // Request field rules, from the original's ExecuteRequest model.
@@ -31,62 +31,42 @@ const (
 // ad-hoc requirement images are implemented.
 const errAdHocRequirements = "ad-hoc requirements are not supported by this server yet; declare them in a job type in tako.yaml"
 
-// executeFields are the raw values of a POST /execute body, one per known
-// field; nil means absent.
-type executeFields struct {
-	code           json.RawMessage
-	idempotencyKey json.RawMessage
-	inputData      json.RawMessage
-	jobType        json.RawMessage
-	requirements   json.RawMessage
-	startupTimeout json.RawMessage
-	timeout        json.RawMessage
-}
+// executeFieldNames are the fields of a POST /execute body, in the order of
+// the original's model (and of the "unknown field" message).
+var executeFieldNames = []string{"code", "input_data", "job_type", "timeout", "startup_timeout", "requirements", "idempotency_key"}
 
-// field returns where the raw value of the known field name goes, or nil
-// for an unknown name. Names match exactly, unlike encoding/json's
-// case-insensitive struct matching: the original rejects "Code".
-func (f *executeFields) field(name string) *json.RawMessage {
-	switch name {
-	case "code":
-		return &f.code
-	case "idempotency_key":
-		return &f.idempotencyKey
-	case "input_data":
-		return &f.inputData
-	case "job_type":
-		return &f.jobType
-	case "requirements":
-		return &f.requirements
-	case "startup_timeout":
-		return &f.startupTimeout
-	case "timeout":
-		return &f.timeout
-	}
-	return nil
-}
+// emptyExecuteBody is the detail for an empty POST /execute body.
+const emptyExecuteBody = "request body is empty; send a JSON object such as {\"code\": \"print(1)\"}"
 
-// DecodeExecuteRequest parses and validates the body of POST /execute
-// against the job types in reg and the limits lim (zero fields take their
-// defaults). It returns a Request with everything but ExecutionID set, or a
-// *jobs.Error: EMALFORMED when body is empty or not JSON, EINVALID with
-// Field set when a field breaks a rule. A body that is not JSON is reported
-// before any field error. It never panics, whatever the bytes.
-func DecodeExecuteRequest(body []byte, reg *jobtypes.Registry, lim Limits) (runner.Request, error) {
+// bodyFields are the raw values of a request body's known fields, by name;
+// an absent field has no entry.
+type bodyFields map[string]json.RawMessage
+
+// DecodeExecuteRequest parses and validates the body of POST /execute and
+// POST /execute/async against the job types in reg and the limits lim (zero
+// fields take their defaults). It returns a Submission with Code,
+// IdempotencyKey, InputJSON, JobType, StartupTimeout and Timeout set; the
+// Timeout is resolved to the job type's when the body has none, so it is
+// never 0. The caller sets Mode and CorrelationID. Errors are *jobs.Error:
+// EMALFORMED when body is empty or not JSON, EINVALID with Field set when a
+// field breaks a rule. A body that is not JSON is reported before any field
+// error. It never panics, whatever the bytes.
+func DecodeExecuteRequest(body []byte, reg *jobtypes.Registry, lim Limits) (jobs.Submission, error) {
 	lim = lim.withDefaults()
-	f, err := scanExecuteBody(body)
-	if err != nil {
-		return runner.Request{}, err
+	if len(bytes.TrimSpace(body)) == 0 {
+		return jobs.Submission{}, jobs.Errorf(jobs.EMALFORMED, emptyExecuteBody)
 	}
-	return f.validate(reg, lim)
+	f, err := scanBody(body, executeFieldNames)
+	if err != nil {
+		return jobs.Submission{}, err
+	}
+	return f.validateExecute(reg, lim)
 }
 
-// scanExecuteBody splits body into its fields. It reads the whole body
-// before it returns a field error, so broken JSON is always a 400.
-func scanExecuteBody(body []byte) (*executeFields, error) {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, jobs.Errorf(jobs.EMALFORMED, "request body is empty; send a JSON object such as {\"code\": \"print(1)\"}")
-	}
+// scanBody splits a JSON object body into its fields, each of which must be
+// one of names exactly. It reads the whole body before it returns a field
+// error, so broken JSON is always a 400. The caller handles an empty body.
+func scanBody(body []byte, names []string) (bodyFields, error) {
 	if !utf8.Valid(body) {
 		// encoding/json would quietly turn the bad bytes into U+FFFD; the
 		// original rejects such a body.
@@ -94,7 +74,7 @@ func scanExecuteBody(body []byte) (*executeFields, error) {
 	}
 	// A token walk rather than a struct decode: encoding/json matches struct
 	// fields case-insensitively and stops at the first type error, while the
-	// original wants exact names, and every value's type is checked below
+	// original wants exact names, and every value's type is checked later
 	// with a message that names its field.
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var first error // the first field error, reported if the JSON is sound
@@ -110,7 +90,7 @@ func scanExecuteBody(body []byte) (*executeFields, error) {
 		}
 		return nil, jobs.FieldErrorf("body", "must be a JSON object")
 	}
-	f := &executeFields{}
+	f := bodyFields{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -121,14 +101,13 @@ func scanExecuteBody(body []byte) (*executeFields, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return nil, malformed(err)
 		}
-		dst := f.field(name)
-		if dst == nil {
+		if !slices.Contains(names, name) {
 			if first == nil {
-				first = jobs.FieldErrorf(fieldName(name), "unknown field; allowed fields are code, input_data, job_type, timeout, startup_timeout, requirements, idempotency_key")
+				first = jobs.FieldErrorf(fieldName(name), "unknown field; allowed fields are %s", strings.Join(names, ", "))
 			}
 			continue
 		}
-		*dst = raw // a later duplicate wins, as in Python's json
+		f[name] = raw // a later duplicate wins, as in Python's json
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
 		return nil, malformed(err)
@@ -179,62 +158,104 @@ func fieldName(name string) string {
 	return strconv.Quote(name)
 }
 
-// validate applies the field rules in the order of the original's model and
-// returns the first broken one.
-func (f *executeFields) validate(reg *jobtypes.Registry, lim Limits) (runner.Request, error) {
-	var req runner.Request
+// validateExecute applies the field rules in the order of the original's
+// model and returns the first broken one.
+func (f bodyFields) validateExecute(reg *jobtypes.Registry, lim Limits) (jobs.Submission, error) {
+	var sub jobs.Submission
 
-	code, err := decodeString(f.code, "code", true)
+	code, err := decodeCode(f["code"], lim.MaxCodeBytes)
 	if err != nil {
-		return req, err
+		return sub, err
+	}
+	sub.Code = code
+
+	if sub.InputJSON, err = decodeInput(f["input_data"], lim.MaxInputBytes); err != nil {
+		return sub, err
+	}
+
+	jt, err := decodeJobType(f["job_type"], reg)
+	if err != nil {
+		return sub, err
+	}
+	if jt == nil {
+		def, ok := reg.Get(jobtypes.DefaultName)
+		if !ok {
+			return sub, jobs.FieldErrorf("job_type", "%s", reg.UnknownError(jobtypes.DefaultName))
+		}
+		jt = &def
+	}
+	sub.JobType = jt.Name
+
+	timeout, err := decodeTimeout(f["timeout"], jt, lim.MaxTimeout)
+	if err != nil {
+		return sub, err
+	}
+	sub.Timeout = resolveTimeout(timeout, *jt, lim.MaxTimeout)
+
+	if raw := f["startup_timeout"]; !isNull(raw) {
+		n, err := decodeInt(raw, "startup_timeout", minStartupTimeout, maxStartupTimeout, "")
+		if err != nil {
+			return sub, err
+		}
+		sub.StartupTimeout = time.Duration(n) * time.Second
+	}
+
+	if err := checkRequirements(f["requirements"]); err != nil {
+		return sub, err
+	}
+	if sub.IdempotencyKey, err = decodeIdempotencyKey(f["idempotency_key"]); err != nil {
+		return sub, err
+	}
+	return sub, nil
+}
+
+// resolveTimeout is the run-time limit of a submission: the requested one,
+// else the job type's, else the server's maximum.
+func resolveTimeout(requested time.Duration, jt jobtypes.JobType, maxTimeout time.Duration) time.Duration {
+	switch {
+	case requested > 0:
+		return requested
+	case jt.Limits.Timeout > 0:
+		return jt.Limits.Timeout
+	default:
+		return maxTimeout
+	}
+}
+
+// decodeCode decodes the required "code" field: a string that is not blank
+// and at most maxBytes long.
+func decodeCode(raw json.RawMessage, maxBytes int64) (string, error) {
+	code, err := decodeString(raw, "code", true)
+	if err != nil {
+		return "", err
 	}
 	switch {
 	case strings.TrimSpace(code) == "":
-		return req, jobs.FieldErrorf("code", "must not be blank")
-	case int64(len(code)) > lim.MaxCodeBytes:
-		return req, jobs.FieldErrorf("code", "must be at most %d bytes (got %d)", lim.MaxCodeBytes, len(code))
+		return "", jobs.FieldErrorf("code", "must not be blank")
+	case int64(len(code)) > maxBytes:
+		return "", jobs.FieldErrorf("code", "must be at most %d bytes (got %d)", maxBytes, len(code))
 	}
-	req.Code = code
+	return code, nil
+}
 
-	if req.InputJSON, err = decodeInput(f.inputData, lim.MaxInputBytes); err != nil {
-		return req, err
+// decodeJobType decodes an optional "job_type" and looks it up in reg. It
+// returns nil when the field is absent or null.
+func decodeJobType(raw json.RawMessage, reg *jobtypes.Registry) (*jobtypes.JobType, error) {
+	if isNull(raw) {
+		return nil, nil
 	}
-
-	name, err := decodeString(f.jobType, "job_type", false)
+	name, err := decodeString(raw, "job_type", false)
 	if err != nil {
-		return req, err
-	}
-	if isNull(f.jobType) {
-		name = jobtypes.DefaultName
+		return nil, err
 	}
 	if len(name) > maxJobTypeLen {
-		return req, jobs.FieldErrorf("job_type", "must be at most %d characters", maxJobTypeLen)
+		return nil, jobs.FieldErrorf("job_type", "must be at most %d characters", maxJobTypeLen)
 	}
 	jt, ok := reg.Get(name)
 	if !ok {
-		return req, jobs.FieldErrorf("job_type", "%s", reg.UnknownError(name))
+		return nil, jobs.FieldErrorf("job_type", "%s", reg.UnknownError(name))
 	}
-	req.JobType = jt
-
-	if req.Timeout, err = decodeTimeout(f.timeout, jt, lim.MaxTimeout); err != nil {
-		return req, err
-	}
-
-	if !isNull(f.startupTimeout) {
-		n, err := decodeInt(f.startupTimeout, "startup_timeout", minStartupTimeout, maxStartupTimeout, "")
-		if err != nil {
-			return req, err
-		}
-		req.StartupTimeout = time.Duration(n) * time.Second
-	}
-
-	if err := checkRequirements(f.requirements); err != nil {
-		return req, err
-	}
-	if err := checkIdempotencyKey(f.idempotencyKey); err != nil {
-		return req, err
-	}
-	return req, nil
+	return &jt, nil
 }
 
 // isNull reports whether a raw value is absent or JSON null, which the
@@ -279,9 +300,9 @@ func decodeInput(raw json.RawMessage, maxBytes int64) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// decodeTimeout checks "timeout" against the server's and the job type's
-// limits. Absent or null means the job type's timeout (0).
-func decodeTimeout(raw json.RawMessage, jt jobtypes.JobType, maxTimeout time.Duration) (time.Duration, error) {
+// decodeTimeout checks "timeout" against the server's limit and, when jt is
+// not nil, the job type's. Absent or null is 0: the job type's timeout.
+func decodeTimeout(raw json.RawMessage, jt *jobtypes.JobType, maxTimeout time.Duration) (time.Duration, error) {
 	if isNull(raw) {
 		return 0, nil
 	}
@@ -291,10 +312,20 @@ func decodeTimeout(raw json.RawMessage, jt jobtypes.JobType, maxTimeout time.Dur
 		return 0, err
 	}
 	d := time.Duration(n) * time.Second
-	if jt.Limits.Timeout > 0 && d > jt.Limits.Timeout {
-		return 0, jobs.FieldErrorf("timeout", "must be at most %d seconds, the limit of job type %q", int64(jt.Limits.Timeout/time.Second), jt.Name)
+	if jt != nil {
+		if err := checkJobTypeTimeout(d, *jt); err != nil {
+			return 0, err
+		}
 	}
 	return d, nil
+}
+
+// checkJobTypeTimeout refuses a timeout d over the limit of jt.
+func checkJobTypeTimeout(d time.Duration, jt jobtypes.JobType) error {
+	if jt.Limits.Timeout > 0 && d > jt.Limits.Timeout {
+		return jobs.FieldErrorf("timeout", "must be at most %d seconds, the limit of job type %q", int64(jt.Limits.Timeout/time.Second), jt.Name)
+	}
+	return nil
 }
 
 // decodeInt decodes an integer field in [lo, hi]. Like the original's
@@ -362,23 +393,24 @@ func checkRequirements(raw json.RawMessage) error {
 	return nil
 }
 
-// checkIdempotencyKey validates "idempotency_key". Sync executions accept
-// it and do not use it, as in the original.
-func checkIdempotencyKey(raw json.RawMessage) error {
+// decodeIdempotencyKey validates "idempotency_key" and returns it, "" when
+// absent. The Service decides what a key means for each mode; the original
+// honours it for async submissions only.
+func decodeIdempotencyKey(raw json.RawMessage) (string, error) {
 	key, err := decodeString(raw, "idempotency_key", false)
 	if err != nil || isNull(raw) {
-		return err
+		return "", err
 	}
 	if len(key) < minIdempotencyKeyLen || len(key) > maxIdempotencyKeyLen {
-		return jobs.FieldErrorf("idempotency_key", "must be %d to %d characters (got %d)", minIdempotencyKeyLen, maxIdempotencyKeyLen, len(key))
+		return "", jobs.FieldErrorf("idempotency_key", "must be %d to %d characters (got %d)", minIdempotencyKeyLen, maxIdempotencyKeyLen, len(key))
 	}
 	for i := 0; i < len(key); i++ {
 		b := key[i]
 		if !(b == '_' || b == '-' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9') {
-			return jobs.FieldErrorf("idempotency_key", "may contain only letters, digits, '_' and '-'")
+			return "", jobs.FieldErrorf("idempotency_key", "may contain only letters, digits, '_' and '-'")
 		}
 	}
-	return nil
+	return key, nil
 }
 
 // jsonKind names the JSON type of a raw value for messages.

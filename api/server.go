@@ -14,18 +14,14 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/tako-run/tako/jobs"
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/runner"
 )
 
-// Runner is what the API needs from the execution engine. *runner.Runner
-// satisfies it; tests use a fake.
+// Runner is what the API needs from the execution engine on this node: the
+// job types it can run and the health of its dependencies. Executions go
+// through the Service. *runner.Runner satisfies it; tests use a fake.
 type Runner interface {
-	// Execute runs one program and returns its result. A program that fails
-	// is a result, not an error; errors are *jobs.Error where the caller can
-	// act on them (EUNAVAILABLE, EINVALID ...) and anything else is internal.
-	Execute(ctx context.Context, req runner.Request) (*jobs.Result, error)
 	// Availability says whether jt can run on this node.
 	Availability(jt jobtypes.JobType) runner.Availability
 	// Health reports the runner's dependencies.
@@ -70,13 +66,14 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// Options configure a Server. Registry and Runner are required; a nil Logger
-// discards logs.
+// Options configure a Server. Registry, Runner and Service are required; a
+// nil Logger discards logs.
 type Options struct {
 	Limits   Limits
 	Logger   *slog.Logger
 	Registry *jobtypes.Registry
 	Runner   Runner
+	Service  Service
 	Version  string
 }
 
@@ -89,22 +86,24 @@ type Server struct {
 	logger   *slog.Logger
 	registry *jobtypes.Registry
 	runner   Runner
+	service  Service
 	version  string
 }
 
 // The fasthttp timeouts. Reads are bounded to stop slow-loris clients; a sync
-// execution runs inside the handler, so it is not bounded by these.
+// execution or a long poll runs inside the handler, so it is not bounded by
+// these (fasthttp sets the write deadline after the handler returns).
 const (
 	readTimeout  = 30 * time.Second
 	writeTimeout = 30 * time.Second
 	idleTimeout  = 120 * time.Second
 )
 
-// New builds the server and its routes. It panics when Registry or Runner is
-// nil, which is a programming error.
+// New builds the server and its routes. It panics when Registry, Runner or
+// Service is nil, which is a programming error.
 func New(opts Options) *Server {
-	if opts.Registry == nil || opts.Runner == nil {
-		panic("api.New: Registry and Runner are required")
+	if opts.Registry == nil || opts.Runner == nil || opts.Service == nil {
+		panic("api.New: Registry, Runner and Service are required")
 	}
 	logger := opts.Logger
 	if logger == nil {
@@ -118,6 +117,7 @@ func New(opts Options) *Server {
 		logger:   logger.With("component", "api"),
 		registry: opts.Registry,
 		runner:   opts.Runner,
+		service:  opts.Service,
 		version:  opts.Version,
 	}
 	s.app = fiber.New(fiber.Config{
@@ -137,10 +137,33 @@ func New(opts Options) *Server {
 	})
 	s.app.Use(s.middleware)
 	s.app.Post("/execute", s.handleExecute)
+	s.app.Post("/execute/async", s.handleSubmit)
+	s.app.Get("/jobs/:id", s.handleJob)
+	s.app.Get("/jobs/:id/result", s.handleResult)
+	s.app.Post("/jobs/:id/cancel", s.handleCancel)
+	s.app.Post("/jobs/:id/rerun", s.handleRerun)
+	s.app.Post("/jobs/:id/fork", s.handleFork)
+	// A wildcard, not :name, so that a name with a slash in it reaches the
+	// handler and gets its 400 instead of a routing 404. Get also answers
+	// HEAD.
+	s.app.Get("/jobs/:id/artifacts/*", s.handleArtifact)
+	s.app.Get("/executions", s.handleExecutions)
+	s.app.Get("/executions/:id", s.handleExecution)
 	s.app.Get("/health", s.handleHealth)
 	s.app.Get("/job-types", s.handleJobTypes)
 	s.app.Get("/job-types/:name", s.handleJobType)
 	return s
+}
+
+// opTimeout bounds a short Service call (a read, a submit, a cancel) so a
+// stuck database cannot hold a request forever.
+const opTimeout = 30 * time.Second
+
+// opContext returns the context for a short Service call: the server's, so
+// Shutdown can stop it (fiber never cancels a request's), bounded by
+// opTimeout.
+func (s *Server) opContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.base, opTimeout)
 }
 
 const maxInt = int(^uint(0) >> 1)

@@ -23,30 +23,10 @@ import (
 	"github.com/tako-run/tako/runner"
 )
 
-// fakeRunner is a Runner whose answers the test sets. It records the last
-// request and context it was given.
+// fakeRunner is a Runner whose answers the test sets.
 type fakeRunner struct {
-	avail   map[string]runner.Availability // by job type name; absent means available
-	err     error
-	execute func(ctx context.Context, req runner.Request) (*jobs.Result, error) // overrides result/err
-	health  runner.Health
-	result  *jobs.Result
-
-	mu      sync.Mutex
-	lastCtx context.Context
-	lastReq runner.Request
-	calls   int
-}
-
-func (f *fakeRunner) Execute(ctx context.Context, req runner.Request) (*jobs.Result, error) {
-	f.mu.Lock()
-	f.lastCtx, f.lastReq = ctx, req
-	f.calls++
-	f.mu.Unlock()
-	if f.execute != nil {
-		return f.execute(ctx, req)
-	}
-	return f.result, f.err
+	avail  map[string]runner.Availability // by job type name; absent means available
+	health runner.Health
 }
 
 func (f *fakeRunner) Availability(jt jobtypes.JobType) runner.Availability {
@@ -58,12 +38,6 @@ func (f *fakeRunner) Availability(jt jobtypes.JobType) runner.Availability {
 
 func (f *fakeRunner) Health(context.Context) runner.Health {
 	return f.health
-}
-
-func (f *fakeRunner) last() (runner.Request, int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.lastReq, f.calls
 }
 
 // testRegistry has the seed's two job types: default (30 s) and data (60 s,
@@ -94,7 +68,7 @@ func testRegistry(t testing.TB) *jobtypes.Registry {
 	return reg
 }
 
-// quickstartResult is what the runner returns for the quick start's Python
+// quickstartResult is what a run returns for the quick start's Python
 // example.
 func quickstartResult() *jobs.Result {
 	return &jobs.Result{
@@ -114,9 +88,17 @@ func quickstartResult() *jobs.Result {
 	}
 }
 
-func newTestServer(t testing.TB, fr *fakeRunner, lim Limits) *Server {
+// newTestServer builds a server on fs and fr; a nil fs is a fake service
+// that runs the quick start, a nil fr a healthy runner.
+func newTestServer(t testing.TB, fs *fakeService, fr *fakeRunner, lim Limits) *Server {
 	t.Helper()
-	return New(Options{Registry: testRegistry(t), Runner: fr, Limits: lim, Version: "test"})
+	if fs == nil {
+		fs = &fakeService{result: quickstartResult()}
+	}
+	if fr == nil {
+		fr = &fakeRunner{}
+	}
+	return New(Options{Registry: testRegistry(t), Runner: fr, Service: fs, Limits: lim, Version: "test"})
 }
 
 // response is what a test sees of an answer.
@@ -231,14 +213,17 @@ func checkErrorBody(t testing.TB, r response) string {
 
 func TestRoutingErrors(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, &fakeRunner{result: quickstartResult()}, Limits{})
+	s := newTestServer(t, nil, nil, Limits{})
 	tests := []struct {
 		method, path string
 		status       int
 		detail       string
 	}{
 		{"GET", "/nope", 404, "Not Found"},
-		{"GET", "/jobs/123", 404, "Not Found"},
+		{"GET", "/jobs", 404, "Not Found"},
+		{"GET", "/jobs/123/nope", 404, "Not Found"},
+		{"DELETE", "/jobs/123", 405, "Method Not Allowed"},
+		{"GET", "/jobs/123/cancel", 405, "Method Not Allowed"},
 		{"GET", "/execute", 405, "Method Not Allowed"},
 		{"DELETE", "/health", 405, "Method Not Allowed"},
 		{"PUT", "/job-types", 405, "Method Not Allowed"},
@@ -260,7 +245,7 @@ func TestRoutingErrors(t *testing.T) {
 
 func TestSecurityAndCorrelationHeaders(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, &fakeRunner{result: quickstartResult()}, Limits{})
+	s := newTestServer(t, nil, nil, Limits{})
 	long := strings.Repeat("a", 129)
 	tests := []struct {
 		name   string
@@ -289,7 +274,7 @@ func TestSecurityAndCorrelationHeaders(t *testing.T) {
 			switch {
 			case tt.echoed && got != tt.sent:
 				t.Errorf("X-Correlation-ID %q, want echo %q", got, tt.sent)
-			case !tt.echoed && (got == "" || got == tt.sent || !validCorrelationID(got)):
+			case !tt.echoed && (got == "" || got == tt.sent || !validToken(got)):
 				t.Errorf("X-Correlation-ID %q, want a fresh id", got)
 			}
 			if r.status >= 400 {
@@ -310,12 +295,12 @@ func TestSecurityAndCorrelationHeaders(t *testing.T) {
 func TestServeAndShutdownCancelsExecutions(t *testing.T) {
 	t.Parallel()
 	started := make(chan struct{})
-	fr := &fakeRunner{execute: func(ctx context.Context, req runner.Request) (*jobs.Result, error) {
+	fs := &fakeService{execute: func(ctx context.Context, sub jobs.Submission) (*jobs.Execution, error) {
 		close(started)
 		<-ctx.Done() // only Shutdown can end this: fiber never cancels
 		return nil, ctx.Err()
 	}}
-	s := newTestServer(t, fr, Limits{})
+	s := newTestServer(t, fs, nil, Limits{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -365,8 +350,8 @@ func containsBytes(b []byte, s string) bool { return strings.Contains(string(b),
 func TestRequestLogging(t *testing.T) {
 	t.Parallel()
 	var buf syncBuffer
-	fr := &fakeRunner{err: errors.New("create container: /var/lib/tako/slot-3: permission denied")}
-	s := New(Options{Registry: testRegistry(t), Runner: fr, Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	fs := &fakeService{err: errors.New("create container: /var/lib/tako/slot-3: permission denied")}
+	s := New(Options{Registry: testRegistry(t), Runner: &fakeRunner{}, Service: fs, Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 
 	do(t, s, "GET", "/job-types/default", "", map[string]string{"X-Correlation-ID": "log-1"})
 	do(t, s, "POST", "/execute", `{"code": "print(1)"}`, map[string]string{"X-Correlation-ID": "log-2"})

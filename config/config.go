@@ -87,6 +87,9 @@ type RunnerConfig struct {
 	AcquireTimeout Duration `koanf:"acquire_timeout"`
 	// MaxConcurrent is the number of executions this node runs at once.
 	MaxConcurrent int `koanf:"max_concurrent"`
+	// ReapInterval is how often the node removes containers and slot
+	// directories left by tako instances that are gone.
+	ReapInterval Duration `koanf:"reap_interval"`
 	// WorkDir holds slot directories and instance locks; "" means a tako
 	// directory under the user's state directory.
 	WorkDir string `koanf:"work_dir"`

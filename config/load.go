@@ -152,6 +152,7 @@ func defaults() map[string]any {
 		"runner.max_concurrent":  4,
 		"runner.work_dir":        "",
 		"runner.acquire_timeout": "10s",
+		"runner.reap_interval":   "30s",
 
 		"security_mode": "permissive",
 

@@ -72,7 +72,7 @@ func TestLoadDefaults(t *testing.T) {
 		},
 		Log:          LogConfig{Format: "auto", Level: "info"},
 		Pip:          PipConfig{ExtraIndexURLs: []string{}, TrustedHosts: []string{}},
-		Runner:       RunnerConfig{AcquireTimeout: Duration(10 * time.Second), MaxConcurrent: 4},
+		Runner:       RunnerConfig{AcquireTimeout: Duration(10 * time.Second), MaxConcurrent: 4, ReapInterval: Duration(30 * time.Second)},
 		SecurityMode: "permissive",
 		Server:       ServerConfig{Host: "127.0.0.1", MaxBodyBytes: 2 << 20, Port: 8000},
 	}

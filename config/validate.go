@@ -110,6 +110,9 @@ func (c *Config) validateRunner(p *problems) {
 	if r.MaxConcurrent < 1 {
 		p.add("runner.max_concurrent", "%d must be at least 1", r.MaxConcurrent)
 	}
+	if r.ReapInterval < Duration(time.Second) {
+		p.add("runner.reap_interval", "%s must be at least 1s", seconds(r.ReapInterval))
+	}
 	if r.AcquireTimeout < 0 {
 		p.add("runner.acquire_timeout", "%s must not be negative", seconds(r.AcquireTimeout))
 	}

@@ -33,6 +33,7 @@ type OutputLimits struct {
 // collected is what the program left in /output.
 type collected struct {
 	artifacts []jobs.Artifact
+	contents  [][]byte // contents[i] is the content of artifacts[i]
 	output    json.RawMessage
 	outputErr string // why result.json could not be used, "" when fine or absent
 }
@@ -60,7 +61,7 @@ func collectOutput(dir string, lim OutputLimits) collected {
 		if len(c.artifacts) >= lim.MaxArtifacts {
 			break
 		}
-		a, ok := hashFile(filepath.Join(dir, name), lim.MaxArtifactBytes)
+		a, content, ok := readArtifact(filepath.Join(dir, name), lim.MaxArtifactBytes)
 		if !ok {
 			continue
 		}
@@ -69,6 +70,7 @@ func collectOutput(dir string, lim OutputLimits) collected {
 		}
 		total += a.SizeBytes
 		c.artifacts = append(c.artifacts, a)
+		c.contents = append(c.contents, content)
 	}
 	return c
 }
@@ -101,21 +103,23 @@ func openRegular(path string) (*os.File, os.FileInfo, error) {
 	return f, fi, nil
 }
 
-func hashFile(path string, max int64) (jobs.Artifact, bool) {
+// readArtifact reads a regular file of at most max bytes and describes it.
+func readArtifact(path string, max int64) (jobs.Artifact, []byte, bool) {
 	f, fi, err := openRegular(path)
 	if err != nil {
-		return jobs.Artifact{}, false
+		return jobs.Artifact{}, nil, false
 	}
 	defer f.Close()
 	if fi.Size() > max {
-		return jobs.Artifact{}, false
+		return jobs.Artifact{}, nil, false
 	}
-	h := sha256.New()
-	n, err := io.Copy(h, io.LimitReader(f, max+1))
-	if err != nil || n > max {
-		return jobs.Artifact{}, false
+	content, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil || int64(len(content)) > max {
+		return jobs.Artifact{}, nil, false
 	}
-	return jobs.Artifact{Name: filepath.Base(path), SizeBytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}, true
+	sum := sha256.Sum256(content)
+	a := jobs.Artifact{Name: filepath.Base(path), SizeBytes: int64(len(content)), SHA256: hex.EncodeToString(sum[:])}
+	return a, content, true
 }
 
 func readResult(path string, max int64) (json.RawMessage, string) {

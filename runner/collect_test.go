@@ -40,6 +40,9 @@ func TestCollectOutput(t *testing.T) {
 	if strings.Join(names, ",") != "a.txt,b.txt" {
 		t.Errorf("artifacts %v, want a.txt,b.txt", names)
 	}
+	if len(got.contents) != 2 || string(got.contents[0]) != "aaaa" || string(got.contents[1]) != "bbbb" {
+		t.Errorf("contents %q", got.contents)
+	}
 
 	got = collectOutput(dir, OutputLimits{MaxArtifactBytes: 50, MaxArtifacts: 10, MaxTotalArtifactBytes: 6})
 	if len(got.artifacts) != 1 {

@@ -32,6 +32,9 @@ type Options struct {
 	Limits OutputLimits
 	// MaxConcurrent bounds the executions running at once on this node.
 	MaxConcurrent int
+	// ReapInterval is how often the runner removes what instances that are
+	// gone left behind, besides once at Start; 0 means 30 seconds.
+	ReapInterval time.Duration
 	// StartupTimeout bounds getting a container ready when a request does
 	// not say; 0 means 60 seconds.
 	StartupTimeout time.Duration
@@ -52,7 +55,9 @@ type Runner struct {
 	instance  *instance
 	hasGVisor bool
 
-	stopOnce sync.Once
+	stopReaper context.CancelFunc
+	reaperDone chan struct{}
+	stopOnce   sync.Once
 }
 
 // New returns a Runner that talks to Docker through docker.
@@ -62,6 +67,9 @@ func New(docker dockerAPI, opts Options, logger *slog.Logger) *Runner {
 	}
 	if opts.StartupTimeout == 0 {
 		opts.StartupTimeout = 60 * time.Second
+	}
+	if opts.ReapInterval <= 0 {
+		opts.ReapInterval = 30 * time.Second
 	}
 	if opts.InstanceID == "" {
 		opts.InstanceID = randomHex(8)
@@ -95,16 +103,46 @@ func (r *Runner) Start(ctx context.Context) error {
 	if !r.hasGVisor {
 		r.logger.Warn("gVisor (runsc) is not installed: permissive job types run under plain runc, which does NOT isolate untrusted code from the host kernel; install gVisor for production")
 	}
-	if _, err := reap(ctx, r.docker, in, r.opts.WorkDir, r.logger); err != nil {
+	r.reap(ctx)
+	reaperCtx, cancel := context.WithCancel(context.Background())
+	r.stopReaper, r.reaperDone = cancel, make(chan struct{})
+	go r.reapLoop(reaperCtx)
+	return nil
+}
+
+// reapLoop reaps on a timer: an instance may die while this one runs, and
+// a container whose creation was in flight when its instance died appears
+// only after that.
+func (r *Runner) reapLoop(ctx context.Context) {
+	defer close(r.reaperDone)
+	t := time.NewTicker(r.opts.ReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.reap(ctx)
+		}
+	}
+}
+
+func (r *Runner) reap(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := reap(ctx, r.docker, r.instance, r.opts.WorkDir, r.logger); err != nil && ctx.Err() == nil {
 		r.logger.Warn("reap orphaned containers", "error", err)
 	}
-	return nil
 }
 
 // Stop waits for background container removals and releases the instance.
 // It is idempotent.
 func (r *Runner) Stop() {
 	r.stopOnce.Do(func() {
+		if r.stopReaper != nil {
+			r.stopReaper()
+			<-r.reaperDone
+		}
 		r.removals.Wait()
 		if r.instance != nil {
 			r.instance.release()
@@ -371,7 +409,7 @@ func (r *Runner) finish(c *jobContainer, res *jobs.Result) {
 	res.Stdout, res.StdoutTruncated = string(stdout), outTrunc
 	res.Stderr, res.StderrTruncated = string(stderr), errTrunc
 	got := collectOutput(c.slot.output(), r.limits)
-	res.Output, res.Artifacts = got.output, got.artifacts
+	res.Output, res.Artifacts, res.ArtifactBytes = got.output, got.artifacts, got.contents
 	if got.outputErr != "" && res.Status == jobs.StatusSucceeded {
 		res.Status = jobs.StatusFailed
 		res.Error = &jobs.ExecError{Type: jobs.ErrOutputError, Message: got.outputErr}

@@ -21,11 +21,10 @@ type imageSet struct {
 	errors map[string]string // job type -> why its image could not be built
 }
 
-// prepareImages builds (or finds) the image of every job type in reg,
-// printing progress to progress. A job type whose image fails is reported
-// in errors; an unreachable Docker engine is an error.
-func prepareImages(ctx context.Context, dc *client.Client, cfg *config.Config, reg *jobtypes.Registry, work string, logger *slog.Logger, progress io.Writer) (imageSet, error) {
-	b := images.NewBuilder(dc, images.Options{
+// newBuilder returns the image builder cfg describes, printing progress to
+// progress.
+func newBuilder(dc *client.Client, cfg *config.Config, work string, logger *slog.Logger, progress io.Writer) *images.Builder {
+	return images.NewBuilder(dc, images.Options{
 		BaseImage:    cfg.Images.BaseImage,
 		BuildTimeout: cfg.Images.BuildTimeout.Std(),
 		DebianMirror: cfg.Images.DebianMirror,
@@ -34,6 +33,12 @@ func prepareImages(ctx context.Context, dc *client.Client, cfg *config.Config, r
 		Pip:          cfg.PipIndex(),
 		WorkDir:      filepath.Join(work, "build"),
 	}, logger, progress)
+}
+
+// prepareImages builds (or finds) the image of every job type in reg. A job
+// type whose image fails is reported in errors; an unreachable Docker
+// engine is an error.
+func prepareImages(ctx context.Context, b *images.Builder, reg *jobtypes.Registry) (imageSet, error) {
 	set := imageSet{errors: map[string]string{}}
 	refs, err := b.EnsureAll(ctx, reg.All())
 	set.refs = refs

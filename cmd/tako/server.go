@@ -13,6 +13,7 @@ import (
 
 	"github.com/tako-run/tako/api"
 	"github.com/tako-run/tako/config"
+	"github.com/tako-run/tako/jobs/service"
 	"github.com/tako-run/tako/runner"
 	"github.com/tako-run/tako/runner/images"
 )
@@ -46,13 +47,19 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	}
 	defer dc.Close()
 
-	set, err := prepareImages(ctx, dc, cfg, reg, work, logger, stderr)
+	b := newBuilder(dc, cfg, work, logger, stderr)
+	set, err := prepareImages(ctx, b, reg)
 	if err != nil {
 		return err
 	}
 	for name, reason := range set.errors {
 		logger.Error("job type unavailable: its image could not be built", "job_type", name, "reason", reason)
 	}
+	pool, err := openDatabase(ctx, dc, b, cfg, logger, stderr)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
 
 	run := runner.New(dc, runner.Options{
 		AcquireTimeout: cfg.Runner.AcquireTimeout.Std(),
@@ -60,6 +67,7 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		Images:         set.refs,
 		Limits:         outputLimits(cfg),
 		MaxConcurrent:  cfg.Runner.MaxConcurrent,
+		ReapInterval:   cfg.Runner.ReapInterval.Std(),
 		WorkDir:        work,
 	}, logger)
 	if err := run.Start(ctx); err != nil {
@@ -72,6 +80,20 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		}
 	}
 
+	svc, err := service.New(pool, reg, run, service.Options{
+		MaxAttempts: cfg.Queue.MaxAttempts,
+		MaxPending:  cfg.Queue.MaxPending,
+		Node:        run.InstanceID(),
+		RescueAfter: cfg.Rescue(),
+		Retention:   time.Duration(cfg.Queue.RetentionDays) * 24 * time.Hour,
+	}, logger)
+	if err != nil {
+		return err
+	}
+	if err := svc.Start(ctx); err != nil {
+		return err
+	}
+
 	srv := api.New(api.Options{
 		Limits: api.Limits{
 			MaxBodyBytes:  int64(cfg.Server.MaxBodyBytes),
@@ -82,10 +104,12 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		Logger:   logger,
 		Registry: reg,
 		Runner:   run,
+		Service:  svc,
 		Version:  version,
 	})
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port)))
 	if err != nil {
+		svc.Stop(context.Background())
 		return fmt.Errorf("listen: %w", err)
 	}
 	logger.Info("serving", "addr", ln.Addr().String(), "instance", run.InstanceID(), "job_types", reg.Names())
@@ -95,15 +119,20 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
 	case err := <-serveErr:
+		svc.Stop(context.Background())
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	// Stop taking requests, then stop claiming jobs and let the running
+	// ones finish until the deadline; the queue cancels the rest and puts
+	// them back for the next node. Deferred: the runner, then the database.
 	logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		logger.Warn("shutdown", "error", err)
 	}
+	svc.Stop(shutdownCtx)
 	return nil
 }
 

@@ -54,27 +54,51 @@ func startServer(t *testing.T) *testServer {
 }
 
 func launch() (*testServer, error) {
-	port, err := freePort()
+	dbURL, dropDB, err := createDatabase()
 	if err != nil {
 		return nil, err
+	}
+	// serial runs one job at a time, so a second one stays queued.
+	s, stop, err := launchServer(dbURL, []string{"TAKO_JOB_TYPES_SERIAL_CONCURRENCY=1", "TAKO_JOB_TYPES_SERIAL_LIMITS_TIMEOUT=120s"})
+	if err != nil {
+		dropDB()
+		return nil, err
+	}
+	stopServer = func() {
+		stop()
+		dropDB()
+	}
+	return s, nil
+}
+
+// launchServer runs `tako server` through run on a free port with its own
+// work directory, the repository's tako.yaml, database dbURL and the extra
+// environment env. stop shuts it down (SIGTERM-like) and removes its work
+// directory.
+func launchServer(dbURL string, env []string) (*testServer, func(), error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, nil, err
 	}
 	work, err := os.MkdirTemp("", "tako-server-test-")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	environ := append(os.Environ(),
+		"TAKO_DATABASE_URL="+dbURL,
 		"TAKO_SERVER_PORT="+fmt.Sprint(port),
 		"TAKO_RUNNER_WORK_DIR="+work,
 		"TAKO_RUNNER_ACQUIRE_TIMEOUT=120s",
 		"TAKO_LOG_LEVEL=warn",
 	)
+	environ = append(environ, env...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var logs bytes.Buffer
+	logs := &lockedWriter{w: &bytes.Buffer{}}
 	go func() {
-		done <- run(ctx, []string{"tako", "server", "--config", "../../tako.yaml"}, environ, io.Discard, &lockedWriter{w: &logs})
+		done <- run(ctx, []string{"tako", "server", "--config", "../../tako.yaml"}, environ, io.Discard, logs)
 	}()
-	stopServer = func() {
+	stop := func() {
 		cancel()
 		<-done
 		os.RemoveAll(work)
@@ -85,21 +109,29 @@ func launch() (*testServer, error) {
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-done:
-			return nil, fmt.Errorf("server exited: %v\n%s", err, logs.String())
+			os.RemoveAll(work)
+			return nil, nil, fmt.Errorf("server exited: %v\n%s", err, logs.String())
 		default:
 		}
 		if resp, err := http.Get(url + "/health"); err == nil {
 			resp.Body.Close()
-			return &testServer{url: url, workDir: work}, nil
+			return &testServer{url: url, workDir: work}, stop, nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return nil, fmt.Errorf("server did not answer within 15 minutes")
+	stop()
+	return nil, nil, fmt.Errorf("server did not answer within 15 minutes")
 }
 
 type lockedWriter struct {
 	mu sync.Mutex
-	w  io.Writer
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
@@ -221,7 +253,7 @@ func TestDataJobType(t *testing.T) {
 	for _, jt := range list.([]any) {
 		names = append(names, jt.(map[string]any)["name"].(string))
 	}
-	if strings.Join(names, ",") != "data,default" {
+	if strings.Join(names, ",") != "data,default,serial" {
 		t.Errorf("job types %v", names)
 	}
 }
@@ -339,9 +371,16 @@ func timing(res map[string]any, key string) float64 {
 // left; containers are removed off the request path, so it may take a moment.
 func waitNoContainers(t *testing.T, workDir string) {
 	t.Helper()
+	waitContainers(t, workDir, "", 0)
+}
+
+// waitContainers waits until the server in workDir has exactly n
+// containers of jobType ("" for any).
+func waitContainers(t *testing.T, workDir, jobType string, n int) {
+	t.Helper()
 	dc := runnertest.Docker(t)
 	var left []string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		list, err := dc.ContainerList(context.Background(), container.ListOptions{
 			All:     true,
 			Filters: filters.NewArgs(filters.Arg("label", runner.LabelManaged+"=true")),
@@ -351,13 +390,14 @@ func waitNoContainers(t *testing.T, workDir string) {
 		}
 		left = left[:0]
 		for _, c := range list {
-			if strings.HasPrefix(c.Labels[runner.LabelLock], filepath.Join(workDir, "instances")) {
+			if strings.HasPrefix(c.Labels[runner.LabelLock], filepath.Join(workDir, "instances")) &&
+				(jobType == "" || c.Labels[runner.LabelJobType] == jobType) {
 				left = append(left, c.ID[:12]+" "+c.State)
 			}
 		}
-		if len(left) == 0 {
+		if len(left) == n {
 			return
 		}
 	}
-	t.Errorf("containers left: %v", left)
+	t.Errorf("containers of job type %q: %v, want %d", jobType, left, n)
 }

@@ -33,9 +33,17 @@ func runSetup(ctx context.Context, args []string, environ []string, stdout, stde
 	defer dc.Close()
 
 	began := time.Now()
-	set, err := prepareImages(ctx, dc, cfg, reg, work, logger, stdout)
+	b := newBuilder(dc, cfg, work, logger, stdout)
+	set, err := prepareImages(ctx, b, reg)
 	if err != nil {
 		return err
+	}
+	if cfg.Database.URL == "" {
+		ref, err := b.EnsurePostgres(ctx, cfg.Database.AutoStart.Image)
+		if err != nil {
+			return fmt.Errorf("database image: %w", err)
+		}
+		fmt.Fprintf(stdout, "  %-20s %s\n", "(database)", ref)
 	}
 	names := reg.Names()
 	sort.Strings(names)

@@ -82,7 +82,7 @@ func New(pool *pgxpool.Pool, registry *jobtypes.Registry, run Runner, opts Optio
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		FetchCooldown:        10 * time.Millisecond,
 		ID:                   opts.Node,
-		JobTimeout:           -1, // the runner enforces each job's own timeout
+		JobTimeout:           opts.RescueAfter, // for maintenance; executions bound their own
 		Logger:               logger.With("component", "river"),
 		MaxAttempts:          opts.MaxAttempts,
 		PeriodicJobs:         []*river.PeriodicJob{maintenanceJob()},

@@ -15,6 +15,26 @@ import (
 // executeArgs is the River job that runs one queued execution.
 type executeArgs struct {
 	ExecutionID string `json:"execution_id"`
+	// MaxRunMS bounds one attempt: the execution's start-up and run
+	// timeouts plus slack. River's rescuer only takes a job running for
+	// longer than this (and queue.rescue_after) to be on a dead node.
+	MaxRunMS int64 `json:"max_run_ms"`
+}
+
+// attemptSlack is added to an execution's timeouts to bound one attempt.
+const attemptSlack = 10 * time.Second
+
+// defaultStartup is what the runner allows for start-up when an execution
+// does not say.
+const defaultStartup = 60 * time.Second
+
+// maxRun bounds one attempt of e.
+func maxRun(e *jobs.Execution) time.Duration {
+	startup := e.StartupTimeout
+	if startup == 0 {
+		startup = defaultStartup
+	}
+	return e.Timeout + startup + attemptSlack
 }
 
 // Kind implements river.JobArgs.
@@ -26,9 +46,15 @@ type executeWorker struct {
 	s *Service
 }
 
-// Timeout disables River's own job timeout: the runner enforces each
-// execution's timeout and kills its container.
-func (w *executeWorker) Timeout(*river.Job[executeArgs]) time.Duration { return -1 }
+// Timeout bounds one attempt. The runner enforces the execution's own
+// timeouts well before this; it is what tells River's rescuer when a job
+// still marked running belongs to a node that died.
+func (w *executeWorker) Timeout(job *river.Job[executeArgs]) time.Duration {
+	if job.Args.MaxRunMS <= 0 {
+		return defaultStartup + 5*time.Minute + attemptSlack
+	}
+	return time.Duration(job.Args.MaxRunMS) * time.Millisecond
+}
 
 // NextRetry retries infrastructure failures soon: 1 s, 2 s, 4 s ... at most 30 s.
 func (w *executeWorker) NextRetry(job *river.Job[executeArgs]) time.Time {

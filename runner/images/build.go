@@ -19,16 +19,25 @@ import (
 // imports preload, and only then gives it the final tag. On failure nothing
 // is left tagged ref. The headline of the work has already been printed.
 func (b *Builder) buildVerified(ctx context.Context, ref, dockerfile string, lbls map[string]string, preload []string) error {
+	return b.buildVerifiedWith(ctx, ref, dockerfile, nil, lbls, func(ctx context.Context, tmp string) error {
+		return b.verify(ctx, tmp, preload)
+	})
+}
+
+// buildVerifiedWith is buildVerified with extra build context files (name ->
+// content, mode 0755) and its own verification, which gets the temporary
+// tag of the built image.
+func (b *Builder) buildVerifiedWith(ctx context.Context, ref, dockerfile string, files, lbls map[string]string, verify func(ctx context.Context, tmp string) error) error {
 	tmp := ref + "-unverified"
 	start := time.Now()
-	if err := b.build(ctx, tmp, dockerfile, lbls); err != nil {
+	if err := b.build(ctx, tmp, dockerfile, files, lbls); err != nil {
 		return err
 	}
 	built := time.Since(start)
 
 	b.progress.printf("==> verifying %s", ref)
 	start = time.Now()
-	if err := b.verify(ctx, tmp, preload); err != nil {
+	if err := verify(ctx, tmp); err != nil {
 		b.removeImage(ctx, tmp)
 		return err
 	}
@@ -52,11 +61,12 @@ func (b *Builder) buildVerified(ctx context.Context, ref, dockerfile string, lbl
 }
 
 // build runs one legacy-builder build of dockerfile plus a LABEL line for
-// lbls, tagging the result tag and streaming the build output to the
+// lbls, with files (name -> content) beside the Dockerfile in the build
+// context, tagging the result tag and streaming the build output to the
 // progress writer. When a step fails
 // the error quotes the failing tool's own message.
-func (b *Builder) build(ctx context.Context, tag, dockerfile string, lbls map[string]string) error {
-	buildContext, err := dockerfileContext(dockerfile + labelInstruction(lbls))
+func (b *Builder) build(ctx context.Context, tag, dockerfile string, files, lbls map[string]string) error {
+	buildContext, err := dockerfileContext(dockerfile+labelInstruction(lbls), files)
 	if err != nil {
 		return err
 	}
@@ -109,22 +119,34 @@ func displayStream(in io.Reader, out io.Writer) error {
 	return jsonmessage.DisplayJSONMessagesStream(in, out, 0, false, func(jsonmessage.JSONMessage) {})
 }
 
-// dockerfileContext returns a build context holding only a Dockerfile.
-func dockerfileContext(dockerfile string) (io.Reader, error) {
+// dockerfileContext returns a build context holding a Dockerfile and files
+// (name -> content, executable, in name order).
+func dockerfileContext(dockerfile string, files map[string]string) (io.Reader, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	hdr := &tar.Header{
-		Name:    "Dockerfile",
-		Mode:    0o644,
-		Size:    int64(len(dockerfile)),
-		ModTime: time.Unix(0, 0),
-		Format:  tar.FormatPAX,
+	add := func(name, content string, mode int64) error {
+		hdr := &tar.Header{
+			Name:    name,
+			Mode:    mode,
+			Size:    int64(len(content)),
+			ModTime: time.Unix(0, 0),
+			Format:  tar.FormatPAX,
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("write build context: %w", err)
+		}
+		if _, err := io.WriteString(tw, content); err != nil {
+			return fmt.Errorf("write build context: %w", err)
+		}
+		return nil
 	}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return nil, fmt.Errorf("write build context: %w", err)
+	if err := add("Dockerfile", dockerfile, 0o644); err != nil {
+		return nil, err
 	}
-	if _, err := io.WriteString(tw, dockerfile); err != nil {
-		return nil, fmt.Errorf("write build context: %w", err)
+	for _, name := range sortedKeys(files) {
+		if err := add(name, files[name], 0o755); err != nil {
+			return nil, err
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, fmt.Errorf("write build context: %w", err)

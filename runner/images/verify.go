@@ -34,7 +34,7 @@ func (b *Builder) verify(ctx context.Context, ref string, preload []string) erro
 	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
 	defer cancel()
 	cmd := append([]string{"python3", "-c", verifyScript}, preload...)
-	created, err := b.docker.ContainerCreate(ctx, &container.Config{
+	text, code, err := b.testRun(ctx, ref, &container.Config{
 		Image:           ref,
 		Cmd:             cmd,
 		User:            "1000:1000",
@@ -50,45 +50,55 @@ func (b *Builder) verify(ctx context.Context, ref string, preload []string) erro
 			Memory:    1 << 30,
 			PidsLimit: ptr(int64(128)),
 		},
-	}, nil, nil, "")
+	})
 	if err != nil {
-		return fmt.Errorf("verify %s: create container: %w", ref, err)
+		return err
+	}
+	if code != 0 || !strings.Contains(text, "tako-ok") {
+		return fmt.Errorf("verify %s: test run exited with code %d: %s", ref, code, quoteOutput(text))
+	}
+	return nil
+}
+
+// testRun runs a container made from cfg and hostCfg to its end and returns
+// its combined output (capped, trimmed) and exit code. ctx bounds the run;
+// the container is removed on every path.
+func (b *Builder) testRun(ctx context.Context, ref string, cfg *container.Config, hostCfg *container.HostConfig) (string, int64, error) {
+	created, err := b.docker.ContainerCreate(ctx, cfg, hostCfg, nil, nil, "")
+	if err != nil {
+		return "", 0, fmt.Errorf("verify %s: create container: %w", ref, err)
 	}
 	defer b.removeContainer(ctx, created.ID)
 
 	attach, err := b.docker.ContainerAttach(ctx, created.ID, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
 	if err != nil {
-		return fmt.Errorf("verify %s: attach: %w", ref, err)
+		return "", 0, fmt.Errorf("verify %s: attach: %w", ref, err)
 	}
 	defer attach.Close()
 	waitCh, waitErrCh := b.docker.ContainerWait(ctx, created.ID, container.WaitConditionNextExit)
 	if err := b.docker.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
-		return fmt.Errorf("verify %s: start container: %w", ref, err)
+		return "", 0, fmt.Errorf("verify %s: start container: %w", ref, err)
 	}
 	var out limitedBuffer
 	out.limit = verifyOutputLimit
 	if _, err := stdcopy.StdCopy(&out, &out, attach.Reader); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("verify %s: read output: %w", ref, err)
+		return "", 0, fmt.Errorf("verify %s: read output: %w", ref, err)
 	}
 
 	var code int64
 	select {
 	case res := <-waitCh:
 		if res.Error != nil {
-			return fmt.Errorf("verify %s: wait: %s", ref, res.Error.Message)
+			return "", 0, fmt.Errorf("verify %s: wait: %s", ref, res.Error.Message)
 		}
 		code = res.StatusCode
 	case err := <-waitErrCh:
 		if ctx.Err() != nil {
-			return fmt.Errorf("verify %s: no answer within %s", ref, verifyTimeout)
+			return "", 0, fmt.Errorf("verify %s: no answer within %s", ref, verifyTimeout)
 		}
-		return fmt.Errorf("verify %s: wait: %w", ref, err)
+		return "", 0, fmt.Errorf("verify %s: wait: %w", ref, err)
 	}
-	text := strings.TrimSpace(out.String())
-	if code != 0 || !strings.Contains(text, "tako-ok") {
-		return fmt.Errorf("verify %s: test run exited with code %d: %s", ref, code, quoteOutput(text))
-	}
-	return nil
+	return strings.TrimSpace(out.String()), code, nil
 }
 
 // quoteOutput condenses a test run's output for an error message: the last

@@ -1,0 +1,40 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/tako-run/tako/jobs"
+)
+
+// Service is what the API needs from tako's job service: recorded sync
+// runs, the durable queue and the history. The real implementation lives
+// in jobs/service; tests use a fake. Every error is a *jobs.Error where the
+// caller can act on it (ENOTFOUND, ECONFLICT, EUNAVAILABLE, ETIMEOUT ...);
+// anything else is internal.
+type Service interface {
+	// Execute records sub and runs it now, returning the finished execution.
+	Execute(ctx context.Context, sub jobs.Submission) (*jobs.Execution, error)
+	// Submit records sub and queues it. created is false when an execution
+	// with the same idempotency key and payload already exists; that one is
+	// returned instead (a different payload is ECONFLICT).
+	Submit(ctx context.Context, sub jobs.Submission) (exec *jobs.Execution, created bool, err error)
+	// Get returns one execution.
+	Get(ctx context.Context, id string) (*jobs.Execution, error)
+	// Wait returns the execution once it has ended, or ETIMEOUT when it has
+	// not ended within timeout; the job itself keeps running.
+	Wait(ctx context.Context, id string, timeout time.Duration) (*jobs.Execution, error)
+	// Cancel stops a queued or running execution; ECONFLICT when it has
+	// already ended. It returns the execution as it is afterwards.
+	Cancel(ctx context.Context, id string) (*jobs.Execution, error)
+	// Rerun queues a new execution with the code and input of id.
+	Rerun(ctx context.Context, id string, o jobs.Overrides) (*jobs.Execution, error)
+	// Fork queues a new execution with the input of id and new code.
+	Fork(ctx context.Context, id, code string, o jobs.Overrides) (*jobs.Execution, error)
+	// Artifact returns one stored artifact of an execution, bytes included.
+	Artifact(ctx context.Context, id, name string) (*jobs.ArtifactContent, error)
+	// List returns one page of the history.
+	List(ctx context.Context, f jobs.ExecutionFilter) (jobs.ExecutionPage, error)
+	// DatabaseHealth reports whether the database answers.
+	DatabaseHealth(ctx context.Context) error
+}

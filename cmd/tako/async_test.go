@@ -1,0 +1,394 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/tako-run/tako/runner/runnertest"
+)
+
+// submit posts body to /execute/async and returns the job id.
+func (s *testServer) submit(t *testing.T, body string) string {
+	t.Helper()
+	code, res := s.post(t, "/execute/async", body)
+	if code != http.StatusAccepted || res["status"] != "queued" {
+		t.Fatalf("submit: %d %v", code, res)
+	}
+	return res["job_id"].(string)
+}
+
+// result long-polls a job's result.
+func (s *testServer) result(t *testing.T, id string) map[string]any {
+	t.Helper()
+	code, res := s.get(t, "/jobs/"+id+"/result?wait=true&timeout=120")
+	if code != http.StatusOK {
+		t.Fatalf("result of %s: %d %v", id, code, res)
+	}
+	return res.(map[string]any)
+}
+
+// waitStatus polls GET /jobs/{id} until the job has status.
+func (s *testServer) waitStatus(t *testing.T, id, status string, within time.Duration) map[string]any {
+	t.Helper()
+	var last any
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		_, last = s.get(t, "/jobs/"+id)
+		if last.(map[string]any)["status"] == status {
+			return last.(map[string]any)
+		}
+	}
+	t.Fatalf("job %s never reached %s: %v", id, status, last)
+	return nil
+}
+
+func TestAsyncQuickstart(t *testing.T) {
+	s := startServer(t)
+	id := s.submit(t, `{"code": "import time; time.sleep(1); print('done')"}`)
+	_, status := s.get(t, "/jobs/"+id)
+	if st := status.(map[string]any)["status"]; st != "queued" && st != "running" && st != "succeeded" {
+		t.Errorf("status %v", st)
+	}
+	res := s.result(t, id)
+	if res["stdout"] != "done\n" || res["status"] != "succeeded" || res["success"] != true {
+		t.Errorf("result %v", res)
+	}
+	// The sync run is in the history too.
+	_, sync := s.post(t, "/execute", `{"code": "print('hello')"}`)
+	code, rec := s.get(t, "/executions/"+sync["execution_id"].(string))
+	if code != http.StatusOK || rec.(map[string]any)["stdout"] != "hello\n" {
+		t.Errorf("history of a sync run: %d %v", code, rec)
+	}
+}
+
+// TestIdempotentSubmissions sends 100 submissions, 20 of which reuse 10
+// idempotency keys with the same payload: exactly 90 executions run.
+func TestIdempotentSubmissions(t *testing.T) {
+	s := startServer(t)
+	prefix := fmt.Sprintf("k%d", time.Now().UnixNano())
+	bodies := make([]string, 0, 100)
+	for i := 0; i < 80; i++ {
+		bodies = append(bodies, fmt.Sprintf(`{"code": "print(%d)"}`, i))
+	}
+	for k := 0; k < 10; k++ {
+		b := fmt.Sprintf(`{"code": "print('key %d')", "idempotency_key": "%s-%02d"}`, k, prefix, k)
+		bodies = append(bodies, b, b)
+	}
+	var mu sync.Mutex
+	ids := map[string]int{}
+	var wg sync.WaitGroup
+	work := make(chan string)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for body := range work {
+				code, res := s.post(t, "/execute/async", body)
+				if code != http.StatusAccepted && code != http.StatusOK {
+					t.Errorf("submit: %d %v", code, res)
+					continue
+				}
+				mu.Lock()
+				ids[res["job_id"].(string)]++
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, b := range bodies {
+		work <- b
+	}
+	close(work)
+	wg.Wait()
+	if len(ids) != 90 {
+		t.Fatalf("%d distinct jobs for 100 submissions with 10 keys used twice, want 90", len(ids))
+	}
+	code, res := s.post(t, "/execute/async", fmt.Sprintf(`{"code": "print('changed')", "idempotency_key": "%s-00"}`, prefix))
+	if code != http.StatusConflict {
+		t.Errorf("reused key with a changed payload: %d %v", code, res)
+	}
+	for id := range ids {
+		if r := s.result(t, id); r["status"] != "succeeded" {
+			t.Errorf("job %s: %v", id, r)
+		}
+	}
+}
+
+func TestCancel(t *testing.T) {
+	s := startServer(t)
+	// The serial job type runs one job at a time, so the second one queues.
+	running := s.submit(t, `{"code": "import time; print('started', flush=True); time.sleep(60)", "job_type": "serial", "timeout": 90}`)
+	s.waitStatus(t, running, "running", 30*time.Second)
+	queued := s.submit(t, `{"code": "print('never')", "job_type": "serial"}`)
+	if st := s.waitStatus(t, queued, "queued", time.Second); st["queue_position"] != 1.0 {
+		t.Errorf("queue_position %v, want 1", st["queue_position"])
+	}
+
+	t.Run("queued", func(t *testing.T) {
+		code, res := s.post(t, "/jobs/"+queued+"/cancel", "")
+		if code != http.StatusOK || res["status"] != "cancelled" {
+			t.Fatalf("cancel queued: %d %v", code, res)
+		}
+		r := s.result(t, queued)
+		if r["status"] != "cancelled" || r["started_at"] != nil || r["stdout"] != "" {
+			t.Errorf("cancelled queued job %v", r)
+		}
+	})
+	t.Run("running", func(t *testing.T) {
+		// Running means its container runs, not just its record.
+		waitContainers(t, s.workDir, "serial", 1)
+		began := time.Now()
+		code, res := s.post(t, "/jobs/"+running+"/cancel", "")
+		took := time.Since(began)
+		if code != http.StatusOK || res["status"] != "cancelled" {
+			t.Fatalf("cancel running: %d %v", code, res)
+		}
+		if took > 2*time.Second {
+			t.Errorf("cancel of a running job took %s", took)
+		}
+		if r := s.result(t, running); r["status"] != "cancelled" {
+			t.Errorf("cancelled running job %v", r)
+		}
+		waitContainers(t, s.workDir, "serial", 0)
+	})
+	if code, res := s.post(t, "/jobs/"+running+"/cancel", ""); code != http.StatusConflict {
+		t.Errorf("cancel of a finished job: %d %v", code, res)
+	}
+	waitNoContainers(t, s.workDir)
+}
+
+func TestRerunAndFork(t *testing.T) {
+	s := startServer(t)
+	parent := s.submit(t, `{"code": "import json; print(json.load(open('/input/data.json'))['x'] * 2)", "input_data": {"x": 21}}`)
+	if r := s.result(t, parent); r["stdout"] != "42\n" {
+		t.Fatalf("parent %v", r)
+	}
+	code, rerun := s.post(t, "/jobs/"+parent+"/rerun", "{}")
+	if code != http.StatusAccepted {
+		t.Fatalf("rerun: %d %v", code, rerun)
+	}
+	r := s.result(t, rerun["job_id"].(string))
+	if r["stdout"] != "42\n" || r["parent_id"] != parent || r["relationship"] != "rerun" {
+		t.Errorf("rerun %v", r)
+	}
+	code, fork := s.post(t, "/jobs/"+parent+"/fork", `{"code": "import json; print(json.load(open('/input/data.json'))['x'] * 3)"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("fork: %d %v", code, fork)
+	}
+	r = s.result(t, fork["job_id"].(string))
+	if r["stdout"] != "63\n" || r["parent_id"] != parent || r["relationship"] != "fork" {
+		t.Errorf("fork %v", r)
+	}
+}
+
+func TestArtifactDownload(t *testing.T) {
+	s := startServer(t)
+	_, res := s.post(t, "/execute", `{"code": "open('/output/report.txt', 'w').write('hello')"}`)
+	id := res["execution_id"].(string)
+	const sum = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+	resp, err := http.Get(s.url + "/jobs/" + id + "/artifacts/report.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "hello" || resp.Header.Get("ETag") != `"`+sum+`"` ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") || !strings.Contains(resp.Header.Get("Content-Disposition"), "report.txt") {
+		t.Errorf("download: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	req, _ := http.NewRequest(http.MethodGet, s.url+"/jobs/"+id+"/artifacts/report.txt", nil)
+	req.Header.Set("If-None-Match", `"`+sum+`"`)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotModified {
+		t.Errorf("If-None-Match: %d", resp.StatusCode)
+	}
+	resp, err = http.Get(s.url + "/jobs/" + id + "/artifacts/..%2F..%2Fetc%2Fpasswd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("traversal name: %d", resp.StatusCode)
+	}
+}
+
+// TestTwoNodes runs two servers on one database and one Docker engine:
+// work submitted to one runs on both, and every job request works from
+// either; starting the second does not touch the first's containers.
+func TestTwoNodes(t *testing.T) {
+	runnertest.Docker(t)
+	dbURL, drop, err := createDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drop()
+	a, stopA, err := launchServer(dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopA()
+
+	var early []string
+	for i := 0; i < 3; i++ {
+		early = append(early, a.submit(t, `{"code": "import time; time.sleep(3); print('ok')"}`))
+	}
+	for _, id := range early {
+		a.waitStatus(t, id, "running", 30*time.Second)
+	}
+	b, stopB, err := launchServer(dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopB()
+	for _, id := range early {
+		if r := b.result(t, id); r["status"] != "succeeded" {
+			t.Errorf("job running on A when B started: %v", r)
+		}
+	}
+
+	nodes := map[string]bool{}
+	var ids []string
+	for i := 0; i < 12; i++ {
+		ids = append(ids, a.submit(t, `{"code": "import time; time.sleep(1); open('/output/n.txt', 'w').write('x')"}`))
+	}
+	for _, id := range ids {
+		r := b.result(t, id)
+		if r["status"] != "succeeded" {
+			t.Errorf("job %s: %v", id, r)
+		}
+		nodes[fmt.Sprint(r["node"])] = true
+	}
+	if len(nodes) != 2 {
+		t.Errorf("jobs submitted to A ran on nodes %v, want both", nodes)
+	}
+	resp, err := http.Get(b.url + "/jobs/" + ids[0] + "/artifacts/n.txt")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("artifact from the other node: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
+	sleeper := a.submit(t, `{"code": "import time; time.sleep(25)", "timeout": 30}`)
+	a.waitStatus(t, sleeper, "running", 30*time.Second)
+	if code, res := b.post(t, "/jobs/"+sleeper+"/cancel", ""); code != http.StatusOK || res["status"] != "cancelled" {
+		t.Errorf("cancel from the other node: %d %v", code, res)
+	}
+}
+
+// TestKill9Recovery kills a server process with 10 running jobs and
+// restarts it: every job reaches a terminal state and no container is left.
+func TestKill9Recovery(t *testing.T) {
+	runnertest.Docker(t)
+	startServer(t) // the images
+	bin := filepath.Join(t.TempDir(), "tako")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dbURL, drop, err := createDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drop()
+	work := t.TempDir()
+	port, _ := freePort()
+	env := append(os.Environ(),
+		"TAKO_DATABASE_URL="+dbURL, "TAKO_RUNNER_WORK_DIR="+work, fmt.Sprintf("TAKO_SERVER_PORT=%d", port),
+		"TAKO_RUNNER_MAX_CONCURRENT=10", "TAKO_LIMITS_MAX_TIMEOUT=20s", "TAKO_JOB_TYPES_DATA_LIMITS_TIMEOUT=20s",
+		"TAKO_JOB_TYPES_DEFAULT_LIMITS_TIMEOUT=20s", "TAKO_QUEUE_RESCUE_AFTER=25s", "TAKO_LOG_LEVEL=warn",
+		// A container whose creation was in flight at the kill appears late.
+		"TAKO_RUNNER_REAP_INTERVAL=2s",
+	)
+	s := &testServer{url: fmt.Sprintf("http://127.0.0.1:%d", port), workDir: work}
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "server", "--config", "../../tako.yaml")
+		cmd.Env = env
+		cmd.Stderr = io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if resp, err := http.Get(s.url + "/health"); err == nil {
+				resp.Body.Close()
+				return cmd
+			}
+		}
+		t.Fatal("server did not start")
+		return nil
+	}
+	first := start()
+	var ids []string
+	for i := 0; i < 10; i++ {
+		// A short startup_timeout keeps the bound of one attempt, after which
+		// the rescuer takes the job for lost, at 20+10+10 s.
+		ids = append(ids, s.submit(t, `{"code": "import time; time.sleep(5); print('finished')", "startup_timeout": 10}`))
+	}
+	for _, id := range ids {
+		s.waitStatus(t, id, "running", time.Minute)
+	}
+	first.Process.Signal(syscall.SIGKILL)
+	first.Wait()
+
+	second := start()
+	defer func() {
+		second.Process.Signal(syscall.SIGTERM)
+		second.Wait()
+	}()
+	for _, id := range ids {
+		code, res := s.get(t, "/jobs/"+id+"/result?wait=true&timeout=180")
+		if code != http.StatusOK || res.(map[string]any)["status"] != "succeeded" {
+			t.Errorf("job %s after kill -9 and restart: %d %v", id, code, res)
+		}
+	}
+	waitNoContainers(t, work)
+}
+
+// TestAutoStartedDatabase starts a server without database.url: it runs
+// its own PostgreSQL container on 127.0.0.1:55432 and keeps the history
+// across a restart.
+func TestAutoStartedDatabase(t *testing.T) {
+	dc := runnertest.Docker(t)
+	startServer(t) // the images
+	const name, vol = "tako-postgres-test", "tako-postgres-test-data"
+	cleanup := func() {
+		dc.ContainerRemove(context.Background(), name, container.RemoveOptions{Force: true})
+		dc.VolumeRemove(context.Background(), vol, true)
+	}
+	cleanup()
+	defer cleanup()
+	env := []string{"TAKO_DATABASE_AUTO_START_CONTAINER=" + name, "TAKO_DATABASE_AUTO_START_VOLUME=" + vol}
+
+	s, stop, err := launchServer("", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, res := s.post(t, "/execute", `{"code": "print('remember me')"}`)
+	stop()
+	info, err := dc.ContainerInspect(context.Background(), name)
+	if err != nil || info.HostConfig.PortBindings["5432/tcp"][0].HostPort != "55432" {
+		t.Fatalf("database container: %v %+v", err, info.HostConfig)
+	}
+
+	s, stop, err = launchServer("", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	code, rec := s.get(t, "/executions/"+res["execution_id"].(string))
+	if code != http.StatusOK || rec.(map[string]any)["stdout"] != "remember me\n" {
+		t.Errorf("history after restart: %d %v", code, rec)
+	}
+}
