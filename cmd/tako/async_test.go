@@ -387,8 +387,72 @@ func TestAutoStartedDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	code, rec := s.get(t, "/executions/"+res["execution_id"].(string))
+	id := res["execution_id"].(string)
+	code, rec := s.get(t, "/executions/"+id)
 	if code != http.StatusOK || rec.(map[string]any)["stdout"] != "remember me\n" {
 		t.Errorf("history after restart: %d %v", code, rec)
+	}
+	code, rerun := s.post(t, "/jobs/"+id+"/rerun", "{}")
+	if code != http.StatusAccepted {
+		t.Fatalf("rerun after restart: %d %v", code, rerun)
+	}
+	if r := s.result(t, rerun["job_id"].(string)); r["stdout"] != "remember me\n" {
+		t.Errorf("rerun after restart: %v", r)
+	}
+
+	// The database goes away: health says so and new work gets 503; it
+	// comes back and the server recovers by itself.
+	stopTimeout := 5
+	if err := dc.ContainerStop(context.Background(), name, container.StopOptions{Timeout: &stopTimeout}); err != nil {
+		t.Fatal(err)
+	}
+	_, health := s.get(t, "/health")
+	if h := health.(map[string]any); h["database_available"] != false || h["status"] != "degraded" {
+		t.Errorf("health with the database down: %v", h)
+	}
+	if code, res := s.post(t, "/execute/async", `{"code": "print(1)"}`); code != http.StatusServiceUnavailable {
+		t.Errorf("submit with the database down: %d %v", code, res)
+	}
+	if err := dc.ContainerStart(context.Background(), name, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		code, res := s.post(t, "/execute", `{"code": "print('back')"}`)
+		if code == http.StatusOK && res["stdout"] == "back\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery after the database came back: %d %v", code, res)
+		}
+	}
+	if id := s.submit(t, `{"code": "print('queued again')"}`); s.result(t, id)["stdout"] != "queued again\n" {
+		t.Errorf("async after the database came back")
+	}
+}
+
+// TestGracefulDrain stops a server while a job runs: it finishes the job
+// before it exits.
+func TestGracefulDrain(t *testing.T) {
+	runnertest.Docker(t)
+	dbURL, drop, err := createDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drop()
+	a, stopA, err := launchServer(dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.submit(t, `{"code": "import time; time.sleep(2); print('drained')"}`)
+	waitContainers(t, a.workDir, "default", 1)
+	stopA() // like SIGTERM: returns once the node has drained
+	b, stopB, err := launchServer(dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopB()
+	_, res := b.get(t, "/jobs/"+id)
+	if r := res.(map[string]any); r["status"] != "succeeded" || r["attempt"] != 1.0 {
+		t.Errorf("job running at shutdown: %v", r)
 	}
 }

@@ -97,3 +97,15 @@ func TestDockerUnreachableIsOneClearSentence(t *testing.T) {
 		}
 	}
 }
+
+// TestDatabaseUnreachableIsOneClearSentence starts a server against a
+// database that does not answer.
+func TestDatabaseUnreachableIsOneClearSentence(t *testing.T) {
+	startServer(t) // the images
+	environ := append(os.Environ(), "TAKO_DATABASE_URL=postgres://postgres:secret-pw@127.0.0.1:1/tako", "TAKO_RUNNER_WORK_DIR="+t.TempDir())
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"tako", "server", "--config", "../../tako.yaml"}, environ, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "cannot reach PostgreSQL at 127.0.0.1:1") || strings.Contains(err.Error(), "secret-pw") {
+		t.Errorf("server error = %v", err)
+	}
+}

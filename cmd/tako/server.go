@@ -90,7 +90,9 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	if err != nil {
 		return err
 	}
-	if err := svc.Start(ctx); err != nil {
+	// Not ctx: cancelling River's start context cancels running jobs at
+	// once, and a signal should drain them instead (see below).
+	if err := svc.Start(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
 
