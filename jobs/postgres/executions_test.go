@@ -454,9 +454,12 @@ func TestSubmissionLockAndCount(t *testing.T) {
 	if err := s.LockSubmissions(ctx, tx); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.CountQueued(ctx, tx)
+	n, err := s.CountQueued(ctx, tx, 1000)
 	if err != nil || n != 2 {
 		t.Fatalf("CountQueued = %d, %v; want 2", n, err)
+	}
+	if n, err := s.CountQueued(ctx, tx, 1); err != nil || n != 1 {
+		t.Fatalf("CountQueued up to 1 = %d, %v; want 1", n, err)
 	}
 	// Another session cannot take the lock while tx holds it.
 	if held := tryLockOther(t, pool); held {
