@@ -34,6 +34,13 @@ type JobTypeResponse struct {
 
 // PoolResponse is a job type's prewarmed-container policy.
 type PoolResponse struct {
+	// Warm, Busy and Target are the pool's live state: ready containers,
+	// executions of the job type running now and the ready containers it
+	// aims for. All are 0 for a job type without a pool.
+	Warm   int `json:"warm"`
+	Busy   int `json:"busy"`
+	Target int `json:"target"`
+
 	Min            int     `json:"min"`
 	Max            int     `json:"max"`
 	IdleTTLSeconds float64 `json:"idle_ttl_seconds"`
@@ -91,6 +98,9 @@ func (s *Server) jobTypeResponse(jt jobtypes.JobType) JobTypeResponse {
 		Available:         av.Available,
 		UnavailableReason: av.Reason,
 		Pool: PoolResponse{
+			Warm:           av.Pool.Warm,
+			Busy:           av.Pool.Busy,
+			Target:         av.Pool.Target,
 			Min:            jt.Pool.Min,
 			Max:            jt.Pool.Max,
 			IdleTTLSeconds: jt.Pool.IdleTTL.Seconds(),

@@ -42,7 +42,7 @@ func TestJobTypes(t *testing.T) {
 		"security_mode":   "permissive",
 		"runtime":         "runc",
 		"available":       true,
-		"pool":            map[string]any{"min": 2.0, "max": 8.0, "idle_ttl_seconds": 300.0},
+		"pool":            map[string]any{"warm": 2.0, "busy": 1.0, "target": 3.0, "min": 2.0, "max": 8.0, "idle_ttl_seconds": 300.0},
 		"limits":          map[string]any{"memory_bytes": float64(512 << 20), "cpus": 1.0, "pids": 128.0, "tmp_bytes": float64(64 << 20), "timeout_seconds": 30.0},
 	}
 	if !reflect.DeepEqual(def, want) {

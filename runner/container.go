@@ -35,6 +35,43 @@ type jobContainer struct {
 	streamDone chan struct{} // closed when both streams have ended
 }
 
+// alive reports whether the container's streams are still open: false once
+// it has exited or been removed, for example behind tako's back.
+func (c *jobContainer) alive() bool {
+	select {
+	case <-c.streamDone:
+		return false
+	default:
+		return true
+	}
+}
+
+// prepare starts a container for spec and waits until its bootstrap has
+// preloaded and waits for the trigger: a container ready for a pool.
+func (r *Runner) prepare(ctx context.Context, spec containerSpec) (*jobContainer, error) {
+	c, err := r.startContainer(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	timeout := time.NewTimer(r.opts.StartupTimeout)
+	defer timeout.Stop()
+	for _, ready := range []chan struct{}{c.stdout.readyCh, c.stderr.readyCh} {
+		select {
+		case <-ready:
+		case <-c.streamDone:
+			r.discard(c)
+			return nil, fmt.Errorf("container exited before its bootstrap was ready")
+		case <-timeout.C:
+			r.discard(c)
+			return nil, fmt.Errorf("container not ready within %s", r.opts.StartupTimeout)
+		case <-ctx.Done():
+			r.discard(c)
+			return nil, ctx.Err()
+		}
+	}
+	return c, nil
+}
+
 // containerSpec is everything needed to create a job container.
 type containerSpec struct {
 	image   string
@@ -65,13 +102,21 @@ func (r *Runner) startContainer(ctx context.Context, spec containerSpec) (_ *job
 		}
 	}()
 
+	// The Docker calls do not take ctx's cancellation: a create cancelled
+	// half-way leaves a container the daemon made but whose id tako never
+	// learned. They finish (or time out), and a cancelled ctx then undoes them.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	config, host := r.containerConfig(spec, s)
-	created, err := r.docker.ContainerCreate(ctx, config, host, nil, nil, "tako-"+r.instance.id[:8]+"-"+randomHex(6))
+	created, err := r.docker.ContainerCreate(dctx, config, host, nil, nil, "tako-"+r.instance.id[:8]+"-"+randomHex(6))
 	if err != nil {
 		return c, fmt.Errorf("create container: %w", err)
 	}
 	c.id = created.ID
-	c.conn, err = r.docker.ContainerAttach(ctx, c.id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
+	if err := ctx.Err(); err != nil {
+		return c, err
+	}
+	c.conn, err = r.docker.ContainerAttach(dctx, c.id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
 		return c, fmt.Errorf("attach container: %w", err)
 	}
@@ -83,7 +128,10 @@ func (r *Runner) startContainer(ctx context.Context, spec containerSpec) (_ *job
 		c.stdout.flush()
 		c.stderr.flush()
 	}()
-	if err := r.docker.ContainerStart(ctx, c.id, container.StartOptions{}); err != nil {
+	if err := ctx.Err(); err != nil {
+		return c, err
+	}
+	if err := r.docker.ContainerStart(dctx, c.id, container.StartOptions{}); err != nil {
 		return c, fmt.Errorf("start container: %w", err)
 	}
 	c.started = time.Now()

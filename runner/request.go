@@ -25,11 +25,12 @@ type Request struct {
 
 // Availability says whether a job type can run on this node, and if not why.
 type Availability struct {
-	Available   bool   `json:"available"`
-	Image       string `json:"image"`
-	ImageExists bool   `json:"image_exists"`
-	Reason      string `json:"unavailable_reason,omitempty"`
-	Runtime     string `json:"runtime"`
+	Available   bool      `json:"available"`
+	Image       string    `json:"image"`
+	ImageExists bool      `json:"image_exists"`
+	Pool        PoolStats `json:"pool"` // zero when the job type has no pool
+	Reason      string    `json:"unavailable_reason,omitempty"`
+	Runtime     string    `json:"runtime"`
 }
 
 // Health is the runner's view of its dependencies.

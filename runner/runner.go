@@ -28,6 +28,9 @@ type Options struct {
 	// InstanceID identifies this tako process among those sharing the
 	// Docker host; "" means a random one.
 	InstanceID string
+	// JobTypes are the job types whose pools Start fills (pool.max > 0 and
+	// available on this node).
+	JobTypes []jobtypes.JobType
 	// Limits caps output and artifacts.
 	Limits OutputLimits
 	// MaxConcurrent bounds the executions running at once on this node.
@@ -58,6 +61,10 @@ type Runner struct {
 	stopReaper context.CancelFunc
 	reaperDone chan struct{}
 	stopOnce   sync.Once
+
+	pools     map[string]*pool // by job type; fixed after Start
+	stopPools context.CancelFunc
+	poolsDone sync.WaitGroup
 }
 
 // New returns a Runner that talks to Docker through docker.
@@ -107,7 +114,39 @@ func (r *Runner) Start(ctx context.Context) error {
 	reaperCtx, cancel := context.WithCancel(context.Background())
 	r.stopReaper, r.reaperDone = cancel, make(chan struct{})
 	go r.reapLoop(reaperCtx)
+	r.startPools()
 	return nil
+}
+
+// startPools starts a pool for every job type that can run here and wants
+// one.
+func (r *Runner) startPools() {
+	r.pools = map[string]*pool{}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stopPools = cancel
+	for _, jt := range r.opts.JobTypes {
+		a := r.Availability(jt)
+		if !a.Available || jt.Pool.Max < 1 {
+			continue // a job type that cannot run has no pool
+		}
+		p := newPool(r, containerSpec{image: a.Image, jobType: jt, runtime: a.Runtime})
+		r.pools[jt.Name] = p
+		r.poolsDone.Add(1)
+		go func() {
+			defer r.poolsDone.Done()
+			p.run(ctx)
+		}()
+	}
+}
+
+// PoolStats returns the state of the pool of job type name; ok is false
+// when it has none.
+func (r *Runner) PoolStats(name string) (PoolStats, bool) {
+	p := r.pools[name]
+	if p == nil {
+		return PoolStats{}, false
+	}
+	return p.stats(), true
 }
 
 // reapLoop reaps on a timer: an instance may die while this one runs, and
@@ -143,6 +182,10 @@ func (r *Runner) Stop() {
 			r.stopReaper()
 			<-r.reaperDone
 		}
+		if r.stopPools != nil {
+			r.stopPools()
+			r.poolsDone.Wait()
+		}
 		r.removals.Wait()
 		if r.instance != nil {
 			r.instance.release()
@@ -166,6 +209,9 @@ func (r *Runner) Availability(jt jobtypes.JobType) Availability {
 	default:
 		a.Available = true
 	}
+	if p := r.pools[jt.Name]; p != nil {
+		a.Pool = p.stats()
+	}
 	return a
 }
 
@@ -187,7 +233,7 @@ func (r *Runner) Health(ctx context.Context) Health {
 // tako could not run the program (*jobs.Error with EUNAVAILABLE when the node
 // is busy or Docker is down).
 func (r *Runner) Execute(ctx context.Context, req Request) (*jobs.Result, error) {
-	began := time.Now()
+	arrived := time.Now()
 	jt := req.JobType
 	avail := r.Availability(jt)
 	if !avail.Available {
@@ -198,19 +244,30 @@ func (r *Runner) Execute(ctx context.Context, req Request) (*jobs.Result, error)
 		return nil, err
 	}
 	defer release()
-	queued := time.Since(began)
+	queued := time.Since(arrived)
 
-	c, err := r.startContainer(ctx, containerSpec{image: avail.Image, jobType: jt, runtime: avail.Runtime})
-	if err != nil {
-		return nil, dockerError(err)
+	// A warm container from the pool when there is one; otherwise a cold
+	// start through the same bootstrap.
+	start, began := jobs.StartWarm, time.Now()
+	var c *jobContainer
+	if p := r.pools[jt.Name]; p != nil {
+		c = p.take()
+		defer p.done()
+	}
+	if c == nil {
+		start = jobs.StartCold
+		if c, err = r.startContainer(ctx, containerSpec{image: avail.Image, jobType: jt, runtime: avail.Runtime}); err != nil {
+			return nil, dockerError(err)
+		}
 	}
 	defer r.discard(c)
-	res, err := r.run(ctx, c, req)
+	res, err := r.run(ctx, c, req, began)
 	if err != nil {
 		return nil, dockerError(err)
 	}
+	res.Start = start
 	res.Timing.Queue = queued
-	res.Timing.Total = time.Since(began)
+	res.Timing.Total = time.Since(arrived)
 	return res, nil
 }
 
@@ -250,8 +307,11 @@ func dockerError(err error) error {
 // to finish (or kills it at the timeout) and collects its result. The
 // answer goes back as soon as both end markers have arrived; the container is
 // removed afterwards by the caller, off the request path.
-func (r *Runner) run(ctx context.Context, c *jobContainer, req Request) (*jobs.Result, error) {
-	res := &jobs.Result{Image: c.image, Runtime: c.runtime, Start: jobs.StartCold}
+//
+// began is when the job began to get its container: the start-up time is
+// measured from there to the bootstrap's ready markers.
+func (r *Runner) run(ctx context.Context, c *jobContainer, req Request, began time.Time) (*jobs.Result, error) {
+	res := &jobs.Result{Image: c.image, Runtime: c.runtime}
 	startupTimeout := req.StartupTimeout
 	if startupTimeout == 0 {
 		startupTimeout = r.opts.StartupTimeout
@@ -287,7 +347,7 @@ func (r *Runner) run(ctx context.Context, c *jobContainer, req Request) (*jobs.R
 		}
 	}
 	triggered := time.Now()
-	res.Timing.Start = triggered.Sub(c.started)
+	res.Timing.Start = triggered.Sub(began)
 
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()

@@ -164,7 +164,7 @@ func TestCancel(t *testing.T) {
 	if code, res := s.post(t, "/jobs/"+running+"/cancel", ""); code != http.StatusConflict {
 		t.Errorf("cancel of a finished job: %d %v", code, res)
 	}
-	waitNoContainers(t, s.workDir)
+	waitNoContainers(t, s)
 }
 
 func TestRerunAndFork(t *testing.T) {
@@ -353,7 +353,7 @@ func TestKill9Recovery(t *testing.T) {
 			t.Errorf("job %s after kill -9 and restart: %d %v", id, code, res)
 		}
 	}
-	waitNoContainers(t, work)
+	waitNoContainers(t, s)
 }
 
 // TestAutoStartedDatabase starts a server without database.url: it runs
@@ -439,13 +439,13 @@ func TestGracefulDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer drop()
-	a, stopA, err := launchServer(dbURL, nil)
+	a, stopA, err := launchServer(dbURL, []string{"TAKO_JOB_TYPES_DEFAULT_POOL_MIN=0", "TAKO_JOB_TYPES_DEFAULT_POOL_MAX=0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := a.submit(t, `{"code": "import time; time.sleep(2); print('drained')"}`)
-	waitContainers(t, a.workDir, "default", 1)
-	stopA() // like SIGTERM: returns once the node has drained
+	waitContainers(t, a.workDir, "default", 1) // no pool: this is the job's
+	stopA()                                    // like SIGTERM: returns once the node has drained
 	b, stopB, err := launchServer(dbURL, nil)
 	if err != nil {
 		t.Fatal(err)

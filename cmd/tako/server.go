@@ -65,6 +65,7 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		AcquireTimeout: cfg.Runner.AcquireTimeout.Std(),
 		ImageErrors:    set.errors,
 		Images:         set.refs,
+		JobTypes:       reg.All(),
 		Limits:         outputLimits(cfg),
 		MaxConcurrent:  cfg.Runner.MaxConcurrent,
 		ReapInterval:   cfg.Runner.ReapInterval.Std(),

@@ -59,7 +59,10 @@ func launch() (*testServer, error) {
 		return nil, err
 	}
 	// serial runs one job at a time, so a second one stays queued.
-	s, stop, err := launchServer(dbURL, []string{"TAKO_JOB_TYPES_SERIAL_CONCURRENCY=1", "TAKO_JOB_TYPES_SERIAL_LIMITS_TIMEOUT=120s"})
+	s, stop, err := launchServer(dbURL, []string{
+		"TAKO_JOB_TYPES_SERIAL_CONCURRENCY=1", "TAKO_JOB_TYPES_SERIAL_LIMITS_TIMEOUT=120s",
+		"TAKO_JOB_TYPES_SERIAL_POOL_MIN=0", "TAKO_JOB_TYPES_SERIAL_POOL_MAX=0",
+	})
 	if err != nil {
 		dropDB()
 		return nil, err
@@ -351,7 +354,7 @@ func TestHostilePrograms(t *testing.T) {
 	if code, res := s.post(t, "/execute", `{"code": "print(1 + 1)"}`); code != http.StatusOK || res["stdout"] != "2\n" {
 		t.Errorf("ordinary job after hostile programs: %d %v", code, res)
 	}
-	waitNoContainers(t, s.workDir)
+	waitNoContainers(t, s)
 }
 
 func want(t *testing.T, res map[string]any, status string, success bool) {
@@ -367,37 +370,59 @@ func timing(res map[string]any, key string) float64 {
 	return v
 }
 
-// waitNoContainers waits until no container of the server in workDir is
-// left; containers are removed off the request path, so it may take a moment.
-func waitNoContainers(t *testing.T, workDir string) {
+// waitNoContainers waits until the server s has no container left but the
+// warm ones of its pools: every container that ran a job is removed (off
+// the request path, so it may take a moment).
+func waitNoContainers(t *testing.T, s *testServer) {
 	t.Helper()
-	waitContainers(t, workDir, "", 0)
+	var have, warm int
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		warm = 0
+		_, list := s.get(t, "/job-types")
+		for _, jt := range list.([]any) {
+			pool := jt.(map[string]any)["pool"].(map[string]any)
+			warm += int(pool["warm"].(float64))
+		}
+		have = len(containersOf(t, s.workDir, ""))
+		// Equal twice in a row: a pool may be between starting and ready.
+		if have == warm && len(containersOf(t, s.workDir, "")) == warm {
+			return
+		}
+	}
+	t.Errorf("%d containers left, but only %d warm ones in the pools", have, warm)
 }
 
 // waitContainers waits until the server in workDir has exactly n
 // containers of jobType ("" for any).
 func waitContainers(t *testing.T, workDir, jobType string, n int) {
 	t.Helper()
-	dc := runnertest.Docker(t)
 	var left []string
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		list, err := dc.ContainerList(context.Background(), container.ListOptions{
-			All:     true,
-			Filters: filters.NewArgs(filters.Arg("label", runner.LabelManaged+"=true")),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		left = left[:0]
-		for _, c := range list {
-			if strings.HasPrefix(c.Labels[runner.LabelLock], filepath.Join(workDir, "instances")) &&
-				(jobType == "" || c.Labels[runner.LabelJobType] == jobType) {
-				left = append(left, c.ID[:12]+" "+c.State)
-			}
-		}
-		if len(left) == n {
+		if left = containersOf(t, workDir, jobType); len(left) == n {
 			return
 		}
 	}
 	t.Errorf("containers of job type %q: %v, want %d", jobType, left, n)
+}
+
+// containersOf lists the containers of the server in workDir that run
+// jobType ("" for any).
+func containersOf(t *testing.T, workDir, jobType string) []string {
+	t.Helper()
+	dc := runnertest.Docker(t)
+	list, err := dc.ContainerList(context.Background(), container.ListOptions{
+		All:     true,
+		Filters: filters.NewArgs(filters.Arg("label", runner.LabelManaged+"=true")),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, c := range list {
+		if strings.HasPrefix(c.Labels[runner.LabelLock], filepath.Join(workDir, "instances")) &&
+			(jobType == "" || c.Labels[runner.LabelJobType] == jobType) {
+			out = append(out, c.ID[:12]+" "+c.State)
+		}
+	}
+	return out
 }

@@ -1,0 +1,215 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+
+	"github.com/tako-run/tako/jobs"
+	"github.com/tako-run/tako/jobtypes"
+)
+
+// pooledJobType is testJobType with a pool.
+func pooledJobType(min, max int, idle time.Duration) jobtypes.JobType {
+	jt := testJobType()
+	jt.Pool = jobtypes.Pool{Min: min, Max: max, IdleTTL: idle}
+	jt.Env = map[string]string{"TAKO_TEST_ENV": "from-job-type"}
+	return jt
+}
+
+// startPooledRunner starts a runner whose default job type has a pool.
+func startPooledRunner(t *testing.T, dc *client.Client, image string, jt jobtypes.JobType) *Runner {
+	t.Helper()
+	r := New(dc, Options{
+		AcquireTimeout: 30 * time.Second,
+		Images:         map[string]string{jt.Name: image},
+		JobTypes:       []jobtypes.JobType{jt},
+		Limits:         testLimits(),
+		MaxConcurrent:  4,
+		WorkDir:        t.TempDir(),
+	}, slog.New(slog.DiscardHandler))
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		r.Stop()
+		if n := containersOf(t, dc, r.InstanceID()); n != 0 {
+			t.Errorf("%d containers left after Stop", n)
+		}
+	})
+	return r
+}
+
+// waitPool waits until the pool of jt has want ready containers.
+func waitPool(t *testing.T, r *Runner, name string, want func(PoolStats) bool) PoolStats {
+	t.Helper()
+	var st PoolStats
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		st, _ = r.PoolStats(name)
+		if want(st) {
+			return st
+		}
+	}
+	t.Fatalf("pool never reached the wanted state: %+v", st)
+	return st
+}
+
+func TestPoolWarmStartAndRefill(t *testing.T) {
+	dc, image := executor(t)
+	jt := pooledJobType(2, 4, time.Minute)
+	r := startPooledRunner(t, dc, image, jt)
+	waitPool(t, r, jt.Name, func(s PoolStats) bool { return s.Warm == 2 })
+
+	seen := map[string]bool{}
+	for i := 0; i < 3; i++ {
+		// Each job marks its container; a container that ran a job is never
+		// used again, so no job finds a mark.
+		res, err := r.Execute(context.Background(), Request{JobType: jt, Code: `import os, socket
+print(socket.gethostname(), os.path.exists('/tmp/used'))
+open('/tmp/used', 'w').write('x')`})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Start != jobs.StartWarm || res.Status != jobs.StatusSucceeded {
+			t.Fatalf("job %d: start %s status %s stderr %q", i, res.Start, res.Status, res.Stderr)
+		}
+		host, used, _ := strings.Cut(strings.TrimSpace(res.Stdout), " ")
+		if used != "False" || seen[host] {
+			t.Errorf("job %d ran in a used container: %q", i, res.Stdout)
+		}
+		seen[host] = true
+		// The replacement starts off the request path.
+		waitPool(t, r, jt.Name, func(s PoolStats) bool { return s.Warm >= 2 })
+	}
+	if st, _ := r.PoolStats(jt.Name); st.Hits != 3 || st.Misses != 0 {
+		t.Errorf("stats %+v, want 3 hits", st)
+	}
+}
+
+func TestPoolShrinksAfterIdle(t *testing.T) {
+	dc, image := executor(t)
+	jt := pooledJobType(1, 4, 2*time.Second)
+	r := startPooledRunner(t, dc, image, jt)
+	waitPool(t, r, jt.Name, func(s PoolStats) bool { return s.Warm == 1 })
+	done := make(chan struct{})
+	for i := 0; i < 3; i++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			r.Execute(context.Background(), Request{JobType: jt, Code: "import time; time.sleep(1)"})
+		}()
+	}
+	// Demand grows the pool towards min plus the concurrent peak ...
+	grown := waitPool(t, r, jt.Name, func(s PoolStats) bool { return s.Target == 4 })
+	for i := 0; i < 3; i++ {
+		<-done
+	}
+	waitPool(t, r, jt.Name, func(s PoolStats) bool { return s.Warm >= 3 })
+	// ... and after idle_ttl without demand it shrinks back to min.
+	waitPool(t, r, jt.Name, func(s PoolStats) bool { return s.Warm == 1 && s.Target == 1 })
+	t.Logf("grown to %+v, then back to min", grown)
+}
+
+func TestPoolRecoversFromKilledContainers(t *testing.T) {
+	dc, image := executor(t)
+	jt := pooledJobType(2, 2, time.Minute)
+	r := startPooledRunner(t, dc, image, jt)
+	waitPool(t, r, jt.Name, func(s PoolStats) bool { return s.Warm == 2 })
+	list, err := dc.ContainerList(context.Background(), container.ListOptions{
+		Filters: filters.NewArgs(filters.Arg("label", LabelInstance+"="+r.InstanceID())),
+	})
+	if err != nil || len(list) != 2 {
+		t.Fatalf("pool containers: %d, %v", len(list), err)
+	}
+	for _, c := range list { // behind tako's back
+		if err := dc.ContainerKill(context.Background(), c.ID, "KILL"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A job right away never gets a dead container: warm if a replacement
+	// is ready, cold otherwise.
+	res, err := r.Execute(context.Background(), Request{JobType: jt, Code: "print('alive')"})
+	if err != nil || res.Stdout != "alive\n" {
+		t.Fatalf("job after the kill: %v %+v", err, res)
+	}
+	waitPool(t, r, jt.Name, func(s PoolStats) bool { return s.Warm == 2 })
+	res, err = r.Execute(context.Background(), Request{JobType: jt, Code: "print('warm again')"})
+	if err != nil || res.Start != jobs.StartWarm || res.Stdout != "warm again\n" {
+		t.Fatalf("job after the refill: %v %+v", err, res)
+	}
+}
+
+// TestWarmColdConformance runs every case on a warm container and on a cold
+// one: user code cannot tell them apart, except by speed.
+func TestWarmColdConformance(t *testing.T) {
+	dc, image := executor(t)
+	jt := pooledJobType(2, 4, time.Minute)
+	warm := startPooledRunner(t, dc, image, jt)
+	coldJT := jt
+	coldJT.Pool = jobtypes.Pool{}
+	cold := startPooledRunner(t, dc, image, coldJT)
+	cases := []struct {
+		name, code, input string
+		timeout           time.Duration
+	}{
+		{"hello", "print(1 + 1)", "", 0},
+		{"exception", "def f():\n    raise ValueError('bad')\nf()", "", 0},
+		{"syntax error", "def (:", "", 0},
+		{"sys.exit codes", "import sys\nprint('out')\nsys.exit(3)", "", 0},
+		{"sys.exit message", "import sys\nsys.exit('fatal')", "", 0},
+		{"__main__ guard", "if __name__ == '__main__':\n    print('main')", "", 0},
+		{"argv, cwd, uid", "import sys, os\nprint(sys.argv, os.getcwd(), os.getuid(), sys.path[0])", "", 0},
+		{"env", "import os\nprint(os.environ.get('TAKO_TEST_ENV'), os.environ.get('HOME'), sorted(k for k in os.environ if k.startswith('TAKO')))", "", 0},
+		{"stdin", "import sys\nprint(repr(sys.stdin.read()))\ntry:\n    input()\nexcept EOFError:\n    print('eof')", "", 0},
+		{"input and result.json", "import json\nd = json.load(open('/input/data.json'))\njson.dump({'y': d['x'] + 1}, open('/output/result.json', 'w'))", `{"x": 1}`, 0},
+		{"artifacts", "open('/output/a.txt', 'w').write('aaa')", "", 0},
+		{"timeout", "print('before', flush=True)\nwhile True: pass", "", 2 * time.Second},
+		{"oom", "x = []\nwhile True: x.append(' ' * 10**6)", "", 0},
+		{"output flood", "import sys\nfor _ in range(20000): sys.stdout.write('y' * 100 + '\\n')", "", 0},
+		{"subprocess", "import subprocess\nprint(subprocess.run(['python3', '-c', 'print(41 + 1)'], capture_output=True, text=True).stdout.strip())", "", 0},
+		{"threads", "import threading\nt = threading.Thread(target=lambda: print('thread'))\nt.start()", "", 0},
+		{"atexit", "import atexit\natexit.register(lambda: print('bye'))\nprint('hi')", "", 0},
+		{"modules", "import sys\nprint('numpy' in sys.modules, '__main__' in sys.modules, sys.modules['__main__'].__file__)", "", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req := Request{JobType: jt, Code: tc.code, InputJSON: []byte(tc.input), Timeout: tc.timeout}
+			waitPool(t, warm, jt.Name, func(s PoolStats) bool { return s.Warm >= 1 })
+			w, err := warm.Execute(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.JobType = coldJT
+			c, err := cold.Execute(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w.Start != jobs.StartWarm || c.Start != jobs.StartCold {
+				t.Fatalf("starts %s and %s, want warm and cold", w.Start, c.Start)
+			}
+			if got, want := observable(w), observable(c); got != want {
+				t.Errorf("warm and cold differ:\nwarm %s\ncold %s", got, want)
+			}
+		})
+	}
+}
+
+// observable is everything of a result that user code determines.
+func observable(r *jobs.Result) string {
+	errType := ""
+	if r.Error != nil {
+		errType = r.Error.Type
+	}
+	var arts []string
+	for _, a := range r.Artifacts {
+		arts = append(arts, a.Name+":"+a.SHA256)
+	}
+	return fmt.Sprintf("status=%s exit=%d error=%s stdout=%q stderr=%q output=%s artifacts=%v truncated=%v/%v",
+		r.Status, r.ExitCode, errType, r.Stdout, r.Stderr, r.Output, arts, r.StdoutTruncated, r.StderrTruncated)
+}
