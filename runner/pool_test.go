@@ -213,3 +213,33 @@ func observable(r *jobs.Result) string {
 	return fmt.Sprintf("status=%s exit=%d error=%s stdout=%q stderr=%q output=%s artifacts=%v truncated=%v/%v",
 		r.Status, r.ExitCode, errType, r.Stdout, r.Stderr, r.Output, arts, r.StdoutTruncated, r.StderrTruncated)
 }
+
+// TestPoolIsolation runs two jobs at once from one pool: neither sees the
+// other's files, and a job's leftovers are gone for the next one.
+func TestPoolIsolation(t *testing.T) {
+	dc, image := executor(t)
+	jt := pooledJobType(2, 4, time.Minute)
+	r := startPooledRunner(t, dc, image, jt)
+	waitPool(t, r, jt.Name, func(s PoolStats) bool { return s.Warm == 2 })
+	writer := make(chan *jobs.Result, 1)
+	go func() {
+		res, _ := r.Execute(context.Background(), Request{JobType: jt, Code: `import time
+open('/output/secret.txt', 'w').write('s3cret')
+open('/tmp/secret', 'w').write('s3cret')
+time.sleep(2)`})
+		writer <- res
+	}()
+	time.Sleep(500 * time.Millisecond) // let the writer write
+	res, err := r.Execute(context.Background(), Request{JobType: jt, Code: `import os, glob
+found = [p for d in ('/code', '/input', '/output', '/tmp', '/app', '/home', '/var', '/run') for p in glob.glob(d + '/**/secret*', recursive=True)]
+print(sorted(os.listdir('/output')), os.listdir('/tmp'), found)`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stdout != "[] [] []\n" {
+		t.Errorf("the reader saw another job's files: %q %q", res.Stdout, res.Stderr)
+	}
+	if w := <-writer; w == nil || w.Status != jobs.StatusSucceeded || len(w.Artifacts) != 1 {
+		t.Errorf("writer: %+v", w)
+	}
+}

@@ -308,6 +308,22 @@ func TestStrictWithoutGVisorIsUnavailable(t *testing.T) {
 	}
 }
 
+func TestStrictWithoutGVisorHasNoPool(t *testing.T) {
+	dc, image := executor(t)
+	jt := pooledJobType(2, 2, time.Minute)
+	jt.SecurityMode = jobtypes.Strict
+	r := startPooledRunner(t, dc, image, jt)
+	if r.hasGVisor {
+		t.Skip("this engine has gVisor")
+	}
+	if st, ok := r.PoolStats(jt.Name); ok {
+		t.Errorf("a job type that cannot run has a pool: %+v", st)
+	}
+	if n := containersOf(t, dc, r.InstanceID()); n != 0 {
+		t.Errorf("%d containers started for a job type that cannot run", n)
+	}
+}
+
 func TestBusyNodeAnswersUnavailable(t *testing.T) {
 	dc, image := executor(t)
 	r := New(dc, Options{
