@@ -13,8 +13,9 @@ import (
 // running. A container leaves the pool for one job and is never returned;
 // the pool starts a replacement at once, off the request path. Its size
 // follows demand between the job type's pool.min and pool.max: it grows to
-// min plus the peak of concurrent executions, and containers idle for
-// longer than pool.idle_ttl are trimmed back to min.
+// min plus the peak of concurrent executions, and by one more for each
+// checkout that found it empty; containers idle for longer than
+// pool.idle_ttl are trimmed back to min.
 type pool struct {
 	r    *Runner
 	spec containerSpec
@@ -72,7 +73,9 @@ func (p *pool) take() *jobContainer {
 		}
 		p.r.discard(pc.c)
 	}
+	// A miss means the pool is smaller than demand: grow it, up to max.
 	p.misses++
+	p.peak, p.peakAt = p.peak+1, time.Now()
 	return nil
 }
 

@@ -27,6 +27,7 @@ Usage:
   tako setup    [--config FILE]                               build and verify every image the config needs
   tako validate [FILE]                                        check a configuration file
   tako config   [--config FILE]                               print the effective configuration (secrets masked)
+  tako bench    [--url URL] [--concurrency N] [--baseline]     load-test a running server (tako bench -h)
   tako version                                                print tako's version
 
 Configuration comes from built-in defaults, then tako.yaml (--config, $TAKO_CONFIG,
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return runServer(ctx, rest, environ, stdout, stderr)
 	case "setup":
 		return runSetup(ctx, rest, environ, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, environ, stdout, stderr)
 	case "validate":
 		return runValidate(rest, environ, stdout, stderr)
 	case "config":
