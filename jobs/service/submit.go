@@ -24,11 +24,10 @@ func (s *Service) Execute(ctx context.Context, sub jobs.Submission) (*jobs.Execu
 		return nil, jobs.FieldErrorf("job_type", "%s", s.registry.UnknownError(sub.JobType))
 	}
 	sub.IdempotencyKey = "" // honoured by async submissions only, as in Tako VM
-	e := newExecution(sub, jobs.StatusQueued)
+	// Recorded as running on this node from the start: one round trip.
+	e := newExecution(sub, jobs.StatusRunning)
+	e.Attempt, e.Node = 1, s.opts.Node
 	if _, err := s.store.Insert(ctx, s.pool, e); err != nil {
-		return nil, s.dbError("record execution", err)
-	}
-	if _, err := s.store.MarkRunning(ctx, e.ID, 1, s.opts.Node); err != nil {
 		return nil, s.dbError("record execution", err)
 	}
 	res, err := s.runner.Execute(ctx, runner.Request{
@@ -43,7 +42,7 @@ func (s *Service) Execute(ctx context.Context, sub jobs.Submission) (*jobs.Execu
 		return nil, s.dbError("record result", err)
 	}
 	now := time.Now()
-	e.Status, e.Result, e.Attempt, e.Node, e.FinishedAt = res.Status, res, 1, s.opts.Node, &now
+	e.Status, e.Result, e.FinishedAt = res.Status, res, &now
 	return e, nil
 }
 
