@@ -2,16 +2,19 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"os"
 	"sort"
 	"strconv"
+	"sync"
+	"syscall"
 	"time"
 
-	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/errdefs"
-	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-units"
 
 	"github.com/tako-run/tako/jobtypes"
@@ -29,7 +32,6 @@ type jobContainer struct {
 	runtime    string
 	slot       slot
 	started    time.Time
-	conn       types.HijackedResponse
 	stdout     *capture
 	stderr     *capture
 	streamDone chan struct{} // closed when both streams have ended
@@ -116,17 +118,26 @@ func (r *Runner) startContainer(ctx context.Context, spec containerSpec) (_ *job
 	if err := ctx.Err(); err != nil {
 		return c, err
 	}
-	c.conn, err = r.docker.ContainerAttach(dctx, c.id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
-	if err != nil {
-		return c, fmt.Errorf("attach container: %w", err)
+	// Read the bootstrap's FIFOs from the start: its opens for writing wait
+	// for ours. A stream ends when every process holding it has exited.
+	var streams sync.WaitGroup
+	for _, st := range []struct {
+		name string
+		to   *capture
+	}{{bootstrap.StdoutFIFO, c.stdout}, {bootstrap.StderrFIFO, c.stderr}} {
+		streams.Go(func() {
+			f, err := os.OpenFile(s.fifo(st.name), os.O_RDONLY, 0)
+			if err != nil {
+				return
+			}
+			defer f.Close()
+			io.Copy(st.to, f)
+			st.to.flush()
+		})
 	}
 	go func() {
-		defer close(c.streamDone)
-		// The copy ends when the container's streams close: the container
-		// exited or was removed. Errors mean the same thing here.
-		stdcopy.StdCopy(c.stdout, c.stderr, c.conn.Reader)
-		c.stdout.flush()
-		c.stderr.flush()
+		streams.Wait()
+		close(c.streamDone)
 	}()
 	if err := ctx.Err(); err != nil {
 		return c, err
@@ -165,15 +176,10 @@ func (r *Runner) containerConfig(spec containerSpec, s slot) (*container.Config,
 	pids := jt.Limits.Pids
 	init := true
 	config := &container.Config{
-		AttachStdin:     true,
-		AttachStdout:    true,
-		AttachStderr:    true,
 		Cmd:             bootstrap.Command(jt.Preload),
 		Env:             envList,
 		Image:           spec.image,
 		NetworkDisabled: network == string(jobtypes.NetworkNone),
-		OpenStdin:       true,
-		StdinOnce:       true,
 		User:            strconv.Itoa(sandboxUID) + ":" + strconv.Itoa(sandboxUID),
 		WorkingDir:      "/app",
 		Labels: map[string]string{
@@ -194,6 +200,7 @@ func (r *Runner) containerConfig(spec containerSpec, s slot) (*container.Config,
 			{Type: mount.TypeBind, Source: s.code(), Target: "/code", ReadOnly: true},
 			{Type: mount.TypeBind, Source: s.input(), Target: "/input", ReadOnly: true},
 			{Type: mount.TypeBind, Source: s.output(), Target: "/output"},
+			{Type: mount.TypeBind, Source: s.control(), Target: bootstrap.ControlDir, ReadOnly: true},
 		},
 		ReadonlyRootfs: true,
 		Resources: container.Resources{
@@ -221,9 +228,6 @@ func (r *Runner) discard(c *jobContainer) {
 	r.removals.Add(1)
 	go func() {
 		defer r.removals.Done()
-		if c.conn.Conn != nil {
-			c.conn.Close()
-		}
 		if c.id != "" {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := r.docker.ContainerRemove(ctx, c.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
@@ -232,6 +236,53 @@ func (r *Runner) discard(c *jobContainer) {
 				r.logger.Warn("remove container", "container_id", c.id, "error", err)
 			}
 		}
+		if !c.endStreams(5 * time.Second) {
+			r.logger.Warn("output streams of a removed container did not end", "container_id", c.id)
+		}
 		c.slot.remove()
 	}()
+}
+
+// endStreams waits, at most timeout, for the output streams of a container
+// that has been killed or removed to end, and reports whether they did. A
+// reader still waiting for a bootstrap that never opened its end (it died
+// first) is released by opening that end ourselves.
+func (c *jobContainer) endStreams(timeout time.Duration) bool {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	giveUp := time.After(timeout)
+	for {
+		for _, name := range []string{bootstrap.StdoutFIFO, bootstrap.StderrFIFO} {
+			if f, err := os.OpenFile(c.slot.fifo(name), os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				f.Close()
+			}
+		}
+		select {
+		case <-c.streamDone:
+			return true
+		case <-giveUp:
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
+// trigger hands the nonce to the bootstrap, which is ready and waiting on
+// its trigger FIFO (or about to be).
+func (c *jobContainer) trigger(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		// Non-blocking: no reader yet is ENXIO, and the container may have
+		// died; retry until the bootstrap opens it.
+		f, err := os.OpenFile(c.slot.fifo(bootstrap.TriggerFIFO), os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err == nil {
+			_, err = f.Write(bootstrap.TriggerLine(c.nonce))
+			f.Close()
+			return err
+		}
+		if !errors.Is(err, syscall.ENXIO) || time.Now().After(deadline) || !c.alive() {
+			return fmt.Errorf("trigger container: %w", err)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/tako-run/tako/jobs"
 	"github.com/tako-run/tako/jobtypes"
-	"github.com/tako-run/tako/runner/bootstrap"
 )
 
 // Options configures a Runner.
@@ -323,13 +322,6 @@ func (r *Runner) run(ctx context.Context, c *jobContainer, req Request, began ti
 	if err := c.slot.fill(req.Code, req.InputJSON); err != nil {
 		return nil, err
 	}
-	if _, err := c.conn.Conn.Write(bootstrap.TriggerLine(c.nonce)); err != nil {
-		return nil, fmt.Errorf("trigger container: %w", err)
-	}
-	// Closing our side closes the program's stdin (StdinOnce): it reads EOF,
-	// as with `python3 main.py < /dev/null`.
-	c.conn.CloseWrite()
-
 	startup := time.NewTimer(startupTimeout)
 	defer startup.Stop()
 	for _, ready := range []chan struct{}{c.stdout.readyCh, c.stderr.readyCh} {
@@ -345,6 +337,9 @@ func (r *Runner) run(ctx context.Context, c *jobContainer, req Request, began ti
 		case <-ctx.Done():
 			return r.cancelled(c, res)
 		}
+	}
+	if err := c.trigger(time.Second); err != nil {
+		return r.exited(c, res, time.Now())
 	}
 	triggered := time.Now()
 	res.Timing.Start = triggered.Sub(began)
@@ -454,10 +449,7 @@ func (r *Runner) kill(c *jobContainer) {
 // waitStreams waits a little for the output streams to end after a kill, so
 // that output written before the kill is kept.
 func (r *Runner) waitStreams(c *jobContainer) {
-	select {
-	case <-c.streamDone:
-	case <-time.After(2 * time.Second):
-	}
+	c.endStreams(2 * time.Second)
 }
 
 // finish copies the captured output and what the program left in /output

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
+
+	"github.com/tako-run/tako/runner/bootstrap"
 )
 
 // sandboxUID is the uid and gid user code runs as inside containers.
@@ -20,9 +23,13 @@ type slot struct {
 	dir string
 }
 
-func (s slot) code() string   { return filepath.Join(s.dir, "code") }
-func (s slot) input() string  { return filepath.Join(s.dir, "input") }
-func (s slot) output() string { return filepath.Join(s.dir, "output") }
+func (s slot) code() string    { return filepath.Join(s.dir, "code") }
+func (s slot) input() string   { return filepath.Join(s.dir, "input") }
+func (s slot) output() string  { return filepath.Join(s.dir, "output") }
+func (s slot) control() string { return filepath.Join(s.dir, "tako") }
+
+// fifo is the path of one of the bootstrap's FIFOs.
+func (s slot) fifo(name string) string { return filepath.Join(s.control(), name) }
 
 // newSlot creates a fresh slot directory under parent.
 func newSlot(parent string) (slot, error) {
@@ -43,6 +50,24 @@ func newSlot(parent string) (slot, error) {
 	if err := os.Chown(s.output(), sandboxUID, sandboxUID); err != nil {
 		s.remove()
 		return slot{}, fmt.Errorf("create slot: %w", err)
+	}
+	// The bootstrap's standard streams and trigger: FIFOs that tako reads
+	// and writes directly, bind-mounted read-only (a FIFO on a read-only
+	// mount can still be opened for writing).
+	if err := os.Mkdir(s.control(), 0o755); err != nil {
+		s.remove()
+		return slot{}, fmt.Errorf("create slot: %w", err)
+	}
+	for _, name := range []string{bootstrap.StdoutFIFO, bootstrap.StderrFIFO, bootstrap.TriggerFIFO} {
+		path := s.fifo(name)
+		if err := syscall.Mkfifo(path, 0o600); err != nil {
+			s.remove()
+			return slot{}, fmt.Errorf("create slot: %w", err)
+		}
+		if err := os.Chown(path, sandboxUID, sandboxUID); err != nil {
+			s.remove()
+			return slot{}, fmt.Errorf("create slot: %w", err)
+		}
 	}
 	return s, nil
 }

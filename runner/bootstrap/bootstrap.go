@@ -1,11 +1,13 @@
 // Package bootstrap holds the Python program that runs inside every job
 // container, and the wire format of the markers it writes.
 //
-// The protocol: the container runs `python3 -u -c <Source> <preload...>`.
-// The bootstrap imports the preload modules, writes ReadyMarker on stdout and
-// on stderr, and reads one trigger line (TriggerLine) from stdin. It then runs
-// /code/main.py as __main__ and, after flushing, writes an end marker
-// ("\x1eTAKO-END <nonce> <json>\x1e\n") on both streams before it exits.
+// The protocol: the container runs `python3 -u -c <Source> <preload...>`
+// with the host's FIFOs stdout, stderr and trigger mounted in ControlDir.
+// The bootstrap makes the first two its standard output and error, imports
+// the preload modules, writes ReadyMarker on both, and reads one trigger line
+// (TriggerLine) from the trigger FIFO. It then runs /code/main.py as __main__
+// and, after flushing, writes an end marker ("\x1eTAKO-END <nonce>
+// <json>\x1e\n") on both streams before it exits.
 package bootstrap
 
 import (
@@ -17,6 +19,16 @@ import (
 //
 //go:embed bootstrap.py
 var Source string
+
+// ControlDir is where the bootstrap finds its FIFOs inside the container.
+const ControlDir = "/tako"
+
+// The FIFOs in ControlDir.
+const (
+	StdoutFIFO  = "stdout"
+	StderrFIFO  = "stderr"
+	TriggerFIFO = "trigger"
+)
 
 // ReadyMarker is written on both streams once preloading is done; anything
 // before it is not the user's output.

@@ -1,12 +1,14 @@
 # tako bootstrap: runs inside every job container, warm or cold.
 #
-# It imports what it needs and the job type's preload modules (argv), says
-# READY on stdout and stderr, then blocks on stdin for one trigger line (JSON
+# Its standard output and error are the FIFOs /tako/stdout and /tako/stderr,
+# which tako reads on the host: no Docker attach stream on the way. It
+# imports what it needs and the job type's preload modules (argv), says READY
+# on both, then blocks on the FIFO /tako/trigger for one trigger line (JSON
 # with a nonce). It runs /code/main.py as __main__, the way `python3
-# /code/main.py` would, and finally writes an END marker carrying the nonce,
-# the exit code and the exception type on both streams, after flushing them,
-# so the host knows that both streams are complete without waiting for the
-# container to exit.
+# /code/main.py < /dev/null` would, and finally writes an END marker carrying
+# the nonce, the exit code and the exception type on both streams, after
+# flushing them, so the host knows that both streams are complete without
+# waiting for the container to exit.
 import atexit
 import json
 import os
@@ -16,6 +18,32 @@ import threading
 import traceback
 
 MAIN = "/code/main.py"
+CONTROL = "/tako"
+
+
+def _redirect():
+    # Opening a FIFO for writing waits until tako has opened it for reading.
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        out = os.open(os.path.join(CONTROL, name), os.O_WRONLY)
+        os.dup2(out, fd)
+        os.close(out)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+
+
+def _trigger():
+    fd = os.open(os.path.join(CONTROL, "trigger"), os.O_RDONLY)
+    try:
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    return data
 
 
 def _marker(nonce, exit_code, exc_type, message):
@@ -80,6 +108,7 @@ def _wait_for_threads():
 
 
 def main():
+    _redirect()
     for name in sys.argv[1:]:
         try:
             __import__(name)
@@ -90,8 +119,8 @@ def main():
     _write_all(1, ready)
     _write_all(2, ready)
 
-    line = sys.stdin.buffer.readline()
-    if not line:
+    line = _trigger()
+    if not line.strip():
         os._exit(0)
     nonce = json.loads(line)["nonce"]
 
