@@ -62,7 +62,6 @@ func (p *pool) take() *jobContainer {
 	if p.inflight > p.peak {
 		p.peak, p.peakAt = p.inflight, time.Now()
 	}
-	defer p.signal()
 	// Newest first: the oldest are the ones idle trimming removes.
 	for len(p.ready) > 0 {
 		pc := p.ready[len(p.ready)-1]
@@ -79,11 +78,14 @@ func (p *pool) take() *jobContainer {
 	return nil
 }
 
-// done records the end of an execution that called take.
+// done records the end of an execution that called take, and has the
+// pool start the replacement now: on a small machine a container start
+// running beside the job would take the job's CPU.
 func (p *pool) done() {
 	p.mu.Lock()
 	p.inflight--
 	p.mu.Unlock()
+	p.signal()
 }
 
 // target is how many ready containers the pool aims for. Callers hold mu.

@@ -183,6 +183,14 @@ WHERE id = $1 AND status IN ('queued', 'running')`
 
 const notifySQL = `SELECT pg_notify($1, $2)`
 
+// finishNotifySQL is finishSQL and the notification in one statement, so
+// in one implicit transaction and one round trip: the path of a result
+// without artifacts, the most common one.
+const finishNotifySQL = `
+WITH u AS (` + finishSQL + ` RETURNING id),
+n AS (SELECT pg_notify($14, id::text) FROM u)
+SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM n)`
+
 // beginner starts a transaction; *pgxpool.Pool and *pgx.Conn are ones.
 type beginner interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
@@ -214,6 +222,9 @@ func (s *Store) Finish(ctx context.Context, q DBTX, id string, res *jobs.Result,
 	if tx, ok := q.(pgx.Tx); ok {
 		return done, fn(tx)
 	}
+	if len(artifacts) == 0 {
+		return finishAlone(ctx, q, id, res)
+	}
 	b, ok := q.(beginner)
 	if !ok {
 		return false, fmt.Errorf("finish execution: %T can start no transaction", q)
@@ -222,8 +233,8 @@ func (s *Store) Finish(ctx context.Context, q DBTX, id string, res *jobs.Result,
 	return done, err
 }
 
-// finish is Finish inside transaction tx.
-func finish(ctx context.Context, tx DBTX, id string, res *jobs.Result, artifacts []jobs.ArtifactContent) (bool, error) {
+// finishArgs are the parameters of finishSQL.
+func finishArgs(id string, res *jobs.Result) ([]any, error) {
 	var output, execErr any // nil stores NULL
 	if len(res.Output) > 0 {
 		output = string(cleanJSON(res.Output))
@@ -231,18 +242,47 @@ func finish(ctx context.Context, tx DBTX, id string, res *jobs.Result, artifacts
 	if res.Error != nil {
 		b, err := json.Marshal(jobs.ExecError{Type: cleanText(res.Error.Type), Message: cleanText(res.Error.Message)})
 		if err != nil {
-			return false, fmt.Errorf("finish execution: error: %w", err)
+			return nil, fmt.Errorf("finish execution: error: %w", err)
 		}
 		execErr = string(b)
 	}
 	timing, err := json.Marshal(newTimingRecord(res.Timing))
 	if err != nil {
-		return false, fmt.Errorf("finish execution: timing: %w", err)
+		return nil, fmt.Errorf("finish execution: timing: %w", err)
 	}
-	tag, err := tx.Exec(ctx, finishSQL, id, string(res.Status), res.ExitCode,
+	return []any{id, string(res.Status), res.ExitCode,
 		cleanText(res.Stdout), cleanText(res.Stderr), res.StdoutTruncated, res.StderrTruncated,
 		output, execErr, string(timing),
-		cleanText(res.Runtime), string(res.Start), cleanText(res.Image))
+		cleanText(res.Runtime), string(res.Start), cleanText(res.Image)}, nil
+}
+
+// finishAlone is Finish without artifacts and outside a caller's
+// transaction: one statement.
+func finishAlone(ctx context.Context, q DBTX, id string, res *jobs.Result) (bool, error) {
+	args, err := finishArgs(id, res)
+	if err != nil {
+		return false, err
+	}
+	var updated, notified int
+	if err := q.QueryRow(ctx, finishNotifySQL, append(args, NotifyChannel)...).Scan(&updated, &notified); err != nil {
+		return false, fmt.Errorf("finish execution: %w", err)
+	}
+	if updated == 0 {
+		if _, err := statusOf(ctx, q, id); err != nil {
+			return false, fmt.Errorf("finish execution: %w", err)
+		}
+		return false, nil
+	}
+	return true, nil
+}
+
+// finish is Finish inside transaction tx.
+func finish(ctx context.Context, tx DBTX, id string, res *jobs.Result, artifacts []jobs.ArtifactContent) (bool, error) {
+	args, err := finishArgs(id, res)
+	if err != nil {
+		return false, err
+	}
+	tag, err := tx.Exec(ctx, finishSQL, args...)
 	if err != nil {
 		return false, fmt.Errorf("finish execution: %w", err)
 	}
