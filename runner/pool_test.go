@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -24,27 +23,16 @@ func pooledJobType(min, max int, idle time.Duration) jobtypes.JobType {
 	return jt
 }
 
-// startPooledRunner starts a runner whose default job type has a pool.
+// startPooledRunner starts a runner whose only job type, jt, may have a
+// pool.
 func startPooledRunner(t *testing.T, dc *client.Client, image string, jt jobtypes.JobType) *Runner {
 	t.Helper()
-	r := New(dc, Options{
-		AcquireTimeout: 30 * time.Second,
-		Images:         map[string]string{jt.Name: image},
-		JobTypes:       []jobtypes.JobType{jt},
-		Limits:         testLimits(),
-		MaxConcurrent:  4,
-		WorkDir:        t.TempDir(),
-	}, slog.New(slog.DiscardHandler))
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		r.Stop()
-		if n := containersOf(t, dc, r.InstanceID()); n != 0 {
-			t.Errorf("%d containers left after Stop", n)
-		}
+	return startRunnerWith(t, dc, Options{
+		Images:        map[string]string{jt.Name: image},
+		JobTypes:      []jobtypes.JobType{jt},
+		MaxConcurrent: 4,
+		WorkDir:       t.TempDir(),
 	})
-	return r
 }
 
 // waitPool waits until the pool of jt has want ready containers.
