@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -370,6 +371,19 @@ func TestAutoStartedDatabase(t *testing.T) {
 	cleanup()
 	defer cleanup()
 	env := []string{"TAKO_DATABASE_AUTO_START_CONTAINER=" + name, "TAKO_DATABASE_AUTO_START_VOLUME=" + vol}
+	// The default port, unless a developer's own tako-postgres holds it.
+	port := "55432"
+	if ln, err := net.Listen("tcp", "127.0.0.1:"+port); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("port %s is taken: %v", port, err)
+		}
+		free, _ := freePort()
+		port = fmt.Sprint(free)
+		env = append(env, "TAKO_DATABASE_AUTO_START_PORT="+port)
+		t.Logf("port 55432 is taken; using %s", port)
+	} else {
+		ln.Close()
+	}
 
 	s, stop, err := launchServer("", env)
 	if err != nil {
@@ -378,7 +392,7 @@ func TestAutoStartedDatabase(t *testing.T) {
 	_, res := s.post(t, "/execute", `{"code": "print('remember me')"}`)
 	stop()
 	info, err := dc.ContainerInspect(context.Background(), name)
-	if err != nil || info.HostConfig.PortBindings["5432/tcp"][0].HostPort != "55432" {
+	if err != nil || info.HostConfig.PortBindings["5432/tcp"][0].HostPort != port {
 		t.Fatalf("database container: %v %+v", err, info.HostConfig)
 	}
 
