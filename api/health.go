@@ -68,16 +68,23 @@ type HealthCheckResult struct {
 // handleHealth is GET /health. The runner and the database are probed at
 // the same time, each under its own timeout.
 func (s *Server) handleHealth(c *fiber.Ctx) error {
-	dbErr := make(chan error, 1)
+	type queue struct{ queued, limit int }
+	dbErr, depth := make(chan error, 1), make(chan queue, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(s.base, databaseHealthTimeout)
 		defer cancel()
-		dbErr <- s.service.DatabaseHealth(ctx)
+		err := s.service.DatabaseHealth(ctx)
+		var q queue
+		if err == nil {
+			q.queued, q.limit, _ = s.service.Queued(ctx)
+		}
+		dbErr <- err
+		depth <- q
 	}()
 	ctx, cancel := context.WithTimeout(s.base, healthTimeout)
 	defer cancel()
 	h := s.runner.Health(ctx)
-	dberr := <-dbErr
+	dberr, q := <-dbErr, <-depth
 
 	resp := HealthResponse{
 		Status:            healthHealthy,
@@ -86,7 +93,7 @@ func (s *Server) handleHealth(c *fiber.Ctx) error {
 		GVisorAvailable:   h.GVisorAvailable,
 		DatabaseAvailable: dberr == nil,
 		Runner:            RunnerHealth{Running: h.Running, MaxConcurrent: h.MaxConcurrent},
-		QueueStats:        QueueStats{Running: h.Running, MaxWorkers: h.MaxConcurrent},
+		QueueStats:        QueueStats{Pending: q.queued, Running: h.Running, MaxWorkers: h.MaxConcurrent, MaxQueueSize: q.limit},
 		JobTypes:          map[string]JobTypeHealth{},
 		Checks: map[string]HealthCheckResult{
 			"database": {Status: "ok"},

@@ -58,6 +58,9 @@ func TestHealth(t *testing.T) {
 			if rn["running"] != float64(tt.health.Running) || rn["max_concurrent"] != float64(tt.health.MaxConcurrent) {
 				t.Errorf("runner %v", rn)
 			}
+			if q, _ := m["queue_stats"].(map[string]any); tt.dbErr == nil && (q["pending"] != 3.0 || q["max_queue_size"] != 1000.0) {
+				t.Errorf("queue_stats %v, want the service's 3 of 1000", q)
+			}
 			jts, _ := m["job_types"].(map[string]any)
 			if len(jts) != 2 {
 				t.Errorf("job_types %v", jts)

@@ -37,4 +37,7 @@ type Service interface {
 	List(ctx context.Context, f jobs.ExecutionFilter) (jobs.ExecutionPage, error)
 	// DatabaseHealth reports whether the database answers.
 	DatabaseHealth(ctx context.Context) error
+	// Queued returns how many executions wait in the queue, counted up to
+	// just past the limit, and the limit (queue.max_pending).
+	Queued(ctx context.Context) (queued, limit int, err error)
 }

@@ -283,3 +283,8 @@ func (f *fakeService) DatabaseHealth(ctx context.Context) error {
 	f.called(ctx, "DatabaseHealth")
 	return f.dbErr
 }
+
+func (f *fakeService) Queued(ctx context.Context) (int, int, error) {
+	f.called(ctx, "Queued")
+	return 3, 1000, f.dbErr
+}

@@ -134,6 +134,9 @@ func TestCancel(t *testing.T) {
 	if st := s.waitStatus(t, queued, "queued", time.Second); st["queue_position"] != 1.0 {
 		t.Errorf("queue_position %v, want 1", st["queue_position"])
 	}
+	if _, h := s.get(t, "/health"); h.(map[string]any)["queue_stats"].(map[string]any)["pending"].(float64) < 1 {
+		t.Errorf("health does not count the queued job: %v", h)
+	}
 
 	t.Run("queued", func(t *testing.T) {
 		code, res := s.post(t, "/jobs/"+queued+"/cancel", "")

@@ -123,6 +123,13 @@ func (s *Service) Stop(ctx context.Context) {
 // DatabaseHealth reports whether the database answers.
 func (s *Service) DatabaseHealth(ctx context.Context) error { return s.store.Ping(ctx) }
 
+// Queued returns how many executions wait in the queue, over all nodes,
+// counted up to just past queue.max_pending, and that limit.
+func (s *Service) Queued(ctx context.Context) (int, int, error) {
+	n, err := s.store.CountQueued(ctx, nil, s.opts.MaxPending+1)
+	return n, s.opts.MaxPending, err
+}
+
 // dbError turns a store error into what the caller should see: domain
 // errors pass through, a database that does not answer is EUNAVAILABLE, the
 // rest is wrapped as internal.
