@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -37,6 +38,7 @@ type DockerAPI interface {
 	ImageBuild(ctx context.Context, buildContext io.Reader, options build.ImageBuildOptions) (build.ImageBuildResponse, error)
 	ImageImport(ctx context.Context, source image.ImportSource, ref string, options image.ImportOptions) (io.ReadCloser, error)
 	ImageInspect(ctx context.Context, imageID string, inspectOpts ...client.ImageInspectOption) (image.InspectResponse, error)
+	ImageList(ctx context.Context, options image.ListOptions) ([]image.Summary, error)
 	ImagePull(ctx context.Context, refStr string, options image.PullOptions) (io.ReadCloser, error)
 	ImageRemove(ctx context.Context, imageID string, options image.RemoveOptions) ([]image.DeleteResponse, error)
 	ImageTag(ctx context.Context, source, target string) error
@@ -62,6 +64,9 @@ type Options struct {
 	// Executor is the repository name of the executor image; default
 	// "tako-executor".
 	Executor string
+	// FailureTTL is how long a failed ad-hoc requirements build is
+	// remembered (and returned again without building); default 5 minutes.
+	FailureTTL time.Duration
 	// Pip is where job type builds find pip requirements.
 	Pip jobtypes.PipIndex
 	// WorkDir holds the temporary root filesystem of a debootstrap build
@@ -94,6 +99,10 @@ type Builder struct {
 	logger   *slog.Logger
 	progress *progress
 	flights  flights
+
+	mu       sync.Mutex
+	failures map[string]failure   // ad-hoc builds that failed, by ref
+	lastUsed map[string]time.Time // ad-hoc images, by ref
 }
 
 // NewBuilder returns a Builder that talks to docker, logs to logger and
@@ -109,6 +118,9 @@ func NewBuilder(docker DockerAPI, opts Options, logger *slog.Logger, progress io
 	if opts.Executor == "" {
 		opts.Executor = "tako-executor"
 	}
+	if opts.FailureTTL <= 0 {
+		opts.FailureTTL = 5 * time.Minute
+	}
 	if opts.aptDir == "" {
 		opts.aptDir = "/etc/apt"
 	}
@@ -121,6 +133,8 @@ func NewBuilder(docker DockerAPI, opts Options, logger *slog.Logger, progress io
 		logger:   logger.With("component", "images"),
 		progress: newProgress(progress),
 		flights:  flights{m: map[string]*flight{}},
+		failures: map[string]failure{},
+		lastUsed: map[string]time.Time{},
 	}
 }
 

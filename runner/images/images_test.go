@@ -1,20 +1,14 @@
 package images
 
 import (
-	"archive/tar"
-	"archive/zip"
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +21,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/runner/runnertest/pkgindex"
 )
 
 // The real client is what production passes in.
@@ -220,7 +215,7 @@ func TestIntegration(t *testing.T) {
 		}
 	})
 
-	index := startPackageIndex(t, cli, newTestBuilder(t, cli, jobtypes.PipIndex{}, nil).ExecutorRef())
+	index := pkgindex.Start(t, cli, newTestBuilder(t, cli, jobtypes.PipIndex{}, nil).ExecutorRef())
 	pip := jobtypes.PipIndex{IndexURL: "http://" + index + ":8080/simple", TrustedHosts: []string{index}}
 	var (
 		mu    sync.Mutex
@@ -405,146 +400,6 @@ func TestIntegration(t *testing.T) {
 			}
 		}
 	})
-}
-
-// startPackageIndex serves a pip "simple" index holding one tiny wheel,
-// takotiny 0.1, from a container of the executor image on the default
-// bridge (build containers cannot reach the host's loopback). It returns
-// the container's IP address.
-func startPackageIndex(t *testing.T, cli *client.Client, executor string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	created, err := cli.ContainerCreate(ctx, &container.Config{
-		Image:  executor,
-		Cmd:    []string{"python3", "-m", "http.server", "8080", "--directory", "/tmp/index"},
-		User:   "1000:1000",
-		Labels: map[string]string{labelManaged: "true", "tako.test": "images"},
-	}, &container.HostConfig{CapDrop: []string{"ALL"}, SecurityOpt: []string{"no-new-privileges"}}, nil, nil, "")
-	if err != nil {
-		t.Fatalf("create index container: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cli.ContainerRemove(context.Background(), created.ID, container.RemoveOptions{Force: true})
-	})
-	wheel := tinyWheel(t)
-	files := map[string][]byte{
-		"index/simple/index.html":                             []byte(`<html><body><a href="takotiny/">takotiny</a></body></html>`),
-		"index/simple/takotiny/index.html":                    []byte(`<html><body><a href="takotiny-0.1-py3-none-any.whl">takotiny-0.1-py3-none-any.whl</a></body></html>`),
-		"index/simple/takotiny/takotiny-0.1-py3-none-any.whl": wheel,
-	}
-	if err := cli.CopyToContainer(ctx, created.ID, "/tmp", tarOf(t, files), container.CopyToContainerOptions{}); err != nil {
-		t.Fatalf("copy index: %v", err)
-	}
-	if err := cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
-		t.Fatalf("start index: %v", err)
-	}
-	// Ready once http.server says it serves (the image is unbuffered).
-	logs, err := cli.ContainerLogs(ctx, created.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
-	if err != nil {
-		t.Fatalf("index logs: %v", err)
-	}
-	defer logs.Close()
-	pr, pw := io.Pipe()
-	go func() {
-		_, err := stdcopy.StdCopy(pw, pw, logs)
-		pw.CloseWithError(err)
-	}()
-	sc := bufio.NewScanner(pr)
-	for sc.Scan() && !strings.Contains(sc.Text(), "Serving HTTP") {
-	}
-	if sc.Err() != nil || ctx.Err() != nil {
-		t.Fatalf("index did not start: %v %v", sc.Err(), ctx.Err())
-	}
-	logs.Close()
-	info, err := cli.ContainerInspect(ctx, created.ID)
-	if err != nil {
-		t.Fatalf("inspect index: %v", err)
-	}
-	ip := info.NetworkSettings.IPAddress
-	for _, n := range info.NetworkSettings.Networks {
-		if ip == "" {
-			ip = n.IPAddress
-		}
-	}
-	if ip == "" {
-		t.Fatal("index container has no IP address")
-	}
-	return ip
-}
-
-// tinyWheel returns takotiny-0.1-py3-none-any.whl: a package whose
-// __init__ sets VALUE = 42.
-func tinyWheel(t *testing.T) []byte {
-	t.Helper()
-	files := []struct{ name, body string }{
-		{"takotiny/__init__.py", "VALUE = 42\n"},
-		{"takotiny-0.1.dist-info/METADATA", "Metadata-Version: 2.1\nName: takotiny\nVersion: 0.1\nSummary: tako test package\n"},
-		{"takotiny-0.1.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: tako-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"},
-	}
-	var record strings.Builder
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, f := range files {
-		w, err := zw.Create(f.name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(w, f.body); err != nil {
-			t.Fatal(err)
-		}
-		sum := sha256.Sum256([]byte(f.body))
-		fmt.Fprintf(&record, "%s,sha256=%s,%d\n", f.name, base64.RawURLEncoding.EncodeToString(sum[:]), len(f.body))
-	}
-	record.WriteString("takotiny-0.1.dist-info/RECORD,,\n")
-	w, err := zw.Create("takotiny-0.1.dist-info/RECORD")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(w, record.String()); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// tarOf returns a tar stream of files (path -> content), world-readable,
-// with the directories they need.
-func tarOf(t *testing.T, files map[string][]byte) io.Reader {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	dirs := map[string]bool{}
-	for _, name := range names {
-		parts := strings.Split(name, "/")
-		for i := 1; i < len(parts); i++ {
-			dir := strings.Join(parts[:i], "/") + "/"
-			if !dirs[dir] {
-				dirs[dir] = true
-				if err := tw.WriteHeader(&tar.Header{Name: dir, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Now()}); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		body := files[name]
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), ModTime: time.Now()}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return &buf
 }
 
 func TestUnreachableEngine(t *testing.T) {

@@ -1,0 +1,110 @@
+package images
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/runner/runnertest/pkgindex"
+)
+
+func TestNormalizeRequirements(t *testing.T) {
+	t.Parallel()
+	got := NormalizeRequirements([]string{" numpy ", "pandas>=2", "numpy", ""})
+	if strings.Join(got, ",") != "numpy,pandas>=2" {
+		t.Errorf("got %q", got)
+	}
+	a := requirementsRef("sha256:x", []string{"b", "a"}, jobtypes.PipIndex{})
+	if a != requirementsRef("sha256:x", []string{"a", "b", "a"}, jobtypes.PipIndex{}) {
+		t.Error("the ref depends on order or duplicates")
+	}
+	if a == requirementsRef("sha256:y", []string{"a", "b"}, jobtypes.PipIndex{}) ||
+		a == requirementsRef("sha256:x", []string{"a", "b"}, jobtypes.PipIndex{IndexURL: "http://i/simple"}) {
+		t.Error("the ref ignores the base image or the index")
+	}
+}
+
+// TestEnsureRequirements builds ad-hoc images from a local index: the
+// package imports, a second request does not build, concurrent requests
+// share one build, a package the index lacks fails with pip's message once,
+// and collection keeps the cap without removing an image in use.
+func TestEnsureRequirements(t *testing.T) {
+	cli := dockerClient(t)
+	lockImages(t)
+	ctx := context.Background()
+	var progress syncBuffer
+	base, err := newTestBuilder(t, cli, jobtypes.PipIndex{}, nil).EnsureExecutor(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := pkgindex.Start(t, cli, base)
+	pip := jobtypes.PipIndex{IndexURL: "http://" + index + ":8080/simple", TrustedHosts: []string{index}}
+	b := newTestBuilder(t, cli, pip, &progress)
+	builds := func() int { return strings.Count(progress.String(), "==> building requirements image") }
+
+	ref, err := b.EnsureRequirements(ctx, base, []string{"takotiny"})
+	if err != nil {
+		t.Fatalf("EnsureRequirements: %v\n%s", err, progress.String())
+	}
+	removeImageAtEnd(t, cli, ref)
+	if out, code := runPython(t, cli, ref, "import takotiny; print(takotiny.VALUE)"); code != 0 || strings.TrimSpace(out) != "42" {
+		t.Fatalf("import takotiny: exit %d, %q", code, out)
+	}
+	before := builds()
+	if again, err := b.EnsureRequirements(ctx, base, []string{" takotiny "}); err != nil || again != ref || builds() != before {
+		t.Errorf("second request: %q %v, %d builds; want %q and no build", again, err, builds()-before, ref)
+	}
+
+	// Ten concurrent requests for a new set: one build.
+	set := []string{"takotiny==0.1"}
+	before = builds()
+	var wg sync.WaitGroup
+	refs := make([]string, 10)
+	errs := make([]error, 10)
+	for i := range 10 {
+		wg.Go(func() { refs[i], errs[i] = b.EnsureRequirements(ctx, base, set) })
+	}
+	wg.Wait()
+	for i := range 10 {
+		if errs[i] != nil || refs[i] != refs[0] {
+			t.Fatalf("request %d: %q %v", i, refs[i], errs[i])
+		}
+	}
+	removeImageAtEnd(t, cli, refs[0])
+	if n := builds() - before; n != 1 {
+		t.Errorf("10 concurrent requests made %d builds, want 1", n)
+	}
+
+	// A package the index lacks: pip's message, remembered.
+	_, err = b.EnsureRequirements(ctx, base, []string{"tako-no-such-package"})
+	var be *BuildError
+	if !errors.As(err, &be) || !strings.Contains(be.Msg, "No matching distribution found for tako-no-such-package") {
+		t.Fatalf("missing package: %v", err)
+	}
+	before = builds()
+	began := time.Now()
+	_, err2 := b.EnsureRequirements(ctx, base, []string{"tako-no-such-package"})
+	if !errors.As(err2, &be) || builds() != before || time.Since(began) > time.Second {
+		t.Errorf("the failure was not remembered: %v, %d builds, %s", err2, builds()-before, time.Since(began))
+	}
+
+	// Collection: cap 1 with both in use removes nothing; with only the
+	// first in use, the second goes.
+	inUse := map[string]bool{ref: true, refs[0]: true}
+	removed, err := b.CollectRequirements(ctx, 0, 1<<40, func(r string) bool { return inUse[r] })
+	if err != nil || len(removed) != 0 {
+		t.Errorf("removed %v (%v) while in use", removed, err)
+	}
+	delete(inUse, refs[0])
+	removed, err = b.CollectRequirements(ctx, 1, 1<<40, func(r string) bool { return inUse[r] })
+	if err != nil || strings.Join(removed, ",") != refs[0] {
+		t.Errorf("removed %v (%v), want only %s", removed, err, refs[0])
+	}
+	if _, ok, _ := b.inspect(ctx, ref); !ok {
+		t.Error("the image in use was removed")
+	}
+}
