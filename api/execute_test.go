@@ -77,7 +77,11 @@ func TestExecuteValidation(t *testing.T) {
 		{"requirements string", `{"code": "x", "requirements": "numpy"}`, 422, "requirements: must be a list of strings"},
 		{"requirements numbers", `{"code": "x", "requirements": [1]}`, 422, "requirements: must be a list of strings"},
 		{"requirements too many", `{"code": "x", "requirements": ` + reqs51 + `}`, 422, "requirements: must have at most 50 items"},
-		{"requirements not yet", `{"code": "x", "requirements": ["numpy"]}`, 422, "requirements: " + errAdHocRequirements},
+		{"requirements url", `{"code": "x", "requirements": ["numpy", "https://evil.example/x.whl"]}`, 422, `requirements[1]: "https://evil.example/x.whl"`},
+		{"requirements option", `{"code": "x", "requirements": ["--index-url=http://x"]}`, 422, `requirements[0]: "--index-url=http://x"`},
+		{"requirements shell", `{"code": "x", "requirements": ["numpy; rm -rf /"]}`, 422, `requirements[0]:`},
+		{"requirements empty entry", `{"code": "x", "requirements": [""]}`, 422, `requirements[0]:`},
+		{"requirements path", `{"code": "x", "requirements": ["./pkg"]}`, 422, `requirements[0]: "./pkg"`},
 		{"idempotency_key short", `{"code": "x", "idempotency_key": "abc"}`, 422, "idempotency_key: must be 8 to 255 characters"},
 		{"idempotency_key long", `{"code": "x", "idempotency_key": "` + strings.Repeat("k", 256) + `"}`, 422, "idempotency_key: must be 8 to 255"},
 		{"idempotency_key chars", `{"code": "x", "idempotency_key": "abc def ghi"}`, 422, "idempotency_key: may contain only"},
@@ -369,5 +373,19 @@ func TestDecodeExecuteRequestDefaults(t *testing.T) {
 	var derr *jobs.Error
 	if !errors.As(err, &derr) || derr.Code != jobs.EINVALID || derr.Field != "code" {
 		t.Errorf("got %#v, want EINVALID on code", err)
+	}
+}
+
+func TestExecuteRequirements(t *testing.T) {
+	t.Parallel()
+	reg := testRegistry(t)
+	sub, err := DecodeExecuteRequest([]byte(`{"code": "x", "requirements": ["takotiny", "pandas[excel]>=2,<3; python_version >= '3.9'"]}`), reg, DefaultLimits())
+	if err != nil || len(sub.Requirements) != 2 || sub.Requirements[0] != "takotiny" {
+		t.Fatalf("valid requirements: %v %v", sub.Requirements, err)
+	}
+	s := newTestServer(t, &fakeService{}, nil, Limits{AdHocDisabled: true})
+	r := do(t, s, "POST", "/execute", `{"code": "x", "requirements": ["numpy"]}`, nil)
+	if r.status != http.StatusForbidden || !strings.Contains(string(r.body), "requirements: ad-hoc requirements are disabled") {
+		t.Errorf("disabled: %d %s", r.status, r.body)
 	}
 }

@@ -27,10 +27,6 @@ const (
 	maxIdempotencyKeyLen = 255
 )
 
-// errAdHocRequirements is the answer to a request with requirements until
-// ad-hoc requirement images are implemented.
-const errAdHocRequirements = "ad-hoc requirements are not supported by this server yet; declare them in a job type in tako.yaml"
-
 // executeFieldNames are the fields of a POST /execute body, in the order of
 // the original's model (and of the "unknown field" message).
 var executeFieldNames = []string{"code", "input_data", "job_type", "timeout", "startup_timeout", "requirements", "idempotency_key"}
@@ -200,7 +196,7 @@ func (f bodyFields) validateExecute(reg *jobtypes.Registry, lim Limits) (jobs.Su
 		sub.StartupTimeout = time.Duration(n) * time.Second
 	}
 
-	if err := checkRequirements(f["requirements"]); err != nil {
+	if sub.Requirements, err = decodeRequirements(f["requirements"], lim.AdHocDisabled); err != nil {
 		return sub, err
 	}
 	if sub.IdempotencyKey, err = decodeIdempotencyKey(f["idempotency_key"]); err != nil {
@@ -374,23 +370,33 @@ func unit(field, why string) string {
 	return why
 }
 
-// checkRequirements validates "requirements" and then refuses a non-empty
-// list: ad-hoc requirement images come in a later version.
-func checkRequirements(raw json.RawMessage) error {
+// decodeRequirements validates "requirements": at most 50 PEP 508
+// requirements (a name, optional extras, version specifiers and marker; no
+// URLs, paths, pip options or shell characters). A failing entry is named by
+// its index and text.
+func decodeRequirements(raw json.RawMessage, disabled bool) ([]string, error) {
 	if isNull(raw) {
-		return nil
+		return nil, nil
 	}
 	var reqs []string
 	if raw[0] != '[' || json.Unmarshal(raw, &reqs) != nil {
-		return jobs.FieldErrorf("requirements", "must be a list of strings")
+		return nil, jobs.FieldErrorf("requirements", "must be a list of strings")
 	}
-	switch {
-	case len(reqs) > maxRequirements:
-		return jobs.FieldErrorf("requirements", "must have at most %d items (got %d)", maxRequirements, len(reqs))
-	case len(reqs) > 0:
-		return jobs.FieldErrorf("requirements", errAdHocRequirements)
+	if len(reqs) > maxRequirements {
+		return nil, jobs.FieldErrorf("requirements", "must have at most %d items (got %d)", maxRequirements, len(reqs))
 	}
-	return nil
+	if len(reqs) > 0 && disabled {
+		return nil, &jobs.Error{Code: jobs.ENOTALLOWED, Field: "requirements", Message: "ad-hoc requirements are disabled on this server (requirements.allow_ad_hoc); use a job type that declares them"}
+	}
+	for i, r := range reqs {
+		if err := jobtypes.ValidateRequirement(r); err != nil {
+			return nil, jobs.FieldErrorf(fmt.Sprintf("requirements[%d]", i), "%q: %v", truncate(r, 100), err)
+		}
+	}
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	return reqs, nil
 }
 
 // decodeIdempotencyKey validates "idempotency_key" and returns it, "" when

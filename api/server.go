@@ -35,6 +35,7 @@ type Limits struct {
 	MaxCodeBytes  int64         // largest "code", in bytes
 	MaxInputBytes int64         // largest "input_data", serialized compactly
 	MaxTimeout    time.Duration // largest "timeout" a request may ask for
+	AdHocDisabled bool          // requests with requirements get 403
 }
 
 // DefaultLimits are the limits of the original Tako VM: a 2 MiB body, 100 000

@@ -24,6 +24,7 @@ type Config struct {
 	Log          LogConfig                `koanf:"log"`
 	Pip          PipConfig                `koanf:"pip"`
 	Queue        QueueConfig              `koanf:"queue"`
+	Requirements RequirementsConfig       `koanf:"requirements"`
 	Runner       RunnerConfig             `koanf:"runner"`
 	SecurityMode string                   `koanf:"security_mode"`
 	Server       ServerConfig             `koanf:"server"`
@@ -70,6 +71,24 @@ type QueueConfig struct {
 	RescueAfter Duration `koanf:"rescue_after"`
 	// RetentionDays is how long records and artifacts are kept.
 	RetentionDays int `koanf:"retention_days"`
+}
+
+// RequirementsConfig governs ad-hoc pip requirements in requests.
+type RequirementsConfig struct {
+	// AllowAdHoc lets requests carry requirements; when false they get 403.
+	AllowAdHoc bool `koanf:"allow_ad_hoc"`
+	// Cache bounds the images built for requirement sets.
+	Cache RequirementCacheConfig `koanf:"cache"`
+	// FailureTTL is how long a failed build is remembered, so that a bad
+	// requirement is not rebuilt on every request.
+	FailureTTL Duration `koanf:"failure_ttl"`
+}
+
+// RequirementCacheConfig bounds the ad-hoc requirement images kept; the
+// least recently used go first, never one in use.
+type RequirementCacheConfig struct {
+	MaxBytes  Size `koanf:"max_bytes"`
+	MaxImages int  `koanf:"max_images"`
 }
 
 // ServerConfig is the HTTP front door.

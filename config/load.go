@@ -187,6 +187,11 @@ func defaults() map[string]any {
 		"queue.rescue_after":   "0s",
 		"queue.retention_days": 30,
 
+		"requirements.allow_ad_hoc":     true,
+		"requirements.failure_ttl":      "5m",
+		"requirements.cache.max_images": 50,
+		"requirements.cache.max_bytes":  "20GiB",
+
 		"log.level":  "info",
 		"log.format": "auto",
 	}

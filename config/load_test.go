@@ -54,6 +54,10 @@ func TestLoadDefaults(t *testing.T) {
 			MaxConns:  20,
 		},
 		Queue: QueueConfig{MaxAttempts: 3, MaxPending: 1000, RetentionDays: 30},
+		Requirements: RequirementsConfig{
+			AllowAdHoc: true, FailureTTL: Duration(5 * time.Minute),
+			Cache: RequirementCacheConfig{MaxBytes: 20 << 30, MaxImages: 50},
+		},
 		Images: ImagesConfig{
 			BaseImage:    "debian:bookworm-slim",
 			BuildTimeout: Duration(15 * time.Minute),

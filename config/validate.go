@@ -40,6 +40,13 @@ func (c *Config) Validate() error {
 	c.validatePip(&p)
 	c.validateDatabase(&p)
 	c.validateQueue(&p)
+	if c.Requirements.Cache.MaxImages < 1 {
+		p.add("requirements.cache.max_images", "%d must be at least 1", c.Requirements.Cache.MaxImages)
+	}
+	p.positiveSize("requirements.cache.max_bytes", c.Requirements.Cache.MaxBytes)
+	if c.Requirements.FailureTTL < 0 {
+		p.add("requirements.failure_ttl", "%s must not be negative", seconds(c.Requirements.FailureTTL))
+	}
 
 	p.oneOf("security_mode", c.SecurityMode, "permissive", "strict")
 	p.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")

@@ -17,6 +17,7 @@ const (
 	ErrDocker         = "docker_error"
 	ErrServiceUnavail = "service_unavailable"
 	ErrConfig         = "config_error"
+	ErrDependency     = "dependency_error"
 	ErrUnknown        = "unknown"
 	ErrSyntax         = "syntax_error"
 	ErrImport         = "import_error"

@@ -17,6 +17,9 @@ type Request struct {
 	InputJSON []byte
 	// JobType is the job type to run under.
 	JobType jobtypes.JobType
+	// Requirements are ad-hoc pip requirements: the program runs in an image
+	// that adds them to the job type's, built once per set.
+	Requirements []string
 	// StartupTimeout bounds getting a container ready; 0 means the default.
 	StartupTimeout time.Duration
 	// Timeout is the run-time limit, trigger to exit; 0 means the job type's.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tako-run/tako/jobs"
 	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/runner/images"
 )
 
 // Options configures a Runner.
@@ -30,6 +31,11 @@ type Options struct {
 	// JobTypes are the job types whose pools Start fills (pool.max > 0 and
 	// available on this node).
 	JobTypes []jobtypes.JobType
+	// Requirements builds the images of ad-hoc requirements; nil means
+	// requests with requirements are refused.
+	Requirements RequirementImages
+	// RequirementCache bounds the ad-hoc images kept.
+	RequirementCache CacheLimits
 	// Limits caps output and artifacts.
 	Limits OutputLimits
 	// MaxConcurrent bounds the executions running at once on this node.
@@ -43,6 +49,23 @@ type Options struct {
 	// WorkDir holds slot directories and instance locks.
 	WorkDir string
 }
+
+// RequirementImages builds and collects the images of ad-hoc requirement
+// sets; *images.Builder satisfies it.
+type RequirementImages interface {
+	EnsureRequirements(ctx context.Context, base string, reqs []string) (string, error)
+	CollectRequirements(ctx context.Context, maxImages int, maxBytes int64, inUse func(ref string) bool) ([]string, error)
+}
+
+// CacheLimits bound the ad-hoc requirement images kept, least recently
+// used first out.
+type CacheLimits struct {
+	MaxBytes  int64
+	MaxImages int
+}
+
+// hotAfter is how many uses of one requirement set give it a small pool.
+const hotAfter = 3
 
 // Runner runs programs in single-use, hardened containers. It is safe for
 // concurrent use. Start must be called before Execute.
@@ -62,8 +85,14 @@ type Runner struct {
 	stopOnce   sync.Once
 
 	pools     map[string]*pool // by job type; fixed after Start
+	poolCtx   context.Context
 	stopPools context.CancelFunc
 	poolsDone sync.WaitGroup
+
+	reqMu    sync.Mutex
+	reqPools map[string]*pool // by ad-hoc image, for sets that keep coming back
+	reqUses  map[string]int   // uses of each ad-hoc image
+	inUse    map[string]int   // executions running per ad-hoc image
 }
 
 // New returns a Runner that talks to Docker through docker.
@@ -121,21 +150,99 @@ func (r *Runner) Start(ctx context.Context) error {
 // one.
 func (r *Runner) startPools() {
 	r.pools = map[string]*pool{}
+	r.reqPools, r.reqUses, r.inUse = map[string]*pool{}, map[string]int{}, map[string]int{}
 	ctx, cancel := context.WithCancel(context.Background())
-	r.stopPools = cancel
+	r.poolCtx, r.stopPools = ctx, cancel
 	for _, jt := range r.opts.JobTypes {
 		a := r.Availability(jt)
 		if !a.Available || jt.Pool.Max < 1 {
 			continue // a job type that cannot run has no pool
 		}
-		p := newPool(r, containerSpec{image: a.Image, jobType: jt, runtime: a.Runtime})
-		r.pools[jt.Name] = p
-		r.poolsDone.Add(1)
-		go func() {
-			defer r.poolsDone.Done()
-			p.run(ctx)
-		}()
+		r.pools[jt.Name] = r.runPool(containerSpec{image: a.Image, jobType: jt, runtime: a.Runtime})
 	}
+}
+
+// runPool starts a pool for spec.
+func (r *Runner) runPool(spec containerSpec) *pool {
+	p := newPool(r, spec)
+	r.poolsDone.Add(1)
+	go func() {
+		defer r.poolsDone.Done()
+		p.run(r.poolCtx)
+	}()
+	return p
+}
+
+// requirementImage returns the ad-hoc image for req's requirements on
+// base, and the pool of that image when the set is hot. It counts the
+// execution as using the image until release is called.
+func (r *Runner) requirementImage(ctx context.Context, req Request, base string, spec containerSpec) (string, *pool, func(), error) {
+	if r.opts.Requirements == nil {
+		return "", nil, nil, &jobs.Error{Code: jobs.ENOTALLOWED, Field: "requirements", Message: "ad-hoc requirements are disabled on this server"}
+	}
+	img, err := r.opts.Requirements.EnsureRequirements(ctx, base, req.Requirements)
+	var be *images.BuildError
+	switch {
+	case errors.As(err, &be):
+		return "", nil, nil, &jobs.Error{Code: jobs.EINVALID, Field: "requirements", Message: be.Msg}
+	case err != nil:
+		return "", nil, nil, fmt.Errorf("requirements image: %w", err)
+	}
+	r.reqMu.Lock()
+	r.inUse[img]++
+	r.reqUses[img]++
+	p := r.reqPools[img]
+	if p == nil && r.reqUses[img] >= hotAfter && r.poolCtx != nil && r.poolCtx.Err() == nil {
+		// A set that keeps coming back gets a small pool of its own.
+		spec.image = img
+		spec.jobType.Pool = jobtypes.Pool{Min: 0, Max: 2, IdleTTL: spec.jobType.Pool.IdleTTL}
+		p = r.runPool(spec)
+		r.reqPools[img] = p
+	}
+	fresh := r.reqUses[img] == 1
+	r.reqMu.Unlock()
+	if fresh {
+		go r.collectRequirements()
+	}
+	release := func() {
+		r.reqMu.Lock()
+		r.inUse[img]--
+		r.reqMu.Unlock()
+	}
+	return img, p, release, nil
+}
+
+// collectRequirements keeps the ad-hoc images under the cache limits,
+// sparing those a running job or a pool uses.
+func (r *Runner) collectRequirements() {
+	lim := r.opts.RequirementCache
+	if lim.MaxImages <= 0 && lim.MaxBytes <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	removed, err := r.opts.Requirements.CollectRequirements(ctx, lim.MaxImages, lim.MaxBytes, r.requirementInUse)
+	if err != nil {
+		r.logger.Warn("collect requirement images", "error", err)
+	}
+	if len(removed) > 0 {
+		r.logger.Info("removed least recently used requirement images", "images", removed)
+	}
+}
+
+// requirementInUse reports whether a running job or a pool uses img.
+func (r *Runner) requirementInUse(img string) bool {
+	r.reqMu.Lock()
+	defer r.reqMu.Unlock()
+	if r.inUse[img] > 0 {
+		return true
+	}
+	if p := r.reqPools[img]; p != nil {
+		if st := p.stats(); st.Warm > 0 || st.Busy > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // PoolStats returns the state of the pool of job type name; ok is false
@@ -211,6 +318,16 @@ func (r *Runner) Availability(jt jobtypes.JobType) Availability {
 	if p := r.pools[jt.Name]; p != nil {
 		a.Pool = p.stats()
 	}
+	// The pools of the job type's hot requirement sets count too.
+	r.reqMu.Lock()
+	for _, p := range r.reqPools {
+		if p.spec.jobType.Name == jt.Name {
+			st := p.stats()
+			a.Pool.Warm, a.Pool.Busy, a.Pool.Target = a.Pool.Warm+st.Warm, a.Pool.Busy+st.Busy, a.Pool.Target+st.Target
+			a.Pool.Hits, a.Pool.Misses = a.Pool.Hits+st.Hits, a.Pool.Misses+st.Misses
+		}
+	}
+	r.reqMu.Unlock()
 	return a
 }
 
@@ -238,6 +355,18 @@ func (r *Runner) Execute(ctx context.Context, req Request) (*jobs.Result, error)
 	if !avail.Available {
 		return nil, &jobs.Error{Code: jobs.EUNAVAILABLE, Field: "job_type", Message: avail.Reason, RetryAfter: 60}
 	}
+	// Ad-hoc requirements: their image is built (once per set) before the
+	// job takes an execution slot.
+	spec := containerSpec{image: avail.Image, jobType: jt, runtime: avail.Runtime}
+	p := r.pools[jt.Name]
+	if len(req.Requirements) > 0 {
+		img, reqPool, done, err := r.requirementImage(ctx, req, avail.Image, spec)
+		if err != nil {
+			return nil, dockerError(err)
+		}
+		defer done()
+		spec.image, p = img, reqPool
+	}
 	release, err := r.acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -249,13 +378,13 @@ func (r *Runner) Execute(ctx context.Context, req Request) (*jobs.Result, error)
 	// start through the same bootstrap.
 	start, began := jobs.StartWarm, time.Now()
 	var c *jobContainer
-	if p := r.pools[jt.Name]; p != nil {
+	if p != nil {
 		c = p.take()
 		defer p.done()
 	}
 	if c == nil {
 		start = jobs.StartCold
-		if c, err = r.startContainer(ctx, containerSpec{image: avail.Image, jobType: jt, runtime: avail.Runtime}); err != nil {
+		if c, err = r.startContainer(ctx, spec); err != nil {
 			return nil, dockerError(err)
 		}
 	}

@@ -30,6 +30,7 @@ func newBuilder(dc *client.Client, cfg *config.Config, work string, logger *slog
 		DebianMirror: cfg.Images.DebianMirror,
 		DebianSuite:  cfg.Images.DebianSuite,
 		Executor:     cfg.Images.Executor,
+		FailureTTL:   cfg.Requirements.FailureTTL.Std(),
 		Pip:          cfg.PipIndex(),
 		WorkDir:      filepath.Join(work, "build"),
 	}, logger, progress)

@@ -69,7 +69,12 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		Limits:         outputLimits(cfg),
 		MaxConcurrent:  cfg.Runner.MaxConcurrent,
 		ReapInterval:   cfg.Runner.ReapInterval.Std(),
-		WorkDir:        work,
+		RequirementCache: runner.CacheLimits{
+			MaxBytes:  int64(cfg.Requirements.Cache.MaxBytes),
+			MaxImages: cfg.Requirements.Cache.MaxImages,
+		},
+		Requirements: b,
+		WorkDir:      work,
 	}, logger)
 	if err := run.Start(ctx); err != nil {
 		return err
@@ -103,6 +108,7 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 			MaxCodeBytes:  int64(cfg.Limits.MaxCodeBytes),
 			MaxInputBytes: int64(cfg.Limits.MaxInputBytes),
 			MaxTimeout:    cfg.Limits.MaxTimeout.Std(),
+			AdHocDisabled: !cfg.Requirements.AllowAdHoc,
 		},
 		Logger:   logger,
 		Registry: reg,

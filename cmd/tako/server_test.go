@@ -25,6 +25,7 @@ import (
 // testServer is one `tako server` started through run with the repository's
 // own tako.yaml, shared by the tests of this package.
 type testServer struct {
+	logs    *lockedWriter // what the server wrote to stderr
 	url     string
 	workDir string
 }
@@ -118,7 +119,7 @@ func launchServer(dbURL string, env []string) (*testServer, func(), error) {
 		}
 		if resp, err := http.Get(url + "/health"); err == nil {
 			resp.Body.Close()
-			return &testServer{url: url, workDir: work}, stop, nil
+			return &testServer{logs: logs, url: url, workDir: work}, stop, nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/tako-run/tako/jobs"
+	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/runner"
 )
 
@@ -30,10 +31,7 @@ func (s *Service) Execute(ctx context.Context, sub jobs.Submission) (*jobs.Execu
 	if _, err := s.store.Insert(ctx, s.pool, e); err != nil {
 		return nil, s.dbError("record execution", err)
 	}
-	res, err := s.runner.Execute(ctx, runner.Request{
-		Code: e.Code, ExecutionID: e.ID, InputJSON: e.InputJSON, JobType: jt,
-		StartupTimeout: e.StartupTimeout, Timeout: e.Timeout,
-	})
+	res, err := s.runner.Execute(ctx, request(e, jt))
 	if err != nil {
 		s.finish(e.ID, infrastructureResult(err))
 		return nil, err
@@ -112,6 +110,14 @@ func (s *Service) queued(ctx context.Context, tx pgx.Tx) (int, error) {
 	return s.store.CountQueued(ctx, tx, s.opts.MaxPending+1)
 }
 
+// request is what the runner needs to run e under jt.
+func request(e *jobs.Execution, jt jobtypes.JobType) runner.Request {
+	return runner.Request{
+		Code: e.Code, ExecutionID: e.ID, InputJSON: e.InputJSON, JobType: jt,
+		Requirements: e.Requirements, StartupTimeout: e.StartupTimeout, Timeout: e.Timeout,
+	}
+}
+
 // newExecution is the record of a new submission.
 func newExecution(sub jobs.Submission, status jobs.Status) *jobs.Execution {
 	input := sub.InputJSON
@@ -185,8 +191,13 @@ func (s *Service) finish(id string, res *jobs.Result) error {
 // infrastructureResult records a run that tako could not carry out.
 func infrastructureResult(err error) *jobs.Result {
 	t, msg := jobs.ErrInternal, "tako could not run the program"
-	if jobs.ErrorCodeOf(err) == jobs.EUNAVAILABLE {
+	switch jobs.ErrorCodeOf(err) {
+	case jobs.EUNAVAILABLE:
 		t, msg = jobs.ErrServiceUnavail, err.Error()
+	case jobs.EINVALID, jobs.ENOTALLOWED:
+		// What was asked for cannot be provided, e.g. a requirement the
+		// index does not have.
+		t, msg = jobs.ErrDependency, err.Error()
 	}
 	return &jobs.Result{Status: jobs.StatusFailed, ExitCode: -1, Error: &jobs.ExecError{Type: t, Message: msg}}
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/tako-run/tako/jobs"
-	"github.com/tako-run/tako/runner"
 )
 
 // executeArgs is the River job that runs one queued execution.
@@ -88,10 +87,7 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) e
 	}
 	log := s.logger.With("execution_id", id, "job_type", e.JobType, "correlation_id", e.CorrelationID, "attempt", job.Attempt)
 
-	res, err := s.runner.Execute(ctx, runner.Request{
-		Code: e.Code, ExecutionID: id, InputJSON: e.InputJSON, JobType: jt,
-		StartupTimeout: e.StartupTimeout, Timeout: e.Timeout,
-	})
+	res, err := s.runner.Execute(ctx, request(e, jt))
 	switch {
 	case cancelledRemotely(ctx):
 		if res == nil || res.Status != jobs.StatusCancelled {
@@ -104,6 +100,11 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) e
 		// on another node.
 		s.requeue(id)
 		return fmt.Errorf("execution %s interrupted by shutdown", id)
+	case jobs.ErrorCodeOf(err) == jobs.EINVALID || jobs.ErrorCodeOf(err) == jobs.ENOTALLOWED:
+		// The request itself cannot be met (a requirement pip cannot
+		// resolve): retrying would only fail again.
+		s.finish(id, infrastructureResult(err))
+		return nil
 	case err != nil && job.Attempt < job.MaxAttempts:
 		log.Warn("execution failed on infrastructure; retrying", "error", err)
 		s.requeue(id)
