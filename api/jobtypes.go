@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"strconv"
 	"time"
 
@@ -73,6 +74,33 @@ func (s *Server) handleJobType(c *fiber.Ctx) error {
 		return jobs.Errorf(jobs.ENOTFOUND, "Job type '%s' not found", truncate(name, maxJobTypeLen))
 	}
 	return c.JSON(s.jobTypeResponse(jt))
+}
+
+// BuildResponse is the body of POST /job-types/:name/build.
+type BuildResponse struct {
+	Image   string `json:"image"`
+	JobType string `json:"job_type"`
+	Status  string `json:"status"` // "built"
+}
+
+// buildTimeout bounds POST /job-types/:name/build; image builds take minutes.
+const buildTimeout = 30 * time.Minute
+
+// handleBuild is POST /job-types/:name/build: make sure the job type's image
+// exists, building it when it is missing, as the original's endpoint does.
+func (s *Server) handleBuild(c *fiber.Ctx) error {
+	name := c.Params("name")
+	jt, ok := s.registry.Get(name)
+	if !ok {
+		return jobs.Errorf(jobs.ENOTFOUND, "Job type '%s' not found", truncate(name, maxJobTypeLen))
+	}
+	ctx, cancel := context.WithTimeout(s.base, buildTimeout)
+	defer cancel()
+	ref, err := s.runner.Build(ctx, jt)
+	if err != nil {
+		return err
+	}
+	return c.JSON(BuildResponse{Image: ref, JobType: jt.Name, Status: "built"})
 }
 
 func (s *Server) jobTypeResponse(jt jobtypes.JobType) JobTypeResponse {

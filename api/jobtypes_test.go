@@ -1,8 +1,10 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/tako-run/tako/runner"
@@ -102,5 +104,21 @@ func TestDockerSize(t *testing.T) {
 		if got := dockerSize(tt.n); got != tt.want {
 			t.Errorf("dockerSize(%d) = %q, want %q", tt.n, got, tt.want)
 		}
+	}
+}
+
+func TestBuildJobType(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, &fakeService{}, &fakeRunner{}, Limits{})
+	r := do(t, s, "POST", "/job-types/data/build", "", nil)
+	if r.status != http.StatusOK || string(r.body) != `{"image":"tako-jt-data:built","job_type":"data","status":"built"}` {
+		t.Errorf("build: %d %s", r.status, r.body)
+	}
+	if r := do(t, s, "POST", "/job-types/nope/build", "", nil); r.status != http.StatusNotFound {
+		t.Errorf("unknown job type: %d %s", r.status, r.body)
+	}
+	failing := newTestServer(t, &fakeService{}, &fakeRunner{buildErr: errors.New("pip exploded at /secret/path")}, Limits{})
+	if r := do(t, failing, "POST", "/job-types/data/build", "", nil); r.status != http.StatusInternalServerError || strings.Contains(string(r.body), "secret") {
+		t.Errorf("failed build: %d %s", r.status, r.body)
 	}
 }

@@ -52,6 +52,8 @@ type ExecutionResponse struct {
 	FinishedAt    *string            `json:"finished_at"` // null until it ends
 	Attempt       int                `json:"attempt"`
 	Node          string             `json:"node"`         // the tako instance that ran it; "" before it runs
+	Image         string             `json:"image"`        // the image it ran in; "" before it runs
+	Requirements  []string           `json:"requirements"` // ad-hoc pip requirements; [] when none
 	ParentID      *string            `json:"parent_id"`    // null unless a rerun or fork
 	Relationship  *jobs.Relationship `json:"relationship"` // "rerun", "fork" or null
 	CorrelationID string             `json:"correlation_id"`
@@ -132,7 +134,11 @@ func newExecutionResponse(exec *jobs.Execution) ExecutionResponse {
 		FinishedAt:      optTimestamp(exec.FinishedAt),
 		Attempt:         exec.Attempt,
 		Node:            exec.Node,
+		Requirements:    nonNil(exec.Requirements),
 		CorrelationID:   exec.CorrelationID,
+	}
+	if exec.Result != nil {
+		r.Image = exec.Result.Image
 	}
 	if exec.ParentID != "" {
 		parent := exec.ParentID

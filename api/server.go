@@ -26,6 +26,9 @@ type Runner interface {
 	Availability(jt jobtypes.JobType) runner.Availability
 	// Health reports the runner's dependencies.
 	Health(ctx context.Context) runner.Health
+	// Build makes sure jt's image exists, building it when missing, and
+	// returns it.
+	Build(ctx context.Context, jt jobtypes.JobType) (string, error)
 }
 
 // Limits are the request ceilings the API enforces before any work starts.
@@ -153,6 +156,7 @@ func New(opts Options) *Server {
 	s.app.Get("/health", s.handleHealth)
 	s.app.Get("/job-types", s.handleJobTypes)
 	s.app.Get("/job-types/:name", s.handleJobType)
+	s.app.Post("/job-types/:name/build", s.handleBuild)
 	return s
 }
 

@@ -25,8 +25,9 @@ import (
 
 // fakeRunner is a Runner whose answers the test sets.
 type fakeRunner struct {
-	avail  map[string]runner.Availability // by job type name; absent means available
-	health runner.Health
+	avail    map[string]runner.Availability // by job type name; absent means available
+	health   runner.Health
+	buildErr error
 }
 
 func (f *fakeRunner) Availability(jt jobtypes.JobType) runner.Availability {
@@ -38,6 +39,13 @@ func (f *fakeRunner) Availability(jt jobtypes.JobType) runner.Availability {
 
 func (f *fakeRunner) Health(context.Context) runner.Health {
 	return f.health
+}
+
+func (f *fakeRunner) Build(_ context.Context, jt jobtypes.JobType) (string, error) {
+	if f.buildErr != nil {
+		return "", f.buildErr
+	}
+	return "tako-jt-" + jt.Name + ":built", nil
 }
 
 // testRegistry has the seed's two job types: default (30 s) and data (60 s,

@@ -50,9 +50,10 @@ type Options struct {
 	WorkDir string
 }
 
-// RequirementImages builds and collects the images of ad-hoc requirement
-// sets; *images.Builder satisfies it.
+// RequirementImages builds job type images and the images of ad-hoc
+// requirement sets, and collects the latter; *images.Builder satisfies it.
 type RequirementImages interface {
+	EnsureJobType(ctx context.Context, jt jobtypes.JobType) (string, error)
 	EnsureRequirements(ctx context.Context, base string, reqs []string) (string, error)
 	CollectRequirements(ctx context.Context, maxImages int, maxBytes int64, inUse func(ref string) bool) ([]string, error)
 }
@@ -89,6 +90,10 @@ type Runner struct {
 	stopPools context.CancelFunc
 	poolsDone sync.WaitGroup
 
+	imagesMu    sync.RWMutex
+	images      map[string]string // job type -> image; Build changes it
+	imageErrors map[string]string
+
 	reqMu    sync.Mutex
 	reqPools map[string]*pool // by ad-hoc image, for sets that keep coming back
 	reqUses  map[string]int   // uses of each ad-hoc image
@@ -109,12 +114,21 @@ func New(docker dockerAPI, opts Options, logger *slog.Logger) *Runner {
 	if opts.InstanceID == "" {
 		opts.InstanceID = randomHex(8)
 	}
+	images, imageErrors := map[string]string{}, map[string]string{}
+	for k, v := range opts.Images {
+		images[k] = v
+	}
+	for k, v := range opts.ImageErrors {
+		imageErrors[k] = v
+	}
 	return &Runner{
-		docker: docker,
-		logger: logger.With("component", "runner"),
-		opts:   opts,
-		limits: opts.Limits,
-		slots:  make(chan struct{}, opts.MaxConcurrent),
+		images:      images,
+		imageErrors: imageErrors,
+		docker:      docker,
+		logger:      logger.With("component", "runner"),
+		opts:        opts,
+		limits:      opts.Limits,
+		slots:       make(chan struct{}, opts.MaxConcurrent),
 	}
 }
 
@@ -299,17 +313,38 @@ func (r *Runner) Stop() {
 	})
 }
 
+// Build makes sure jt's image exists, building it when it is missing, and
+// makes it the image jt runs from now on: what POST
+// /job-types/{name}/build does.
+func (r *Runner) Build(ctx context.Context, jt jobtypes.JobType) (string, error) {
+	if r.opts.Requirements == nil {
+		return "", &jobs.Error{Code: jobs.ENOTALLOWED, Message: "this server builds no images"}
+	}
+	ref, err := r.opts.Requirements.EnsureJobType(ctx, jt)
+	if err != nil {
+		return "", fmt.Errorf("build job type %q: %w", jt.Name, err)
+	}
+	r.imagesMu.Lock()
+	r.images[jt.Name] = ref
+	delete(r.imageErrors, jt.Name)
+	r.imagesMu.Unlock()
+	return ref, nil
+}
+
 // Availability reports whether jt can run on this node.
 func (r *Runner) Availability(jt jobtypes.JobType) Availability {
-	a := Availability{Image: r.opts.Images[jt.Name]}
+	r.imagesMu.RLock()
+	a := Availability{Image: r.images[jt.Name]}
+	imageErr := r.imageErrors[jt.Name]
+	r.imagesMu.RUnlock()
 	a.ImageExists = a.Image != ""
 	runtime, reason := resolveRuntime(jt.SecurityMode, r.hasGVisor)
 	a.Runtime = runtime
 	switch {
 	case reason != "":
 		a.Reason = reason
-	case !a.ImageExists && r.opts.ImageErrors[jt.Name] != "":
-		a.Reason = fmt.Sprintf("the image of job type %q could not be built: %s", jt.Name, r.opts.ImageErrors[jt.Name])
+	case !a.ImageExists && imageErr != "":
+		a.Reason = fmt.Sprintf("the image of job type %q could not be built: %s", jt.Name, imageErr)
 	case !a.ImageExists:
 		a.Reason = fmt.Sprintf("the image of job type %q is not built; run `tako setup`", jt.Name)
 	default:

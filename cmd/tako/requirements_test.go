@@ -53,6 +53,16 @@ func TestAdHocRequirements(t *testing.T) {
 	if n := builds(); n != 1 {
 		t.Errorf("%d builds for the first request, want 1", n)
 	}
+	// The record keeps the requirements and the image; a rerun uses both.
+	_, rec := s.get(t, "/executions/"+res["execution_id"].(string))
+	r := rec.(map[string]any)
+	if fmt.Sprint(r["requirements"]) != "["+one+"]" || !strings.HasPrefix(fmt.Sprint(r["image"]), "tako-req:") {
+		t.Errorf("record: requirements %v image %v", r["requirements"], r["image"])
+	}
+	_, rerun := s.post(t, "/jobs/"+res["execution_id"].(string)+"/rerun", "{}")
+	if again := s.result(t, rerun["job_id"].(string)); again["image"] != r["image"] || again["stdout"] != "Done!\n" || builds() != 1 {
+		t.Errorf("rerun: %v", again)
+	}
 
 	t.Run("the package imports, and the same set does not build again", func(t *testing.T) {
 		code, res := s.post(t, "/execute", `{"code": "import takotiny; print(takotiny.VALUE)", "requirements": ["`+one+`"]}`)

@@ -260,6 +260,11 @@ func TestDataJobType(t *testing.T) {
 	if strings.Join(names, ",") != "data,default,serial" {
 		t.Errorf("job types %v", names)
 	}
+	code, built := s.post(t, "/job-types/data/build", "")
+	_, jt := s.get(t, "/job-types/data")
+	if code != http.StatusOK || built["status"] != "built" || built["image"] != jt.(map[string]any)["image"] {
+		t.Errorf("build: %d %v, job type %v", code, built, jt)
+	}
 }
 
 // TestHostilePrograms runs programs that attack their container; each gets
