@@ -3,6 +3,7 @@ package images
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -46,7 +47,11 @@ func TestEnsureRequirements(t *testing.T) {
 	b := newTestBuilder(t, cli, pip, &progress)
 	builds := func() int { return strings.Count(progress.String(), "==> building requirements image") }
 
-	ref, err := b.EnsureRequirements(ctx, base, []string{"takotiny"})
+	// Sets of this run only (all met by takotiny 0.1), so that images of
+	// earlier runs are not found.
+	n := time.Now().UnixNano() % 1_000_000
+	one, other, missing := fmt.Sprintf("takotiny>=0.0.%d", n), fmt.Sprintf("takotiny>=0.0.%d,<1", n), fmt.Sprintf("tako-no-such-package-%d", n)
+	ref, err := b.EnsureRequirements(ctx, base, []string{one})
 	if err != nil {
 		t.Fatalf("EnsureRequirements: %v\n%s", err, progress.String())
 	}
@@ -55,12 +60,12 @@ func TestEnsureRequirements(t *testing.T) {
 		t.Fatalf("import takotiny: exit %d, %q", code, out)
 	}
 	before := builds()
-	if again, err := b.EnsureRequirements(ctx, base, []string{" takotiny "}); err != nil || again != ref || builds() != before {
+	if again, err := b.EnsureRequirements(ctx, base, []string{" " + one + " "}); err != nil || again != ref || builds() != before {
 		t.Errorf("second request: %q %v, %d builds; want %q and no build", again, err, builds()-before, ref)
 	}
 
 	// Ten concurrent requests for a new set: one build.
-	set := []string{"takotiny==0.1"}
+	set := []string{other}
 	before = builds()
 	var wg sync.WaitGroup
 	refs := make([]string, 10)
@@ -80,27 +85,30 @@ func TestEnsureRequirements(t *testing.T) {
 	}
 
 	// A package the index lacks: pip's message, remembered.
-	_, err = b.EnsureRequirements(ctx, base, []string{"tako-no-such-package"})
+	_, err = b.EnsureRequirements(ctx, base, []string{missing})
 	var be *BuildError
-	if !errors.As(err, &be) || !strings.Contains(be.Msg, "No matching distribution found for tako-no-such-package") {
+	if !errors.As(err, &be) || !strings.Contains(be.Msg, "No matching distribution found for "+missing) {
 		t.Fatalf("missing package: %v", err)
 	}
 	before = builds()
 	began := time.Now()
-	_, err2 := b.EnsureRequirements(ctx, base, []string{"tako-no-such-package"})
+	_, err2 := b.EnsureRequirements(ctx, base, []string{missing})
 	if !errors.As(err2, &be) || builds() != before || time.Since(began) > time.Second {
 		t.Errorf("the failure was not remembered: %v, %d builds, %s", err2, builds()-before, time.Since(began))
 	}
 
-	// Collection: cap 1 with both in use removes nothing; with only the
-	// first in use, the second goes.
+	// Collection, over our two images only (other tests' images count as in
+	// use): with both in use nothing goes even at a cap of 0; with the
+	// first in use, only the second goes.
+	ours := map[string]bool{ref: true, refs[0]: true}
 	inUse := map[string]bool{ref: true, refs[0]: true}
-	removed, err := b.CollectRequirements(ctx, 0, 1<<40, func(r string) bool { return inUse[r] })
+	keep := func(r string) bool { return !ours[r] || inUse[r] }
+	removed, err := b.CollectRequirements(ctx, 0, 0, keep)
 	if err != nil || len(removed) != 0 {
 		t.Errorf("removed %v (%v) while in use", removed, err)
 	}
 	delete(inUse, refs[0])
-	removed, err = b.CollectRequirements(ctx, 1, 1<<40, func(r string) bool { return inUse[r] })
+	removed, err = b.CollectRequirements(ctx, 0, 0, keep)
 	if err != nil || strings.Join(removed, ",") != refs[0] {
 		t.Errorf("removed %v (%v), want only %s", removed, err, refs[0])
 	}
