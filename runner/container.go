@@ -48,6 +48,13 @@ func (c *jobContainer) alive() bool {
 	}
 }
 
+// ended reports whether both streams carried the program's end marker.
+func (c *jobContainer) ended() bool {
+	_, _, out := c.stdout.result()
+	_, _, errEnd := c.stderr.result()
+	return out != nil && errEnd != nil
+}
+
 // prepare starts a container for spec and waits until its bootstrap has
 // preloaded and waits for the trigger: a container ready for a pool.
 func (r *Runner) prepare(ctx context.Context, spec containerSpec) (*jobContainer, error) {

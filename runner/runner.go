@@ -518,7 +518,12 @@ func (r *Runner) run(ctx context.Context, c *jobContainer, req Request, began ti
 		case <-c.stderr.endCh:
 			c.stderr.endCh, ended = nil, ended+1
 		case <-c.streamDone:
-			return r.exited(c, res, triggered)
+			// The streams end right after the markers: when both came, the
+			// program finished normally, whichever event select saw first.
+			if !c.ended() {
+				return r.exited(c, res, triggered)
+			}
+			ended = 2
 		case <-deadline.C:
 			r.kill(c)
 			r.waitStreams(c)
