@@ -82,12 +82,10 @@ func submission(code string) jobs.Submission {
 	return jobs.Submission{Code: code, JobType: "default", Mode: jobs.ModeAsync, Timeout: 10 * time.Second}
 }
 
-func TestInfrastructureFailuresAreRetried(t *testing.T) {
-	t.Parallel()
-	run := &scriptedRunner{script: []func() (*jobs.Result, error){dockerDown, succeeded}}
-	s := newService(t, run, Options{})
-	start(t, s)
-	e, _, err := s.Submit(context.Background(), submission("print('ok')"))
+// runToEnd submits code and waits until its execution has ended.
+func runToEnd(t *testing.T, s *Service, code string) *jobs.Execution {
+	t.Helper()
+	e, _, err := s.Submit(context.Background(), submission(code))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +93,15 @@ func TestInfrastructureFailuresAreRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return got
+}
+
+func TestInfrastructureFailuresAreRetried(t *testing.T) {
+	t.Parallel()
+	run := &scriptedRunner{script: []func() (*jobs.Result, error){dockerDown, succeeded}}
+	s := newService(t, run, Options{})
+	start(t, s)
+	got := runToEnd(t, s, "print('ok')")
 	if got.Status != jobs.StatusSucceeded || got.Attempt != 2 || run.count() != 2 {
 		t.Errorf("status %s attempt %d after %d runs; want succeeded on attempt 2", got.Status, got.Attempt, run.count())
 	}
@@ -105,14 +112,7 @@ func TestInfrastructureFailuresGiveUpAfterMaxAttempts(t *testing.T) {
 	run := &scriptedRunner{script: []func() (*jobs.Result, error){dockerDown}}
 	s := newService(t, run, Options{MaxAttempts: 2})
 	start(t, s)
-	e, _, err := s.Submit(context.Background(), submission("print('ok')"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.Wait(context.Background(), e.ID, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := runToEnd(t, s, "print('ok')")
 	if got.Status != jobs.StatusFailed || got.Result.Error == nil || got.Result.Error.Type != jobs.ErrInternal || got.Attempt != 2 || run.count() != 2 {
 		t.Errorf("status %s error %+v attempt %d after %d runs", got.Status, got.Result.Error, got.Attempt, run.count())
 	}
@@ -125,14 +125,7 @@ func TestFailingProgramIsNotRetried(t *testing.T) {
 	}}}
 	s := newService(t, run, Options{})
 	start(t, s)
-	e, _, err := s.Submit(context.Background(), submission("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.Wait(context.Background(), e.ID, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := runToEnd(t, s, "x")
 	// Give River a moment in which a wrongful retry would show.
 	time.Sleep(1500 * time.Millisecond)
 	if got.Status != jobs.StatusFailed || got.Attempt != 1 || run.count() != 1 {
