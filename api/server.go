@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
 
 	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/metrics"
 	"github.com/tako-run/tako/runner"
 )
 
@@ -73,8 +75,11 @@ func (l Limits) withDefaults() Limits {
 // Options configure a Server. Registry, Runner and Service are required; a
 // nil Logger discards logs.
 type Options struct {
-	Limits   Limits
-	Logger   *slog.Logger
+	Limits Limits
+	Logger *slog.Logger
+	// Metrics, when set, records every request and is served at GET
+	// /metrics.
+	Metrics  *metrics.Metrics
 	Registry *jobtypes.Registry
 	Runner   Runner
 	Service  Service
@@ -88,6 +93,7 @@ type Server struct {
 	cancel   context.CancelFunc
 	limits   Limits
 	logger   *slog.Logger
+	metrics  *metrics.Metrics
 	registry *jobtypes.Registry
 	runner   Runner
 	service  Service
@@ -119,6 +125,7 @@ func New(opts Options) *Server {
 		cancel:   cancel,
 		limits:   opts.Limits.withDefaults(),
 		logger:   logger.With("component", "api"),
+		metrics:  opts.Metrics,
 		registry: opts.Registry,
 		runner:   opts.Runner,
 		service:  opts.Service,
@@ -157,6 +164,9 @@ func New(opts Options) *Server {
 	s.app.Get("/job-types", s.handleJobTypes)
 	s.app.Get("/job-types/:name", s.handleJobType)
 	s.app.Post("/job-types/:name/build", s.handleBuild)
+	if opts.Metrics != nil {
+		s.app.Get("/metrics", adaptor.HTTPHandler(opts.Metrics.Handler()))
+	}
 	return s
 }
 
@@ -236,12 +246,16 @@ func (s *Server) serverError(c *fiber.Ctx, err error) error {
 	return nil
 }
 
+// logRequest logs one line about a request and records it in the metrics,
+// under its route template.
 func (s *Server) logRequest(c *fiber.Ctx, route, cid string, start time.Time) {
+	took, code := time.Since(start), c.Response().StatusCode()
+	s.metrics.HTTPRequest(route, c.Method(), code, took)
 	s.logger.LogAttrs(s.base, slog.LevelInfo, "http request",
 		slog.String("method", c.Method()),
 		slog.String("route", route),
-		slog.Int("status", c.Response().StatusCode()),
-		slog.Float64("duration_ms", float64(time.Since(start))/float64(time.Millisecond)),
+		slog.Int("status", code),
+		slog.Float64("duration_ms", float64(took)/float64(time.Millisecond)),
 		slog.String("correlation_id", cid),
 	)
 }

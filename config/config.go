@@ -22,6 +22,7 @@ type Config struct {
 	JobTypes     map[string]JobTypeConfig `koanf:"job_types"`
 	Limits       LimitsConfig             `koanf:"limits"`
 	Log          LogConfig                `koanf:"log"`
+	Metrics      MetricsConfig            `koanf:"metrics"`
 	Pip          PipConfig                `koanf:"pip"`
 	Queue        QueueConfig              `koanf:"queue"`
 	Requirements RequirementsConfig       `koanf:"requirements"`
@@ -147,6 +148,16 @@ type ImagesConfig struct {
 	DebianSuite string `koanf:"debian_suite"`
 	// Executor is the repository name of tako's executor image.
 	Executor string `koanf:"executor"`
+}
+
+// MetricsConfig controls the Prometheus endpoint, GET /metrics.
+type MetricsConfig struct {
+	// Enabled serves /metrics.
+	Enabled bool `koanf:"enabled"`
+	// SampleInterval is how often the gauges that need a query (queue
+	// depth, Docker and database availability, the requirements cache) are
+	// refreshed; a scrape never runs a query itself.
+	SampleInterval Duration `koanf:"sample_interval"`
 }
 
 // LogConfig controls tako's own logs.

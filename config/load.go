@@ -194,5 +194,8 @@ func defaults() map[string]any {
 
 		"log.level":  "info",
 		"log.format": "auto",
+
+		"metrics.enabled":         true,
+		"metrics.sample_interval": "5s",
 	}
 }

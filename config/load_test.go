@@ -75,6 +75,7 @@ func TestLoadDefaults(t *testing.T) {
 			MaxTotalArtifactBytes: 50 << 20,
 		},
 		Log:          LogConfig{Format: "auto", Level: "info"},
+		Metrics:      MetricsConfig{Enabled: true, SampleInterval: Duration(5 * time.Second)},
 		Pip:          PipConfig{ExtraIndexURLs: []string{}, TrustedHosts: []string{}},
 		Runner:       RunnerConfig{AcquireTimeout: Duration(10 * time.Second), MaxConcurrent: 4, ReapInterval: Duration(30 * time.Second)},
 		SecurityMode: "permissive",

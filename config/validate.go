@@ -51,6 +51,9 @@ func (c *Config) Validate() error {
 	p.oneOf("security_mode", c.SecurityMode, "permissive", "strict")
 	p.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	p.oneOf("log.format", c.Log.Format, "auto", "json", "text")
+	if c.Metrics.SampleInterval < Duration(100*time.Millisecond) {
+		p.add("metrics.sample_interval", "%s must be at least 100ms", seconds(c.Metrics.SampleInterval))
+	}
 
 	names := make([]string, 0, len(c.JobTypes))
 	for name := range c.JobTypes {

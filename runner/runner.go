@@ -13,6 +13,7 @@ import (
 
 	"github.com/tako-run/tako/jobs"
 	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/metrics"
 	"github.com/tako-run/tako/runner/images"
 )
 
@@ -40,6 +41,8 @@ type Options struct {
 	Limits OutputLimits
 	// MaxConcurrent bounds the executions running at once on this node.
 	MaxConcurrent int
+	// Metrics records running jobs and pool checkouts; nil records nothing.
+	Metrics *metrics.Metrics
 	// ReapInterval is how often the runner removes what instances that are
 	// gone left behind, besides once at Start; 0 means 30 seconds.
 	ReapInterval time.Duration
@@ -350,20 +353,39 @@ func (r *Runner) Availability(jt jobtypes.JobType) Availability {
 	default:
 		a.Available = true
 	}
-	if p := r.pools[jt.Name]; p != nil {
-		a.Pool = p.stats()
+	a.Pool, _ = r.poolTotals(jt.Name)
+	return a
+}
+
+// poolTotals adds up the pools of job type name: its own and those of its
+// hot requirement sets. ok is false when it has none.
+func (r *Runner) poolTotals(name string) (total PoolStats, ok bool) {
+	if p := r.pools[name]; p != nil {
+		total, ok = p.stats(), true
 	}
-	// The pools of the job type's hot requirement sets count too.
 	r.reqMu.Lock()
+	defer r.reqMu.Unlock()
 	for _, p := range r.reqPools {
-		if p.spec.jobType.Name == jt.Name {
+		if p.spec.jobType.Name == name {
 			st := p.stats()
-			a.Pool.Warm, a.Pool.Busy, a.Pool.Target = a.Pool.Warm+st.Warm, a.Pool.Busy+st.Busy, a.Pool.Target+st.Target
-			a.Pool.Hits, a.Pool.Misses = a.Pool.Hits+st.Hits, a.Pool.Misses+st.Misses
+			total.Warm, total.Busy, total.Target = total.Warm+st.Warm, total.Busy+st.Busy, total.Target+st.Target
+			total.Hits, total.Misses = total.Hits+st.Hits, total.Misses+st.Misses
+			ok = true
 		}
 	}
-	r.reqMu.Unlock()
-	return a
+	return total, ok
+}
+
+// PoolSamples returns the pools of every job type that has one, for the
+// metrics. It does no I/O.
+func (r *Runner) PoolSamples() []metrics.PoolSample {
+	var out []metrics.PoolSample
+	for _, jt := range r.opts.JobTypes {
+		if st, ok := r.poolTotals(jt.Name); ok {
+			out = append(out, metrics.PoolSample{JobType: jt.Name, Warm: st.Warm, Busy: st.Busy, Target: st.Target})
+		}
+	}
+	return out
 }
 
 // Health pings Docker and reports the runner's load.
@@ -407,6 +429,7 @@ func (r *Runner) Execute(ctx context.Context, req Request) (*jobs.Result, error)
 		return nil, err
 	}
 	defer release()
+	defer r.opts.Metrics.JobStarted(jt.Name)()
 	queued := time.Since(arrived)
 
 	// A warm container from the pool when there is one; otherwise a cold
@@ -423,6 +446,7 @@ func (r *Runner) Execute(ctx context.Context, req Request) (*jobs.Result, error)
 			return nil, dockerError(err)
 		}
 	}
+	r.opts.Metrics.Checkout(jt.Name, start == jobs.StartWarm)
 	defer r.discard(c)
 	res, err := r.run(ctx, c, req, began)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tako-run/tako/config"
 	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/metrics"
 	"github.com/tako-run/tako/runner/images"
 )
 
@@ -23,7 +24,7 @@ type imageSet struct {
 
 // newBuilder returns the image builder cfg describes, printing progress to
 // progress.
-func newBuilder(dc *client.Client, cfg *config.Config, work string, logger *slog.Logger, progress io.Writer) *images.Builder {
+func newBuilder(dc *client.Client, cfg *config.Config, work string, m *metrics.Metrics, logger *slog.Logger, progress io.Writer) *images.Builder {
 	return images.NewBuilder(dc, images.Options{
 		BaseImage:    cfg.Images.BaseImage,
 		BuildTimeout: cfg.Images.BuildTimeout.Std(),
@@ -31,6 +32,7 @@ func newBuilder(dc *client.Client, cfg *config.Config, work string, logger *slog
 		DebianSuite:  cfg.Images.DebianSuite,
 		Executor:     cfg.Images.Executor,
 		FailureTTL:   cfg.Requirements.FailureTTL.Std(),
+		Metrics:      m,
 		Pip:          cfg.PipIndex(),
 		WorkDir:      filepath.Join(work, "build"),
 	}, logger, progress)

@@ -14,6 +14,7 @@ import (
 	"github.com/tako-run/tako/api"
 	"github.com/tako-run/tako/config"
 	"github.com/tako-run/tako/jobs/service"
+	"github.com/tako-run/tako/metrics"
 	"github.com/tako-run/tako/runner"
 	"github.com/tako-run/tako/runner/images"
 )
@@ -47,7 +48,8 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	}
 	defer dc.Close()
 
-	b := newBuilder(dc, cfg, work, logger, stderr)
+	m := metrics.New(version)
+	b := newBuilder(dc, cfg, work, m, logger, stderr)
 	set, err := prepareImages(ctx, b, reg)
 	if err != nil {
 		return err
@@ -68,6 +70,7 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		JobTypes:       reg.All(),
 		Limits:         outputLimits(cfg),
 		MaxConcurrent:  cfg.Runner.MaxConcurrent,
+		Metrics:        m,
 		ReapInterval:   cfg.Runner.ReapInterval.Std(),
 		RequirementCache: runner.CacheLimits{
 			MaxBytes:  int64(cfg.Requirements.Cache.MaxBytes),
@@ -89,6 +92,7 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	svc, err := service.New(pool, reg, run, service.Options{
 		MaxAttempts: cfg.Queue.MaxAttempts,
 		MaxPending:  cfg.Queue.MaxPending,
+		Metrics:     m,
 		Node:        run.InstanceID(),
 		RescueAfter: cfg.Rescue(),
 		Retention:   time.Duration(cfg.Queue.RetentionDays) * 24 * time.Hour,
@@ -102,6 +106,13 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		return err
 	}
 
+	sampling := startSampling(ctx, cfg, m, reg, run, svc, b, logger)
+	defer sampling()
+
+	var served *metrics.Metrics
+	if cfg.Metrics.Enabled {
+		served = m
+	}
 	srv := api.New(api.Options{
 		Limits: api.Limits{
 			MaxBodyBytes:  int64(cfg.Server.MaxBodyBytes),
@@ -111,6 +122,7 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 			AdHocDisabled: !cfg.Requirements.AllowAdHoc,
 		},
 		Logger:   logger,
+		Metrics:  served,
 		Registry: reg,
 		Runner:   run,
 		Service:  svc,

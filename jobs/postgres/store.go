@@ -86,6 +86,30 @@ func (s *Store) CountQueued(ctx context.Context, q DBTX, upTo int) (int, error) 
 	return n, nil
 }
 
+// queueDepthsSQL counts the queued executions of each job type, on the
+// (status, job_type, seq) index.
+const queueDepthsSQL = `
+SELECT job_type, count(*) FROM tako_executions WHERE status = 'queued' GROUP BY job_type`
+
+// QueueDepths returns the queued executions of each job type that has any.
+func (s *Store) QueueDepths(ctx context.Context) (map[string]int, error) {
+	rows, err := s.pool.Query(ctx, queueDepthsSQL)
+	if err != nil {
+		return nil, fmt.Errorf("count queued executions: %w", err)
+	}
+	defer rows.Close()
+	depths := map[string]int{}
+	for rows.Next() {
+		var name string
+		var n int
+		if err := rows.Scan(&name, &n); err != nil {
+			return nil, fmt.Errorf("count queued executions: %w", err)
+		}
+		depths[name] = n
+	}
+	return depths, rows.Err()
+}
+
 // db returns q, or the pool when q is nil.
 func (s *Store) db(q DBTX) DBTX {
 	if q == nil {

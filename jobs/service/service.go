@@ -19,6 +19,7 @@ import (
 	"github.com/tako-run/tako/jobs"
 	"github.com/tako-run/tako/jobs/postgres"
 	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/metrics"
 	"github.com/tako-run/tako/runner"
 )
 
@@ -33,6 +34,8 @@ type Options struct {
 	MaxAttempts int
 	// MaxPending is the most queued executions across all nodes.
 	MaxPending int
+	// Metrics records every execution that ends; nil records nothing.
+	Metrics *metrics.Metrics
 	// Node names this process in records; it must be unique among the
 	// processes sharing the database (the runner's instance id).
 	Node string
@@ -122,6 +125,12 @@ func (s *Service) Stop(ctx context.Context) {
 
 // DatabaseHealth reports whether the database answers.
 func (s *Service) DatabaseHealth(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// QueueDepths returns the queued executions of each job type, over all
+// nodes. It is one grouped count on an index; the metrics sample it.
+func (s *Service) QueueDepths(ctx context.Context) (map[string]int, error) {
+	return s.store.QueueDepths(ctx)
+}
 
 // Queued returns how many executions wait in the queue, over all nodes,
 // counted up to just past queue.max_pending, and that limit.

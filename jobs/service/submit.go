@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,10 +34,10 @@ func (s *Service) Execute(ctx context.Context, sub jobs.Submission) (*jobs.Execu
 	}
 	res, err := s.runner.Execute(ctx, request(e, jt))
 	if err != nil {
-		s.finish(e.ID, infrastructureResult(err))
+		s.finish(e, infrastructureResult(err), 0)
 		return nil, err
 	}
-	if err := s.finish(e.ID, res); err != nil {
+	if err := s.finish(e, res, 0); err != nil {
 		return nil, s.dbError("record result", err)
 	}
 	now := time.Now()
@@ -169,9 +170,11 @@ func newID() string {
 	return uuid.NewString()
 }
 
-// finish stores a result, artifacts included. It uses its own context: a
-// result is stored even when the request or job context has ended.
-func (s *Service) finish(id string, res *jobs.Result) error {
+// finish stores the result of e, artifacts included, and records it in the
+// metrics and the log. queued is how long e waited in the queue before a
+// node picked it up. It uses its own context: a result is stored even when
+// the request that asked for it has gone.
+func (s *Service) finish(e *jobs.Execution, res *jobs.Result, queued time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	arts := make([]jobs.ArtifactContent, len(res.Artifacts))
@@ -181,11 +184,29 @@ func (s *Service) finish(id string, res *jobs.Result) error {
 			arts[i].Content = res.ArtifactBytes[i]
 		}
 	}
-	_, err := s.store.Finish(ctx, s.pool, id, res, arts)
-	if err != nil {
-		s.logger.Error("store result", "execution_id", id, "error", err)
+	log := s.jobLogger(e)
+	if _, err := s.store.Finish(ctx, s.pool, e.ID, res, arts); err != nil {
+		log.Error("store result", "error", err)
+		return err
 	}
-	return err
+	total := time.Since(e.CreatedAt)
+	s.opts.Metrics.JobEnded(e.JobType, res, queued, total)
+	attrs := []slog.Attr{
+		slog.String("status", string(res.Status)),
+		slog.String("start", string(res.Start)),
+		slog.Float64("duration_ms", float64(total)/float64(time.Millisecond)),
+	}
+	if res.Error != nil {
+		attrs = append(attrs, slog.String("error_type", string(res.Error.Type)))
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "execution finished", attrs...)
+	return nil
+}
+
+// jobLogger returns the logger for lines about e: each carries its
+// execution id, job type and correlation id.
+func (s *Service) jobLogger(e *jobs.Execution) *slog.Logger {
+	return s.logger.With("execution_id", e.ID, "job_type", e.JobType, "correlation_id", e.CorrelationID)
 }
 
 // infrastructureResult records a run that tako could not carry out.

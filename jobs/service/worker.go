@@ -77,15 +77,16 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) e
 	if e.Terminal() {
 		return nil
 	}
+	queued := time.Since(e.CreatedAt)
 	jt, ok := s.registry.Get(e.JobType)
 	if !ok {
-		s.finish(id, &jobs.Result{Status: jobs.StatusFailed, ExitCode: -1, Error: &jobs.ExecError{Type: jobs.ErrConfig, Message: fmt.Sprintf("job type %q is not configured on this server", e.JobType)}})
+		s.finish(e, &jobs.Result{Status: jobs.StatusFailed, ExitCode: -1, Error: &jobs.ExecError{Type: jobs.ErrConfig, Message: fmt.Sprintf("job type %q is not configured on this server", e.JobType)}}, queued)
 		return nil
 	}
 	if ok, err := s.store.MarkRunning(ctx, id, job.Attempt, s.opts.Node); err != nil || !ok {
 		return err
 	}
-	log := s.logger.With("execution_id", id, "job_type", e.JobType, "correlation_id", e.CorrelationID, "attempt", job.Attempt)
+	log := s.jobLogger(e).With("attempt", job.Attempt)
 
 	res, err := s.runner.Execute(ctx, request(e, jt))
 	switch {
@@ -93,28 +94,28 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) e
 		if res == nil || res.Status != jobs.StatusCancelled {
 			res = cancelledResult("the execution was cancelled")
 		}
-		s.finish(id, res)
+		s.finish(e, res, queued)
 		return nil
 	case ctx.Err() != nil:
 		// The node is shutting down: run it again, here after a restart or
 		// on another node.
-		s.requeue(id)
+		s.requeue(e)
 		return fmt.Errorf("execution %s interrupted by shutdown", id)
 	case jobs.ErrorCodeOf(err) == jobs.EINVALID || jobs.ErrorCodeOf(err) == jobs.ENOTALLOWED:
 		// The request itself cannot be met (a requirement pip cannot
 		// resolve): retrying would only fail again.
-		s.finish(id, infrastructureResult(err))
+		s.finish(e, infrastructureResult(err), queued)
 		return nil
 	case err != nil && job.Attempt < job.MaxAttempts:
 		log.Warn("execution failed on infrastructure; retrying", "error", err)
-		s.requeue(id)
+		s.requeue(e)
 		return err
 	case err != nil:
 		log.Error("execution failed on infrastructure; giving up", "error", err)
-		s.finish(id, infrastructureResult(err))
+		s.finish(e, infrastructureResult(err), queued)
 		return nil
 	}
-	s.finish(id, res)
+	s.finish(e, res, queued)
 	return nil
 }
 
@@ -124,11 +125,12 @@ func cancelledRemotely(ctx context.Context) bool {
 	return errors.Is(context.Cause(ctx), river.ErrJobCancelledRemotely)
 }
 
-func (s *Service) requeue(id string) {
+// requeue puts e back in the queue after an interrupted attempt.
+func (s *Service) requeue(e *jobs.Execution) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.store.Requeue(ctx, id); err != nil {
-		s.logger.Error("requeue execution", "execution_id", id, "error", err)
+	if err := s.store.Requeue(ctx, e.ID); err != nil {
+		s.jobLogger(e).Error("requeue execution", "error", err)
 	}
 }
 
@@ -165,10 +167,14 @@ func (w *maintenanceWorker) Work(ctx context.Context, _ *river.Job[maintenanceAr
 		return err
 	}
 	for _, id := range orphans {
-		w.s.logger.Warn("ending an execution whose queue job ended without it", "execution_id", id)
-		w.s.finish(id, &jobs.Result{Status: jobs.StatusFailed, ExitCode: -1, Error: &jobs.ExecError{
+		e, err := w.s.store.Get(ctx, id)
+		if err != nil {
+			return fmt.Errorf("get orphaned execution: %w", err)
+		}
+		w.s.jobLogger(e).Warn("ending an execution whose queue job ended without it")
+		w.s.finish(e, &jobs.Result{Status: jobs.StatusFailed, ExitCode: -1, Error: &jobs.ExecError{
 			Type: jobs.ErrInternal, Message: "the execution was abandoned after its last attempt",
-		}})
+		}}, 0)
 	}
 	return nil
 }

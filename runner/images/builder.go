@@ -25,6 +25,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/metrics"
 )
 
 // DockerAPI is the part of the Docker client the image builder uses.
@@ -67,6 +68,9 @@ type Options struct {
 	// FailureTTL is how long a failed ad-hoc requirements build is
 	// remembered (and returned again without building); default 5 minutes.
 	FailureTTL time.Duration
+	// Metrics records builds and requirement cache lookups; nil records
+	// nothing.
+	Metrics *metrics.Metrics
 	// Pip is where job type builds find pip requirements.
 	Pip jobtypes.PipIndex
 	// WorkDir holds the temporary root filesystem of a debootstrap build
@@ -269,7 +273,7 @@ func (b *Builder) ensureJobType(ctx context.Context, jt jobtypes.JobType) (ref s
 	if baseInfo.Config != nil {
 		baseUser = baseInfo.Config.User
 	}
-	n, err := b.once(ctx, ref, func(ctx context.Context) error {
+	n, err := b.once(ctx, metrics.BuildJobType, ref, func(ctx context.Context) error {
 		return b.buildJobType(ctx, jt, base, baseUser, ref)
 	})
 	return ref, built + n, err
@@ -278,15 +282,16 @@ func (b *Builder) ensureJobType(ctx context.Context, jt jobtypes.JobType) (ref s
 // ensureExecutor is EnsureExecutor that also counts the images it built.
 func (b *Builder) ensureExecutor(ctx context.Context) (string, int, error) {
 	ref := b.ExecutorRef()
-	n, err := b.once(ctx, ref, func(ctx context.Context) error {
+	n, err := b.once(ctx, metrics.BuildExecutor, ref, func(ctx context.Context) error {
 		return b.buildExecutor(ctx, ref)
 	})
 	return ref, n, err
 }
 
-// once builds ref with build unless it exists, sharing one build among
-// concurrent callers. It returns 1 if this call waited for a build.
-func (b *Builder) once(ctx context.Context, ref string, build func(context.Context) error) (int, error) {
+// once builds ref, an image of kind, with build unless it exists, sharing
+// one build among concurrent callers. It returns 1 if this call waited for
+// a build.
+func (b *Builder) once(ctx context.Context, kind, ref string, build func(context.Context) error) (int, error) {
 	if _, ok, err := b.inspect(ctx, ref); err != nil || ok {
 		return 0, err
 	}
@@ -297,10 +302,12 @@ func (b *Builder) once(ctx context.Context, ref string, build func(context.Conte
 		}
 		ctx, cancel := context.WithTimeout(ctx, b.opts.BuildTimeout)
 		defer cancel()
+		began := time.Now()
 		err := build(ctx)
 		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("%w (images.build_timeout is %s)", err, b.opts.BuildTimeout)
 		}
+		b.opts.Metrics.ImageBuilt(kind, time.Since(began), err)
 		return err == nil, err
 	})
 	if built {

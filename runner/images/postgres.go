@@ -11,6 +11,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
+
+	"github.com/tako-run/tako/metrics"
 )
 
 // postgresEntrypoint is the entrypoint script of tako's PostgreSQL image. It
@@ -129,7 +131,7 @@ func (b *Builder) ensurePostgres(ctx context.Context, image string) (string, int
 		return "", built, fmt.Errorf("build postgres image: executor image %s disappeared", executor)
 	}
 	ref := postgresRef(executorInfo.ID)
-	n, err := b.once(ctx, ref, func(ctx context.Context) error {
+	n, err := b.once(ctx, metrics.BuildPostgres, ref, func(ctx context.Context) error {
 		return b.buildPostgres(ctx, executor, ref)
 	})
 	return ref, built + n, err

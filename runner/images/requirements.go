@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 
 	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/metrics"
 )
 
 // kindRequirements labels the images built for ad-hoc requirements.
@@ -89,10 +90,11 @@ func (b *Builder) EnsureRequirements(ctx context.Context, base string, reqs []st
 	}
 	ref := requirementsRef(info.ID, reqs, b.opts.Pip)
 	if err := b.failed(ref); err != nil {
+		b.opts.Metrics.RequirementsLookup(false)
 		return "", err
 	}
 	b.touch(ref)
-	_, err = b.once(ctx, ref, func(ctx context.Context) error {
+	built, err := b.once(ctx, metrics.BuildRequirements, ref, func(ctx context.Context) error {
 		b.progress.printf("==> building requirements image %s (FROM %s): %s", ref, base, strings.Join(reqs, " "))
 		_, hash, _ := strings.Cut(ref, ":")
 		lbls := labels(kindRequirements, hash, "")
@@ -104,6 +106,7 @@ func (b *Builder) EnsureRequirements(ctx context.Context, base string, reqs []st
 		}
 		return err
 	})
+	b.opts.Metrics.RequirementsLookup(built == 0 && err == nil)
 	if err != nil {
 		var be *BuildError
 		if errors.As(err, &be) {
@@ -138,16 +141,39 @@ func (b *Builder) touch(ref string) {
 	b.lastUsed[ref] = time.Now()
 }
 
-// CollectRequirements removes ad-hoc requirement images, least recently
-// used first, until at most maxImages of them remain and they take at most
-// maxBytes. An image for which inUse returns true (a running job or a pool
-// uses it) is never removed. It returns the refs it removed.
-func (b *Builder) CollectRequirements(ctx context.Context, maxImages int, maxBytes int64, inUse func(ref string) bool) ([]string, error) {
+// RequirementsCache returns how many ad-hoc requirement images exist on the
+// engine and the bytes they take, for the metrics.
+func (b *Builder) RequirementsCache(ctx context.Context) (int, int64, error) {
+	list, err := b.requirementImages(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	var total int64
+	for _, img := range list {
+		total += img.Size
+	}
+	return len(list), total, nil
+}
+
+// requirementImages lists the ad-hoc requirement images.
+func (b *Builder) requirementImages(ctx context.Context) ([]image.Summary, error) {
 	list, err := b.docker.ImageList(ctx, image.ListOptions{
 		Filters: filters.NewArgs(filters.Arg("label", labelKind+"="+kindRequirements)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list requirement images: %w", public(err))
+	}
+	return list, nil
+}
+
+// CollectRequirements removes ad-hoc requirement images, least recently
+// used first, until at most maxImages of them remain and they take at most
+// maxBytes. An image for which inUse returns true (a running job or a pool
+// uses it) is never removed. It returns the refs it removed.
+func (b *Builder) CollectRequirements(ctx context.Context, maxImages int, maxBytes int64, inUse func(ref string) bool) ([]string, error) {
+	list, err := b.requirementImages(ctx)
+	if err != nil {
+		return nil, err
 	}
 	type entry struct {
 		ref  string

@@ -1,0 +1,421 @@
+// Package metrics is tako's Prometheus instrumentation: its own registry,
+// the instruments every component records into, and the /metrics handler.
+//
+// Labels stay bounded: job types come from the configuration, statuses,
+// phases and error types from fixed sets, HTTP routes are templates. No
+// label ever carries a job id, code or other user string.
+package metrics
+
+import (
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tako-run/tako/jobs"
+)
+
+// latencyBuckets resolve a 5 ms warm job as well as a 5 minute one.
+var latencyBuckets = []float64{
+	0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
+	1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+}
+
+// buildBuckets cover image builds, from a cache check to a half-hour
+// debootstrap.
+var buildBuckets = []float64{1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800}
+
+// Phases of a job, for tako_job_phase_seconds.
+const (
+	PhaseQueue   = "queue"   // accepted until a container is being got
+	PhaseStart   = "start"   // getting a container until the program is triggered
+	PhaseRun     = "run"     // trigger until the program ended
+	PhaseCollect = "collect" // reading output and artifacts
+)
+
+// startNone labels jobs that never got a container.
+const startNone = "none"
+
+// Metrics holds tako's registry and instruments. Its methods are safe for
+// concurrent use. A nil *Metrics records nothing, so components may take
+// one optionally.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	jobDuration *prometheus.HistogramVec
+	jobPhase    *prometheus.HistogramVec
+	jobs        *prometheus.CounterVec
+	jobErrors   *prometheus.CounterVec
+	jobsRunning *prometheus.GaugeVec
+	checkouts   *prometheus.CounterVec
+
+	queueDepth    *prometheus.GaugeVec
+	queueMax      prometheus.Gauge
+	maxConcurrent prometheus.Gauge
+
+	builds        *prometheus.CounterVec
+	buildDuration *prometheus.HistogramVec
+	reqCache      *prometheus.CounterVec
+	reqImages     prometheus.Gauge
+	reqBytes      prometheus.Gauge
+
+	httpRequests *prometheus.CounterVec
+	httpDuration *prometheus.HistogramVec
+
+	dockerUp   prometheus.Gauge
+	databaseUp prometheus.Gauge
+
+	pools *poolCollector
+}
+
+// New returns Metrics on a fresh registry that also carries the Go and
+// process collectors and tako_build_info for version.
+func New(version string) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tako_job_duration_seconds",
+			Help:    "Time from a job's acceptance to its stored result, by job type, final status and whether its container was prewarmed.",
+			Buckets: latencyBuckets,
+		}, []string{"job_type", "status", "start"}),
+		jobPhase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tako_job_phase_seconds",
+			Help:    "Time a job spent in each phase: queue (waiting for the queue and a slot), start (getting a container ready), run, collect (reading output).",
+			Buckets: latencyBuckets,
+		}, []string{"job_type", "phase"}),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tako_jobs_total",
+			Help: "Jobs that ended, by job type and final status.",
+		}, []string{"job_type", "status"}),
+		jobErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tako_job_errors_total",
+			Help: "Jobs that ended with an error, by job type and error type (the original's taxonomy).",
+		}, []string{"job_type", "error_type"}),
+		jobsRunning: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tako_jobs_running",
+			Help: "Jobs holding an execution slot on this node.",
+		}, []string{"job_type"}),
+		checkouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tako_pool_checkouts_total",
+			Help: "Containers jobs got, by job type: hit when a prewarmed one was ready, miss when one had to be started.",
+		}, []string{"job_type", "result"}),
+		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tako_queue_depth",
+			Help: "Async executions waiting in the queue, over all nodes, sampled periodically.",
+		}, []string{"job_type"}),
+		queueMax: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tako_queue_max_pending",
+			Help: "The most executions the queue accepts (queue.max_pending).",
+		}),
+		maxConcurrent: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tako_runner_max_concurrent",
+			Help: "Execution slots on this node (runner.max_concurrent).",
+		}),
+		builds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tako_image_builds_total",
+			Help: "Image builds, by kind (executor, job_type, requirements, postgres) and outcome (success, failure).",
+		}, []string{"kind", "outcome"}),
+		buildDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tako_image_build_duration_seconds",
+			Help:    "Time an image build took, verification included, by kind.",
+			Buckets: buildBuckets,
+		}, []string{"kind"}),
+		reqCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tako_requirements_cache_requests_total",
+			Help: "Requests with ad-hoc requirements: hit when their image existed, miss when it had to be built.",
+		}, []string{"result"}),
+		reqImages: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tako_requirements_cached_images",
+			Help: "Ad-hoc requirement images on this Docker engine.",
+		}),
+		reqBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tako_requirements_cached_bytes",
+			Help: "Bytes the ad-hoc requirement images take.",
+		}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tako_http_requests_total",
+			Help: "HTTP requests, by route template, method and status code.",
+		}, []string{"route", "method", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tako_http_request_duration_seconds",
+			Help:    "HTTP request latency, by route template and method.",
+			Buckets: latencyBuckets,
+		}, []string{"route", "method"}),
+		dockerUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tako_docker_up",
+			Help: "1 when the Docker engine answered the last probe.",
+		}),
+		databaseUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tako_database_up",
+			Help: "1 when the database answered the last probe.",
+		}),
+		pools: &poolCollector{},
+	}
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tako_build_info",
+		Help: "Always 1; its labels say which tako this is.",
+	}, []string{"version", "goversion", "revision"})
+	buildInfo.WithLabelValues(version, runtime.Version(), revision()).Set(1)
+
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo,
+		m.jobDuration, m.jobPhase, m.jobs, m.jobErrors, m.jobsRunning, m.checkouts,
+		m.queueDepth, m.queueMax, m.maxConcurrent,
+		m.builds, m.buildDuration, m.reqCache, m.reqImages, m.reqBytes,
+		m.httpRequests, m.httpDuration,
+		m.dockerUp, m.databaseUp,
+		m.pools,
+	)
+	return m
+}
+
+// revision is the VCS revision the binary was built from, or "unknown".
+func revision() string {
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
+
+// Registry returns the registry the instruments are on, for tests and for
+// adding collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// endStatuses are the statuses a job can end with; their series exist from
+// the start so that rates and alerts see zeros, not gaps.
+var endStatuses = []jobs.Status{
+	jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusTimeout, jobs.StatusOOM, jobs.StatusCancelled,
+}
+
+// AddJobType creates the series of a job type at zero.
+func (m *Metrics) AddJobType(name string) {
+	if m == nil {
+		return
+	}
+	for _, s := range endStatuses {
+		m.jobs.WithLabelValues(name, string(s))
+	}
+	m.checkouts.WithLabelValues(name, "hit")
+	m.checkouts.WithLabelValues(name, "miss")
+	m.jobsRunning.WithLabelValues(name)
+	m.queueDepth.WithLabelValues(name)
+}
+
+// JobEnded records a job that ended with res, total after it was accepted.
+// queued is the time it spent in the durable queue before a node picked it
+// up (zero for sync jobs); the runner's own slot wait is in res.Timing.
+func (m *Metrics) JobEnded(jobType string, res *jobs.Result, queued, total time.Duration) {
+	if m == nil || res == nil {
+		return
+	}
+	start := string(res.Start)
+	if start == "" {
+		start = startNone
+	}
+	m.jobs.WithLabelValues(jobType, string(res.Status)).Inc()
+	m.jobDuration.WithLabelValues(jobType, string(res.Status), start).Observe(total.Seconds())
+	if res.Error != nil {
+		m.jobErrors.WithLabelValues(jobType, string(res.Error.Type)).Inc()
+	}
+	if res.Start == "" {
+		return // it never ran: there are no phases to tell
+	}
+	m.jobPhase.WithLabelValues(jobType, PhaseQueue).Observe((queued + res.Timing.Queue).Seconds())
+	m.jobPhase.WithLabelValues(jobType, PhaseStart).Observe(res.Timing.Start.Seconds())
+	m.jobPhase.WithLabelValues(jobType, PhaseRun).Observe(res.Timing.Run.Seconds())
+	m.jobPhase.WithLabelValues(jobType, PhaseCollect).Observe(res.Timing.Collect.Seconds())
+}
+
+// JobStarted counts a job as running on this node until the returned
+// function is called.
+func (m *Metrics) JobStarted(jobType string) (done func()) {
+	if m == nil {
+		return func() {}
+	}
+	g := m.jobsRunning.WithLabelValues(jobType)
+	g.Inc()
+	return func() { g.Dec() }
+}
+
+// Checkout counts a container a job got: warm from its pool or not.
+func (m *Metrics) Checkout(jobType string, warm bool) {
+	if m == nil {
+		return
+	}
+	result := "miss"
+	if warm {
+		result = "hit"
+	}
+	m.checkouts.WithLabelValues(jobType, result).Inc()
+}
+
+// SetQueueDepth sets the queued executions of every job type in depth;
+// the job types it does not name have none.
+func (m *Metrics) SetQueueDepth(jobTypes []string, depth map[string]int) {
+	if m == nil {
+		return
+	}
+	for _, name := range jobTypes {
+		m.queueDepth.WithLabelValues(name).Set(float64(depth[name]))
+	}
+}
+
+// SetLimits publishes the queue's and the runner's configured bounds.
+func (m *Metrics) SetLimits(maxPending, maxConcurrent int) {
+	if m == nil {
+		return
+	}
+	m.queueMax.Set(float64(maxPending))
+	m.maxConcurrent.Set(float64(maxConcurrent))
+}
+
+// Build kinds, for ImageBuilt.
+const (
+	BuildExecutor     = "executor"
+	BuildJobType      = "job_type"
+	BuildRequirements = "requirements"
+	BuildPostgres     = "postgres"
+)
+
+// ImageBuilt records one image build of kind that took d; err is its
+// outcome.
+func (m *Metrics) ImageBuilt(kind string, d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	outcome := "success"
+	if err != nil {
+		outcome = "failure"
+	}
+	m.builds.WithLabelValues(kind, outcome).Inc()
+	m.buildDuration.WithLabelValues(kind).Observe(d.Seconds())
+}
+
+// RequirementsLookup counts a request with ad-hoc requirements: hit when
+// their image already existed.
+func (m *Metrics) RequirementsLookup(hit bool) {
+	if m == nil {
+		return
+	}
+	result := "miss"
+	if hit {
+		result = "hit"
+	}
+	m.reqCache.WithLabelValues(result).Inc()
+}
+
+// SetRequirementsCache publishes how many ad-hoc requirement images exist
+// and their bytes.
+func (m *Metrics) SetRequirementsCache(images int, bytes int64) {
+	if m == nil {
+		return
+	}
+	m.reqImages.Set(float64(images))
+	m.reqBytes.Set(float64(bytes))
+}
+
+// SetAvailability publishes whether Docker and the database answered the
+// last probe.
+func (m *Metrics) SetAvailability(docker, database bool) {
+	if m == nil {
+		return
+	}
+	m.dockerUp.Set(boolFloat(docker))
+	m.databaseUp.Set(boolFloat(database))
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// httpMethods are the methods that get their own label value; anything
+// else is "other", so a client cannot mint series.
+var httpMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
+}
+
+// HTTPRequest records one HTTP request. route must be a route template
+// ("/jobs/:id"), never the raw path.
+func (m *Metrics) HTTPRequest(route, method string, code int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	if !httpMethods[method] {
+		method = "other"
+	}
+	m.httpRequests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.httpDuration.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// PoolSample is one job type's prewarmed containers at scrape time.
+type PoolSample struct {
+	JobType            string
+	Warm, Busy, Target int
+}
+
+// SetPoolSource makes each scrape read the pools from f, which must be
+// cheap (no I/O) and safe for concurrent use.
+func (m *Metrics) SetPoolSource(f func() []PoolSample) {
+	if m == nil {
+		return
+	}
+	m.pools.mu.Lock()
+	m.pools.source = f
+	m.pools.mu.Unlock()
+}
+
+// poolCollector reads pool sizes when scraped: they change on every job,
+// and the runner already keeps them.
+type poolCollector struct {
+	mu     sync.Mutex
+	source func() []PoolSample
+}
+
+var (
+	poolWarmDesc   = prometheus.NewDesc("tako_pool_warm_containers", "Prewarmed containers ready for a job, by job type.", []string{"job_type"}, nil)
+	poolBusyDesc   = prometheus.NewDesc("tako_pool_busy_containers", "Pool containers running a job, by job type.", []string{"job_type"}, nil)
+	poolTargetDesc = prometheus.NewDesc("tako_pool_target_containers", "Containers the pool of a job type aims to keep, by job type.", []string{"job_type"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- poolWarmDesc
+	ch <- poolBusyDesc
+	ch <- poolTargetDesc
+}
+
+// Collect implements prometheus.Collector.
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	source := c.source
+	c.mu.Unlock()
+	if source == nil {
+		return
+	}
+	for _, p := range source() {
+		ch <- prometheus.MustNewConstMetric(poolWarmDesc, prometheus.GaugeValue, float64(p.Warm), p.JobType)
+		ch <- prometheus.MustNewConstMetric(poolBusyDesc, prometheus.GaugeValue, float64(p.Busy), p.JobType)
+		ch <- prometheus.MustNewConstMetric(poolTargetDesc, prometheus.GaugeValue, float64(p.Target), p.JobType)
+	}
+}
