@@ -11,7 +11,6 @@ import (
 	"github.com/tako-run/tako/runner"
 )
 
-
 // queueSampler is the queue and database side of the sampler.
 type queueSampler interface {
 	DatabaseHealth(ctx context.Context) error
