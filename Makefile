@@ -2,14 +2,14 @@
 GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 ARGS ?=
 
-.PHONY: run test build deps testdb check fuzz
+.PHONY: run test build deps testdeps testdb check fuzz
 
 ## run: install what is missing, build tako and serve the API (tako server $(ARGS))
 run: deps build
 	./bin/tako server $(ARGS)
 
 ## test: install what is missing and run the whole test suite against real Docker and PostgreSQL
-test: deps testdb check
+test: deps testdeps testdb check
 	$(GO) test -count=1 -timeout 75m ./...
 	$(MAKE) --no-print-directory fuzz
 
@@ -23,6 +23,14 @@ deps:
 	  echo "==> installing debootstrap"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
 	@docker info >/dev/null 2>&1 || { echo "tako needs a running Docker Engine: start it (systemctl start docker) or set DOCKER_HOST" >&2; exit 1; }
+
+# The metrics tests run a real Prometheus server and promtool (Debian's
+# prometheus package) against tako and the files in deploy/prometheus.
+testdeps:
+	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "the tests need Prometheus: run 'sudo apt-get install prometheus'" >&2; exit 1; fi; \
+	  echo "==> installing prometheus"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 # The tests create their databases on a local PostgreSQL (TAKO_TEST_DATABASE_URL,
 # default postgres://postgres:postgres@127.0.0.1:5432/postgres): start the
