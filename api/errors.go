@@ -43,6 +43,10 @@ func statusFor(code jobs.ErrorCode) int {
 		return http.StatusConflict
 	case jobs.ETIMEOUT:
 		return http.StatusRequestTimeout
+	case jobs.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case jobs.ERATELIMITED:
+		return http.StatusTooManyRequests
 	default:
 		return http.StatusInternalServerError
 	}
@@ -82,12 +86,14 @@ func (s *Server) describe(c *fiber.Ctx, err error) (int, string) {
 		case status == http.StatusInternalServerError:
 			// EINTERNAL, or a code statusFor does not know.
 			return status, internalDetail
-		case derr.Code == jobs.EUNAVAILABLE:
+		case derr.Code == jobs.EUNAVAILABLE, derr.Code == jobs.ERATELIMITED:
 			retry := derr.RetryAfter
 			if retry <= 0 {
 				retry = 1
 			}
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retry))
+		case derr.Code == jobs.EUNAUTHORIZED:
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="tako"`)
 		}
 		return status, derr.Error()
 	case errors.As(err, &ferr):

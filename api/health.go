@@ -130,6 +130,7 @@ func (s *Server) handleHealth(c *fiber.Ctx) error {
 			resp.Problems = append(resp.Problems, p)
 		}
 	}
+	resp.Problems = append(resp.Problems, s.warnings...)
 	if len(resp.Problems) > 0 {
 		resp.Status = healthDegraded
 	}

@@ -70,6 +70,13 @@ func parseListQuery(c *fiber.Ctx) (jobs.ExecutionFilter, error) {
 		}
 		f.JobType = raw
 	}
+	if raw, ok := query(c, "api_key"); ok {
+		// A key's name, as configured; never the key itself.
+		if !validToken(raw) {
+			return f, jobs.FieldErrorf("api_key", "must be the name of an API key, not %s", quoteParam(raw))
+		}
+		f.APIKey = raw
+	}
 	if raw, ok := query(c, "limit"); ok {
 		n, err := strconv.Atoi(raw)
 		if err != nil || !plainDigits(raw) || n < 1 || n > maxLimit {

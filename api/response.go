@@ -57,6 +57,7 @@ type ExecutionResponse struct {
 	ParentID      *string            `json:"parent_id"`    // null unless a rerun or fork
 	Relationship  *jobs.Relationship `json:"relationship"` // "rerun", "fork" or null
 	CorrelationID string             `json:"correlation_id"`
+	APIKey        *string            `json:"api_key"` // the name of the key that submitted it; null without keys
 }
 
 // newExecuteResponse renders exec. Whatever bytes the program printed, the
@@ -139,6 +140,10 @@ func newExecutionResponse(exec *jobs.Execution) ExecutionResponse {
 	}
 	if exec.Result != nil {
 		r.Image = exec.Result.Image
+	}
+	if exec.APIKey != "" {
+		name := exec.APIKey
+		r.APIKey = &name
 	}
 	if exec.ParentID != "" {
 		parent := exec.ParentID

@@ -75,6 +75,8 @@ func (l Limits) withDefaults() Limits {
 // Options configure a Server. Registry, Runner and Service are required; a
 // nil Logger discards logs.
 type Options struct {
+	// Auth is who may call the API; no keys means anyone who can reach it.
+	Auth   Auth
 	Limits Limits
 	Logger *slog.Logger
 	// Metrics, when set, records every request and is served at GET
@@ -82,8 +84,13 @@ type Options struct {
 	Metrics  *metrics.Metrics
 	Registry *jobtypes.Registry
 	Runner   Runner
-	Service  Service
-	Version  string
+	// RateLimit meters each caller; zero means no limit.
+	RateLimit RateLimit
+	Service   Service
+	Version   string
+	// Warnings are shown in /health's problems, such as an open API on a
+	// network address.
+	Warnings []string
 }
 
 // Server is tako's HTTP API. Its methods are safe for concurrent use.
@@ -91,6 +98,8 @@ type Server struct {
 	app      *fiber.App
 	base     context.Context // parent of every execution; cancelled by Shutdown
 	cancel   context.CancelFunc
+	keys     *keyring
+	limiter  *limiter
 	limits   Limits
 	logger   *slog.Logger
 	metrics  *metrics.Metrics
@@ -98,6 +107,9 @@ type Server struct {
 	runner   Runner
 	service  Service
 	version  string
+	warnings []string
+
+	openMetrics bool
 }
 
 // The fasthttp timeouts. Reads are bounded to stop slow-loris clients; a sync
@@ -125,11 +137,16 @@ func New(opts Options) *Server {
 		cancel:   cancel,
 		limits:   opts.Limits.withDefaults(),
 		logger:   logger.With("component", "api"),
+		keys:     newKeyring(opts.Auth),
+		limiter:  newLimiter(opts.RateLimit, time.Now),
 		metrics:  opts.Metrics,
 		registry: opts.Registry,
 		runner:   opts.Runner,
 		service:  opts.Service,
 		version:  opts.Version,
+		warnings: opts.Warnings,
+
+		openMetrics: opts.Auth.OpenMetrics,
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "tako",
@@ -147,6 +164,7 @@ func New(opts Options) *Server {
 		WriteTimeout: writeTimeout,
 	})
 	s.app.Use(s.middleware)
+	s.app.Use(s.guard)
 	s.app.Post("/execute", s.handleExecute)
 	s.app.Post("/execute/async", s.handleSubmit)
 	s.app.Get("/jobs/:id", s.handleJob)

@@ -17,6 +17,7 @@ type Duration time.Duration
 
 // Config is tako's whole configuration. Load returns it validated.
 type Config struct {
+	Auth         AuthConfig               `koanf:"auth"`
 	Database     DatabaseConfig           `koanf:"database"`
 	Images       ImagesConfig             `koanf:"images"`
 	JobTypes     map[string]JobTypeConfig `koanf:"job_types"`
@@ -94,10 +95,25 @@ type RequirementCacheConfig struct {
 
 // ServerConfig is the HTTP front door.
 type ServerConfig struct {
+	// AllowUnauthenticatedNetworkAccess lets the server listen on a
+	// non-loopback address without API keys; it warns at start-up and in
+	// /health.
 	AllowUnauthenticatedNetworkAccess bool   `koanf:"allow_unauthenticated_network_access"`
 	Host                              string `koanf:"host"`
-	MaxBodyBytes                      Size   `koanf:"max_body_bytes"`
-	Port                              int    `koanf:"port"`
+	// MaxBodyBytes is the largest request body; larger gets 413.
+	MaxBodyBytes Size `koanf:"max_body_bytes"`
+	Port         int  `koanf:"port"`
+	// RateLimit meters each API key, or each client address when there are
+	// no keys.
+	RateLimit RateLimitConfig `koanf:"rate_limit"`
+}
+
+// RateLimitConfig is a token bucket per caller.
+type RateLimitConfig struct {
+	// Burst is how many requests a caller may send at once.
+	Burst int `koanf:"burst"`
+	// RequestsPerSecond is the sustained rate; 0 turns rate limiting off.
+	RequestsPerSecond float64 `koanf:"requests_per_second"`
 }
 
 // RunnerConfig bounds execution on this node.
@@ -154,6 +170,9 @@ type ImagesConfig struct {
 type MetricsConfig struct {
 	// Enabled serves /metrics.
 	Enabled bool `koanf:"enabled"`
+	// RequireAuth makes /metrics need an API key like the rest of the API
+	// (when keys are configured); false leaves it open for scrapers.
+	RequireAuth bool `koanf:"require_auth"`
 	// SampleInterval is how often the gauges that need a query (queue
 	// depth, Docker and database availability, the requirements cache) are
 	// refreshed; a scrape never runs a query itself.

@@ -148,6 +148,12 @@ func defaults() map[string]any {
 		"server.port":           8000,
 		"server.max_body_bytes": "2MiB",
 		"server.allow_unauthenticated_network_access": false,
+		"server.rate_limit.requests_per_second":       100,
+		"server.rate_limit.burst":                     200,
+
+		"auth.api_keys":      map[string]any{},
+		"auth.api_keys_file": "",
+		"auth.header":        "X-API-Key",
 
 		"runner.max_concurrent":  4,
 		"runner.work_dir":        "",
@@ -196,6 +202,7 @@ func defaults() map[string]any {
 		"log.format": "auto",
 
 		"metrics.enabled":         true,
+		"metrics.require_auth":    true,
 		"metrics.sample_interval": "5s",
 	}
 }

@@ -49,6 +49,7 @@ func TestLoadDefaults(t *testing.T) {
 	t.Parallel()
 	cfg := mustLoad(t, "", nil, nil)
 	want := &Config{
+		Auth: AuthConfig{APIKeys: map[string]string{}, Header: "X-API-Key"},
 		Database: DatabaseConfig{
 			AutoStart: AutoStartConfig{Container: "tako-postgres", Image: "postgres:16-alpine", Port: 55432, Volume: "tako-postgres-data"},
 			MaxConns:  20,
@@ -75,11 +76,12 @@ func TestLoadDefaults(t *testing.T) {
 			MaxTotalArtifactBytes: 50 << 20,
 		},
 		Log:          LogConfig{Format: "auto", Level: "info"},
-		Metrics:      MetricsConfig{Enabled: true, SampleInterval: Duration(5 * time.Second)},
+		Metrics:      MetricsConfig{Enabled: true, RequireAuth: true, SampleInterval: Duration(5 * time.Second)},
 		Pip:          PipConfig{ExtraIndexURLs: []string{}, TrustedHosts: []string{}},
 		Runner:       RunnerConfig{AcquireTimeout: Duration(10 * time.Second), MaxConcurrent: 4, ReapInterval: Duration(30 * time.Second)},
 		SecurityMode: "permissive",
-		Server:       ServerConfig{Host: "127.0.0.1", MaxBodyBytes: 2 << 20, Port: 8000},
+		Server: ServerConfig{Host: "127.0.0.1", MaxBodyBytes: 2 << 20, Port: 8000,
+			RateLimit: RateLimitConfig{RequestsPerSecond: 100, Burst: 200}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)

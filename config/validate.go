@@ -51,6 +51,18 @@ func (c *Config) Validate() error {
 	p.oneOf("security_mode", c.SecurityMode, "permissive", "strict")
 	p.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	p.oneOf("log.format", c.Log.Format, "auto", "json", "text")
+	if _, err := c.APIKeys(); err != nil {
+		p = append(p, err)
+	}
+	if !headerName.MatchString(c.Auth.Header) {
+		p.add("auth.header", "%q is not an HTTP header name", c.Auth.Header)
+	}
+	if c.Server.RateLimit.RequestsPerSecond < 0 {
+		p.add("server.rate_limit.requests_per_second", "%v must not be negative (0 turns rate limiting off)", c.Server.RateLimit.RequestsPerSecond)
+	}
+	if c.Server.RateLimit.RequestsPerSecond > 0 && c.Server.RateLimit.Burst < 1 {
+		p.add("server.rate_limit.burst", "%d must be at least 1", c.Server.RateLimit.Burst)
+	}
 	if c.Metrics.SampleInterval < Duration(100*time.Millisecond) {
 		p.add("metrics.sample_interval", "%s must be at least 100ms", seconds(c.Metrics.SampleInterval))
 	}
@@ -65,6 +77,9 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(p...)
 }
+
+// headerName is an HTTP header field name (RFC 9110 token).
+var headerName = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 func (c *Config) validateDatabase(p *problems) {
 	d := c.Database

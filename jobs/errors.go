@@ -62,4 +62,7 @@ func ErrorCodeOf(err error) ErrorCode {
 const (
 	ECONFLICT ErrorCode = "conflict" // the request clashes with the state of a job (409)
 	ETIMEOUT  ErrorCode = "timeout"  // a wait ran out before the job ended (408)
+
+	EUNAUTHORIZED ErrorCode = "unauthorized" // no valid API key (401)
+	ERATELIMITED  ErrorCode = "rate_limited" // the caller is over its rate limit (429)
 )

@@ -25,6 +25,9 @@ const (
 
 // Submission is a request to run a program, as validated by the API.
 type Submission struct {
+	// APIKey names the API key that submitted it; "" when the server has
+	// none.
+	APIKey         string
 	Code           string
 	CorrelationID  string
 	IdempotencyKey string
@@ -41,6 +44,7 @@ type Submission struct {
 // Execution is the record of one execution: what was asked and, once it
 // ran, what happened. It is what the API returns and what replay needs.
 type Execution struct {
+	APIKey         string // the name of the API key that submitted it
 	Attempt        int
 	CorrelationID  string
 	Code           string
@@ -72,7 +76,8 @@ type ArtifactContent struct {
 
 // ExecutionFilter selects executions for a history listing.
 type ExecutionFilter struct {
-	Before  int64 // a cursor: only executions older than this one; 0 for the newest
+	APIKey  string // only executions this API key (by name) submitted
+	Before  int64  // a cursor: only executions older than this one; 0 for the newest
 	JobType string
 	Limit   int
 	Status  Status
@@ -86,6 +91,9 @@ type ExecutionPage struct {
 
 // Overrides change a rerun or fork: a zero field keeps the parent's value.
 type Overrides struct {
+	// APIKey names the key of the caller asking for the replay; the new
+	// execution is recorded as theirs.
+	APIKey  string
 	JobType string
 	Timeout time.Duration
 }

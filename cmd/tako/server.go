@@ -38,6 +38,20 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		return err
 	}
 	logger := newLogger(cfg.Log, stderr)
+	keys, err := cfg.APIKeys()
+	if err != nil {
+		return err
+	}
+	exposure, err := checkBind(cfg.Server.Host, len(keys), cfg.Server.AllowUnauthenticatedNetworkAccess)
+	if err != nil {
+		return err
+	}
+	var warnings []string
+	if exposure != "" {
+		logger.Warn(exposure)
+		fmt.Fprintf(stderr, "WARNING: %s\n", exposure)
+		warnings = append(warnings, exposure)
+	}
 	work, err := workDir(cfg, environ)
 	if err != nil {
 		return err
@@ -114,6 +128,11 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		served = m
 	}
 	srv := api.New(api.Options{
+		Auth: api.Auth{
+			Header:      cfg.Auth.Header,
+			Keys:        keys,
+			OpenMetrics: !cfg.Metrics.RequireAuth,
+		},
 		Limits: api.Limits{
 			MaxBodyBytes:  int64(cfg.Server.MaxBodyBytes),
 			MaxCodeBytes:  int64(cfg.Limits.MaxCodeBytes),
@@ -121,12 +140,14 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 			MaxTimeout:    cfg.Limits.MaxTimeout.Std(),
 			AdHocDisabled: !cfg.Requirements.AllowAdHoc,
 		},
-		Logger:   logger,
-		Metrics:  served,
-		Registry: reg,
-		Runner:   run,
-		Service:  svc,
-		Version:  version,
+		Logger:    logger,
+		Metrics:   served,
+		RateLimit: api.RateLimit{PerSecond: cfg.Server.RateLimit.RequestsPerSecond, Burst: cfg.Server.RateLimit.Burst},
+		Registry:  reg,
+		Runner:    run,
+		Service:   svc,
+		Version:   version,
+		Warnings:  warnings,
 	})
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port)))
 	if err != nil {
@@ -155,6 +176,36 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	}
 	svc.Stop(shutdownCtx)
 	return nil
+}
+
+// checkBind refuses an API without keys on an address other hosts can
+// reach, unless allowOpen is set; then it returns the warning to show at
+// start-up and in /health.
+func checkBind(host string, keys int, allowOpen bool) (warning string, err error) {
+	if keys > 0 || loopback(host) {
+		return "", nil
+	}
+	if !allowOpen {
+		return "", fmt.Errorf("refusing to serve on %s without API keys: anyone who can reach it could run code on this host; "+
+			"set auth.api_keys (or auth.api_keys_file), listen on 127.0.0.1, or set server.allow_unauthenticated_network_access: true", displayHost(host))
+	}
+	return fmt.Sprintf("the API is open: serving on %s without API keys (server.allow_unauthenticated_network_access); anyone who can reach it can run code", displayHost(host)), nil
+}
+
+// loopback reports whether host is a loopback name or address.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func displayHost(host string) string {
+	if host == "" {
+		return "all interfaces"
+	}
+	return host
 }
 
 // dockerClient connects to the engine named by DOCKER_HOST in environ (the

@@ -19,16 +19,18 @@ const insertAttempts = 3
 const insertSQL = `
 INSERT INTO tako_executions (
     id, status, mode, job_type, code, input, requirements, timeout_ms, startup_timeout_ms,
-    started_at, attempt, node, idempotency_key, fingerprint, parent_id, relationship, correlation_id
+    started_at, attempt, node, idempotency_key, fingerprint, parent_id, relationship, correlation_id,
+    api_key
 ) VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8, $9,
     CASE WHEN $2 = 'running' THEN now() END, $10, nullif($11, ''), nullif($12, ''), nullif($13, ''),
-    nullif($14, '')::uuid, nullif($15, ''), nullif($16, '')
+    nullif($14, '')::uuid, nullif($15, ''), nullif($16, ''), nullif($17, '')
 )
-ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+ON CONFLICT ((coalesce(api_key, '')), idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING created_at, started_at`
 
-const getByKeySQL = `SELECT ` + executionColumns + ` FROM tako_executions e WHERE e.idempotency_key = $1`
+const getByKeySQL = `SELECT ` + executionColumns + ` FROM tako_executions e
+WHERE e.idempotency_key = $1 AND coalesce(e.api_key, '') = $2`
 
 // Insert records the new execution e: its ID (a UUID chosen by the caller),
 // Status (queued, or running for a sync run that starts at once), Mode and
@@ -57,6 +59,7 @@ func (s *Store) Insert(ctx context.Context, q DBTX, e *jobs.Execution) (existing
 			cleanTexts(e.Requirements), e.Timeout.Milliseconds(), e.StartupTimeout.Milliseconds(),
 			e.Attempt, cleanText(e.Node), key, cleanText(e.Fingerprint),
 			e.ParentID, string(e.Relationship), cleanText(e.CorrelationID),
+			e.APIKey,
 		).Scan(&e.CreatedAt, &e.StartedAt)
 		if err == nil {
 			return nil, nil
@@ -66,7 +69,7 @@ func (s *Store) Insert(ctx context.Context, q DBTX, e *jobs.Execution) (existing
 		}
 		// The key is taken. Under READ COMMITTED this new statement sees
 		// the row of the transaction that won.
-		prev, _, err := scanExecution(q.QueryRow(ctx, getByKeySQL, key))
+		prev, _, err := scanExecution(q.QueryRow(ctx, getByKeySQL, key, e.APIKey))
 		if err == nil {
 			if err := fillArtifacts(ctx, q, prev); err != nil {
 				return nil, fmt.Errorf("insert execution: read existing: %w", err)

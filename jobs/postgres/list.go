@@ -19,6 +19,7 @@ const (
 	listSelectSQL   = `SELECT ` + executionColumns + ` FROM tako_executions e`
 	listStatusSQL   = `e.status = $%d`
 	listJobTypeSQL  = `e.job_type = $%d`
+	listAPIKeySQL   = `e.api_key = $%d`
 	listBeforeSQL   = `e.seq < $%d`
 	listOrderBySQL  = ` ORDER BY e.seq DESC LIMIT $%d`
 	listWhereSQL    = ` WHERE `
@@ -26,7 +27,7 @@ const (
 )
 
 // List returns one page of history, newest first: the executions that
-// match f's Status and JobType (each ignored when empty) and are older
+// match f's Status, JobType and APIKey (each ignored when empty) and are older
 // than the cursor f.Before (0 for the newest). Limit defaults to
 // DefaultListLimit and is capped at MaxListLimit. NextCursor, when not 0,
 // is the f.Before of the next page. Paging is by seq, a keyset: inserts
@@ -52,6 +53,9 @@ func (s *Store) List(ctx context.Context, f jobs.ExecutionFilter) (jobs.Executio
 	}
 	if f.JobType != "" {
 		add(listJobTypeSQL, f.JobType)
+	}
+	if f.APIKey != "" {
+		add(listAPIKeySQL, f.APIKey)
 	}
 	if f.Before > 0 {
 		add(listBeforeSQL, f.Before)

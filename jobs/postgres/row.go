@@ -22,7 +22,7 @@ const executionColumns = `
     coalesce(e.image, ''), coalesce(e.exit_code, 0), coalesce(e.stdout, ''), coalesce(e.stderr, ''),
     e.stdout_truncated, e.stderr_truncated, e.output, e.error, e.timing,
     coalesce(e.idempotency_key, ''), coalesce(e.fingerprint, ''), coalesce(e.parent_id::text, ''),
-    coalesce(e.relationship, ''), coalesce(e.correlation_id, ''),
+    coalesce(e.relationship, ''), coalesce(e.correlation_id, ''), coalesce(e.api_key, ''),
     CASE WHEN e.status = 'queued' THEN 1 + (
         SELECT count(*) FROM tako_executions q
         WHERE q.status = 'queued' AND q.job_type = e.job_type AND q.seq < e.seq
@@ -46,7 +46,7 @@ func scanExecution(row pgx.Row) (*jobs.Execution, int64, error) {
 		&r.Image, &r.ExitCode, &r.Stdout, &r.Stderr,
 		&r.StdoutTruncated, &r.StderrTruncated, &output, &errJSON, &timingJSON,
 		&e.IdempotencyKey, &e.Fingerprint, &e.ParentID,
-		&relation, &e.CorrelationID,
+		&relation, &e.CorrelationID, &e.APIKey,
 		&e.QueuePosition,
 	)
 	if err != nil {

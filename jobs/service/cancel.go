@@ -79,6 +79,7 @@ func (s *Service) Fork(ctx context.Context, id, code string, o jobs.Overrides) (
 
 func (s *Service) replay(ctx context.Context, parent *jobs.Execution, code string, rel jobs.Relationship, o jobs.Overrides) (*jobs.Execution, error) {
 	sub := jobs.Submission{
+		APIKey:         o.APIKey,
 		Code:           code,
 		CorrelationID:  parent.CorrelationID,
 		InputJSON:      parent.InputJSON,

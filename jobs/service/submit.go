@@ -131,6 +131,7 @@ func newExecution(sub jobs.Submission, status jobs.Status) *jobs.Execution {
 		Fingerprint:    fingerprint(sub),
 		ID:             newID(),
 		IdempotencyKey: sub.IdempotencyKey,
+		APIKey:         sub.APIKey,
 		InputJSON:      input,
 		JobType:        sub.JobType,
 		Mode:           sub.Mode,
