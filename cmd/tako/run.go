@@ -25,6 +25,7 @@ const usage = `tako runs untrusted Python in hardened, single-use Docker contain
 Usage:
   tako server   [--config FILE] [--host HOST] [--port PORT]   build missing images, then serve the API
   tako setup    [--config FILE]                               build and verify every image the config needs
+  tako doctor   [--config FILE]                               check Docker, runtimes, images, database, work dir and config
   tako validate [FILE]                                        check a configuration file
   tako config   [--config FILE]                               print the effective configuration (secrets masked)
   tako bench    [--url URL] [--concurrency N] [--baseline]     load-test a running server (tako bench -h)
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return runServer(ctx, rest, environ, stdout, stderr)
 	case "setup":
 		return runSetup(ctx, rest, environ, stdout, stderr)
+	case "doctor":
+		return runDoctor(ctx, rest, environ, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, environ, stdout, stderr)
 	case "validate":
