@@ -117,7 +117,7 @@ func (s *Server) describeFiber(ferr *fiber.Error) (int, string) {
 	case code == http.StatusMethodNotAllowed:
 		return code, "Method Not Allowed"
 	case code == http.StatusRequestEntityTooLarge:
-		return code, fmt.Sprintf("Payload too large. Maximum allowed size is %d bytes.", s.limits.MaxBodyBytes)
+		return code, fmt.Sprintf("Payload too large. Maximum allowed size is %d bytes (server.max_body_bytes).", s.limits.MaxBodyBytes)
 	case code >= http.StatusInternalServerError && code != http.StatusBadGateway:
 		return code, internalDetail
 	case code == http.StatusBadGateway:

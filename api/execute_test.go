@@ -327,7 +327,7 @@ func TestExecuteBodyLimits(t *testing.T) {
 		detail string
 	}{
 		{"at the limit", sized(64), nil, 200, ""},
-		{"over the limit", sized(65), map[string]string{"X-Correlation-ID": "big-1"}, 413, "Payload too large. Maximum allowed size is 64 bytes."},
+		{"over the limit", sized(65), map[string]string{"X-Correlation-ID": "big-1"}, 413, "Payload too large. Maximum allowed size is 64 bytes (server.max_body_bytes)."},
 		{"far over the limit", `{"code": "` + strings.Repeat("x", 1<<20) + `"}`, nil, 413, "Payload too large"},
 		{"compressed bodies are refused", `{"code": "print(1)"}`, map[string]string{"Content-Encoding": "gzip"}, 400, `Content-Encoding "gzip" is not supported`},
 	}

@@ -229,7 +229,7 @@ func decodeCode(raw json.RawMessage, maxBytes int64) (string, error) {
 	case strings.TrimSpace(code) == "":
 		return "", jobs.FieldErrorf("code", "must not be blank")
 	case int64(len(code)) > maxBytes:
-		return "", jobs.FieldErrorf("code", "must be at most %d bytes (got %d)", maxBytes, len(code))
+		return "", jobs.FieldErrorf("code", "must be at most %d bytes, limits.max_code_bytes (got %d)", maxBytes, len(code))
 	}
 	return code, nil
 }
@@ -291,7 +291,7 @@ func decodeInput(raw json.RawMessage, maxBytes int64) ([]byte, error) {
 		return nil, jobs.FieldErrorf("input_data", "must be a JSON object")
 	}
 	if int64(buf.Len()) > maxBytes {
-		return nil, jobs.FieldErrorf("input_data", "must be at most %d bytes when serialized (got %d)", maxBytes, buf.Len())
+		return nil, jobs.FieldErrorf("input_data", "must be at most %d bytes when serialized, limits.max_input_bytes (got %d)", maxBytes, buf.Len())
 	}
 	return buf.Bytes(), nil
 }
