@@ -67,3 +67,22 @@ func TestAPIKeyErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestAPIKeysMaskedInConfig: `tako config` shows the names of the keys,
+// never the keys.
+func TestAPIKeysMaskedInConfig(t *testing.T) {
+	t.Parallel()
+	cfg := mustLoad(t, "auth: {api_keys: {ci: ci-key-0123456789abcdef}, api_keys_file: /run/secrets/keys.yaml}", nil, nil)
+	var out strings.Builder
+	if err := cfg.WriteYAML(&out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "0123456789abcdef") {
+		t.Errorf("the key is printed:\n%s", out.String())
+	}
+	for _, want := range []string{"ci: '********'", "api_keys_file: /run/secrets/keys.yaml"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

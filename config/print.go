@@ -110,6 +110,16 @@ func toTree(v reflect.Value) any {
 // mask hides secrets in a tree from toTree; name is the key the value
 // sits under.
 func mask(name string, v any) any {
+	if m, ok := v.(map[string]any); ok && secretKey(name) {
+		// A map of secrets, such as auth.api_keys: the names are not
+		// secret and show which keys exist.
+		for k, child := range m {
+			if !empty(child) {
+				m[k] = masked
+			}
+		}
+		return m
+	}
 	if secretKey(name) && !empty(v) {
 		return masked
 	}
@@ -131,8 +141,8 @@ func mask(name string, v any) any {
 // secretKey reports whether a key's name marks its value as secret.
 func secretKey(name string) bool {
 	n := strings.ToLower(name)
-	if strings.Contains(n, "idempotency") {
-		return false
+	if strings.Contains(n, "idempotency") || strings.HasSuffix(n, "_file") {
+		return false // a key's name, or where secrets live, is not one
 	}
 	for _, word := range []string{"password", "secret", "token", "api_keys", "key"} {
 		if strings.Contains(n, word) {
