@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -72,6 +73,8 @@ func TestAPIKeysAndStrictMode(t *testing.T) {
 		"TAKO_AUTH_API_KEYS_CI=" + ciKey,
 		"TAKO_JOB_TYPES_LOCKED_SECURITY_MODE=strict",
 		"TAKO_JOB_TYPES_LOCKED_POOL_MIN=1", "TAKO_JOB_TYPES_LOCKED_POOL_MAX=2",
+		// Slow refill, so the last subtest can run out.
+		"TAKO_SERVER_RATE_LIMIT_REQUESTS_PER_SECOND=0.2", "TAKO_SERVER_RATE_LIMIT_BURST=40",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -145,6 +148,34 @@ func TestAPIKeysAndStrictMode(t *testing.T) {
 			t.Errorf("locked has containers: %v", left)
 		}
 	})
+
+	t.Run("rate limit", func(t *testing.T) { rateLimited(t, s, key) })
+}
+
+// rateLimited is the last subtest of TestAPIKeysAndStrictMode: guessing
+// keys from one address runs into 429, while the holder of a valid key,
+// metered on its own, goes on.
+func rateLimited(t *testing.T, s *testServer, key map[string]string) {
+	var limited *http.Response
+	for i := range 60 {
+		resp, _ := s.request(t, "GET", "/executions", "", map[string]string{"X-API-Key": fmt.Sprintf("guess-%020d", i)})
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited = resp
+			break
+		}
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, resp.StatusCode)
+		}
+	}
+	if limited == nil {
+		t.Fatal("60 guesses in a row were never rate limited")
+	}
+	if limited.Header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	if resp, _ := s.request(t, "GET", "/executions", "", key); resp.StatusCode != http.StatusOK {
+		t.Errorf("the key holder after the guesses: %d", resp.StatusCode)
+	}
 }
 
 // TestBindGuard: a server on a non-loopback address without API keys
