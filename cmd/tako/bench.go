@@ -57,6 +57,7 @@ type benchConfig struct {
 	Baseline    bool          `json:"baseline"`
 	Image       string        `json:"image,omitempty"`
 	Timeout     time.Duration `json:"-"`
+	APIKey      string        `json:"-"` // sent as a bearer token when set
 }
 
 // parseBenchFlags reads and checks tako bench's arguments. Every error names
@@ -83,6 +84,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (cfg benchConfig, ok bool,
 	fs.BoolVar(&cfg.Baseline, "baseline", false, "then run the original's model (one hardened docker run --rm per job) and compare")
 	fs.StringVar(&cfg.Image, "image", "", "image `REF` for --baseline (default: the job type's image, from the server)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 60*time.Second, "per-request timeout")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "API `KEY` for a server that has keys (sent as Authorization: Bearer)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, false, nil
@@ -153,7 +155,7 @@ func runBench(ctx context.Context, args []string, environ []string, stdout, stde
 			return errors.New("--baseline needs the docker CLI, and no docker command was found on PATH")
 		}
 	}
-	client := newBenchClient(cfg.Concurrency)
+	client := newBenchClient(cfg.Concurrency, cfg.APIKey)
 	defer client.CloseIdleConnections()
 
 	// Ask for the job type first: it fails fast with a clear message when
@@ -539,13 +541,29 @@ func clip(s string, n int) string {
 
 // newBenchClient returns an HTTP client that keeps one idle connection per
 // worker, so every worker reuses its connection.
-func newBenchClient(concurrency int) *http.Client {
+func newBenchClient(concurrency int, apiKey string) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil // the server is usually on loopback; never route it through a proxy
 	tr.MaxIdleConns = concurrency * 2
 	tr.MaxIdleConnsPerHost = concurrency
 	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	return &http.Client{Transport: tr}
+	if apiKey == "" {
+		return &http.Client{Transport: tr}
+	}
+	return &http.Client{Transport: bearer{key: apiKey, next: tr}}
+}
+
+// bearer adds an API key to every request.
+type bearer struct {
+	key  string
+	next http.RoundTripper
+}
+
+// RoundTrip implements http.RoundTripper.
+func (b bearer) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Authorization", "Bearer "+b.key)
+	return b.next.RoundTrip(req)
 }
 
 // benchJobType is what bench reads from GET /job-types/{name}.

@@ -149,6 +149,22 @@ func TestAPIKeysAndStrictMode(t *testing.T) {
 		}
 	})
 
+	t.Run("bench with a key", func(t *testing.T) {
+		var out bytes.Buffer
+		args := []string{"tako", "bench", "--url", s.url, "--api-key", ciKey, "--requests", "3", "--json"}
+		if err := run(context.Background(), args, os.Environ(), &out, io.Discard); err != nil {
+			t.Fatalf("bench: %v\n%s", err, out.String())
+		}
+		var rep struct {
+			Tako struct {
+				Requests, Errors int
+			} `json:"tako"`
+		}
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.Tako.Requests != 3 || rep.Tako.Errors != 0 {
+			t.Errorf("bench report: %v\n%s", err, out.String())
+		}
+	})
+
 	t.Run("rate limit", func(t *testing.T) { rateLimited(t, s, key) })
 }
 
