@@ -52,5 +52,12 @@ check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed" >&2; exit 1; }
 	$(GO) vet ./...
 
+# Each fuzz target runs briefly on every CI run, from its committed seed
+# corpus (testdata/fuzz). -fuzzminimizetime bounds the shrinking of new
+# inputs, which otherwise shows as long stretches of 0 execs/s.
 fuzz:
-	$(GO) test ./api -run='^$$' -fuzz=FuzzExecuteRequest -fuzztime=30s
+	$(GO) test ./api -run='^$$' -fuzz='^FuzzExecuteRequest$$' -fuzztime=20s -fuzzminimizetime=5s
+	$(GO) test ./api -run='^$$' -fuzz='^FuzzArtifactName$$' -fuzztime=10s -fuzzminimizetime=5s
+	$(GO) test ./runner -run='^$$' -fuzz='^FuzzCollectArtifactName$$' -fuzztime=10s -fuzzminimizetime=5s
+	$(GO) test ./jobtypes -run='^$$' -fuzz='^FuzzValidateRequirement$$' -fuzztime=15s -fuzzminimizetime=5s
+	$(GO) test ./config -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=20s -fuzzminimizetime=5s

@@ -93,7 +93,7 @@ func layerValue(leaf *node, value string) any {
 func (n *node) matchEnv(tail, path string, declared func(string) []string) (string, *node, error) {
 	switch {
 	case n.fields != nil:
-		up := strings.ToUpper(tail)
+		up := asciiUpper(tail)
 		for _, name := range n.names() {
 			child, word := n.fields[name], envWord(name)
 			if up == word && child.leaf() {
@@ -134,7 +134,7 @@ func (n *node) matchEnv(tail, path string, declared func(string) []string) (stri
 // they are tried: first the declared names, longest first, then every
 // '_'-separated prefix of tail as a new lowercase name, shortest first.
 func mapKeyCandidates(tail string, declared []string) ([]string, error) {
-	up := strings.ToUpper(tail)
+	up := asciiUpper(tail)
 	var out []string
 	byWord := make(map[string]string)
 	for _, name := range declared {
@@ -154,7 +154,7 @@ func mapKeyCandidates(tail string, declared []string) ([]string, error) {
 		if tail[i] != '_' {
 			continue
 		}
-		name := strings.ToLower(tail[:i])
+		name := asciiLower(tail[:i])
 		if _, dup := byWord[envWord(name)]; !dup && jobtypes.ValidName(name) {
 			out = append(out, name)
 		}
@@ -166,4 +166,28 @@ func mapKeyCandidates(tail string, declared []string) ([]string, error) {
 // with '-' as '_'.
 func envWord(name string) string {
 	return strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// asciiUpper upper-cases the ASCII letters of s and keeps every other byte,
+// so that a prefix matched in the result has the same length in s.
+// strings.ToUpper does not: "ɐ" grows to "Ɐ", an invalid byte to U+FFFD.
+func asciiUpper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
+
+// asciiLower lower-cases the ASCII letters of s and keeps every other byte.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c - 'A' + 'a'
+		}
+	}
+	return string(b)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode"
 )
 
 var (
@@ -37,14 +38,25 @@ const (
 	specList = spec + `(?:[ \t]*,[ \t]*` + spec + `)*`
 )
 
+// maxRequirementLen bounds a requirement's length. PEP 508 sets no limit,
+// but real requirements, markers included, stay well under 200 bytes, and
+// matching the grammar costs about 0.3 µs a byte: unbounded, the entries of
+// one 2 MiB request body would take over half a second of CPU to check.
+const maxRequirementLen = 512
+
 // ValidateRequirement checks that req is a pip requirement tako can bake into
-// an image safely: a PEP 508 project name with optional extras ("pkg[a,b]"),
-// optional version specifiers ("==1.2", ">=1,<2", "~=1.4") and an optional
-// environment marker ("; python_version >= '3.11'"). It rejects everything
-// else pip would also accept: options ("-r", "-e", "--index-url"), URLs,
+// an image safely: at most 512 bytes of a PEP 508 project name with optional
+// extras ("pkg[a,b]"), optional version specifiers ("==1.2", ">=1,<2",
+// "~=1.4") and an optional environment marker ("; python_version >=
+// '3.11'"). It rejects everything else pip would also accept: options
+// ("-r", "-e", "--index-url"), also as a later blank-separated word, URLs,
 // local paths and archives, direct references ("pkg @ url"), and any shell
-// metacharacter or line break. The error says what is wrong, not where.
+// metacharacter, control character or line break. The error says what is
+// wrong, not where.
 func ValidateRequirement(req string) error {
+	if len(req) > maxRequirementLen {
+		return fmt.Errorf("requirement is longer than %d bytes", maxRequirementLen)
+	}
 	if strings.ContainsAny(req, "\n\r\x00") {
 		return errors.New("requirement must be a single line")
 	}
@@ -54,6 +66,10 @@ func ValidateRequirement(req string) error {
 		return errors.New("requirement is empty")
 	case strings.HasPrefix(r, "-"):
 		return fmt.Errorf("requirement %q is a pip option; only package requirements are allowed", req)
+	case strings.IndexFunc(r, unicode.IsControl) >= 0:
+		// A tab or an escape inside a marker's string would pass the
+		// grammar; the image builder refuses them.
+		return fmt.Errorf("requirement %q contains a control character", req)
 	}
 
 	spec, marker, hasMarker := strings.Cut(r, ";")
@@ -76,6 +92,13 @@ func ValidateRequirement(req string) error {
 	if hasMarker {
 		if err := validateMarker(marker); err != nil {
 			return fmt.Errorf("requirement %q: %w", req, err)
+		}
+	}
+	// "pkg === -rfoo" and a marker string such as ' --index-url x' fit the
+	// grammar, but a requirements file would read the word as an option.
+	for _, word := range strings.Fields(r) {
+		if strings.HasPrefix(word, "-") {
+			return fmt.Errorf("requirement %q carries the pip option %q; only package requirements are allowed", req, word)
 		}
 	}
 	return nil

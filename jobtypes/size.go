@@ -45,12 +45,21 @@ func ParseSize(s string) (int64, error) {
 	if num == "" || !ok {
 		return 0, fmt.Errorf("malformed size %q (use a number with an optional unit: k, m, g, t, KiB, MiB, GiB)", s)
 	}
+	if !strings.Contains(num, ".") {
+		// Whole numbers exactly: a float64 cannot hold every int64.
+		n, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || n > math.MaxInt64/mult {
+			return 0, fmt.Errorf("size %q is too large", s)
+		}
+		return n * mult, nil
+	}
 	f, err := strconv.ParseFloat(num, 64)
 	if err != nil {
 		return 0, fmt.Errorf("malformed size %q", s)
 	}
+	// float64(math.MaxInt64) is 2^63, which int64 cannot hold.
 	v := f * float64(mult)
-	if v > math.MaxInt64 {
+	if v >= math.MaxInt64 {
 		return 0, fmt.Errorf("size %q is too large", s)
 	}
 	return int64(v), nil
