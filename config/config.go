@@ -133,10 +133,13 @@ type RunnerConfig struct {
 
 // LimitsConfig holds the global ceilings every job type and request obey.
 type LimitsConfig struct {
-	MaxArtifactBytes      Size     `koanf:"max_artifact_bytes"`
-	MaxArtifacts          int      `koanf:"max_artifacts"`
-	MaxCodeBytes          Size     `koanf:"max_code_bytes"`
-	MaxInputBytes         Size     `koanf:"max_input_bytes"`
+	MaxArtifactBytes Size `koanf:"max_artifact_bytes"`
+	MaxArtifacts     int  `koanf:"max_artifacts"`
+	MaxCodeBytes     Size `koanf:"max_code_bytes"`
+	MaxInputBytes    Size `koanf:"max_input_bytes"`
+	// MaxOutputBytes is the disk a running program may take in /output;
+	// past it the program is stopped.
+	MaxOutputBytes        Size     `koanf:"max_output_bytes"`
 	MaxStderrBytes        Size     `koanf:"max_stderr_bytes"`
 	MaxStdoutBytes        Size     `koanf:"max_stdout_bytes"`
 	MaxTimeout            Duration `koanf:"max_timeout"`

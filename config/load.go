@@ -167,6 +167,7 @@ func defaults() map[string]any {
 		"limits.max_stderr_bytes":         "64KiB",
 		"limits.max_artifact_bytes":       "10MiB",
 		"limits.max_total_artifact_bytes": "50MiB",
+		"limits.max_output_bytes":         "200MiB",
 		"limits.max_artifacts":            100,
 		"limits.max_code_bytes":           "100KiB",
 		"limits.max_input_bytes":          "1MiB",

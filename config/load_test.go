@@ -70,6 +70,7 @@ func TestLoadDefaults(t *testing.T) {
 			MaxArtifacts:          100,
 			MaxCodeBytes:          102400,
 			MaxInputBytes:         1 << 20,
+			MaxOutputBytes:        200 << 20,
 			MaxStderrBytes:        64 << 10,
 			MaxStdoutBytes:        64 << 10,
 			MaxTimeout:            Duration(300 * time.Second),

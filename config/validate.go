@@ -159,6 +159,10 @@ func (c *Config) validateLimits(p *problems) {
 		p.add("limits.max_artifact_bytes", "%s exceeds limits.max_total_artifact_bytes (%s)",
 			jobtypes.FormatSize(int64(l.MaxArtifactBytes)), jobtypes.FormatSize(int64(l.MaxTotalArtifactBytes)))
 	}
+	if l.MaxOutputBytes < l.MaxTotalArtifactBytes {
+		p.add("limits.max_output_bytes", "%s is less than limits.max_total_artifact_bytes (%s): a program could not write the artifacts it may return",
+			jobtypes.FormatSize(int64(l.MaxOutputBytes)), jobtypes.FormatSize(int64(l.MaxTotalArtifactBytes)))
+	}
 }
 
 func (c *Config) validateImages(p *problems) {

@@ -28,6 +28,9 @@ type OutputLimits struct {
 	MaxStderrBytes        int   // stderr kept; the rest is counted and dropped
 	MaxStdoutBytes        int   // stdout kept; the rest is counted and dropped
 	MaxTotalArtifactBytes int64 // all files together; collection stops there
+	// MaxOutputBytes is the disk a program may take in /output while it
+	// runs; past it the program is stopped. 0 means no watch.
+	MaxOutputBytes int64
 }
 
 // collected is what the program left in /output.

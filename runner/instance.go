@@ -54,7 +54,7 @@ func (in *instance) release() {
 	if in.lock == nil {
 		return
 	}
-	os.RemoveAll(in.slotsDir)
+	removeTree(in.slotsDir)
 	os.Remove(in.lockPath)
 	in.lock.Close()
 	in.lock = nil
@@ -111,7 +111,7 @@ func reap(ctx context.Context, docker dockerAPI, self *instance, workDir string,
 		}
 		removed++
 		if slot := c.Labels[LabelSlot]; slot != "" && strings.HasPrefix(slot, filepath.Dir(filepath.Dir(lockPath))) {
-			os.RemoveAll(slot)
+			removeTree(slot)
 		}
 	}
 	// Lock files in our own work directory whose owners are gone: remove
@@ -122,7 +122,7 @@ func reap(ctx context.Context, docker dockerAPI, self *instance, workDir string,
 		if id == self.id || !gone(lp) {
 			continue
 		}
-		os.RemoveAll(filepath.Join(workDir, "slots", id))
+		removeTree(filepath.Join(workDir, "slots", id))
 		os.Remove(lp)
 	}
 	if removed > 0 {

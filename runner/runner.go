@@ -534,6 +534,9 @@ func (r *Runner) run(ctx context.Context, c *jobContainer, req Request, began ti
 
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	outputFull := watchOutput(watchCtx, c.slot.output(), r.limits.MaxOutputBytes)
 	ended := 0
 	for ended < 2 {
 		select {
@@ -554,6 +557,14 @@ func (r *Runner) run(ctx context.Context, c *jobContainer, req Request, began ti
 			res.Timing.Run = time.Since(triggered)
 			res.Status, res.ExitCode = jobs.StatusTimeout, 124
 			res.Error = &jobs.ExecError{Type: jobs.ErrTimeout, Message: fmt.Sprintf("execution exceeded the %s timeout and was killed", timeout)}
+			r.finish(c, res)
+			return res, nil
+		case why := <-outputFull:
+			r.kill(c)
+			r.waitStreams(c)
+			res.Timing.Run = time.Since(triggered)
+			res.Status, res.ExitCode = jobs.StatusFailed, 137
+			res.Error = &jobs.ExecError{Type: jobs.ErrOutputError, Message: "the program was killed: " + why}
 			r.finish(c, res)
 			return res, nil
 		case <-ctx.Done():
@@ -589,7 +600,7 @@ func (r *Runner) exited(c *jobContainer, res *jobs.Result, triggered time.Time) 
 		return nil, fmt.Errorf("wait for container: %w", err)
 	}
 	res.Timing.Run = time.Since(triggered)
-	info, err := r.docker.ContainerInspect(ctx, c.id)
+	info, err := r.inspectExited(ctx, c.id)
 	if err != nil {
 		return nil, fmt.Errorf("inspect container: %w", err)
 	}
@@ -610,6 +621,29 @@ func (r *Runner) exited(c *jobContainer, res *jobs.Result, triggered time.Time) 
 	}
 	r.finish(c, res)
 	return res, nil
+}
+
+// oomSettle bounds how long inspectExited waits for the engine to record
+// an out-of-memory kill.
+const oomSettle = time.Second
+
+// inspectExited inspects a container that exited. The engine handles the
+// exit and the out-of-memory event of one container separately, and under
+// load the exit can come first: a SIGKILL (exit 137) without OOMKilled is
+// looked at again for a moment before it is taken for a plain kill.
+func (r *Runner) inspectExited(ctx context.Context, id string) (container.InspectResponse, error) {
+	deadline := time.Now().Add(oomSettle)
+	for {
+		info, err := r.docker.ContainerInspect(ctx, id)
+		if err != nil || info.State == nil || info.State.OOMKilled || info.State.ExitCode != 137 || time.Now().After(deadline) {
+			return info, err
+		}
+		select {
+		case <-ctx.Done():
+			return info, nil
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func jobLimitMemory(info container.InspectResponse) int64 {

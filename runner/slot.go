@@ -86,7 +86,7 @@ func (s slot) fill(code string, input []byte) error {
 	return nil
 }
 
-func (s slot) remove() { os.RemoveAll(s.dir) }
+func (s slot) remove() { removeTree(s.dir) }
 
 // randomHex returns n random bytes, hex-encoded.
 func randomHex(n int) string {

@@ -232,5 +232,6 @@ func outputLimits(cfg *config.Config) runner.OutputLimits {
 		MaxStderrBytes:        int(cfg.Limits.MaxStderrBytes),
 		MaxStdoutBytes:        int(cfg.Limits.MaxStdoutBytes),
 		MaxTotalArtifactBytes: int64(cfg.Limits.MaxTotalArtifactBytes),
+		MaxOutputBytes:        int64(cfg.Limits.MaxOutputBytes),
 	}
 }
