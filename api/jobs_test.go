@@ -22,7 +22,7 @@ var (
 	cancelKeys  = []string{"job_id", "status"}
 	replayKeys  = []string{"job_id", "parent_id", "relationship", "status"}
 	recordKeys  = []string{
-		"api_key", "artifacts", "attempt", "correlation_id", "created_at", "error", "execution_id", "execution_time",
+		"api_key", "artifacts", "artifacts_truncated", "attempt", "correlation_id", "created_at", "error", "execution_id", "execution_time",
 		"exit_code", "finished_at", "job_id", "image", "job_type", "node", "output", "parent_id", "relationship", "requirements", "runtime",
 		"start", "started_at", "status", "stderr", "stderr_truncated", "stdout", "stdout_truncated", "success", "timing",
 	}
@@ -272,7 +272,7 @@ func TestResult(t *testing.T) {
 				"success": true, "output": map[string]any{"sum": 30.0, "product": 200.0}, "stdout": "Done!\n", "stderr": "",
 				"exit_code": 0.0, "execution_time": 0.35, "job_type": "default", "execution_id": done.ID, "job_id": done.ID,
 				"status": "succeeded", "error": nil, "runtime": "runc", "start": "warm", "stdout_truncated": false,
-				"stderr_truncated": false, "artifacts": []any{},
+				"stderr_truncated": false, "artifacts": []any{}, "artifacts_truncated": false,
 				"timing":     map[string]any{"queue_ms": 0.25, "start_ms": 1.0, "run_ms": 11.5, "collect_ms": 0.5, "total_ms": 350.0},
 				"created_at": "2026-03-14T15:09:26.535897Z", "started_at": "2026-03-14T15:09:28.535897Z",
 				"finished_at": "2026-03-14T15:09:28.885897Z", "attempt": 2.0, "node": "node-a", "image": "", "requirements": []any{}, "parent_id": "0195c3a8-0000-7000-8000-0000000000aa",

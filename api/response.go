@@ -28,9 +28,12 @@ type ExecuteResponse struct {
 	Runtime         string          `json:"runtime"`
 	Start           jobs.Start      `json:"start"`
 	StdoutTruncated bool            `json:"stdout_truncated"`
-	StderrTruncated bool            `json:"stderr_truncated"`
-	Artifacts       []jobs.Artifact `json:"artifacts"`
-	Timing          TimingResponse  `json:"timing"`
+	// ArtifactsTruncated says files in /output were left out because of
+	// limits.max_artifacts, max_artifact_bytes or max_total_artifact_bytes.
+	ArtifactsTruncated bool            `json:"artifacts_truncated"`
+	StderrTruncated    bool            `json:"stderr_truncated"`
+	Artifacts          []jobs.Artifact `json:"artifacts"`
+	Timing             TimingResponse  `json:"timing"`
 }
 
 // TimingResponse is where the time of one execution went, in milliseconds.
@@ -95,6 +98,7 @@ func newExecuteResponse(exec *jobs.Execution) ExecuteResponse {
 	r.Runtime = res.Runtime
 	r.Start = res.Start
 	r.StdoutTruncated = res.StdoutTruncated
+	r.ArtifactsTruncated = res.ArtifactsTruncated
 	r.StderrTruncated = res.StderrTruncated
 	if res.Artifacts != nil {
 		r.Artifacts = res.Artifacts

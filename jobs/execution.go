@@ -83,7 +83,10 @@ type Result struct {
 	StderrTruncated bool
 	Stdout          string
 	StdoutTruncated bool
-	Timing          Timing
+	// ArtifactsTruncated says files in /output were left out because of
+	// the artifact limits (count, per-file or total size).
+	ArtifactsTruncated bool
+	Timing             Timing
 }
 
 // Success reports whether the program ran to completion with exit code 0.

@@ -39,6 +39,7 @@ type collected struct {
 	contents  [][]byte // contents[i] is the content of artifacts[i]
 	output    json.RawMessage
 	outputErr string // why result.json could not be used, "" when fine or absent
+	truncated bool   // files were left out because of the limits
 }
 
 // collectOutput reads result.json and lists the artifacts in dir. Only
@@ -62,13 +63,19 @@ func collectOutput(dir string, lim OutputLimits) collected {
 			continue
 		}
 		if len(c.artifacts) >= lim.MaxArtifacts {
+			c.truncated = true
 			break
 		}
-		a, content, ok := readArtifact(filepath.Join(dir, name), lim.MaxArtifactBytes)
-		if !ok {
+		a, content, err := readArtifact(filepath.Join(dir, name), lim.MaxArtifactBytes)
+		if errors.Is(err, errTooLarge) {
+			c.truncated = true
 			continue
 		}
+		if err != nil {
+			continue // not a regular file after all, or gone
+		}
 		if total+a.SizeBytes > lim.MaxTotalArtifactBytes {
+			c.truncated = true
 			break
 		}
 		total += a.SizeBytes
@@ -107,23 +114,29 @@ func openRegular(path string) (*os.File, os.FileInfo, error) {
 }
 
 // readArtifact reads a regular file of at most max bytes and describes it.
-func readArtifact(path string, max int64) (jobs.Artifact, []byte, bool) {
+func readArtifact(path string, max int64) (jobs.Artifact, []byte, error) {
 	f, fi, err := openRegular(path)
 	if err != nil {
-		return jobs.Artifact{}, nil, false
+		return jobs.Artifact{}, nil, err
 	}
 	defer f.Close()
 	if fi.Size() > max {
-		return jobs.Artifact{}, nil, false
+		return jobs.Artifact{}, nil, errTooLarge
 	}
 	content, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil || int64(len(content)) > max {
-		return jobs.Artifact{}, nil, false
+	if err != nil {
+		return jobs.Artifact{}, nil, err
+	}
+	if int64(len(content)) > max {
+		return jobs.Artifact{}, nil, errTooLarge
 	}
 	sum := sha256.Sum256(content)
 	a := jobs.Artifact{Name: filepath.Base(path), SizeBytes: int64(len(content)), SHA256: hex.EncodeToString(sum[:])}
-	return a, content, true
+	return a, content, nil
 }
+
+// errTooLarge is an artifact over limits.max_artifact_bytes.
+var errTooLarge = errors.New("artifact is larger than limits.max_artifact_bytes")
 
 func readResult(path string, max int64) (json.RawMessage, string) {
 	f, _, err := openRegular(path)

@@ -43,10 +43,26 @@ func TestCollectOutput(t *testing.T) {
 	if len(got.contents) != 2 || string(got.contents[0]) != "aaaa" || string(got.contents[1]) != "bbbb" {
 		t.Errorf("contents %q", got.contents)
 	}
+	if !got.truncated {
+		t.Error("files left out by the count cap, but not truncated")
+	}
 
 	got = collectOutput(dir, OutputLimits{MaxArtifactBytes: 50, MaxArtifacts: 10, MaxTotalArtifactBytes: 6})
-	if len(got.artifacts) != 1 {
-		t.Errorf("total cap: %d artifacts, want 1", len(got.artifacts))
+	if len(got.artifacts) != 1 || !got.truncated {
+		t.Errorf("total cap: %d artifacts (truncated %v), want 1, truncated", len(got.artifacts), got.truncated)
+	}
+
+	// Only the per-file cap leaves big.bin out: still truncated.
+	got = collectOutput(dir, OutputLimits{MaxArtifactBytes: 50, MaxArtifacts: 10, MaxTotalArtifactBytes: 1000})
+	if len(got.artifacts) != 3 || !got.truncated {
+		t.Errorf("per-file cap: %d artifacts (truncated %v), want 3, truncated", len(got.artifacts), got.truncated)
+	}
+	// Links, directories, FIFOs and hidden files are never artifacts;
+	// leaving them out truncates nothing.
+	os.Remove(filepath.Join(dir, "big.bin"))
+	got = collectOutput(dir, OutputLimits{MaxArtifactBytes: 50, MaxArtifacts: 10, MaxTotalArtifactBytes: 1000})
+	if len(got.artifacts) != 3 || got.truncated {
+		t.Errorf("within every cap: %d artifacts (truncated %v), want 3, not truncated", len(got.artifacts), got.truncated)
 	}
 }
 

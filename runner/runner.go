@@ -689,6 +689,7 @@ func (r *Runner) finish(c *jobContainer, res *jobs.Result) {
 	res.Stderr, res.StderrTruncated = string(stderr), errTrunc
 	got := collectOutput(c.slot.output(), r.limits)
 	res.Output, res.Artifacts, res.ArtifactBytes = got.output, got.artifacts, got.contents
+	res.ArtifactsTruncated = got.truncated
 	if got.outputErr != "" && res.Status == jobs.StatusSucceeded {
 		res.Status = jobs.StatusFailed
 		res.Error = &jobs.ExecError{Type: jobs.ErrOutputError, Message: got.outputErr}

@@ -110,8 +110,8 @@ var hostileCases = []hostileCase{
 				t.Errorf("the program wrote %d files of 9 MiB before it was stopped; want about 23", lines)
 			}
 			names, total := r.artifacts()
-			if len(names) != 5 || total > 50<<20 {
-				t.Errorf("artifacts %v (%d bytes): want the first 5 of 9 MiB, up to max_total_artifact_bytes", names, total)
+			if len(names) != 5 || total > 50<<20 || r.res["artifacts_truncated"] != true {
+				t.Errorf("artifacts %v (%d bytes, truncated %v): want the first 5 of 9 MiB, up to max_total_artifact_bytes, and truncated", names, total, r.res["artifacts_truncated"])
 			}
 		}},
 	{name: "fork bomb", timeout: 3, status: "timeout", errType: "timeout",
@@ -185,6 +185,9 @@ var hostileCases = []hostileCase{
 			names, _ := r.artifacts()
 			if len(names) != 100 || names[0] != "f0000.txt" || names[99] != "f0099.txt" {
 				t.Errorf("%d artifacts (%v...): want the first 100, limits.max_artifacts", len(names), names[:min(3, len(names))])
+			}
+			if r.res["artifacts_truncated"] != true {
+				t.Error("1900 files left out, but artifacts_truncated is not set")
 			}
 		}},
 	{name: "links and special files in /output", status: "succeeded",

@@ -181,7 +181,8 @@ const finishSQL = `
 UPDATE tako_executions SET
     status = $2, finished_at = now(), exit_code = $3, stdout = $4, stderr = $5,
     stdout_truncated = $6, stderr_truncated = $7, output = $8, error = $9, timing = $10,
-    runtime = nullif($11, ''), start_kind = nullif($12, ''), image = nullif($13, '')
+    runtime = nullif($11, ''), start_kind = nullif($12, ''), image = nullif($13, ''),
+    artifacts_truncated = $14
 WHERE id = $1 AND status IN ('queued', 'running')`
 
 const notifySQL = `SELECT pg_notify($1, $2)`
@@ -191,7 +192,7 @@ const notifySQL = `SELECT pg_notify($1, $2)`
 // without artifacts, the most common one.
 const finishNotifySQL = `
 WITH u AS (` + finishSQL + ` RETURNING id),
-n AS (SELECT pg_notify($14, id::text) FROM u)
+n AS (SELECT pg_notify($15, id::text) FROM u)
 SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM n)`
 
 // beginner starts a transaction; *pgxpool.Pool and *pgx.Conn are ones.
@@ -256,7 +257,7 @@ func finishArgs(id string, res *jobs.Result) ([]any, error) {
 	return []any{id, string(res.Status), res.ExitCode,
 		cleanText(res.Stdout), cleanText(res.Stderr), res.StdoutTruncated, res.StderrTruncated,
 		output, execErr, string(timing),
-		cleanText(res.Runtime), string(res.Start), cleanText(res.Image)}, nil
+		cleanText(res.Runtime), string(res.Start), cleanText(res.Image), res.ArtifactsTruncated}, nil
 }
 
 // finishAlone is Finish without artifacts and outside a caller's

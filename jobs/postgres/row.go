@@ -20,7 +20,7 @@ const executionColumns = `
     e.timeout_ms, e.startup_timeout_ms, e.created_at, e.started_at, e.finished_at,
     e.attempt, coalesce(e.node, ''), coalesce(e.runtime, ''), coalesce(e.start_kind, ''),
     coalesce(e.image, ''), coalesce(e.exit_code, 0), coalesce(e.stdout, ''), coalesce(e.stderr, ''),
-    e.stdout_truncated, e.stderr_truncated, e.output, e.error, e.timing,
+    e.stdout_truncated, e.stderr_truncated, e.artifacts_truncated, e.output, e.error, e.timing,
     coalesce(e.idempotency_key, ''), coalesce(e.fingerprint, ''), coalesce(e.parent_id::text, ''),
     coalesce(e.relationship, ''), coalesce(e.correlation_id, ''), coalesce(e.api_key, ''),
     CASE WHEN e.status = 'queued' THEN 1 + (
@@ -44,7 +44,7 @@ func scanExecution(row pgx.Row) (*jobs.Execution, int64, error) {
 		&timeoutMS, &startupMS, &e.CreatedAt, &e.StartedAt, &e.FinishedAt,
 		&e.Attempt, &e.Node, &r.Runtime, &startKind,
 		&r.Image, &r.ExitCode, &r.Stdout, &r.Stderr,
-		&r.StdoutTruncated, &r.StderrTruncated, &output, &errJSON, &timingJSON,
+		&r.StdoutTruncated, &r.StderrTruncated, &r.ArtifactsTruncated, &output, &errJSON, &timingJSON,
 		&e.IdempotencyKey, &e.Fingerprint, &e.ParentID,
 		&relation, &e.CorrelationID, &e.APIKey,
 		&e.QueuePosition,
