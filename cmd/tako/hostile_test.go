@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"cmp"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,9 +16,6 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
-
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 
 	"github.com/tako-run/tako/runner"
 	"github.com/tako-run/tako/runner/runnertest"
@@ -793,18 +789,9 @@ func waitNoStraySlots(t *testing.T, s *testServer) {
 // workDir.
 func slotsOf(t *testing.T, workDir string) []string {
 	t.Helper()
-	list, err := runnertest.Docker(t).ContainerList(context.Background(), container.ListOptions{
-		All:     true,
-		Filters: filters.NewArgs(filters.Arg("label", runner.LabelManaged+"=true")),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, c := range list {
-		if strings.HasPrefix(c.Labels[runner.LabelLock], filepath.Join(workDir, "instances")) {
-			out = append(out, c.Labels[runner.LabelSlot])
-		}
+	for _, c := range serverContainers(t, workDir) {
+		out = append(out, c.Labels[runner.LabelSlot])
 	}
 	return out
 }

@@ -318,22 +318,33 @@ func waitContainers(t *testing.T, workDir, jobType string, n int) {
 	t.Errorf("containers of job type %q: %v, want %d", jobType, left, n)
 }
 
-// containersOf lists the containers of the server in workDir that run
-// jobType ("" for any).
-func containersOf(t *testing.T, workDir, jobType string) []string {
+// serverContainers lists the containers of the server in workDir: those
+// whose instance lock lives there.
+func serverContainers(t *testing.T, workDir string) []container.Summary {
 	t.Helper()
-	dc := runnertest.Docker(t)
-	list, err := dc.ContainerList(context.Background(), container.ListOptions{
+	list, err := runnertest.Docker(t).ContainerList(context.Background(), container.ListOptions{
 		All:     true,
 		Filters: filters.NewArgs(filters.Arg("label", runner.LabelManaged+"=true")),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
+	var out []container.Summary
 	for _, c := range list {
-		if strings.HasPrefix(c.Labels[runner.LabelLock], filepath.Join(workDir, "instances")) &&
-			(jobType == "" || c.Labels[runner.LabelJobType] == jobType) {
+		if strings.HasPrefix(c.Labels[runner.LabelLock], filepath.Join(workDir, "instances")) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// containersOf lists the containers of the server in workDir that run
+// jobType ("" for any).
+func containersOf(t *testing.T, workDir, jobType string) []string {
+	t.Helper()
+	var out []string
+	for _, c := range serverContainers(t, workDir) {
+		if jobType == "" || c.Labels[runner.LabelJobType] == jobType {
 			out = append(out, c.ID[:12]+" "+c.State)
 		}
 	}
