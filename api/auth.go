@@ -82,12 +82,12 @@ func apiKeyOf(c *fiber.Ctx) string {
 	return name
 }
 
-// guard runs before every handler except /health: it meters the caller,
-// then checks its API key. The limiter comes first so that guessing keys
-// is metered too; a caller whose key checks out is metered by key, any
-// other by its address.
+// guard runs before every handler except /health and /openapi.json: it
+// meters the caller, then checks its API key. The limiter comes first so
+// that guessing keys is metered too; a caller whose key checks out is
+// metered by key, any other by its address.
 func (s *Server) guard(c *fiber.Ctx) error {
-	if c.Path() == "/health" {
+	if c.Path() == "/health" || c.Path() == "/openapi.json" {
 		return c.Next()
 	}
 	name, authErr := "", error(nil)

@@ -102,6 +102,7 @@ type Server struct {
 	limiter  *limiter
 	limits   Limits
 	logger   *slog.Logger
+	openapi  []byte // GET /openapi.json
 	metrics  *metrics.Metrics
 	registry *jobtypes.Registry
 	runner   Runner
@@ -148,6 +149,11 @@ func New(opts Options) *Server {
 
 		openMetrics: opts.Auth.OpenMetrics,
 	}
+	doc, err := openAPIDocument(opts.Version, s.keys.header)
+	if err != nil {
+		panic("api.New: the OpenAPI document does not encode: " + err.Error())
+	}
+	s.openapi = doc
 	s.app = fiber.New(fiber.Config{
 		AppName:               "tako",
 		BodyLimit:             int(min(s.limits.MaxBodyBytes, int64(maxInt))),
@@ -182,6 +188,7 @@ func New(opts Options) *Server {
 	s.app.Get("/job-types", s.handleJobTypes)
 	s.app.Get("/job-types/:name", s.handleJobType)
 	s.app.Post("/job-types/:name/build", s.handleBuild)
+	s.app.Get("/openapi.json", s.handleOpenAPI)
 	if opts.Metrics != nil {
 		s.app.Get("/metrics", adaptor.HTTPHandler(opts.Metrics.Handler()))
 	}
