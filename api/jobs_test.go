@@ -448,7 +448,7 @@ func TestRerunAndFork(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// Not parallel: each case reads the fake's last call.
-			r := do(t, s, "POST", tt.path, tt.body, nil)
+			r := do(t, s, "POST", tt.path, tt.body, map[string]string{"X-Correlation-ID": "replay-cid"})
 			if r.status != http.StatusAccepted {
 				t.Fatalf("status %d, want 202: %s", r.status, r.body)
 			}
@@ -461,6 +461,8 @@ func TestRerunAndFork(t *testing.T) {
 			fs.mu.Lock()
 			over, code := fs.lastOver, fs.lastCode
 			fs.mu.Unlock()
+			// The new execution carries the replay request's correlation id.
+			tt.over.CorrelationID = "replay-cid"
 			if over != tt.over || (tt.rel == "fork" && code != tt.code) {
 				t.Errorf("service got overrides %+v code %q, want %+v %q", over, code, tt.over, tt.code)
 			}

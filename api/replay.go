@@ -72,7 +72,7 @@ func (s *Server) replay(c *fiber.Ctx, rel jobs.Relationship) error {
 			}
 		}
 	}
-	o := jobs.Overrides{APIKey: apiKeyOf(c), Timeout: req.timeout}
+	o := jobs.Overrides{APIKey: apiKeyOf(c), CorrelationID: s.prepare(c), Timeout: req.timeout}
 	if req.jobType != nil {
 		o.JobType = req.jobType.Name
 	}

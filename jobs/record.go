@@ -93,9 +93,11 @@ type ExecutionPage struct {
 type Overrides struct {
 	// APIKey names the key of the caller asking for the replay; the new
 	// execution is recorded as theirs.
-	APIKey  string
-	JobType string
-	Timeout time.Duration
+	APIKey string
+	// CorrelationID is the replay request's; "" keeps the parent's.
+	CorrelationID string
+	JobType       string
+	Timeout       time.Duration
 }
 
 // Terminal reports whether the execution has ended.

@@ -177,13 +177,19 @@ func TestRerunAndFork(t *testing.T) {
 	if r := s.result(t, parent); r["stdout"] != "42\n" {
 		t.Fatalf("parent %v", r)
 	}
-	code, rerun := s.post(t, "/jobs/"+parent+"/rerun", "{}")
-	if code != http.StatusAccepted {
-		t.Fatalf("rerun: %d %v", code, rerun)
+	resp, body := s.request(t, "POST", "/jobs/"+parent+"/rerun", "{}", map[string]string{"X-Correlation-ID": "rerun-cid-1"})
+	rerun, _ := body.(map[string]any)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("rerun: %d %v", resp.StatusCode, body)
 	}
 	r := s.result(t, rerun["job_id"].(string))
 	if r["stdout"] != "42\n" || r["parent_id"] != parent || r["relationship"] != "rerun" {
 		t.Errorf("rerun %v", r)
+	}
+	// The rerun is a request of its own: it carries that request's
+	// correlation id, not the parent's.
+	if r["correlation_id"] != "rerun-cid-1" {
+		t.Errorf("rerun correlation_id %v", r["correlation_id"])
 	}
 	code, fork := s.post(t, "/jobs/"+parent+"/fork", `{"code": "import json; print(json.load(open('/input/data.json'))['x'] * 3)"}`)
 	if code != http.StatusAccepted {

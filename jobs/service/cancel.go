@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -81,7 +82,7 @@ func (s *Service) replay(ctx context.Context, parent *jobs.Execution, code strin
 	sub := jobs.Submission{
 		APIKey:         o.APIKey,
 		Code:           code,
-		CorrelationID:  parent.CorrelationID,
+		CorrelationID:  cmp.Or(o.CorrelationID, parent.CorrelationID),
 		InputJSON:      parent.InputJSON,
 		JobType:        parent.JobType,
 		Mode:           jobs.ModeAsync,
