@@ -43,9 +43,9 @@ type RunnerHealth struct {
 	MaxConcurrent int `json:"max_concurrent"`
 }
 
-// QueueStats keeps the original's health field for its clients. Running and
-// MaxWorkers are this node's execution slots; the durable queue's depth is
-// not reported here yet.
+// QueueStats keeps the original's health field for its clients. Pending is
+// the durable queue's depth over all nodes; Running and MaxWorkers are this
+// node's execution slots.
 type QueueStats struct {
 	Pending      int `json:"pending"`
 	Running      int `json:"running"`

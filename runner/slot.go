@@ -86,7 +86,79 @@ func (s slot) fill(code string, input []byte) error {
 	return nil
 }
 
-func (s slot) remove() { removeTree(s.dir) }
+// remove removes the slot directory and everything the program left in it.
+func (s slot) remove() error { return removeTree(s.dir) }
+
+// maxRemoveDepth bounds the directories removeTree holds open at once.
+const maxRemoveDepth = 32
+
+// removeTree removes dir and everything in it, like os.RemoveAll. But
+// os.RemoveAll holds one open file per directory level, and a program can
+// nest directories in /output deeper than the server may open files: the
+// removal then failed with EMFILE, leaving the slot directory on the host
+// for good, and while it tried it held every descriptor the server had, so
+// that other jobs and requests failed too. So removeTree first moves every
+// directory nested more than maxRemoveDepth levels below dir up into dir,
+// under a fresh name, and os.RemoveAll never goes deeper than that. It
+// opens each directory relative to its parent without following symlinks,
+// so a process still changing the tree cannot make it touch anything
+// outside dir.
+func removeTree(dir string) error {
+	top, err := os.Open(dir)
+	if err != nil {
+		return os.RemoveAll(dir)
+	}
+	queue := hoistDeep(top, top, 0)
+	for len(queue) > 0 {
+		d, err := openDirAt(top, queue[0])
+		queue = queue[1:]
+		if err != nil {
+			continue
+		}
+		queue = append(queue, hoistDeep(top, d, 1)...)
+		d.Close()
+	}
+	top.Close()
+	return os.RemoveAll(dir)
+}
+
+// hoistDeep walks d, which is depth levels below top, and moves the
+// directories maxRemoveDepth levels below top up into top. It returns their
+// new names, to be walked in turn.
+func hoistDeep(top, d *os.File, depth int) []string {
+	// Read the whole directory before changing it: renaming entries away
+	// while reading it in batches could skip some.
+	entries, _ := d.ReadDir(-1)
+	var moved []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if depth+1 >= maxRemoveDepth {
+			name := "deep-" + randomHex(8)
+			if syscall.Renameat(int(d.Fd()), e.Name(), int(top.Fd()), name) == nil {
+				moved = append(moved, name)
+			}
+			continue
+		}
+		child, err := openDirAt(d, e.Name())
+		if err != nil {
+			continue
+		}
+		moved = append(moved, hoistDeep(top, child, depth+1)...)
+		child.Close()
+	}
+	return moved
+}
+
+// openDirAt opens the directory name in parent, failing on a symlink.
+func openDirAt(parent *os.File, name string) (*os.File, error) {
+	fd, err := syscall.Openat(int(parent.Fd()), name, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
 
 // randomHex returns n random bytes, hex-encoded.
 func randomHex(n int) string {
