@@ -75,7 +75,7 @@ func runDoctor(ctx context.Context, args []string, environ []string, stdout, std
 	}
 	r.ok("config", "%s: %d job types (%s)", source, len(reg.Names()), strings.Join(reg.Names(), ", "))
 	doctorAuth(r, cfg)
-	doctorWorkDir(r, cfg, environ)
+	work := doctorWorkDir(r, cfg, environ)
 
 	dc, err := dockerClient(ctx, environ)
 	if err != nil {
@@ -87,8 +87,7 @@ func runDoctor(ctx context.Context, args []string, environ []string, stdout, std
 	}
 	defer dc.Close()
 	doctorDocker(ctx, r, dc, reg)
-	work, err := workDir(cfg, environ)
-	if err == nil {
+	if work != "" {
 		doctorImages(ctx, r, newBuilder(dc, cfg, work, nil, nil, io.Discard), reg)
 	}
 	doctorDatabase(ctx, r, cfg, dc)
@@ -124,25 +123,26 @@ func doctorAuth(r *report, cfg *config.Config) {
 }
 
 // doctorWorkDir checks that the work directory exists or can be created,
-// and is writable.
-func doctorWorkDir(r *report, cfg *config.Config, environ []string) {
+// and is writable. It returns the directory, "" when there is none.
+func doctorWorkDir(r *report, cfg *config.Config, environ []string) string {
 	dir, err := workDir(cfg, environ)
 	if err != nil {
 		r.fail("work dir", "%v", err)
-		return
+		return ""
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		r.fail("work dir", "%s cannot be created: %v", dir, err)
-		return
+		return dir
 	}
 	probe, err := os.CreateTemp(dir, ".doctor-*")
 	if err != nil {
 		r.fail("work dir", "%s is not writable: %v", dir, err)
-		return
+		return dir
 	}
 	probe.Close()
 	os.Remove(probe.Name())
 	r.ok("work dir", "%s is writable", filepath.Clean(dir))
+	return dir
 }
 
 // doctorDocker checks the engine and its runtimes against the job types'
