@@ -53,11 +53,17 @@ check:
 	$(GO) vet ./...
 
 # Each fuzz target runs briefly on every CI run, from its committed seed
-# corpus (testdata/fuzz). -fuzzminimizetime bounds the shrinking of new
-# inputs, which otherwise shows as long stretches of 0 execs/s.
+# corpus (testdata/fuzz) and the inputs earlier runs found. The budgets are
+# counts of executions, never durations: with -fuzztime=<duration> Go 1.26's
+# coordinator can report its own deadline as a failure ("context deadline
+# exceeded", go.dev/issue/75804) when a worker is busy as time runs out, for
+# instance minimizing a new input on a loaded machine. A count has no
+# deadline, so load only makes a run slower; a crasher still fails it. The
+# counts take 10-20 s each on the 2-core CI machine when it is idle.
+FUZZ = $(GO) test -run='^$$' -fuzzminimizetime=200x
 fuzz:
-	$(GO) test ./api -run='^$$' -fuzz='^FuzzExecuteRequest$$' -fuzztime=20s -fuzzminimizetime=5s
-	$(GO) test ./api -run='^$$' -fuzz='^FuzzArtifactName$$' -fuzztime=10s -fuzzminimizetime=5s
-	$(GO) test ./runner -run='^$$' -fuzz='^FuzzCollectArtifactName$$' -fuzztime=10s -fuzzminimizetime=5s
-	$(GO) test ./jobtypes -run='^$$' -fuzz='^FuzzValidateRequirement$$' -fuzztime=15s -fuzzminimizetime=5s
-	$(GO) test ./config -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=20s -fuzzminimizetime=5s
+	$(FUZZ) ./api -fuzz='^FuzzExecuteRequest$$' -fuzztime=100000x
+	$(FUZZ) ./api -fuzz='^FuzzArtifactName$$' -fuzztime=120000x
+	$(FUZZ) ./runner -fuzz='^FuzzCollectArtifactName$$' -fuzztime=120000x
+	$(FUZZ) ./jobtypes -fuzz='^FuzzValidateRequirement$$' -fuzztime=500000x
+	$(FUZZ) ./config -fuzz='^FuzzLoad$$' -fuzztime=30000x

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"regexp"
 	"sort"
 
@@ -41,9 +40,9 @@ func (c *Config) APIKeys() (map[string]string, error) {
 		keys[name] = key
 	}
 	if path := c.Auth.APIKeysFile; path != "" {
-		raw, err := os.ReadFile(path)
+		raw, err := readYAMLFile(path, "auth.api_keys_file")
 		if err != nil {
-			return nil, fmt.Errorf("config: auth.api_keys_file: %w", err)
+			return nil, err
 		}
 		var fromFile map[string]string
 		if err := yaml.Unmarshal(raw, &fromFile); err != nil {

@@ -19,22 +19,25 @@ import (
 // Config does not have is an error naming the key's full path, and so is a
 // value that does not fit its key.
 func decode(k *koanf.Koanf, root *node) (*Config, error) {
-	if errs := root.unknownKeys(k.Raw(), ""); len(errs) > 0 {
+	// One copy of the tree serves both steps: koanf copies it on every read.
+	tree := k.Raw()
+	if errs := root.unknownKeys(tree, ""); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	var cfg Config
-	err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{
-		Tag: "koanf",
-		DecoderConfig: &mapstructure.DecoderConfig{
-			DecodeHook:       decodeHook,
-			ErrorUnused:      true,
-			WeaklyTypedInput: true,
-			// Keys are case-sensitive, as everywhere else in YAML.
-			MatchName: func(mapKey, fieldName string) bool { return mapKey == fieldName },
-			Result:    &cfg,
-		},
+	d, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		DecodeHook:       decodeHook,
+		ErrorUnused:      true,
+		TagName:          "koanf",
+		WeaklyTypedInput: true,
+		// Keys are case-sensitive, as everywhere else in YAML.
+		MatchName: func(mapKey, fieldName string) bool { return mapKey == fieldName },
+		Result:    &cfg,
 	})
 	if err != nil {
+		return nil, fmt.Errorf("config: decoder: %w", err)
+	}
+	if err := d.Decode(tree); err != nil {
 		return nil, decodeErrors(err, root)
 	}
 	return &cfg, nil

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/knadh/koanf/maps"
 	"github.com/knadh/koanf/parsers/yaml"
-	"github.com/knadh/koanf/providers/confmap"
-	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/rawbytes"
 	"github.com/knadh/koanf/v2"
 )
 
@@ -59,11 +59,15 @@ func Load(opts LoadOptions) (*Config, error) {
 	}
 
 	k := koanf.New(".")
-	if err := k.Load(confmap.Provider(defaults(), "."), nil); err != nil {
+	if err := k.Load(layer(defaults()), nil); err != nil {
 		return nil, fmt.Errorf("config: load defaults: %w", err)
 	}
 	if path != "" {
-		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+		data, err := readYAMLFile(path, path)
+		if err != nil {
+			return nil, err
+		}
+		if err := k.Load(rawbytes.Provider(data), yaml.Parser()); err != nil {
 			return nil, fmt.Errorf("config: read %s: %w", path, err)
 		}
 	}
@@ -73,14 +77,14 @@ func Load(opts LoadOptions) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := k.Load(confmap.Provider(env, "."), nil); err != nil {
+	if err := k.Load(layer(env), nil); err != nil {
 		return nil, fmt.Errorf("config: load environment: %w", err)
 	}
 	flags, err := flagLayer(root, opts.Flags)
 	if err != nil {
 		return nil, err
 	}
-	if err := k.Load(confmap.Provider(flags, "."), nil); err != nil {
+	if err := k.Load(layer(flags), nil); err != nil {
 		return nil, fmt.Errorf("config: load flags: %w", err)
 	}
 
@@ -125,6 +129,19 @@ func findFile(explicit, fromEnv string, search []string) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// layer is a koanf provider of a map built for one Load, keyed by dotted
+// paths. koanf's confmap provider deep-copies its map by reflection, which
+// was most of the cost of a Load; a map nobody else holds needs no copy.
+type layer map[string]any
+
+// Read implements koanf.Provider: the map, nested at its dots.
+func (l layer) Read() (map[string]any, error) { return maps.Unflatten(l, "."), nil }
+
+// ReadBytes implements koanf.Provider; a layer has no bytes to parse.
+func (l layer) ReadBytes() ([]byte, error) {
+	return nil, errors.New("config: a map layer has no bytes")
 }
 
 // lookupIn returns a Getenv that reads environ.

@@ -3,6 +3,8 @@ package runner
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -211,13 +213,22 @@ func TestPoolIsolation(t *testing.T) {
 	waitPool(t, r, jt.Name, func(s PoolStats) bool { return s.Warm == 2 })
 	writer := make(chan *jobs.Result, 1)
 	go func() {
-		res, _ := r.Execute(context.Background(), Request{JobType: jt, Code: `import time
-open('/output/secret.txt', 'w').write('s3cret')
+		res, _ := r.Execute(context.Background(), Request{JobType: jt, Code: `import os, time
 open('/tmp/secret', 'w').write('s3cret')
-time.sleep(2)`})
+open('/output/secret.txt', 'w').write('s3cret')
+while not os.path.exists('/input/read'):
+    time.sleep(0.05)`})
 		writer <- res
 	}()
-	time.Sleep(500 * time.Millisecond) // let the writer write
+	// The writer has written once its secret shows in its slot; it then
+	// waits for the reader to be done.
+	var secret []string
+	for deadline := time.Now().Add(2 * time.Minute); len(secret) == 0; time.Sleep(20 * time.Millisecond) {
+		secret, _ = filepath.Glob(filepath.Join(r.opts.WorkDir, "slots", "*", "*", "output", "secret.txt"))
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never wrote its secret")
+		}
+	}
 	res, err := r.Execute(context.Background(), Request{JobType: jt, Code: `import os, glob
 found = [p for d in ('/code', '/input', '/output', '/tmp', '/app', '/home', '/var', '/run') for p in glob.glob(d + '/**/secret*', recursive=True)]
 print(sorted(os.listdir('/output')), os.listdir('/tmp'), found)`})
@@ -226,6 +237,11 @@ print(sorted(os.listdir('/output')), os.listdir('/tmp'), found)`})
 	}
 	if res.Stdout != "[] [] []\n" {
 		t.Errorf("the reader saw another job's files: %q %q", res.Stdout, res.Stderr)
+	}
+	// Let the writer finish: its /input is the slot's input directory.
+	slotDir := filepath.Dir(filepath.Dir(secret[0]))
+	if err := os.WriteFile(filepath.Join(slotDir, "input", "read"), nil, 0o444); err != nil {
+		t.Fatal(err)
 	}
 	if w := <-writer; w == nil || w.Status != jobs.StatusSucceeded || len(w.Artifacts) != 1 {
 		t.Errorf("writer: %+v", w)

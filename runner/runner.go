@@ -526,7 +526,7 @@ func (r *Runner) run(ctx context.Context, c *jobContainer, req Request, began ti
 			return r.cancelled(c, res)
 		}
 	}
-	if err := c.trigger(time.Second); err != nil {
+	if err := c.trigger(startupTimeout); err != nil {
 		return r.exited(c, res, time.Now())
 	}
 	triggered := time.Now()
@@ -624,8 +624,9 @@ func (r *Runner) exited(c *jobContainer, res *jobs.Result, triggered time.Time) 
 }
 
 // oomSettle bounds how long inspectExited waits for the engine to record
-// an out-of-memory kill.
-const oomSettle = time.Second
+// an out-of-memory kill. On a loaded 2-core machine the event came more than
+// a second after the exit; only a SIGKILL without it waits this long.
+const oomSettle = 3 * time.Second
 
 // inspectExited inspects a container that exited. The engine handles the
 // exit and the out-of-memory event of one container separately, and under

@@ -333,7 +333,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	})
 
 	// docker run --rm removed every baseline container.
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		out, err := exec.Command("docker", "ps", "-aq", "--filter", "label=tako.kind=bench-baseline").Output()
 		if err != nil {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tako-run/tako/runner/runnertest"
 )
 
 // deployDir holds the Prometheus configuration and the Grafana dashboard
@@ -27,6 +29,9 @@ const deployDir = "../../deploy"
 // runs jobs with known outcomes, and checks what Prometheus saw: the counts,
 // the histograms, every dashboard expression and every alert rule.
 func TestPrometheusEndToEnd(t *testing.T) {
+	runnertest.Docker(t)
+	startServer(t) // the images, built once before the parallel tests start
+	t.Parallel()
 	promBin, promtool := prometheusTools(t)
 	dbURL, dropDB, err := createDatabase()
 	if err != nil {
@@ -108,7 +113,7 @@ func TestPrometheusEndToEnd(t *testing.T) {
 			`sum(tako_job_duration_seconds_bucket{job_type="probe",status="succeeded",le="+Inf"}) > bool 0`: 1,
 		}
 		// Prometheus scrapes every second; wait for a scrape after the jobs.
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(2 * time.Minute)
 		for expr, want := range wantValues {
 			for {
 				got, ok := prom.scalar(t, expr)
@@ -135,7 +140,7 @@ func TestPrometheusEndToEnd(t *testing.T) {
 			t.Fatalf("the dashboard has %d expressions", len(exprs))
 		}
 		// Rates need a few scrapes in their window.
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(250 * time.Millisecond) {
 			if n, ok := prom.scalar(t, `count_over_time(tako_build_info[1m])`); ok && n >= 5 {
 				break
 			}
@@ -165,7 +170,7 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	t.Run("alert rules", func(t *testing.T) {
 		want := []string{"TakoQueueBacklogGrowing", "TakoHighJobErrorRate", "TakoHighTimeoutRate", "TakoPoolsEmptyUnderLoad", "TakoDockerDown", "TakoDatabaseDown"}
 		var rules []promRule
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(2 * time.Minute)
 		for {
 			rules = prom.rules(t)
 			if allEvaluated(rules) || time.Now().After(deadline) {
@@ -297,7 +302,7 @@ func startPrometheus(t *testing.T, bin, promtool, target string) *promServer {
 		cmd.Wait()
 	})
 	p := &promServer{url: "http://" + addr}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		if resp, err := http.Get(p.url + "/-/ready"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -305,7 +310,7 @@ func startPrometheus(t *testing.T, bin, promtool, target string) *promServer {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready within 30 s:\n%s", logs.String())
+			t.Fatalf("prometheus not ready within 2 minutes:\n%s", logs.String())
 		}
 	}
 }
@@ -320,7 +325,7 @@ type promResponse struct {
 
 // api calls Prometheus's HTTP API with GET and decodes the envelope.
 func (p *promServer) api(path string, params url.Values) (json.RawMessage, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url+path+"?"+params.Encode(), nil)
 	resp, err := http.DefaultClient.Do(req)

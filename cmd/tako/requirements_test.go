@@ -21,7 +21,8 @@ import (
 // whose pip index is a local one serving takotiny.
 func TestAdHocRequirements(t *testing.T) {
 	dc := runnertest.Docker(t)
-	startServer(t) // the images
+	startServer(t) // the images, built once before the parallel tests start
+	t.Parallel()
 	index := pkgindex.Start(t, dc, runnertest.ExecutorImage(t, dc))
 	dbURL, drop, err := createDatabase()
 	if err != nil {
@@ -92,12 +93,12 @@ func TestAdHocRequirements(t *testing.T) {
 	})
 
 	t.Run("a set that keeps coming back runs warm", func(t *testing.T) {
-		for try := 0; ; try++ {
+		for deadline := time.Now().Add(2 * time.Minute); ; {
 			_, res := s.post(t, "/execute", `{"code": "import takotiny; print(takotiny.VALUE)", "requirements": ["`+other+`"]}`)
 			if res["start"] == "warm" && res["stdout"] == "42\n" {
 				return
 			}
-			if try == 50 {
+			if time.Now().After(deadline) {
 				t.Fatalf("never warm: %v", res)
 			}
 			time.Sleep(200 * time.Millisecond) // the pool of the set is filling

@@ -64,6 +64,8 @@ func (s *testServer) request(t *testing.T, method, path, body string, header map
 // everywhere a user would look and has no pool.
 func TestAPIKeysAndStrictMode(t *testing.T) {
 	runnertest.Docker(t)
+	startServer(t) // the images, built once before the parallel tests start
+	t.Parallel()
 	dbURL, dropDB, err := createDatabase()
 	if err != nil {
 		t.Fatal(err)

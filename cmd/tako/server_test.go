@@ -289,7 +289,7 @@ func timing(res map[string]any, key string) float64 {
 func waitNoContainers(t *testing.T, s *testServer) {
 	t.Helper()
 	var have, warm int
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		warm = 0
 		_, list := s.get(t, "/job-types")
 		for _, jt := range list.([]any) {
@@ -310,7 +310,7 @@ func waitNoContainers(t *testing.T, s *testServer) {
 func waitContainers(t *testing.T, workDir, jobType string, n int) {
 	t.Helper()
 	var left []string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if left = containersOf(t, workDir, jobType); len(left) == n {
 			return
 		}

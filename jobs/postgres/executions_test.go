@@ -326,7 +326,7 @@ func TestFinishNotifies(t *testing.T) {
 	mustInsert(t, s, e)
 	mustFinish(t, s, e.ID, jobs.StatusSucceeded)
 
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	n, err := conn.Conn().WaitForNotification(wctx)
 	if err != nil {

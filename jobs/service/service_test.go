@@ -72,7 +72,7 @@ func start(t *testing.T, s *Service) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		s.Stop(ctx)
 	})
@@ -89,7 +89,7 @@ func runToEnd(t *testing.T, s *Service, code string) *jobs.Execution {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Wait(context.Background(), e.ID, 30*time.Second)
+	got, err := s.Wait(context.Background(), e.ID, 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,10 +126,23 @@ func TestFailingProgramIsNotRetried(t *testing.T) {
 	s := newService(t, run, Options{})
 	start(t, s)
 	got := runToEnd(t, s, "x")
-	// Give River a moment in which a wrongful retry would show.
-	time.Sleep(1500 * time.Millisecond)
-	if got.Status != jobs.StatusFailed || got.Attempt != 1 || run.count() != 1 {
-		t.Errorf("status %s attempt %d after %d runs; want one failed run", got.Status, got.Attempt, run.count())
+	// A retry would be scheduled before River settles the job: wait for
+	// its final state, then count.
+	var state string
+	var attempt int
+	for deadline := time.Now().Add(2 * time.Minute); state != "completed"; time.Sleep(20 * time.Millisecond) {
+		err := s.pool.QueryRow(context.Background(), `SELECT j.state, j.attempt FROM river_job j
+			JOIN tako_executions e ON e.river_job_id = j.id WHERE e.id = $1`, got.ID).Scan(&state, &attempt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if state == "retryable" || state == "available" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if got.Status != jobs.StatusFailed || got.Attempt != 1 || run.count() != 1 || state != "completed" || attempt != 1 {
+		t.Errorf("status %s attempt %d after %d runs, queue job %s after %d attempts; want one failed run, completed",
+			got.Status, got.Attempt, run.count(), state, attempt)
 	}
 }
 

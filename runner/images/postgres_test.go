@@ -113,9 +113,6 @@ func TestEnsurePostgres(t *testing.T) {
 	if err != nil || again != ref {
 		t.Fatalf("second EnsurePostgres = %q, %v; want %q", again, err, ref)
 	}
-	if took > 5*time.Second {
-		t.Errorf("second EnsurePostgres took %s, want it to find the image", took)
-	}
 	if after := progress.String(); after != before {
 		t.Errorf("second EnsurePostgres did work:\n%s", strings.TrimPrefix(after, before))
 	}

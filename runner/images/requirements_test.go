@@ -91,10 +91,9 @@ func TestEnsureRequirements(t *testing.T) {
 		t.Fatalf("missing package: %v", err)
 	}
 	before = builds()
-	began := time.Now()
 	_, err2 := b.EnsureRequirements(ctx, base, []string{missing})
-	if !errors.As(err2, &be) || builds() != before || time.Since(began) > time.Second {
-		t.Errorf("the failure was not remembered: %v, %d builds, %s", err2, builds()-before, time.Since(began))
+	if !errors.As(err2, &be) || builds() != before {
+		t.Errorf("the failure was not remembered: %v, %d builds", err2, builds()-before)
 	}
 
 	// Collection, over our two images only (other tests' images count as in

@@ -24,7 +24,7 @@ func Docker(t testing.TB) *client.Client {
 	t.Helper()
 	dc, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, err = dc.Ping(ctx)
 		cancel()
 	}

@@ -29,7 +29,7 @@ import (
 // the container's IP address.
 func Start(t testing.TB, cli *client.Client, executor string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	created, err := cli.ContainerCreate(ctx, &container.Config{
 		Image:  executor,
