@@ -4,6 +4,9 @@
 package config
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tako-run/tako/jobtypes"
@@ -79,6 +82,12 @@ type QueueConfig struct {
 type RequirementsConfig struct {
 	// AllowAdHoc lets requests carry requirements; when false they get 403.
 	AllowAdHoc bool `koanf:"allow_ad_hoc"`
+	// AllowSourceBuilds lets ad-hoc requirements build packages from
+	// source distributions, whose build code then runs (without network);
+	// false installs wheels only. A job type may say otherwise.
+	AllowSourceBuilds bool `koanf:"allow_source_builds"`
+	// MaxConcurrentBuilds bounds the image builds running at once.
+	MaxConcurrentBuilds int `koanf:"max_concurrent_builds"`
 	// Cache bounds the images built for requirement sets.
 	Cache RequirementCacheConfig `koanf:"cache"`
 	// FailureTTL is how long a failed build is remembered, so that a bad
@@ -126,6 +135,9 @@ type RunnerConfig struct {
 	// ReapInterval is how often the node removes containers and slot
 	// directories left by tako instances that are gone.
 	ReapInterval Duration `koanf:"reap_interval"`
+	// UIDRange is "first-last": the host uids job containers run as, one
+	// of its own each; requirement builds run as first-1.
+	UIDRange string `koanf:"uid_range"`
 	// WorkDir holds slot directories and instance locks; "" means a tako
 	// directory under the user's state directory.
 	WorkDir string `koanf:"work_dir"`
@@ -167,6 +179,15 @@ type ImagesConfig struct {
 	DebianSuite string `koanf:"debian_suite"`
 	// Executor is the repository name of tako's executor image.
 	Executor string `koanf:"executor"`
+	// BuildLimits bound every build step's container.
+	BuildLimits BuildLimitsConfig `koanf:"build_limits"`
+}
+
+// BuildLimitsConfig bounds the containers that build images.
+type BuildLimitsConfig struct {
+	CPUs   float64 `koanf:"cpus"`
+	Memory Size    `koanf:"memory"`
+	Pids   int     `koanf:"pids"`
 }
 
 // MetricsConfig controls the Prometheus endpoint, GET /metrics.
@@ -191,6 +212,9 @@ type LogConfig struct {
 // JobTypeConfig is one job type as written in tako.yaml. Unset fields
 // inherit the built-in job type defaults and the global settings.
 type JobTypeConfig struct {
+	// AllowSourceBuilds overrides requirements.allow_source_builds for
+	// this job type; unset inherits it.
+	AllowSourceBuilds *bool `koanf:"allow_source_builds"`
 	// Concurrency is the most jobs of this type running at once on one
 	// node; 0 means runner.max_concurrent.
 	Concurrency    int               `koanf:"concurrency"`
@@ -263,4 +287,23 @@ func (c *Config) Rescue() time.Duration {
 		return c.Queue.RescueAfter.Std()
 	}
 	return c.Limits.MaxTimeout.Std() + 5*time.Minute
+}
+
+// ParseUIDRange reads runner.uid_range, "first-last": at least 16 uids,
+// above 1000 (below are the host's accounts) and within what a uid holds.
+func ParseUIDRange(s string) (first, count int, err error) {
+	a, b, ok := strings.Cut(strings.TrimSpace(s), "-")
+	lo, errLo := strconv.Atoi(strings.TrimSpace(a))
+	hi, errHi := strconv.Atoi(strings.TrimSpace(b))
+	switch {
+	case !ok || errLo != nil || errHi != nil:
+		return 0, 0, fmt.Errorf("%q is not a range first-last, such as 200000-265535", s)
+	case lo <= 1000:
+		return 0, 0, fmt.Errorf("%q starts at or below 1000, among the host's own accounts", s)
+	case hi < lo+15:
+		return 0, 0, fmt.Errorf("%q holds fewer than 16 uids", s)
+	case hi >= 1<<31-1:
+		return 0, 0, fmt.Errorf("%q goes past the largest uid", s)
+	}
+	return lo, hi - lo + 1, nil
 }

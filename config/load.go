@@ -176,6 +176,7 @@ func defaults() map[string]any {
 		"runner.work_dir":        "",
 		"runner.acquire_timeout": "10s",
 		"runner.reap_interval":   "30s",
+		"runner.uid_range":       "200000-265535",
 
 		"security_mode": "permissive",
 
@@ -193,11 +194,14 @@ func defaults() map[string]any {
 		"pip.extra_index_urls": []any{},
 		"pip.trusted_hosts":    []any{},
 
-		"images.base_image":    "debian:bookworm-slim",
-		"images.build_timeout": "15m",
-		"images.debian_mirror": "",
-		"images.debian_suite":  "bookworm",
-		"images.executor":      "tako-executor",
+		"images.base_image":          "debian:bookworm-slim",
+		"images.build_timeout":       "15m",
+		"images.debian_mirror":       "",
+		"images.debian_suite":        "bookworm",
+		"images.executor":            "tako-executor",
+		"images.build_limits.cpus":   1.0,
+		"images.build_limits.memory": "2g",
+		"images.build_limits.pids":   512,
 
 		"database.url":                  "",
 		"database.max_conns":            20,
@@ -211,10 +215,12 @@ func defaults() map[string]any {
 		"queue.rescue_after":   "0s",
 		"queue.retention_days": 30,
 
-		"requirements.allow_ad_hoc":     true,
-		"requirements.failure_ttl":      "5m",
-		"requirements.cache.max_images": 50,
-		"requirements.cache.max_bytes":  "20GiB",
+		"requirements.allow_ad_hoc":          true,
+		"requirements.allow_source_builds":   false,
+		"requirements.max_concurrent_builds": 1,
+		"requirements.failure_ttl":           "5m",
+		"requirements.cache.max_images":      50,
+		"requirements.cache.max_bytes":       "20GiB",
 
 		"log.level":  "info",
 		"log.format": "auto",

@@ -40,6 +40,9 @@ func (c *Config) Validate() error {
 	c.validatePip(&p)
 	c.validateDatabase(&p)
 	c.validateQueue(&p)
+	if c.Requirements.MaxConcurrentBuilds < 1 {
+		p.add("requirements.max_concurrent_builds", "%d must be at least 1", c.Requirements.MaxConcurrentBuilds)
+	}
 	if c.Requirements.Cache.MaxImages < 1 {
 		p.add("requirements.cache.max_images", "%d must be at least 1", c.Requirements.Cache.MaxImages)
 	}
@@ -141,6 +144,9 @@ func (c *Config) validateRunner(p *problems) {
 	if r.AcquireTimeout < 0 {
 		p.add("runner.acquire_timeout", "%s must not be negative", seconds(r.AcquireTimeout))
 	}
+	if _, _, err := ParseUIDRange(r.UIDRange); err != nil {
+		p.add("runner.uid_range", "%v", err)
+	}
 }
 
 func (c *Config) validateLimits(p *problems) {
@@ -176,6 +182,15 @@ func (c *Config) validateImages(p *problems) {
 		p.add("images.debian_suite", "must not be empty")
 	}
 	p.httpURL("images.debian_mirror", im.DebianMirror)
+	if im.BuildLimits.CPUs <= 0 {
+		p.add("images.build_limits.cpus", "%g must be positive", im.BuildLimits.CPUs)
+	}
+	if im.BuildLimits.Memory < 64<<20 {
+		p.add("images.build_limits.memory", "%s must be at least 64MiB", jobtypes.FormatSize(int64(im.BuildLimits.Memory)))
+	}
+	if im.BuildLimits.Pids < 16 {
+		p.add("images.build_limits.pids", "%d must be at least 16", im.BuildLimits.Pids)
+	}
 }
 
 func (c *Config) validatePip(p *problems) {

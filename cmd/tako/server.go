@@ -16,6 +16,7 @@ import (
 	"github.com/tako-run/tako/jobs/service"
 	"github.com/tako-run/tako/metrics"
 	"github.com/tako-run/tako/runner"
+	"github.com/tako-run/tako/runner/egress"
 	"github.com/tako-run/tako/runner/images"
 )
 
@@ -63,7 +64,15 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	defer dc.Close()
 
 	m := metrics.New(version)
-	b := newBuilder(dc, cfg, work, m, logger, stderr)
+	instance := runner.NewInstanceID()
+	var gw images.Egress
+	if g, err := egress.Start(ctx, dc, egress.Options{Instance: instance, LockPath: runner.LockPath(work, instance), Logger: logger}); err != nil {
+		logger.Error("egress gateway unavailable: requests with requirements will be refused", "error", err)
+	} else {
+		defer g.Close()
+		gw = g
+	}
+	b := newBuilder(dc, cfg, work, m, logger, stderr, gw)
 	set, err := prepareImages(ctx, b, reg)
 	if err != nil {
 		return err
@@ -77,10 +86,12 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	}
 	defer pool.Close()
 
+	uidFirst, uidCount, _ := config.ParseUIDRange(cfg.Runner.UIDRange) // validated
 	run := runner.New(dc, runner.Options{
 		AcquireTimeout: cfg.Runner.AcquireTimeout.Std(),
 		ImageErrors:    set.errors,
 		Images:         set.refs,
+		InstanceID:     instance,
 		JobTypes:       reg.All(),
 		Limits:         outputLimits(cfg),
 		MaxConcurrent:  cfg.Runner.MaxConcurrent,
@@ -91,6 +102,7 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 			MaxImages: cfg.Requirements.Cache.MaxImages,
 		},
 		Requirements: b,
+		UIDs:         runner.UIDRange{First: uidFirst, Count: uidCount},
 		WorkDir:      work,
 	}, logger)
 	if err := run.Start(ctx); err != nil {

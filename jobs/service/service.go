@@ -25,6 +25,11 @@ import (
 
 // Runner runs one program; *runner.Runner satisfies it.
 type Runner interface {
+	// Reserve admits req on this node (its image, a slot) without running
+	// it, so that sync executions are stored only once admitted. run runs
+	// the program once; release gives the reservation up unrun.
+	Reserve(ctx context.Context, req runner.Request) (run func(context.Context) (*jobs.Result, error), release func(), err error)
+	// Execute reserves and runs req.
 	Execute(ctx context.Context, req runner.Request) (*jobs.Result, error)
 }
 

@@ -31,6 +31,10 @@ func (r *scriptedRunner) Execute(ctx context.Context, req runner.Request) (*jobs
 	return step()
 }
 
+func (r *scriptedRunner) Reserve(ctx context.Context, req runner.Request) (func(context.Context) (*jobs.Result, error), func(), error) {
+	return func(ctx context.Context) (*jobs.Result, error) { return r.Execute(ctx, req) }, func() {}, nil
+}
+
 func (r *scriptedRunner) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -26,13 +26,20 @@ func (s *Service) Execute(ctx context.Context, sub jobs.Submission) (*jobs.Execu
 		return nil, jobs.FieldErrorf("job_type", "%s", s.registry.UnknownError(sub.JobType))
 	}
 	sub.IdempotencyKey = "" // honoured by async submissions only, as in Tako VM
-	// Recorded as running on this node from the start: one round trip.
 	e := newExecution(sub, jobs.StatusRunning)
 	e.Attempt, e.Node = 1, s.opts.Node
+	// Admitted before it is stored: a request this node cannot take (503)
+	// leaves no record behind.
+	run, release, err := s.runner.Reserve(ctx, request(e, jt))
+	if err != nil {
+		return nil, err
+	}
+	// Recorded as running on this node from the start: one round trip.
 	if _, err := s.store.Insert(ctx, s.pool, e); err != nil {
+		release()
 		return nil, s.dbError("record execution", err)
 	}
-	res, err := s.runner.Execute(ctx, request(e, jt))
+	res, err := run(ctx)
 	if err != nil {
 		s.finish(e, infrastructureResult(err), 0)
 		return nil, err
