@@ -85,7 +85,9 @@ open('/tmp/used', 'w').write('x')`})
 
 func TestPoolShrinksAfterIdle(t *testing.T) {
 	dc, image := executor(t)
-	jt := pooledJobType(1, 4, 2*time.Second)
+	// idle_ttl leaves room for a loaded machine to start the grown pool
+	// before demand is forgotten.
+	jt := pooledJobType(1, 4, 5*time.Second)
 	r := startPooledRunner(t, dc, image, jt)
 	waitPool(t, r, jt.Name, func(s PoolStats) bool { return s.Warm == 1 })
 	done := make(chan struct{})
