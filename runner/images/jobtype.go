@@ -99,7 +99,7 @@ func (b *Builder) buildJobType(ctx context.Context, jt jobtypes.JobType, base st
 	_, hash, _ := strings.Cut(ref, ":")
 	lbls := labels(kindJobType, hash, jt.Name)
 	err := b.commitVerified(ctx, ref, step{
-		name: "packages", image: base, user: "0", network: "bridge", writable: true,
+		name: "packages", image: base, user: "0", network: "bridge", writable: true, keepEntrypoint: !hasEntrypoint(baseInfo),
 		cmd: []string{"/bin/sh", "-c", jobTypeScript(jt, b.opts.Pip)},
 	}, restoreConfig(baseInfo), lbls, jt.Preload)
 	if err != nil {

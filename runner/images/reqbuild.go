@@ -111,7 +111,7 @@ func (b *Builder) buildRequirements(ctx context.Context, set RequirementSet, bas
 	lbls[labelRequirements] = strings.Join(reqs, " ")
 	changes := append(restoreConfig(base), "ENV PYTHONPATH="+pythonPath(base))
 	return b.commitVerified(ctx, ref, step{
-		name: "copy", image: set.Base, user: "0", network: "none", writable: true,
+		name: "copy", image: set.Base, user: "0", network: "none", writable: true, keepEntrypoint: !hasEntrypoint(base),
 		mounts: []mount.Mount{{Type: mount.TypeBind, Source: site, Target: "/site", ReadOnly: true}},
 		cmd:    []string{"python3", "-c", copyScript, "/site", requirementsPath},
 	}, changes, lbls, nil)
@@ -235,10 +235,12 @@ func urlPort(u *url.URL) int {
 }
 
 // restoreConfig returns the commit changes that give an image committed
-// from a build step's container the base image's user, entrypoint and
-// command back.
+// from a build step's container the base image's user, entrypoint (a step
+// on an image without one keeps none: see step.keepEntrypoint) and
+// command back; python3 when the base has no command.
 func restoreConfig(base image.InspectResponse) []string {
-	user, cmd, entrypoint := "0", []string{}, []string{}
+	user, cmd := "0", []string{"python3"}
+	var changes []string
 	if c := base.Config; c != nil {
 		if c.User != "" {
 			user = c.User
@@ -247,10 +249,15 @@ func restoreConfig(base image.InspectResponse) []string {
 			cmd = c.Cmd
 		}
 		if len(c.Entrypoint) > 0 {
-			entrypoint = c.Entrypoint
+			changes = append(changes, "ENTRYPOINT "+jsonList(c.Entrypoint))
 		}
 	}
-	return []string{"USER " + user, "ENTRYPOINT " + jsonList(entrypoint), "CMD " + jsonList(cmd)}
+	return append(changes, "USER "+user, "CMD "+jsonList(cmd))
+}
+
+// hasEntrypoint reports whether base has an entrypoint of its own.
+func hasEntrypoint(base image.InspectResponse) bool {
+	return base.Config != nil && len(base.Config.Entrypoint) > 0
 }
 
 func jsonList(v []string) string {

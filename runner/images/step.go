@@ -46,6 +46,11 @@ type step struct {
 	// whose result is committed; otherwise it is read-only with a tmpfs at
 	// /tmp.
 	writable bool
+	// keepEntrypoint runs cmd through the image's own entrypoint. A
+	// committed container's entrypoint becomes the image's, and the engine
+	// cannot reset one to none: a step committed on an image without an
+	// entrypoint must keep it.
+	keepEntrypoint bool
 }
 
 // stepOutputLimit caps how much of a step's output is kept for its error.
@@ -59,8 +64,7 @@ func (b *Builder) run(ctx context.Context, s step, keep bool) (out string, code 
 	pids := lim.Pids
 	cfg := &container.Config{
 		Image:           s.image,
-		Entrypoint:      s.cmd[:1], // the image's own entrypoint never wraps a step
-		Cmd:             s.cmd[1:],
+		Cmd:             s.cmd,
 		Env:             s.env,
 		User:            s.user,
 		NetworkDisabled: s.network == "none",
@@ -89,6 +93,10 @@ func (b *Builder) run(ctx context.Context, s step, keep bool) (out string, code 
 		// change; the operator's job type steps run so, a caller's never.
 		host.CapDrop = nil
 		host.CapAdd = []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"}
+	}
+	if !s.keepEntrypoint {
+		// The image's own entrypoint does not wrap the step.
+		cfg.Entrypoint, cfg.Cmd = s.cmd[:1], s.cmd[1:]
 	}
 	if !s.writable {
 		host.ReadonlyRootfs = true
