@@ -63,17 +63,19 @@ func removeChain(bridge, chain string) error {
 	if err != nil {
 		return fmt.Errorf("iptables: %w", err)
 	}
+	exists, err := ipt.ChainExists("filter", chain)
+	if err != nil {
+		return fmt.Errorf("iptables: look for %s: %w", chain, err)
+	}
+	if !exists {
+		return nil // and so is the jump to it, which cannot outlive it
+	}
 	var errs []error
 	if err := ipt.DeleteIfExists("filter", "INPUT", "-i", bridge, "-j", chain); err != nil {
 		errs = append(errs, fmt.Errorf("iptables: remove the jump to %s: %w", chain, err))
 	}
-	exists, err := ipt.ChainExists("filter", chain)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("iptables: look for %s: %w", chain, err))
-	} else if exists {
-		if err := ipt.ClearAndDeleteChain("filter", chain); err != nil {
-			errs = append(errs, fmt.Errorf("iptables: delete %s: %w", chain, err))
-		}
+	if err := ipt.ClearAndDeleteChain("filter", chain); err != nil {
+		errs = append(errs, fmt.Errorf("iptables: delete %s: %w", chain, err))
 	}
 	return errors.Join(errs...)
 }

@@ -2,8 +2,10 @@ package images
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,4 +150,73 @@ func testEgress(t *testing.T, cli *client.Client) *egress.Gateway {
 	}
 	t.Cleanup(g.Close)
 	return g
+}
+
+// TestSourceBuilds serves takoevil, a source distribution whose setup.py
+// tries to reach the index directly (past the proxy), a host port through
+// the egress network's gateway and the outside world, and to write outside
+// its build. Without source builds it is refused with a message that says
+// so; with them its code runs, as the build uid and with no way out, and
+// its own report proves both.
+func TestSourceBuilds(t *testing.T) {
+	cli := dockerClient(t)
+	lockImages(t)
+	ctx := context.Background()
+	base, err := newTestBuilder(t, cli, jobtypes.PipIndex{}, nil).EnsureExecutor(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := testEgress(t, cli)
+	proxy, revoke := gw.Grant(egress.Grant{})
+	revoke()
+	gateway := strings.Split(strings.Split(proxy, "@")[1], ":")[0]
+	ln, err := net.Listen("tcp", "0.0.0.0:0") // a host service on every address
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	// The index's own address is known only once it runs, so the probe
+	// tries it through a second index with the same packages.
+	first := pkgindex.Start(t, cli, base)
+	index := pkgindex.StartWith(t, cli, base, pkgindex.Options{ProbeTargets: []pkgindex.Target{
+		{Name: "index directly", Host: first, Port: 8080},
+		{Name: "host port through the gateway", Host: gateway, Port: port},
+		{Name: "docker0 host port", Host: "172.17.0.1", Port: port},
+		{Name: "outside", Host: "1.1.1.1", Port: 53},
+	}})
+	pip := jobtypes.PipIndex{IndexURL: "http://" + index + ":8080/simple", TrustedHosts: []string{index}}
+
+	var progress syncBuffer
+	b := newTestBuilder(t, cli, pip, &progress)
+	b.opts.Egress = gw
+	jt := jobtypes.JobType{Name: "default"}
+	_, err = b.EnsureRequirements(ctx, RequirementSet{JobType: jt, Base: base, Requirements: []string{"takoevil"}})
+	var be *BuildError
+	if !errors.As(err, &be) || !strings.Contains(be.Msg, "source builds are off") {
+		t.Fatalf("without source builds: %v, want a BuildError saying source builds are off", err)
+	}
+
+	jt.AllowSourceBuilds = true
+	ref, err := b.EnsureRequirements(ctx, RequirementSet{JobType: jt, Base: base, Requirements: []string{"takoevil"}})
+	if err != nil {
+		t.Fatalf("with source builds: %v\n%s", err, progress.String())
+	}
+	removeImageAtEnd(t, cli, ref)
+	out, code := runPython(t, cli, ref, "import takoevil; print(takoevil.PROBE)")
+	var report map[string]any
+	if code != 0 || json.Unmarshal([]byte(strings.TrimSpace(out)), &report) != nil {
+		t.Fatalf("import takoevil: exit %d, %q", code, out)
+	}
+	want := map[string]any{
+		"phase": "build", "uid": float64(b.opts.BuildUID),
+		"index directly": "refused", "host port through the gateway": "refused", "docker0 host port": "refused", "outside": "refused",
+		"write /etc": "refused", "write /wheels": "refused",
+	}
+	for k, v := range want {
+		if report[k] != v {
+			t.Errorf("%s: %v, want %v (report %v)", k, report[k], v, report)
+		}
+	}
 }
