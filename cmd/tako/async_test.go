@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +20,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/tako-run/tako/runner/runnertest"
+	"github.com/tako-run/tako/runner/runnertest/pkgindex"
 )
 
 // submit posts body to /execute/async and returns the job id.
@@ -373,8 +376,10 @@ func TestKill9Recovery(t *testing.T) {
 }
 
 // TestAutoStartedDatabase starts a server without database.url: it runs
-// its own PostgreSQL container on 127.0.0.1:55432 and keeps the history
-// across a restart.
+// its own PostgreSQL container on 127.0.0.1:55432, with a random password
+// kept in the work directory, and keeps the history across a restart. No
+// job or build can reach it: a bridge job and a package's build code each
+// try its own address and the host's published port.
 func TestAutoStartedDatabase(t *testing.T) {
 	dc := runnertest.Docker(t)
 	startServer(t) // the images, built once before the parallel tests start
@@ -383,10 +388,12 @@ func TestAutoStartedDatabase(t *testing.T) {
 	cleanup := func() {
 		dc.ContainerRemove(context.Background(), name, container.RemoveOptions{Force: true})
 		dc.VolumeRemove(context.Background(), vol, true)
+		dc.NetworkRemove(context.Background(), name)
 	}
 	cleanup()
 	defer cleanup()
-	env := []string{"TAKO_DATABASE_AUTO_START_CONTAINER=" + name, "TAKO_DATABASE_AUTO_START_VOLUME=" + vol}
+	work := t.TempDir() // kept across the restart: the password lives here
+	env := []string{"TAKO_DATABASE_AUTO_START_CONTAINER=" + name, "TAKO_DATABASE_AUTO_START_VOLUME=" + vol, "TAKO_RUNNER_WORK_DIR=" + work}
 	// The default port, unless the machine's own tako-postgres holds it
 	// (someone ran `make run` here): then any free one.
 	port := "55432"
@@ -409,7 +416,25 @@ func TestAutoStartedDatabase(t *testing.T) {
 	if err != nil || info.HostConfig.PortBindings["5432/tcp"][0].HostPort != port {
 		t.Fatalf("database container: %v %+v", err, info.HostConfig)
 	}
+	if nets := info.NetworkSettings.Networks; len(nets) != 1 || nets[name] == nil {
+		t.Errorf("database container networks %v, want %s alone", nets, name)
+	}
+	password, err := os.ReadFile(filepath.Join(work, "database", name+".password"))
+	if fi, serr := os.Stat(filepath.Join(work, "database", name+".password")); err != nil || serr != nil || fi.Mode().Perm() != 0o600 || len(password) < 32 {
+		t.Errorf("password file: %v %v", err, serr)
+	}
+	dbIP := info.NetworkSettings.Networks[name].IPAddress
 
+	// A package whose build code tries the database, served with the
+	// executor's wheels by a local index.
+	index := pkgindex.StartWith(t, dc, runnertest.ExecutorImage(t, dc), pkgindex.Options{ProbeTargets: []pkgindex.Target{
+		{Name: "database container", Host: dbIP, Port: 5432},
+		{Name: "published port through docker0", Host: "172.17.0.1", Port: mustAtoi(port)},
+		{Name: "published port through the gateway", Host: pkgindex.Gateway, Port: mustAtoi(port)},
+	}})
+	env = append(env, "TAKO_JOB_TYPES_NET_NETWORK=bridge", "TAKO_JOB_TYPES_NET_POOL_MAX=0",
+		"TAKO_JOB_TYPES_SRC_ALLOW_SOURCE_BUILDS=true", "TAKO_JOB_TYPES_SRC_POOL_MAX=0",
+		"TAKO_PIP_INDEX_URL=http://"+index+":8080/simple", "TAKO_PIP_TRUSTED_HOSTS="+index)
 	s, stop, err = launchServer("", env)
 	if err != nil {
 		t.Fatal(err)
@@ -426,6 +451,29 @@ func TestAutoStartedDatabase(t *testing.T) {
 	}
 	if r := s.result(t, rerun["job_id"].(string)); r["stdout"] != "remember me\n" {
 		t.Errorf("rerun after restart: %v", r)
+	}
+
+	// A bridge job tries the database's address and its published port.
+	_, probe := s.post(t, "/execute", `{"job_type": "net", "code": "import socket\nfor h, p in [('`+dbIP+`', 5432), ('172.17.0.1', `+port+`)]:\n    try:\n        socket.create_connection((h, p), timeout=3).close(); print('open')\n    except OSError as e:\n        print(type(e).__name__)"}`)
+	if out, _ := probe["stdout"].(string); probe["status"] != "succeeded" || strings.Contains(out, "open") || strings.Count(out, "\n") != 2 {
+		t.Errorf("a bridge job reached the database: %v", probe)
+	}
+	// So does a package's build code, while it is downloaded and built.
+	code, built := s.post(t, "/execute", `{"job_type": "src", "requirements": ["takoevil"], "code": "import takoevil; print(takoevil.PROBE)"}`)
+	if code != http.StatusOK || built["status"] != "succeeded" {
+		t.Fatalf("build of takoevil: %d %v\n%s", code, built, s.logs.String())
+	}
+	var report map[string]any
+	if err := json.Unmarshal([]byte(built["stdout"].(string)), &report); err != nil {
+		t.Fatalf("takoevil's report %q: %v", built["stdout"], err)
+	}
+	for _, k := range []string{"database container", "published port through docker0", "published port through the gateway"} {
+		if report[k] != "refused" {
+			t.Errorf("build code, %s: %v", k, report[k])
+		}
+	}
+	if uid, _ := report["uid"].(float64); uid == 0 || uid == 1000 {
+		t.Errorf("build code ran as uid %v", report["uid"])
 	}
 
 	// The database goes away: health says so and new work gets 503; it
@@ -485,4 +533,12 @@ func TestGracefulDrain(t *testing.T) {
 	if r := res.(map[string]any); r["status"] != "succeeded" || r["attempt"] != 1.0 {
 		t.Errorf("job running at shutdown: %v", r)
 	}
+}
+
+func mustAtoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		panic(err)
+	}
+	return n
 }

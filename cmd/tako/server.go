@@ -80,7 +80,7 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	for name, reason := range set.errors {
 		logger.Error("job type unavailable: its image could not be built", "job_type", name, "reason", reason)
 	}
-	pool, err := openDatabase(ctx, dc, b, cfg, logger, stderr)
+	pool, err := openDatabase(ctx, dc, b, cfg, work, logger, stderr)
 	if err != nil {
 		return err
 	}

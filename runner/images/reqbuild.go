@@ -56,6 +56,9 @@ func (b *Builder) buildRequirements(ctx context.Context, set RequirementSet, bas
 			return &BuildError{Msg: fmt.Sprintf("requirements: source builds are allowed for job type %q, but this host cannot keep build code off its own ports (%s); only wheels can be installed here", set.JobType.Name, why)}
 		}
 	}
+	if err := os.MkdirAll(b.opts.WorkDir, 0o700); err != nil {
+		return fmt.Errorf("requirements build directory: %w", err)
+	}
 	dir, err := os.MkdirTemp(b.opts.WorkDir, "tako-req-")
 	if err != nil {
 		return fmt.Errorf("requirements build directory: %w", err)

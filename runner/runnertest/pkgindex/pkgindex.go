@@ -28,9 +28,13 @@ import (
 // Target is a host and port that the probe package tries to connect to.
 type Target struct {
 	Name string // what the probe's report calls it
-	Host string
+	Host string // an address; Gateway means the gateway of the build's own network
 	Port int
 }
+
+// Gateway, as a Target's Host, stands for the gateway address of the
+// network the build runs on: the host, as a container sees it.
+const Gateway = "GATEWAY"
 
 // Options add packages to the index.
 type Options struct {
@@ -199,7 +203,18 @@ from setuptools import setup
 TARGETS = json.loads(%s)
 phase = 'build' if 'bdist_wheel' in sys.argv else 'metadata'
 report = {'phase': phase, 'uid': os.getuid()}
+def gateway():
+    try:
+        ip = socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return None
+    return None if ip.startswith('127.') else ip.rsplit('.', 1)[0] + '.1'
 for name, host, port in TARGETS:
+    if host == 'GATEWAY':
+        host = gateway()
+        if host is None:
+            report[name] = 'refused'  # no network at all
+            continue
     try:
         socket.create_connection((host, port), timeout=3).close()
         report[name] = 'open'
