@@ -21,6 +21,7 @@ type Duration time.Duration
 // Config is tako's whole configuration. Load returns it validated.
 type Config struct {
 	Auth         AuthConfig               `koanf:"auth"`
+	Cluster      ClusterConfig            `koanf:"cluster"`
 	Database     DatabaseConfig           `koanf:"database"`
 	Images       ImagesConfig             `koanf:"images"`
 	JobTypes     map[string]JobTypeConfig `koanf:"job_types"`
@@ -37,6 +38,16 @@ type Config struct {
 	// Path is the file Load read, or "" when no file was found and only
 	// defaults, environment and flags apply. It is not a configuration key.
 	Path string `koanf:"-"`
+}
+
+// ClusterConfig is how the nodes sharing a database tell live ones from
+// gone ones.
+type ClusterConfig struct {
+	// HeartbeatInterval is how often a node tells the database it is alive.
+	HeartbeatInterval Duration `koanf:"heartbeat_interval"`
+	// NodeTimeout is how long a node may stay silent before it is taken
+	// for gone: its sync executions are ended.
+	NodeTimeout Duration `koanf:"node_timeout"`
 }
 
 // DatabaseConfig is where tako keeps its job history and queue.

@@ -203,6 +203,9 @@ func defaults() map[string]any {
 		"images.build_limits.memory": "2g",
 		"images.build_limits.pids":   512,
 
+		"cluster.heartbeat_interval": "2s",
+		"cluster.node_timeout":       "15s",
+
 		"database.url":                  "",
 		"database.max_conns":            20,
 		"database.auto_start.container": "tako-postgres",

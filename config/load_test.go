@@ -49,7 +49,8 @@ func TestLoadDefaults(t *testing.T) {
 	t.Parallel()
 	cfg := mustLoad(t, "", nil, nil)
 	want := &Config{
-		Auth: AuthConfig{APIKeys: map[string]string{}, Header: "X-API-Key"},
+		Auth:    AuthConfig{APIKeys: map[string]string{}, Header: "X-API-Key"},
+		Cluster: ClusterConfig{HeartbeatInterval: Duration(2 * time.Second), NodeTimeout: Duration(15 * time.Second)},
 		Database: DatabaseConfig{
 			AutoStart: AutoStartConfig{Container: "tako-postgres", Image: "postgres:16-alpine", Port: 55432, Volume: "tako-postgres-data"},
 			MaxConns:  20,

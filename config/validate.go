@@ -35,6 +35,12 @@ func (c *Config) Validate() error {
 	var p problems
 	c.validateServer(&p)
 	c.validateRunner(&p)
+	if c.Cluster.HeartbeatInterval < Duration(100*time.Millisecond) {
+		p.add("cluster.heartbeat_interval", "%s must be at least 0.1s", seconds(c.Cluster.HeartbeatInterval))
+	}
+	if c.Cluster.NodeTimeout < 2*c.Cluster.HeartbeatInterval {
+		p.add("cluster.node_timeout", "%s must be at least twice cluster.heartbeat_interval (%s)", seconds(c.Cluster.NodeTimeout), seconds(c.Cluster.HeartbeatInterval))
+	}
 	c.validateLimits(&p)
 	c.validateImages(&p)
 	c.validatePip(&p)

@@ -307,8 +307,10 @@ func TestTwoNodes(t *testing.T) {
 	}
 }
 
-// TestKill9Recovery kills a server process with 10 running jobs and
-// restarts it: every job reaches a terminal state and no container is left.
+// TestKill9Recovery kills a server process with 10 running async jobs and
+// a sync one, and restarts it: every job reaches a terminal state (the
+// async ones run again, the sync one, whose caller is gone, ends as failed
+// once its node's heartbeat is stale) and no container is left.
 func TestKill9Recovery(t *testing.T) {
 	runnertest.Docker(t)
 	startServer(t) // the images, built once before the parallel tests start
@@ -328,6 +330,7 @@ func TestKill9Recovery(t *testing.T) {
 		"TAKO_DATABASE_URL="+dbURL, "TAKO_RUNNER_WORK_DIR="+work, fmt.Sprintf("TAKO_SERVER_PORT=%d", port),
 		"TAKO_RUNNER_MAX_CONCURRENT=10", "TAKO_LIMITS_MAX_TIMEOUT=20s", "TAKO_JOB_TYPES_DATA_LIMITS_TIMEOUT=20s",
 		"TAKO_JOB_TYPES_DEFAULT_LIMITS_TIMEOUT=20s", "TAKO_QUEUE_RESCUE_AFTER=25s", "TAKO_LOG_LEVEL=warn",
+		"TAKO_CLUSTER_NODE_TIMEOUT=6s",
 		// A container whose creation was in flight at the kill appears late.
 		"TAKO_RUNNER_REAP_INTERVAL=2s",
 	)
@@ -358,6 +361,25 @@ func TestKill9Recovery(t *testing.T) {
 	for _, id := range ids {
 		s.waitStatus(t, id, "running", 2*time.Minute)
 	}
+	// A sync request in flight: the running execution that is not one of
+	// the async ones.
+	go http.Post(s.url+"/execute", "application/json", strings.NewReader(`{"code": "import time; time.sleep(15)"}`))
+	async := map[string]bool{}
+	for _, id := range ids {
+		async[id] = true
+	}
+	var syncID string
+	for deadline := time.Now().Add(2 * time.Minute); syncID == ""; time.Sleep(100 * time.Millisecond) {
+		_, page := s.get(t, "/executions?status=running&limit=100")
+		for _, item := range page.(map[string]any)["items"].([]any) {
+			if id, _ := item.(map[string]any)["execution_id"].(string); !async[id] {
+				syncID = id
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sync execution never showed as running")
+		}
+	}
 	first.Process.Signal(syscall.SIGKILL)
 	first.Wait()
 
@@ -371,6 +393,10 @@ func TestKill9Recovery(t *testing.T) {
 		if code != http.StatusOK || res.(map[string]any)["status"] != "succeeded" {
 			t.Errorf("job %s after kill -9 and restart: %d %v", id, code, res)
 		}
+	}
+	code, res := s.get(t, "/jobs/"+syncID+"/result?wait=true&timeout=120")
+	if r, _ := res.(map[string]any); code != http.StatusOK || r["status"] != "failed" || !strings.Contains(fmt.Sprint(r["error"]), "stopped before it finished") {
+		t.Errorf("sync execution %s after kill -9 and restart: %d %v", syncID, code, res)
 	}
 	waitNoContainers(t, s)
 }

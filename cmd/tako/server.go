@@ -116,6 +116,8 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	}
 
 	svc, err := service.New(pool, reg, run, service.Options{
+		Heartbeat:   cfg.Cluster.HeartbeatInterval.Std(),
+		NodeTimeout: cfg.Cluster.NodeTimeout.Std(),
 		MaxAttempts: cfg.Queue.MaxAttempts,
 		MaxPending:  cfg.Queue.MaxPending,
 		Metrics:     m,

@@ -35,6 +35,9 @@ type Runner interface {
 
 // Options configure a Service.
 type Options struct {
+	// Heartbeat is how often this node tells the database it is alive;
+	// 0 means 2 seconds.
+	Heartbeat time.Duration
 	// MaxAttempts bounds runs of a job that meets infrastructure failures.
 	MaxAttempts int
 	// MaxPending is the most queued executions across all nodes.
@@ -44,6 +47,10 @@ type Options struct {
 	// Node names this process in records; it must be unique among the
 	// processes sharing the database (the runner's instance id).
 	Node string
+	// NodeTimeout is how long a node may go without a heartbeat before it
+	// is taken for gone and its sync executions are ended; 0 means 15
+	// seconds.
+	NodeTimeout time.Duration
 	// RescueAfter is how long a job may run before River takes its node
 	// for dead and runs it again.
 	RescueAfter time.Duration
@@ -54,6 +61,7 @@ type Options struct {
 // Service records, queues and runs executions. It is safe for concurrent
 // use. Start it before use and Stop it on shutdown.
 type Service struct {
+	beats    *heartbeat
 	logger   *slog.Logger
 	notifier *notifier
 	opts     Options
@@ -70,6 +78,12 @@ func queueName(jobType string) string { return "jt_" + jobType }
 // New builds a Service on a migrated database. Each job type gets its own
 // River queue with the job type's concurrency.
 func New(pool *pgxpool.Pool, registry *jobtypes.Registry, run Runner, opts Options, logger *slog.Logger) (*Service, error) {
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = 2 * time.Second
+	}
+	if opts.NodeTimeout <= 0 {
+		opts.NodeTimeout = 15 * time.Second
+	}
 	s := &Service{
 		logger:   logger.With("component", "jobs"),
 		opts:     opts,
@@ -83,6 +97,7 @@ func New(pool *pgxpool.Pool, registry *jobtypes.Registry, run Runner, opts Optio
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &executeWorker{s: s})
 	river.AddWorker(workers, &maintenanceWorker{s: s})
+	river.AddWorker(workers, &sweepWorker{s: s})
 	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}}
 	for _, jt := range registry.All() {
 		queues[queueName(jt.Name)] = river.QueueConfig{MaxWorkers: max(jt.Concurrency, 1)}
@@ -93,7 +108,7 @@ func New(pool *pgxpool.Pool, registry *jobtypes.Registry, run Runner, opts Optio
 		JobTimeout:           opts.RescueAfter, // for maintenance; executions bound their own
 		Logger:               logger.With("component", "river"),
 		MaxAttempts:          opts.MaxAttempts,
-		PeriodicJobs:         []*river.PeriodicJob{maintenanceJob()},
+		PeriodicJobs:         []*river.PeriodicJob{maintenanceJob(), sweepJob(opts.NodeTimeout)},
 		Queues:               queues,
 		RescueStuckJobsAfter: opts.RescueAfter,
 		Workers:              workers,
@@ -105,11 +120,18 @@ func New(pool *pgxpool.Pool, registry *jobtypes.Registry, run Runner, opts Optio
 	return s, nil
 }
 
-// Start starts working the queues and listening for finished executions.
+// Start announces this node, starts working the queues and listening for
+// finished executions.
 func (s *Service) Start(ctx context.Context) error {
+	beats, err := startHeartbeat(ctx, s.store, s.opts.Node, s.opts.Heartbeat, s.logger)
+	if err != nil {
+		return err
+	}
 	if err := s.river.Start(ctx); err != nil {
+		beats.stop()
 		return fmt.Errorf("start queue: %w", err)
 	}
+	s.beats = beats
 	s.notifier.start()
 	return nil
 }
@@ -126,6 +148,9 @@ func (s *Service) Stop(ctx context.Context) {
 		}
 	}
 	s.notifier.stop()
+	if s.beats != nil {
+		s.beats.stop()
+	}
 }
 
 // DatabaseHealth reports whether the database answers.
