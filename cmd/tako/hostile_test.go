@@ -394,6 +394,11 @@ print('parent done')`,
 			}
 			answeredWithin(t, r, promptly)
 		}},
+	// With both streams closed tako cannot hear the program: it runs until
+	// its timeout stops it, a failure of the program, not of tako.
+	{name: "closing both streams and running on", timeout: 3, status: "timeout", errType: "timeout",
+		code:  "import os, time\nos.close(1)\nos.close(2)\ntime.sleep(600)",
+		check: func(t *testing.T, r hostileRun) { answeredWithin(t, r, promptly) }},
 	{name: "invalid UTF-8 and NUL bytes in output", status: "succeeded",
 		code: "import json, sys\nsys.stdout.buffer.write(b'ok \\xff\\xfe\\x00 nul\\n')\nsys.stderr.buffer.write(b'err \\xc3\\x28\\x00\\n')\n" +
 			"with open('/output/result.json', 'w') as f:\n    json.dump({'s': 'a\\x00b'}, f)",

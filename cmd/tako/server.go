@@ -116,14 +116,15 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	}
 
 	svc, err := service.New(pool, reg, run, service.Options{
-		Heartbeat:   cfg.Cluster.HeartbeatInterval.Std(),
-		NodeTimeout: cfg.Cluster.NodeTimeout.Std(),
-		MaxAttempts: cfg.Queue.MaxAttempts,
-		MaxPending:  cfg.Queue.MaxPending,
-		Metrics:     m,
-		Node:        run.InstanceID(),
-		RescueAfter: cfg.Rescue(),
-		Retention:   time.Duration(cfg.Queue.RetentionDays) * 24 * time.Hour,
+		BuildTimeout: cfg.Images.BuildTimeout.Std(),
+		Heartbeat:    cfg.Cluster.HeartbeatInterval.Std(),
+		NodeTimeout:  cfg.Cluster.NodeTimeout.Std(),
+		MaxAttempts:  cfg.Queue.MaxAttempts,
+		MaxPending:   cfg.Queue.MaxPending,
+		Metrics:      m,
+		Node:         run.InstanceID(),
+		RescueAfter:  cfg.Rescue(),
+		Retention:    time.Duration(cfg.Queue.RetentionDays) * 24 * time.Hour,
 	}, logger)
 	if err != nil {
 		return err

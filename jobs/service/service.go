@@ -35,6 +35,9 @@ type Runner interface {
 
 // Options configure a Service.
 type Options struct {
+	// BuildTimeout bounds building the image of an execution's ad-hoc
+	// requirements; an async attempt is allowed that much more time.
+	BuildTimeout time.Duration
 	// Heartbeat is how often this node tells the database it is alive;
 	// 0 means 2 seconds.
 	Heartbeat time.Duration

@@ -220,3 +220,52 @@ func TestMaintenanceEndsOrphanedExecutions(t *testing.T) {
 		t.Errorf("orphaned execution: %+v %v", got, err)
 	}
 }
+
+// TestAttemptDeadlineIsNotAShutdown: an attempt that runs out of its time
+// ends the execution as a timeout, once; it is not put back in the queue
+// as a shutdown would be.
+func TestAttemptDeadlineIsNotAShutdown(t *testing.T) {
+	t.Parallel()
+	run := &scriptedRunner{script: []func() (*jobs.Result, error){func() (*jobs.Result, error) {
+		return nil, nil // replaced below: blocks until its context ends
+	}}}
+	blocking := &blockingRunner{scriptedRunner: run}
+	s := newService(t, blocking, Options{})
+	start(t, s)
+	sub := submission("import time; time.sleep(600)")
+	sub.Timeout, sub.StartupTimeout = time.Second, time.Second // an attempt gets 1+1+10 s
+	e, _, err := s.Submit(context.Background(), sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Wait(context.Background(), e.ID, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != jobs.StatusTimeout || got.Attempt != 1 || blocking.count() != 1 {
+		t.Errorf("status %s attempt %d after %d runs; want one timed-out attempt", got.Status, got.Attempt, blocking.count())
+	}
+}
+
+// blockingRunner runs until its context ends, as a build or a program that
+// outlives the attempt would.
+type blockingRunner struct{ *scriptedRunner }
+
+func (r *blockingRunner) Execute(ctx context.Context, req runner.Request) (*jobs.Result, error) {
+	r.scriptedRunner.Execute(ctx, req)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestMaxRun(t *testing.T) {
+	t.Parallel()
+	s := &Service{opts: Options{BuildTimeout: 15 * time.Minute}}
+	plain := &jobs.Execution{Timeout: 30 * time.Second}
+	withReqs := &jobs.Execution{Timeout: 30 * time.Second, StartupTimeout: 5 * time.Second, Requirements: []string{"numpy"}}
+	if got := s.maxRun(plain); got != 30*time.Second+defaultStartup+attemptSlack {
+		t.Errorf("maxRun without requirements = %s", got)
+	}
+	if got := s.maxRun(withReqs); got != 35*time.Second+attemptSlack+15*time.Minute {
+		t.Errorf("maxRun with requirements = %s, want the build timeout counted", got)
+	}
+}

@@ -83,7 +83,7 @@ func (s *Service) Submit(ctx context.Context, sub jobs.Submission) (*jobs.Execut
 	if queued > s.opts.MaxPending {
 		return nil, false, &jobs.Error{Code: jobs.EUNAVAILABLE, Message: fmt.Sprintf("the queue is full (%d jobs pending); try again later", s.opts.MaxPending), RetryAfter: 5}
 	}
-	res, err := s.river.InsertTx(ctx, tx, executeArgs{ExecutionID: e.ID, MaxRunMS: maxRun(e).Milliseconds()}, &river.InsertOpts{
+	res, err := s.river.InsertTx(ctx, tx, executeArgs{ExecutionID: e.ID, MaxRunMS: s.maxRun(e).Milliseconds()}, &river.InsertOpts{
 		MaxAttempts: s.opts.MaxAttempts,
 		Queue:       queueName(e.JobType),
 	})

@@ -27,13 +27,18 @@ const attemptSlack = 10 * time.Second
 // does not say.
 const defaultStartup = 60 * time.Second
 
-// maxRun bounds one attempt of e.
-func maxRun(e *jobs.Execution) time.Duration {
+// maxRun bounds one attempt of e: its timeouts, and the building of its
+// requirements' image, which may come first.
+func (s *Service) maxRun(e *jobs.Execution) time.Duration {
 	startup := e.StartupTimeout
 	if startup == 0 {
 		startup = defaultStartup
 	}
-	return e.Timeout + startup + attemptSlack
+	d := e.Timeout + startup + attemptSlack
+	if len(e.Requirements) > 0 {
+		d += s.opts.BuildTimeout
+	}
+	return d
 }
 
 // Kind implements river.JobArgs.
@@ -93,6 +98,16 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) e
 	case cancelledRemotely(ctx):
 		if res == nil || res.Status != jobs.StatusCancelled {
 			res = cancelledResult("the execution was cancelled")
+		}
+		s.finish(e, res, queued)
+		return nil
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		// The attempt ran out of the time it was given, build included:
+		// another attempt would only do the same.
+		if res == nil || res.Status == jobs.StatusCancelled {
+			res = &jobs.Result{Status: jobs.StatusTimeout, ExitCode: -1, Error: &jobs.ExecError{
+				Type: jobs.ErrTimeout, Message: fmt.Sprintf("the execution did not finish within its attempt's %s, building its requirements included", w.Timeout(job)),
+			}}
 		}
 		s.finish(e, res, queued)
 		return nil
