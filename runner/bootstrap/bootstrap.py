@@ -183,6 +183,13 @@ def _program(go, report):
     os._exit(code)
 
 
+def _forward(pid, signum):
+    try:
+        os.kill(pid, signum)
+    except OSError:
+        pass  # it has ended
+
+
 def _read_report(fd):
     # The program wrote its report before it exited, so it is in the pipe
     # now; processes it left behind may still hold the pipe open, so read
@@ -222,6 +229,10 @@ def main():
         _program(go_r, report_w)
     os.close(go_r)
     os.close(report_w)
+    # From now on a signal meant for the program (the container's init
+    # passes on what it gets) goes to it, never ends the supervisor.
+    for s in FORWARDED:
+        signal.signal(s, lambda signum, frame: _forward(pid, signum))
     _undumpable()
 
     ready = b"\x1eTAKO-READY\x1e\n"
@@ -233,8 +244,6 @@ def main():
         os._exit(0)
     nonce = json.loads(line)["nonce"]
 
-    for s in FORWARDED:
-        signal.signal(s, lambda signum, frame: os.kill(pid, signum))
     os.write(go_w, b"g")
     os.close(go_w)
     _, status = os.waitpid(pid, 0)
