@@ -44,7 +44,9 @@ func testJobType() jobtypes.JobType {
 		SecurityMode: jobtypes.Permissive,
 		Limits: jobtypes.Limits{
 			CPUs: 1, FileSize: 100 << 20, Memory: 256 << 20, NoFile: 256,
-			Pids: 64, Timeout: 10 * time.Second, Tmp: 16 << 20,
+			// A timeout with room for a loaded machine: a case that must be
+			// stopped sets its own.
+			Pids: 64, Timeout: 2 * time.Minute, Tmp: 16 << 20,
 		},
 	}
 }

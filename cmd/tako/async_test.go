@@ -410,7 +410,10 @@ func TestAutoStartedDatabase(t *testing.T) {
 	dc := runnertest.Docker(t)
 	startServer(t) // the images, built once before the parallel tests start
 	t.Parallel()
-	const name, vol = "tako-postgres-test", "tako-postgres-test-data"
+	// Names of this run's own: a second run of the suite on the machine
+	// must not remove this one's database.
+	name := fmt.Sprintf("tako-postgres-test-%d", os.Getpid())
+	vol := name + "-data"
 	cleanup := func() {
 		dc.ContainerRemove(context.Background(), name, container.RemoveOptions{Force: true})
 		dc.VolumeRemove(context.Background(), vol, true)
