@@ -51,7 +51,7 @@ func TestExecutions(t *testing.T) {
 			}
 			for i, it := range items {
 				im := it.(map[string]any)
-				checkKeys(t, im, recordKeys)
+				checkKeys(t, im, summaryKeys)
 				if im["job_id"] != tt.page.Items[i].ID || im["status"] != string(tt.page.Items[i].Status) {
 					t.Errorf("item %d: %v", i, im)
 				}

@@ -26,6 +26,11 @@ var (
 		"exit_code", "finished_at", "job_id", "image", "job_type", "node", "output", "parent_id", "relationship", "requirements", "runtime",
 		"start", "started_at", "status", "stderr", "stderr_truncated", "stdout", "stdout_truncated", "success", "timing",
 	}
+	// summaryKeys are an item of GET /executions: the record without what
+	// can be large.
+	summaryKeys = slices.DeleteFunc(slices.Clone(recordKeys), func(k string) bool {
+		return k == "artifacts" || k == "output" || k == "stdout" || k == "stderr"
+	})
 )
 
 // checkKeys asserts that m has exactly the keys want.
