@@ -526,6 +526,7 @@ func TestStatusFor(t *testing.T) {
 	tests := map[jobs.ErrorCode]int{
 		jobs.EINVALID: 422, jobs.EMALFORMED: 400, jobs.ENOTFOUND: 404, jobs.ETOOLARGE: 413, jobs.EUNAVAILABLE: 503,
 		jobs.ENOTALLOWED: 403, jobs.ECONFLICT: 409, jobs.ETIMEOUT: 408, jobs.EINTERNAL: 500, "weird": 500,
+		jobs.EUNAUTHORIZED: 401, jobs.ERATELIMITED: 429, jobs.EOVERQUOTA: 429, jobs.EUNSUPPORTED: 415, jobs.EMISDIRECTED: 421,
 	}
 	for code, want := range tests {
 		if got := statusFor(code); got != want {
