@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -72,28 +73,29 @@ type HealthCheckResult struct {
 	Status string `json:"status"`
 }
 
-// handleHealth is GET /health: the latest snapshot, never older than
-// healthMaxAge. It waits for the next one when the latest is too old (at
-// start-up, or when the probe falls behind), without probing anything
-// itself.
+// handleHealth is GET /health: the latest snapshot, encoded once when it
+// was taken, never older than healthMaxAge. It waits for the next one when
+// the latest is too old (at start-up, or when the probe falls behind),
+// without probing anything itself.
 func (s *Server) handleHealth(c *fiber.Ctx) error {
 	snap := s.health.current()
-	resp := snap.resp
-	resp.Version = s.version
-	resp.CheckedAt = timestamp(snap.at)
-	resp.Problems = append(slices.Clone(resp.Problems), s.warnings...)
-	if age := time.Since(snap.at); age > healthMaxAge {
-		resp.Problems = append(resp.Problems, fmt.Sprintf("health checks are late: the last ran %.0f s ago", age.Seconds()))
+	age := time.Since(snap.at)
+	if age <= healthMaxAge && snap.body != nil {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(snap.body)
 	}
-	if len(resp.Problems) > 0 {
+	resp := snap.resp
+	resp.Version, resp.CheckedAt = s.version, timestamp(snap.at)
+	if age > healthMaxAge {
+		resp.Problems = append(slices.Clone(resp.Problems), fmt.Sprintf("health checks are late: the last ran %.0f s ago", age.Seconds()))
 		resp.Status = healthDegraded
 	}
 	return c.JSON(resp)
 }
 
 // probeHealth checks the runner and the database, at the same time, each
-// within ctx, and the job types. Version, CheckedAt and the server's
-// warnings are the handler's to add.
+// within ctx, and the job types, and adds the server's warnings. CheckedAt
+// is the monitor's to set.
 func (s *Server) probeHealth(ctx context.Context) HealthResponse {
 	type queue struct{ queued, limit int }
 	dbErr, depth := make(chan error, 1), make(chan queue, 1)
@@ -111,6 +113,7 @@ func (s *Server) probeHealth(ctx context.Context) HealthResponse {
 
 	resp := HealthResponse{
 		Status:            healthHealthy,
+		Version:           s.version,
 		DockerAvailable:   h.DockerAvailable,
 		GVisorAvailable:   h.GVisorAvailable,
 		DatabaseAvailable: dberr == nil,
@@ -152,14 +155,20 @@ func (s *Server) probeHealth(ctx context.Context) HealthResponse {
 			resp.Problems = append(resp.Problems, p)
 		}
 	}
+	resp.Problems = append(resp.Problems, s.warnings...)
+	if len(resp.Problems) > 0 {
+		resp.Status = healthDegraded
+	}
 	return resp
 }
 
-// healthSnapshot is the outcome of one probe. next is closed when a newer
-// snapshot replaces it, which is what a reader waits on.
+// healthSnapshot is the outcome of one probe, and body its JSON. next is
+// closed when a newer snapshot replaces it, which is what a reader waits
+// on.
 type healthSnapshot struct {
 	at   time.Time // when the probe started
 	resp HealthResponse
+	body []byte
 	next chan struct{}
 }
 
@@ -232,7 +241,12 @@ func (m *healthMonitor) loop() {
 		if m.ctx.Err() != nil {
 			return
 		}
-		prev := m.latest.Swap(&healthSnapshot{at: at, resp: resp, next: make(chan struct{})})
+		resp.CheckedAt = timestamp(at)
+		body, err := json.Marshal(resp)
+		if err != nil {
+			body = nil // the handler encodes it itself, and fails there
+		}
+		prev := m.latest.Swap(&healthSnapshot{at: at, resp: resp, body: body, next: make(chan struct{})})
 		close(prev.next)
 		select {
 		case <-tick.C:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -137,4 +138,42 @@ func TestHealthFollowsChanges(t *testing.T) {
 	waitFor(false)
 	down.Store(false)
 	waitFor(true)
+}
+
+// TestHealthLate: when the background checks stop finishing, /health says
+// so instead of passing an old snapshot off as fresh; before any check
+// has finished it says that.
+func TestHealthLate(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	stuck := make(chan struct{})
+	defer close(stuck)
+	fs := &fakeService{health: func(context.Context) error {
+		if calls.Add(1) > 1 {
+			<-stuck // deaf to its context: the probe never finishes
+		}
+		return nil
+	}}
+	s := newTestServer(t, fs, &fakeRunner{health: runner.Health{DockerAvailable: true, GVisorAvailable: true}}, Limits{})
+	first := do(t, s, "GET", "/health", "", nil).object(t)
+	if first["status"] != "healthy" {
+		t.Fatalf("first answer: %v", first)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		m := do(t, s, "GET", "/health", "", nil).object(t)
+		problems, _ := m["problems"].([]any)
+		if m["status"] == "degraded" && len(problems) == 1 && strings.HasPrefix(problems[0].(string), "health checks are late") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a stuck probe never showed: %v", m)
+		}
+	}
+
+	idle := newTestServer(t, &fakeService{}, nil, Limits{})
+	idle.health.stop()
+	m := do(t, idle, "GET", "/health", "", nil).object(t)
+	if m["status"] != "degraded" || !reflect.DeepEqual(m["problems"], []any{"health checks have not finished yet"}) || m["version"] != "test" {
+		t.Errorf("before any check: %v", m)
+	}
 }
