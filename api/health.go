@@ -2,7 +2,12 @@ package api
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -14,11 +19,13 @@ const (
 	healthDegraded = "degraded"
 )
 
-// healthTimeout bounds the runner's health probe and databaseHealthTimeout
-// the database's, so /health always answers.
+// /health answers from a snapshot that a background probe refreshes every
+// healthInterval, each probe bounded by healthInterval too, so a snapshot
+// is at most healthMaxAge old and a flood of health checks costs no
+// database or Docker call.
 const (
-	healthTimeout         = 3 * time.Second
-	databaseHealthTimeout = 2 * time.Second
+	healthInterval = time.Second
+	healthMaxAge   = 2 * time.Second
 )
 
 // HealthResponse is the body of GET /health. Status is "degraded" when
@@ -27,6 +34,7 @@ const (
 type HealthResponse struct {
 	Status            string                       `json:"status"`
 	Version           string                       `json:"version"`
+	CheckedAt         string                       `json:"checked_at"` // when the checks ran (RFC 3339, UTC); at most 2 s ago
 	DockerAvailable   bool                         `json:"docker_available"`
 	GVisorAvailable   bool                         `json:"gvisor_available"`
 	DatabaseAvailable bool                         `json:"database_available"`
@@ -65,14 +73,33 @@ type HealthCheckResult struct {
 	Status string `json:"status"`
 }
 
-// handleHealth is GET /health. The runner and the database are probed at
-// the same time, each under its own timeout.
+// handleHealth is GET /health: the latest snapshot, encoded once when it
+// was taken, never older than healthMaxAge. It waits for the next one when
+// the latest is too old (at start-up, or when the probe falls behind),
+// without probing anything itself.
 func (s *Server) handleHealth(c *fiber.Ctx) error {
+	snap := s.health.current()
+	age := time.Since(snap.at)
+	if age <= healthMaxAge && snap.body != nil {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(snap.body)
+	}
+	resp := snap.resp
+	resp.Version, resp.CheckedAt = s.version, timestamp(snap.at)
+	if age > healthMaxAge {
+		resp.Problems = append(slices.Clone(resp.Problems), fmt.Sprintf("health checks are late: the last ran %.0f s ago", age.Seconds()))
+		resp.Status = healthDegraded
+	}
+	return c.JSON(resp)
+}
+
+// probeHealth checks the runner and the database, at the same time, each
+// within ctx, and the job types, and adds the server's warnings. CheckedAt
+// is the monitor's to set.
+func (s *Server) probeHealth(ctx context.Context) HealthResponse {
 	type queue struct{ queued, limit int }
 	dbErr, depth := make(chan error, 1), make(chan queue, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(s.base, databaseHealthTimeout)
-		defer cancel()
 		err := s.service.DatabaseHealth(ctx)
 		var q queue
 		if err == nil {
@@ -81,8 +108,6 @@ func (s *Server) handleHealth(c *fiber.Ctx) error {
 		dbErr <- err
 		depth <- q
 	}()
-	ctx, cancel := context.WithTimeout(s.base, healthTimeout)
-	defer cancel()
 	h := s.runner.Health(ctx)
 	dberr, q := <-dbErr, <-depth
 
@@ -134,5 +159,109 @@ func (s *Server) handleHealth(c *fiber.Ctx) error {
 	if len(resp.Problems) > 0 {
 		resp.Status = healthDegraded
 	}
-	return c.JSON(resp)
+	return resp
+}
+
+// healthSnapshot is the outcome of one probe, and body its JSON. next is
+// closed when a newer snapshot replaces it, which is what a reader waits
+// on.
+type healthSnapshot struct {
+	at   time.Time // when the probe started
+	resp HealthResponse
+	body []byte
+	next chan struct{}
+}
+
+// healthMonitor keeps the latest health snapshot, refreshed every
+// healthInterval by one background goroutine. It starts with the first
+// reader, so a server nobody asks probes nothing, and stops with ctx or
+// stop. Its methods are safe for concurrent use.
+type healthMonitor struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	probe   func(context.Context) HealthResponse
+	latest  atomic.Pointer[healthSnapshot]
+	once    sync.Once
+	started bool // set by once: the probe goroutine was started
+	done    chan struct{}
+}
+
+func newHealthMonitor(ctx context.Context, probe func(context.Context) HealthResponse) *healthMonitor {
+	ctx, cancel := context.WithCancel(ctx)
+	m := &healthMonitor{ctx: ctx, cancel: cancel, probe: probe, done: make(chan struct{})}
+	// A placeholder from the beginning of time: too old to answer with.
+	m.latest.Store(&healthSnapshot{next: make(chan struct{})})
+	return m
+}
+
+// current returns the latest snapshot when it is at most healthMaxAge
+// old; otherwise it waits up to healthMaxAge for the next one and returns
+// whatever is latest then.
+func (m *healthMonitor) current() *healthSnapshot {
+	m.once.Do(func() {
+		if m.ctx.Err() == nil {
+			m.started = true
+			go m.loop()
+		}
+	})
+	snap := m.latest.Load()
+	if time.Since(snap.at) <= healthMaxAge {
+		return snap
+	}
+	wait := time.NewTimer(healthMaxAge)
+	defer wait.Stop()
+	select {
+	case <-snap.next:
+	case <-wait.C:
+	case <-m.ctx.Done():
+	}
+	if snap = m.latest.Load(); snap.at.IsZero() {
+		// Never probed (the server is stopping, or the first probe is
+		// stuck): say so rather than nothing.
+		snap = &healthSnapshot{at: time.Now(), resp: HealthResponse{
+			Status: healthDegraded, JobTypes: map[string]JobTypeHealth{}, Checks: map[string]HealthCheckResult{},
+			Problems: []string{"health checks have not finished yet"},
+		}}
+	}
+	return snap
+}
+
+// loop probes every healthInterval until the monitor stops. Each probe gets
+// at most healthInterval, so the latest snapshot is never older than
+// healthMaxAge while the probe keeps up.
+func (m *healthMonitor) loop() {
+	defer close(m.done)
+	tick := time.NewTicker(healthInterval)
+	defer tick.Stop()
+	for {
+		at := time.Now()
+		ctx, cancel := context.WithTimeout(m.ctx, healthInterval)
+		resp := m.probe(ctx)
+		cancel()
+		if m.ctx.Err() != nil {
+			return
+		}
+		resp.CheckedAt = timestamp(at)
+		body, err := json.Marshal(resp)
+		if err != nil {
+			body = nil // the handler encodes it itself, and fails there
+		}
+		prev := m.latest.Swap(&healthSnapshot{at: at, resp: resp, body: body, next: make(chan struct{})})
+		close(prev.next)
+		select {
+		case <-tick.C:
+		case <-m.ctx.Done():
+			return
+		}
+	}
+}
+
+// stop ends the probe and waits for it. It is idempotent; after it, the
+// probe never starts.
+func (m *healthMonitor) stop() {
+	m.cancel()
+	m.once.Do(func() {}) // a later reader must not start it
+	if m.started {
+		<-m.done
+	}
 }

@@ -5,6 +5,8 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -118,8 +120,15 @@ type ServerConfig struct {
 	// AllowUnauthenticatedNetworkAccess lets the server listen on a
 	// non-loopback address without API keys; it warns at start-up and in
 	// /health.
-	AllowUnauthenticatedNetworkAccess bool   `koanf:"allow_unauthenticated_network_access"`
-	Host                              string `koanf:"host"`
+	AllowUnauthenticatedNetworkAccess bool `koanf:"allow_unauthenticated_network_access"`
+	// AllowedHosts are the Host header values the API answers ("name",
+	// "name:port", "[::1]", "*.example.com" or "*"); any other gets 421.
+	// Empty means the default of AllowedHosts.
+	AllowedHosts []string `koanf:"allowed_hosts"`
+	// CORSOrigins are the web origins ("https://app.example.com") whose
+	// pages may call the API; none means no CORS headers at all.
+	CORSOrigins []string `koanf:"cors_origins"`
+	Host        string   `koanf:"host"`
 	// MaxBodyBytes is the largest request body; larger gets 413.
 	MaxBodyBytes Size `koanf:"max_body_bytes"`
 	Port         int  `koanf:"port"`
@@ -317,4 +326,37 @@ func ParseUIDRange(s string) (first, count int, err error) {
 		return 0, 0, fmt.Errorf("%q goes past the largest uid", s)
 	}
 	return lo, hi - lo + 1, nil
+}
+
+// AllowedHosts returns the Host header values the API answers, in the form
+// of server.allowed_hosts: that list when it is set. Otherwise the default
+// depends on who a browser could be made to reach. On a loopback
+// server.host it is that address, localhost, 127.0.0.1 and [::1], any
+// port, which refuses a web page that points a name of its own at
+// 127.0.0.1 (DNS rebinding). On a wildcard (0.0.0.0, ::) or network
+// address with API keys it is any host ("*"): clients reach such a server
+// under names tako cannot know (DNS, a load balancer), and a page that
+// rebinds a name to it still has no key. Without keys on a network address
+// (server.allow_unauthenticated_network_access) it is the loopback names
+// and the address itself: other names must be listed.
+func (c *Config) AllowedHosts(haveKeys bool) []string {
+	if len(c.Server.AllowedHosts) > 0 {
+		return c.Server.AllowedHosts
+	}
+	host := strings.TrimSuffix(strings.ToLower(strings.Trim(c.Server.Host, "[]")), ".")
+	ip := net.ParseIP(host)
+	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
+	if !loopback && haveKeys {
+		return []string{"*"}
+	}
+	hosts := []string{"localhost", "127.0.0.1", "[::1]"}
+	own := host
+	if ip != nil && ip.To4() == nil {
+		own = "[" + host + "]"
+	}
+	// A wildcard address is nothing a client can name.
+	if host != "" && !(ip != nil && ip.IsUnspecified()) && !slices.Contains(hosts, own) {
+		hosts = append(hosts, own)
+	}
+	return hosts
 }

@@ -49,7 +49,7 @@ func TestLoadDefaults(t *testing.T) {
 	t.Parallel()
 	cfg := mustLoad(t, "", nil, nil)
 	want := &Config{
-		Auth:    AuthConfig{APIKeys: map[string]string{}, Header: "X-API-Key"},
+		Auth:    AuthConfig{APIKeys: map[string]APIKeyConfig{}, Header: "X-API-Key", DefaultQuota: QuotaConfig{MaxPending: 100}},
 		Cluster: ClusterConfig{HeartbeatInterval: Duration(2 * time.Second), NodeTimeout: Duration(15 * time.Second)},
 		Database: DatabaseConfig{
 			AutoStart: AutoStartConfig{Container: "tako-postgres", Image: "postgres:16-alpine", Port: 55432, Volume: "tako-postgres-data"},
@@ -85,7 +85,8 @@ func TestLoadDefaults(t *testing.T) {
 			UIDRange: "200000-265535"},
 		SecurityMode: "permissive",
 		Server: ServerConfig{Host: "127.0.0.1", MaxBodyBytes: 2 << 20, Port: 8000,
-			RateLimit: RateLimitConfig{RequestsPerSecond: 100, Burst: 200}},
+			RateLimit:    RateLimitConfig{RequestsPerSecond: 100, Burst: 200},
+			AllowedHosts: []string{}, CORSOrigins: []string{}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)

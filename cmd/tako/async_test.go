@@ -137,8 +137,16 @@ func TestCancel(t *testing.T) {
 	if st := s.waitStatus(t, queued, "queued", 30*time.Second); st["queue_position"] != 1.0 {
 		t.Errorf("queue_position %v, want 1", st["queue_position"])
 	}
-	if _, h := s.get(t, "/health"); h.(map[string]any)["queue_stats"].(map[string]any)["pending"].(float64) < 1 {
-		t.Errorf("health does not count the queued job: %v", h)
+	// /health answers from a snapshot at most 2 s old: wait for it.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		_, h := s.get(t, "/health")
+		if h.(map[string]any)["queue_stats"].(map[string]any)["pending"].(float64) >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("health does not count the queued job: %v", h)
+			break
+		}
 	}
 
 	t.Run("queued", func(t *testing.T) {
@@ -511,9 +519,17 @@ func TestAutoStartedDatabase(t *testing.T) {
 	if err := dc.ContainerStop(context.Background(), name, container.StopOptions{Timeout: &stopTimeout}); err != nil {
 		t.Fatal(err)
 	}
-	_, health := s.get(t, "/health")
-	if h := health.(map[string]any); h["database_available"] != false || h["status"] != "degraded" {
-		t.Errorf("health with the database down: %v", h)
+	// /health answers from a snapshot at most 2 s old: wait for it.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		_, health := s.get(t, "/health")
+		h := health.(map[string]any)
+		if h["database_available"] == false && h["status"] == "degraded" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("health with the database down: %v", h)
+			break
+		}
 	}
 	if code, res := s.post(t, "/execute/async", `{"code": "print(1)"}`); code != http.StatusServiceUnavailable {
 		t.Errorf("submit with the database down: %d %v", code, res)

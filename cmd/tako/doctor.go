@@ -118,7 +118,13 @@ func doctorAuth(r *report, cfg *config.Config) {
 	case len(keys) == 0:
 		r.ok("auth", "no API keys; the API listens on %s only", displayHost(cfg.Server.Host))
 	default:
-		r.ok("auth", "%d API keys", len(keys))
+		admins := 0
+		for _, k := range keys {
+			if k.Admin() {
+				admins++
+			}
+		}
+		r.ok("auth", "%d API keys (%d admin); answers Host %s", len(keys), admins, strings.Join(cfg.AllowedHosts(true), ", "))
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tako-run/tako/api"
 	"github.com/tako-run/tako/config"
+	"github.com/tako-run/tako/jobs"
 	"github.com/tako-run/tako/jobs/service"
 	"github.com/tako-run/tako/metrics"
 	"github.com/tako-run/tako/runner"
@@ -123,6 +124,7 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		MaxPending:   cfg.Queue.MaxPending,
 		Metrics:      m,
 		Node:         run.InstanceID(),
+		Quotas:       quotas(keys),
 		RescueAfter:  cfg.Rescue(),
 		Retention:    time.Duration(cfg.Queue.RetentionDays) * 24 * time.Hour,
 	}, logger)
@@ -143,11 +145,13 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		served = m
 	}
 	srv := api.New(api.Options{
+		AllowedHosts: cfg.AllowedHosts(len(keys) > 0),
 		Auth: api.Auth{
 			Header:      cfg.Auth.Header,
-			Keys:        keys,
+			Keys:        apiKeys(keys),
 			OpenMetrics: !cfg.Metrics.RequireAuth,
 		},
+		CORSOrigins: cfg.Server.CORSOrigins,
 		Limits: api.Limits{
 			MaxBodyBytes:  int64(cfg.Server.MaxBodyBytes),
 			MaxCodeBytes:  int64(cfg.Limits.MaxCodeBytes),
@@ -191,6 +195,26 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	}
 	svc.Stop(shutdownCtx)
 	return nil
+}
+
+// apiKeys is the API's view of the configured keys: who they are and who
+// is an admin.
+func apiKeys(keys map[string]config.APIKey) map[string]api.Key {
+	out := make(map[string]api.Key, len(keys))
+	for name, k := range keys {
+		out[name] = api.Key{Secret: k.Key, Admin: k.Admin()}
+	}
+	return out
+}
+
+// quotas is the job service's view of the configured keys: what each may
+// have queued and running.
+func quotas(keys map[string]config.APIKey) map[string]jobs.Quota {
+	out := make(map[string]jobs.Quota, len(keys))
+	for name, k := range keys {
+		out[name] = jobs.Quota{MaxPending: k.MaxPending, MaxConcurrent: k.MaxConcurrent}
+	}
+	return out
 }
 
 // checkBind refuses an API without keys on an address other hosts can

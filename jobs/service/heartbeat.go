@@ -93,7 +93,7 @@ func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[sweepArgs]) error {
 		return err
 	}
 	for _, id := range ids {
-		e, err := w.s.store.Get(ctx, id)
+		e, err := w.s.store.Get(ctx, jobs.System, id)
 		if err != nil {
 			return fmt.Errorf("get stranded execution: %w", err)
 		}

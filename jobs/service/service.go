@@ -54,6 +54,10 @@ type Options struct {
 	// is taken for gone and its sync executions are ended; 0 means 15
 	// seconds.
 	NodeTimeout time.Duration
+	// Quotas bound the work of each API key, by name, across all nodes.
+	// A key it does not list, and work submitted without a key, has no
+	// quota.
+	Quotas map[string]jobs.Quota
 	// RescueAfter is how long a job may run before River takes its node
 	// for dead and runs it again.
 	RescueAfter time.Duration
@@ -188,27 +192,28 @@ func (s *Service) dbError(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// Get returns one execution.
-func (s *Service) Get(ctx context.Context, id string) (*jobs.Execution, error) {
-	e, err := s.store.Get(ctx, id)
+// Get returns one execution, if c may see it; ENOTFOUND otherwise.
+func (s *Service) Get(ctx context.Context, c jobs.Caller, id string) (*jobs.Execution, error) {
+	e, err := s.store.Get(ctx, c, id)
 	if err != nil {
 		return nil, s.dbError("get execution", err)
 	}
 	return e, nil
 }
 
-// Artifact returns one stored artifact, bytes included.
-func (s *Service) Artifact(ctx context.Context, id, name string) (*jobs.ArtifactContent, error) {
-	a, err := s.store.Artifact(ctx, id, name)
+// Artifact returns one stored artifact, bytes included, if c may see its
+// execution; ENOTFOUND otherwise.
+func (s *Service) Artifact(ctx context.Context, c jobs.Caller, id, name string) (*jobs.ArtifactContent, error) {
+	a, err := s.store.Artifact(ctx, c, id, name)
 	if err != nil {
 		return nil, s.dbError("get artifact", err)
 	}
 	return a, nil
 }
 
-// List returns one page of the history.
-func (s *Service) List(ctx context.Context, f jobs.ExecutionFilter) (jobs.ExecutionPage, error) {
-	page, err := s.store.List(ctx, f)
+// List returns one page of the history c may see, as summaries.
+func (s *Service) List(ctx context.Context, c jobs.Caller, f jobs.ExecutionFilter) (jobs.ExecutionPage, error) {
+	page, err := s.store.List(ctx, c, f)
 	if err != nil {
 		return jobs.ExecutionPage{}, s.dbError("list executions", err)
 	}

@@ -93,7 +93,7 @@ func runToEnd(t *testing.T, s *Service, code string) *jobs.Execution {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Wait(context.Background(), e.ID, 2*time.Minute)
+	got, err := s.Wait(context.Background(), jobs.System, e.ID, 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestSubmitLimits(t *testing.T) {
 	if !errors.As(err, &e) || e.Code != jobs.EUNAVAILABLE || e.RetryAfter == 0 {
 		t.Fatalf("third submission over max_pending 2: %v", err)
 	}
-	page, err := s.List(ctx, jobs.ExecutionFilter{})
+	page, err := s.List(ctx, jobs.System, jobs.ExecutionFilter{})
 	if err != nil || len(page.Items) != 2 {
 		t.Errorf("%d executions recorded, want 2 (nothing half-written): %v", len(page.Items), err)
 	}
@@ -215,7 +215,7 @@ func TestMaintenanceEndsOrphanedExecutions(t *testing.T) {
 	if err := (&maintenanceWorker{s: s}).Work(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Get(ctx, e.ID)
+	got, err := s.Get(ctx, jobs.System, e.ID)
 	if err != nil || got.Status != jobs.StatusFailed || got.Result.Error.Type != jobs.ErrInternal {
 		t.Errorf("orphaned execution: %+v %v", got, err)
 	}
@@ -238,7 +238,7 @@ func TestAttemptDeadlineIsNotAShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Wait(context.Background(), e.ID, 2*time.Minute)
+	got, err := s.Wait(context.Background(), jobs.System, e.ID, 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
