@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/tako-run/tako/runner"
 )
 
 // Health statuses.
@@ -19,13 +21,15 @@ const (
 	healthDegraded = "degraded"
 )
 
-// /health answers from a snapshot that a background probe refreshes every
-// healthInterval, each probe bounded by healthInterval too, so a snapshot
-// is at most healthMaxAge old and a flood of health checks costs no
-// database or Docker call.
+// /health answers from a snapshot that a background probe assembles every
+// healthInterval, so a snapshot is at most healthMaxAge old and a flood of
+// health checks costs no database or Docker call. The checks of Docker and
+// the database run in loops of their own, each given dependencyTimeout to
+// answer before it counts as failing: a busy machine is not an outage.
 const (
-	healthInterval = time.Second
-	healthMaxAge   = 2 * time.Second
+	healthInterval    = time.Second
+	healthMaxAge      = 2 * time.Second
+	dependencyTimeout = 5 * time.Second
 )
 
 // HealthResponse is the body of GET /health. Status is "degraded" when
@@ -93,23 +97,13 @@ func (s *Server) handleHealth(c *fiber.Ctx) error {
 	return c.JSON(resp)
 }
 
-// probeHealth checks the runner and the database, at the same time, each
-// within ctx, and the job types, and adds the server's warnings. CheckedAt
-// is the monitor's to set.
+// probeHealth assembles a snapshot from what the dependency checks last
+// said (see dependencies) and the job types, and adds the server's
+// warnings. It does no I/O. CheckedAt is the monitor's to set.
 func (s *Server) probeHealth(ctx context.Context) HealthResponse {
-	type queue struct{ queued, limit int }
-	dbErr, depth := make(chan error, 1), make(chan queue, 1)
-	go func() {
-		err := s.service.DatabaseHealth(ctx)
-		var q queue
-		if err == nil {
-			q.queued, q.limit, _ = s.service.Queued(ctx)
-		}
-		dbErr <- err
-		depth <- q
-	}()
-	h := s.runner.Health(ctx)
-	dberr, q := <-dbErr, <-depth
+	s.deps.start(s.base, s)
+	d := s.deps.latest(ctx)
+	h, dberr, q := d.runner, d.dbErr, d.queue
 
 	resp := HealthResponse{
 		Status:            healthHealthy,
@@ -130,15 +124,10 @@ func (s *Server) probeHealth(ctx context.Context) HealthResponse {
 	if dberr != nil {
 		resp.Checks["database"] = HealthCheckResult{Status: "failing"}
 		resp.Problems = append(resp.Problems, "database is not reachable")
-		// The driver's error can name hosts and users; operators get it in
-		// the log.
-		s.logger.LogAttrs(ctx, slog.LevelWarn, "database unavailable", slog.String("error", dberr.Error()))
 	}
 	if !h.DockerAvailable {
 		resp.Checks["docker"] = HealthCheckResult{Status: "failing"}
 		resp.Problems = append(resp.Problems, "docker engine is not reachable")
-		// The engine's error can name host paths; operators get it in the log.
-		s.logger.LogAttrs(ctx, slog.LevelWarn, "docker unavailable", slog.String("error", h.DockerError))
 	}
 	if !h.GVisorAvailable {
 		// Permissive job types fall back to runc; strict ones show up below.
@@ -264,4 +253,108 @@ func (m *healthMonitor) stop() {
 	if m.started {
 		<-m.done
 	}
+}
+
+// dependencies keeps the last answers of the slow health checks, Docker's
+// and the database's, each refreshed in a loop of its own every
+// healthInterval. A check that has not answered within dependencyTimeout
+// counts as failing until it does.
+type dependencies struct {
+	runner atomic.Pointer[depAnswer[runner.Health]]
+	db     atomic.Pointer[depAnswer[dbHealth]]
+	once   sync.Once
+	done   sync.WaitGroup
+	began  time.Time
+}
+
+// dbHealth is the database check's answer.
+type dbHealth struct {
+	err   error
+	queue struct{ queued, limit int }
+}
+
+// depAnswer is one check's last answer and when it came.
+type depAnswer[T any] struct {
+	at    time.Time
+	value T
+}
+
+// dependencyState is what probeHealth reads.
+type dependencyState struct {
+	runner runner.Health
+	dbErr  error
+	queue  struct{ queued, limit int }
+}
+
+// errNoAnswer is a check that has not answered within dependencyTimeout.
+var errNoAnswer = fmt.Errorf("no answer within %s", dependencyTimeout)
+
+// start runs the checks until ctx ends, once.
+func (d *dependencies) start(ctx context.Context, s *Server) {
+	d.once.Do(func() {
+		d.began = time.Now()
+		d.done.Go(func() {
+			watch(ctx, &d.runner, func(ctx context.Context) runner.Health {
+				h := s.runner.Health(ctx)
+				if !h.DockerAvailable {
+					// The engine's error can name host paths; operators get
+					// it in the log.
+					s.logger.LogAttrs(ctx, slog.LevelWarn, "docker unavailable", slog.String("error", h.DockerError))
+				}
+				return h
+			})
+		})
+		d.done.Go(func() {
+			watch(ctx, &d.db, func(ctx context.Context) dbHealth {
+				var h dbHealth
+				if h.err = s.service.DatabaseHealth(ctx); h.err == nil {
+					h.queue.queued, h.queue.limit, _ = s.service.Queued(ctx)
+				} else {
+					// The driver's error can name hosts and users; operators
+					// get it in the log.
+					s.logger.LogAttrs(ctx, slog.LevelWarn, "database unavailable", slog.String("error", h.err.Error()))
+				}
+				return h
+			})
+		})
+	})
+}
+
+// watch stores check's answer in last every healthInterval until ctx ends.
+func watch[T any](ctx context.Context, last *atomic.Pointer[depAnswer[T]], check func(context.Context) T) {
+	for ctx.Err() == nil {
+		cctx, cancel := context.WithTimeout(ctx, dependencyTimeout)
+		v := check(cctx)
+		cancel()
+		last.Store(&depAnswer[T]{at: time.Now(), value: v})
+		select {
+		case <-ctx.Done():
+		case <-time.After(healthInterval):
+		}
+	}
+}
+
+// latest returns what the checks last said; a check that has been silent
+// for longer than dependencyTimeout (or never answered) is failing. Right
+// after the start it waits, within ctx, for their first answers.
+func (d *dependencies) latest(ctx context.Context) dependencyState {
+	for d.runner.Load() == nil || d.db.Load() == nil {
+		if ctx.Err() != nil || time.Since(d.began) > dependencyTimeout {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var st dependencyState
+	stale := func(at time.Time) bool { return time.Since(at) > dependencyTimeout+healthInterval }
+	if a := d.runner.Load(); a != nil && !stale(a.at) {
+		st.runner = a.value
+	} else {
+		st.runner.DockerError = errNoAnswer.Error()
+	}
+	if a := d.db.Load(); a != nil && !stale(a.at) {
+		st.dbErr, st.queue = a.value.err, a.value.queue
+	} else {
+		st.dbErr = errNoAnswer
+	}
+	return st
 }

@@ -107,6 +107,7 @@ type Server struct {
 	base     context.Context // parent of every execution; cancelled by Shutdown
 	cancel   context.CancelFunc
 	health   *healthMonitor
+	deps     dependencies
 	hosts    hostPolicy
 	keys     *keyring
 	limiter  *limiter
@@ -246,6 +247,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.app.ShutdownWithContext(ctx)
 	s.cancel()
 	s.health.stop()
+	s.deps.done.Wait()
 	return err
 }
 
