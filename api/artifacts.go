@@ -43,7 +43,7 @@ func (s *Server) handleArtifact(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.opContext()
 	defer cancel()
-	art, err := s.service.Artifact(ctx, id, name)
+	art, err := s.service.Artifact(ctx, callerOf(c), id, name)
 	switch {
 	case jobs.ErrorCodeOf(err) == jobs.ENOTFOUND:
 		return &jobs.Error{Code: jobs.ENOTFOUND, Message: artifactNotFound}

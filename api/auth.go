@@ -11,16 +11,25 @@ import (
 )
 
 // Auth says who may call the API. With no Keys the API is open (the
-// server refuses to start that way on a network address unless told to).
+// server refuses to start that way on a network address unless told to),
+// and every caller sees every execution.
 type Auth struct {
 	// Keys maps each key's name, recorded with the executions it submits,
-	// to the key.
-	Keys map[string]string
+	// to the key and its role.
+	Keys map[string]Key
 	// Header carries a key; default "X-API-Key". "Authorization: Bearer
 	// <key>" is always accepted too.
 	Header string
 	// OpenMetrics serves /metrics without a key.
 	OpenMetrics bool
+}
+
+// Key is one API key: the secret a caller presents, and whether its holder
+// is an admin, who sees and acts on every execution. Any other key sees
+// only the executions it submitted.
+type Key struct {
+	Secret string
+	Admin  bool
 }
 
 // keyring checks presented API keys. It keeps only their SHA-256 digests
@@ -29,6 +38,7 @@ type Auth struct {
 type keyring struct {
 	header string
 	names  []string
+	admins []bool
 	sums   [][sha256.Size]byte
 }
 
@@ -39,7 +49,8 @@ func newKeyring(a Auth) *keyring {
 	}
 	for name, key := range a.Keys {
 		k.names = append(k.names, name)
-		k.sums = append(k.sums, sha256.Sum256([]byte(key)))
+		k.admins = append(k.admins, key.Admin)
+		k.sums = append(k.sums, sha256.Sum256([]byte(key.Secret)))
 	}
 	return k
 }
@@ -47,9 +58,9 @@ func newKeyring(a Auth) *keyring {
 // enabled reports whether the API needs a key.
 func (k *keyring) enabled() bool { return len(k.sums) > 0 }
 
-// authenticate returns the name of the key c presents. A missing or wrong
+// authenticate returns the caller whose key c presents. A missing or wrong
 // key is an EUNAUTHORIZED error that says which; it never echoes the key.
-func (k *keyring) authenticate(c *fiber.Ctx) (string, error) {
+func (k *keyring) authenticate(c *fiber.Ctx) (jobs.Caller, error) {
 	presented := c.Get(k.header)
 	if presented == "" {
 		if scheme, token, ok := strings.Cut(c.Get(fiber.HeaderAuthorization), " "); ok && strings.EqualFold(scheme, "Bearer") {
@@ -57,7 +68,7 @@ func (k *keyring) authenticate(c *fiber.Ctx) (string, error) {
 		}
 	}
 	if presented == "" {
-		return "", jobs.Errorf(jobs.EUNAUTHORIZED, "an API key is required: send it in the %s header or as Authorization: Bearer <key>", k.header)
+		return jobs.Caller{}, jobs.Errorf(jobs.EUNAUTHORIZED, "an API key is required: send it in the %s header or as Authorization: Bearer <key>", k.header)
 	}
 	sum := sha256.Sum256([]byte(presented))
 	found := -1
@@ -67,19 +78,24 @@ func (k *keyring) authenticate(c *fiber.Ctx) (string, error) {
 		}
 	}
 	if found < 0 {
-		return "", jobs.Errorf(jobs.EUNAUTHORIZED, "the API key is not valid")
+		return jobs.Caller{}, jobs.Errorf(jobs.EUNAUTHORIZED, "the API key is not valid")
 	}
-	return k.names[found], nil
+	return jobs.Caller{APIKey: k.names[found], Admin: k.admins[found]}, nil
 }
 
-// localAPIKey holds the name of the request's API key, "" when the server
-// has none.
-const localAPIKey = "tako.api_key"
+// localCaller holds the jobs.Caller the request was authenticated as.
+const localCaller = "tako.caller"
 
-// apiKeyOf returns the name of the key c was authenticated with.
-func apiKeyOf(c *fiber.Ctx) string {
-	name, _ := c.Locals(localAPIKey).(string)
-	return name
+// openCaller is every caller of a server without API keys: all of them see
+// and act on every execution, as before keys existed.
+var openCaller = jobs.Caller{Admin: true}
+
+// callerOf returns who c was authenticated as. A request that did not pass
+// the guard (none reaches a handler that asks) is the zero Caller, which
+// sees nothing.
+func callerOf(c *fiber.Ctx) jobs.Caller {
+	caller, _ := c.Locals(localCaller).(jobs.Caller)
+	return caller
 }
 
 // guard runs before every handler except /health and /openapi.json: it
@@ -90,20 +106,20 @@ func (s *Server) guard(c *fiber.Ctx) error {
 	if c.Path() == "/health" || c.Path() == "/openapi.json" {
 		return c.Next()
 	}
-	name, authErr := "", error(nil)
+	caller, authErr := openCaller, error(nil)
 	if s.keys.enabled() {
-		name, authErr = s.keys.authenticate(c)
+		caller, authErr = s.keys.authenticate(c)
 	}
-	caller := "ip:" + c.IP()
-	if name != "" {
-		caller = "key:" + name
+	metered := "ip:" + c.IP()
+	if caller.APIKey != "" {
+		metered = "key:" + caller.APIKey
 	}
-	if err := s.limiter.allow(caller); err != nil {
+	if err := s.limiter.allow(metered); err != nil {
 		return err
 	}
 	if authErr != nil && !(s.openMetrics && c.Path() == "/metrics") {
 		return authErr
 	}
-	c.Locals(localAPIKey, name)
+	c.Locals(localCaller, caller)
 	return c.Next()
 }

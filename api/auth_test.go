@@ -18,12 +18,14 @@ const (
 func authServer(t *testing.T, fs *fakeService, auth Auth, rl RateLimit) *Server {
 	t.Helper()
 	if auth.Keys == nil {
-		auth.Keys = map[string]string{"ci": ciKey, "ops": opsKey}
+		auth.Keys = map[string]Key{"ci": {Secret: ciKey}, "ops": {Secret: opsKey, Admin: true}}
 	}
-	return New(Options{
+	s := New(Options{
 		Auth: auth, RateLimit: rl, Metrics: metrics.New("test"),
 		Registry: testRegistry(t), Runner: &fakeRunner{}, Service: fs, Version: "test",
 	})
+	t.Cleanup(s.health.stop)
+	return s
 }
 
 func TestAPIKeys(t *testing.T) {

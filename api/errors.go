@@ -45,8 +45,12 @@ func statusFor(code jobs.ErrorCode) int {
 		return http.StatusRequestTimeout
 	case jobs.EUNAUTHORIZED:
 		return http.StatusUnauthorized
-	case jobs.ERATELIMITED:
+	case jobs.ERATELIMITED, jobs.EOVERQUOTA:
 		return http.StatusTooManyRequests
+	case jobs.EUNSUPPORTED:
+		return http.StatusUnsupportedMediaType
+	case jobs.EMISDIRECTED:
+		return http.StatusMisdirectedRequest
 	default:
 		return http.StatusInternalServerError
 	}
@@ -86,7 +90,7 @@ func (s *Server) describe(c *fiber.Ctx, err error) (int, string) {
 		case status == http.StatusInternalServerError:
 			// EINTERNAL, or a code statusFor does not know.
 			return status, internalDetail
-		case derr.Code == jobs.EUNAVAILABLE, derr.Code == jobs.ERATELIMITED:
+		case derr.Code == jobs.EUNAVAILABLE, derr.Code == jobs.ERATELIMITED, derr.Code == jobs.EOVERQUOTA:
 			retry := derr.RetryAfter
 			if retry <= 0 {
 				retry = 1

@@ -81,7 +81,7 @@ func (s *Server) decodeSubmission(c *fiber.Ctx, mode jobs.Mode) (jobs.Submission
 	}
 	sub.Mode = mode
 	sub.CorrelationID = s.prepare(c)
-	sub.APIKey = apiKeyOf(c)
+	sub.APIKey = callerOf(c).APIKey
 	return sub, nil
 }
 

@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/tako-run/tako/jobs"
@@ -51,7 +53,7 @@ func TestExecutions(t *testing.T) {
 			}
 			for i, it := range items {
 				im := it.(map[string]any)
-				checkKeys(t, im, recordKeys)
+				checkKeys(t, im, summaryKeys)
 				if im["job_id"] != tt.page.Items[i].ID || im["status"] != string(tt.page.Items[i].Status) {
 					t.Errorf("item %d: %v", i, im)
 				}
@@ -129,4 +131,49 @@ func TestExecutionsServiceError(t *testing.T) {
 	}
 	r = do(t, s, "GET", "/executions", "", nil)
 	checkError(t, r, http.StatusServiceUnavailable, "database is unavailable; retry later")
+}
+
+// TestExecutionsSizeCap: a page whose items would take the body past
+// 1 MiB ends early, and next_cursor continues right after its last item.
+func TestExecutionsSizeCap(t *testing.T) {
+	t.Parallel()
+	var items []*jobs.Execution
+	for i := range 1000 {
+		e := finishedExecution()
+		e.ID = fmt.Sprintf("0195c3a8-0000-7000-8000-%012d", i)
+		e.Seq = int64(5000 - i) // newest first
+		e.Result.Error = &jobs.ExecError{Type: jobs.ErrName, Message: strings.Repeat("x", 4000)}
+		items = append(items, e)
+	}
+	fs := &fakeService{list: func(context.Context, jobs.ExecutionFilter) (jobs.ExecutionPage, error) {
+		return jobs.ExecutionPage{Items: items, NextCursor: 4001}, nil
+	}}
+	s := newTestServer(t, fs, nil, Limits{})
+	r := do(t, s, "GET", "/executions?limit=1000", "", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d", r.status)
+	}
+	if len(r.body) > maxListBytes {
+		t.Errorf("body of %d bytes, over the cap of %d", len(r.body), maxListBytes)
+	}
+	m := r.object(t)
+	got := m["items"].([]any)
+	if len(got) == 0 || len(got) >= len(items) {
+		t.Fatalf("%d items, want a page cut short", len(got))
+	}
+	last := items[len(got)-1]
+	if got[len(got)-1].(map[string]any)["execution_id"] != last.ID || m["next_cursor"] != float64(last.Seq) {
+		t.Errorf("page ends at %v with next_cursor %v; want %s and %d", got[len(got)-1].(map[string]any)["execution_id"], m["next_cursor"], last.ID, last.Seq)
+	}
+	if m["limit"] != 1000.0 {
+		t.Errorf("limit %v", m["limit"])
+	}
+
+	// A page that fits keeps the store's cursor.
+	fs.list = func(context.Context, jobs.ExecutionFilter) (jobs.ExecutionPage, error) {
+		return jobs.ExecutionPage{Items: items[:3], NextCursor: 4997}, nil
+	}
+	if m := do(t, s, "GET", "/executions?limit=3", "", nil).object(t); len(m["items"].([]any)) != 3 || m["next_cursor"] != 4997.0 {
+		t.Errorf("a small page: %d items, next_cursor %v", len(m["items"].([]any)), m["next_cursor"])
+	}
 }

@@ -74,11 +74,11 @@ func (s *Server) handleResult(c *fiber.Ctx) error {
 	}
 	var exec *jobs.Execution
 	if q.wait {
-		exec, err = s.wait(id, q.timeout)
+		exec, err = s.wait(callerOf(c), id, q.timeout)
 	} else {
 		ctx, cancel := s.opContext()
 		defer cancel()
-		exec, err = s.service.Get(ctx, id)
+		exec, err = s.service.Get(ctx, callerOf(c), id)
 	}
 	if exec, err = found(exec, err, jobNotFound); err != nil {
 		return err
@@ -97,10 +97,10 @@ func (s *Server) handleResult(c *fiber.Ctx) error {
 // wait long-polls the Service for id. Its context is the server's, so
 // Shutdown ends the wait, bounded by the wait's own timeout; a deadline
 // that runs out is the same 408 as the Service's ETIMEOUT.
-func (s *Server) wait(id string, timeout time.Duration) (*jobs.Execution, error) {
+func (s *Server) wait(caller jobs.Caller, id string, timeout time.Duration) (*jobs.Execution, error) {
 	ctx, cancel := context.WithTimeout(s.base, timeout)
 	defer cancel()
-	exec, err := s.service.Wait(ctx, id, timeout)
+	exec, err := s.service.Wait(ctx, caller, id, timeout)
 	switch {
 	case jobs.ErrorCodeOf(err) == jobs.ETIMEOUT,
 		errors.Is(err, context.DeadlineExceeded) && s.base.Err() == nil:
@@ -117,7 +117,7 @@ func (s *Server) handleCancel(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.opContext()
 	defer cancel()
-	exec, err := s.service.Cancel(ctx, id)
+	exec, err := s.service.Cancel(ctx, callerOf(c), id)
 	if exec, err = found(exec, err, jobNotFound); err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func (s *Server) lookup(c *fiber.Ctx, notFound string) (*jobs.Execution, error) 
 	}
 	ctx, cancel := s.opContext()
 	defer cancel()
-	exec, err := s.service.Get(ctx, id)
+	exec, err := s.service.Get(ctx, callerOf(c), id)
 	return found(exec, err, notFound)
 }
 

@@ -26,6 +26,11 @@ var (
 		"exit_code", "finished_at", "job_id", "image", "job_type", "node", "output", "parent_id", "relationship", "requirements", "runtime",
 		"start", "started_at", "status", "stderr", "stderr_truncated", "stdout", "stdout_truncated", "success", "timing",
 	}
+	// summaryKeys are an item of GET /executions: the record without what
+	// can be large.
+	summaryKeys = slices.DeleteFunc(slices.Clone(recordKeys), func(k string) bool {
+		return k == "artifacts" || k == "output" || k == "stdout" || k == "stderr"
+	})
 )
 
 // checkKeys asserts that m has exactly the keys want.
@@ -521,6 +526,7 @@ func TestStatusFor(t *testing.T) {
 	tests := map[jobs.ErrorCode]int{
 		jobs.EINVALID: 422, jobs.EMALFORMED: 400, jobs.ENOTFOUND: 404, jobs.ETOOLARGE: 413, jobs.EUNAVAILABLE: 503,
 		jobs.ENOTALLOWED: 403, jobs.ECONFLICT: 409, jobs.ETIMEOUT: 408, jobs.EINTERNAL: 500, "weird": 500,
+		jobs.EUNAUTHORIZED: 401, jobs.ERATELIMITED: 429, jobs.EOVERQUOTA: 429, jobs.EUNSUPPORTED: 415, jobs.EMISDIRECTED: 421,
 	}
 	for code, want := range tests {
 		if got := statusFor(code); got != want {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -36,9 +37,9 @@ type oneOf []any
 // operations are tako's routes.
 var operations = []operation{
 	{method: "POST", path: "/execute", summary: "Run a program and wait for its result",
-		request: executeRequestSchema(), responses: map[int]any{200: ExecuteResponse{}, 422: errorBody, 503: errorBody}},
+		request: executeRequestSchema(), responses: map[int]any{200: ExecuteResponse{}, 415: errorBody, 422: errorBody, 429: errorBody, 503: errorBody}},
 	{method: "POST", path: "/execute/async", summary: "Queue a program; the answer comes at once",
-		request: executeRequestSchema(), responses: map[int]any{202: SubmitResponse{}, 200: SubmitResponse{}, 409: errorBody, 503: errorBody}},
+		request: executeRequestSchema(), responses: map[int]any{202: SubmitResponse{}, 200: SubmitResponse{}, 409: errorBody, 415: errorBody, 429: errorBody, 503: errorBody}},
 	{method: "GET", path: "/jobs/{id}", summary: "A job's status", responses: map[int]any{200: JobStatusResponse{}, 404: errorBody}},
 	{method: "GET", path: "/jobs/{id}/result", summary: "A job's result, optionally waiting for it",
 		query: []param{
@@ -49,16 +50,16 @@ var operations = []operation{
 	{method: "POST", path: "/jobs/{id}/cancel", summary: "Cancel a queued or running job, on any node",
 		responses: map[int]any{200: CancelResponse{}, 404: errorBody, 409: errorBody}},
 	{method: "POST", path: "/jobs/{id}/rerun", summary: "Run a job's code and input again",
-		request: replayRequestSchema(false), responses: map[int]any{202: ReplayResponse{}, 404: errorBody}},
+		request: replayRequestSchema(false), responses: map[int]any{202: ReplayResponse{}, 404: errorBody, 415: errorBody, 429: errorBody}},
 	{method: "POST", path: "/jobs/{id}/fork", summary: "Run new code on a job's input",
-		request: replayRequestSchema(true), responses: map[int]any{202: ReplayResponse{}, 404: errorBody}},
+		request: replayRequestSchema(true), responses: map[int]any{202: ReplayResponse{}, 404: errorBody, 415: errorBody, 429: errorBody}},
 	{method: "GET", path: "/jobs/{id}/artifacts/{name}", summary: "Download an artifact (also HEAD); ETag is its sha256",
 		responses: map[int]any{200: "binary", 304: nil, 404: errorBody}},
-	{method: "GET", path: "/executions", summary: "The history, newest first",
+	{method: "GET", path: "/executions", summary: "The history the caller may see, newest first, as summaries (no output, stdout, stderr or artifacts); a page stops early to stay under 1 MiB",
 		query: []param{
 			{"status", "string", "only executions with this status"},
 			{"job_type", "string", "only executions of this job type"},
-			{"api_key", "string", "only executions this API key (by name) submitted"},
+			{"api_key", "string", "only executions this API key (by name) submitted; a caller who is not an admin sees only its own, so another key's name gives an empty page"},
 			{"limit", "integer", "page size, 1 to 1000 (default 100)"},
 			{"cursor", "integer", "next_cursor of the previous page"},
 		},
@@ -116,6 +117,14 @@ func openAPIDocument(version, keyHeader string) ([]byte, error) {
 	schemas := map[string]any{}
 	paths := map[string]map[string]any{}
 	for _, op := range operations {
+		op.responses = maps.Clone(op.responses)
+		// Any request for a host the server does not answer for.
+		op.responses[http.StatusMisdirectedRequest] = errorBody
+		if op.method == "POST" {
+			// A page of another origin; a body that is not JSON.
+			op.responses[http.StatusForbidden] = errorBody
+			op.responses[http.StatusUnsupportedMediaType] = errorBody
+		}
 		o := map[string]any{"summary": op.summary, "responses": responsesOf(op, schemas)}
 		var params []any
 		for _, name := range pathParams(op.path) {

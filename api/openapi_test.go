@@ -69,7 +69,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	if !slices.Equal(served, described) {
 		t.Errorf("routes and document differ\n served    %v\n described %v", served, described)
 	}
-	for _, name := range []string{"ExecuteResponse", "ExecutionResponse", "ErrorResponse", "HealthResponse", "JobTypeResponse"} {
+	for _, name := range []string{"ExecuteResponse", "ExecutionResponse", "ExecutionSummary", "ErrorResponse", "HealthResponse", "JobTypeResponse"} {
 		if doc.Components.Schemas[name] == nil {
 			t.Errorf("no schema %s", name)
 		}
@@ -96,6 +96,16 @@ func TestOpenAPISchemasMatchResponses(t *testing.T) {
 		"ErrorResponse":   do(t, s, "POST", "/execute", `{"code": ""}`, nil),
 		"HealthResponse":  do(t, s, "GET", "/health", "", nil),
 	}
+	fs := &fakeService{}
+	fs.record(finishedExecution())
+	list := do(t, newTestServer(t, fs, nil, Limits{}), "GET", "/executions", "", nil)
+	answers["ExecutionListResponse"] = list
+	items, _ := list.object(t)["items"].([]any)
+	if len(items) != 1 {
+		t.Fatalf("list: %s", list.body)
+	}
+	item, _ := json.Marshal(items[0])
+	answers["ExecutionSummary"] = response{body: item}
 	for name, r := range answers {
 		got := keysOf(r.object(t))
 		var want []string

@@ -59,10 +59,11 @@ func (s *Server) replay(c *fiber.Ctx, rel jobs.Relationship) error {
 	}
 	ctx, cancel := s.opContext()
 	defer cancel()
+	caller := callerOf(c)
 	if req.timeout > 0 && req.jobType == nil {
 		// The new job inherits the parent's job type, so the timeout must
 		// fit that one's limit.
-		parent, err := s.service.Get(ctx, id)
+		parent, err := s.service.Get(ctx, caller, id)
 		if parent, err = found(parent, err, jobNotFound); err != nil {
 			return err
 		}
@@ -72,15 +73,15 @@ func (s *Server) replay(c *fiber.Ctx, rel jobs.Relationship) error {
 			}
 		}
 	}
-	o := jobs.Overrides{APIKey: apiKeyOf(c), CorrelationID: s.prepare(c), Timeout: req.timeout}
+	o := jobs.Overrides{CorrelationID: s.prepare(c), Timeout: req.timeout}
 	if req.jobType != nil {
 		o.JobType = req.jobType.Name
 	}
 	var exec *jobs.Execution
 	if rel == jobs.RelFork {
-		exec, err = s.service.Fork(ctx, id, req.code, o)
+		exec, err = s.service.Fork(ctx, caller, id, req.code, o)
 	} else {
-		exec, err = s.service.Rerun(ctx, id, o)
+		exec, err = s.service.Rerun(ctx, caller, id, o)
 	}
 	if exec, err = found(exec, err, jobNotFound); err != nil {
 		return err

@@ -75,10 +75,18 @@ func (l Limits) withDefaults() Limits {
 // Options configure a Server. Registry, Runner and Service are required; a
 // nil Logger discards logs.
 type Options struct {
+	// AllowedHosts are the Host header values the server answers (see
+	// newHostPolicy for their form); any other gets 421. Empty answers
+	// any host.
+	AllowedHosts []string
 	// Auth is who may call the API; no keys means anyone who can reach it.
-	Auth   Auth
-	Limits Limits
-	Logger *slog.Logger
+	Auth Auth
+	// CORSOrigins are the web origins whose pages may call the API: they
+	// get CORS headers, and may send requests that change something. None
+	// means no CORS headers at all.
+	CORSOrigins []string
+	Limits      Limits
+	Logger      *slog.Logger
 	// Metrics, when set, records every request and is served at GET
 	// /metrics.
 	Metrics  *metrics.Metrics
@@ -98,11 +106,15 @@ type Server struct {
 	app      *fiber.App
 	base     context.Context // parent of every execution; cancelled by Shutdown
 	cancel   context.CancelFunc
+	health   *healthMonitor
+	deps     dependencies
+	hosts    hostPolicy
 	keys     *keyring
 	limiter  *limiter
 	limits   Limits
 	logger   *slog.Logger
 	openapi  []byte // GET /openapi.json
+	origins  map[string]bool
 	metrics  *metrics.Metrics
 	registry *jobtypes.Registry
 	runner   Runner
@@ -136,9 +148,11 @@ func New(opts Options) *Server {
 	s := &Server{
 		base:     base,
 		cancel:   cancel,
+		hosts:    newHostPolicy(opts.AllowedHosts),
 		limits:   opts.Limits.withDefaults(),
 		logger:   logger.With("component", "api"),
 		keys:     newKeyring(opts.Auth),
+		origins:  map[string]bool{},
 		limiter:  newLimiter(opts.RateLimit, time.Now),
 		metrics:  opts.Metrics,
 		registry: opts.Registry,
@@ -149,6 +163,10 @@ func New(opts Options) *Server {
 
 		openMetrics: opts.Auth.OpenMetrics,
 	}
+	for _, o := range opts.CORSOrigins {
+		s.origins[normalizeOrigin(o)] = true
+	}
+	s.health = newHealthMonitor(base, s.probeHealth)
 	doc, err := openAPIDocument(opts.Version, s.keys.header)
 	if err != nil {
 		panic("api.New: the OpenAPI document does not encode: " + err.Error())
@@ -170,6 +188,11 @@ func New(opts Options) *Server {
 		WriteTimeout: writeTimeout,
 	})
 	s.app.Use(s.middleware)
+	s.app.Use(s.fence)
+	if h := corsHandler(opts.CORSOrigins, s.keys.header); h != nil {
+		// Before the key check: a preflight carries no key.
+		s.app.Use(h)
+	}
 	s.app.Use(s.guard)
 	s.app.Post("/execute", s.handleExecute)
 	s.app.Post("/execute/async", s.handleSubmit)
@@ -223,6 +246,8 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.app.ShutdownWithContext(ctx)
 	s.cancel()
+	s.health.stop()
+	s.deps.done.Wait()
 	return err
 }
 

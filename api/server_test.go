@@ -106,7 +106,9 @@ func newTestServer(t testing.TB, fs *fakeService, fr *fakeRunner, lim Limits) *S
 	if fr == nil {
 		fr = &fakeRunner{}
 	}
-	return New(Options{Registry: testRegistry(t), Runner: fr, Service: fs, Limits: lim, Version: "test"})
+	s := New(Options{Registry: testRegistry(t), Runner: fr, Service: fs, Limits: lim, Version: "test"})
+	t.Cleanup(s.health.stop)
+	return s
 }
 
 // response is what a test sees of an answer.
@@ -137,7 +139,14 @@ func do(t testing.TB, s *Server, method, path, body string, header map[string]st
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range header {
-		req.Header.Set(k, v)
+		switch {
+		case k == "Host":
+			req.Host = v
+		case v == "":
+			req.Header.Del(k) // e.g. no Content-Type at all
+		default:
+			req.Header.Set(k, v)
+		}
 	}
 	resp, err := s.App().Test(req, -1)
 	if err != nil {

@@ -10,31 +10,37 @@ import (
 // Service is what the API needs from tako's job service: recorded sync
 // runs, the durable queue and the history. The real implementation lives
 // in jobs/service; tests use a fake. Every error is a *jobs.Error where the
-// caller can act on it (ENOTFOUND, ECONFLICT, EUNAVAILABLE, ETIMEOUT ...);
-// anything else is internal.
+// caller can act on it (ENOTFOUND, ECONFLICT, EUNAVAILABLE, EOVERQUOTA,
+// ETIMEOUT ...); anything else is internal.
+//
+// Every call on existing executions takes the jobs.Caller the request was
+// authenticated as, and answers only for the executions it may see: for
+// any other, ENOTFOUND, exactly as for an id that does not exist.
 type Service interface {
-	// Execute records sub and runs it now, returning the finished execution.
+	// Execute records sub and runs it now, returning the finished
+	// execution. A key at its max_concurrent quota gets EOVERQUOTA.
 	Execute(ctx context.Context, sub jobs.Submission) (*jobs.Execution, error)
 	// Submit records sub and queues it. created is false when an execution
 	// with the same idempotency key and payload already exists; that one is
-	// returned instead (a different payload is ECONFLICT).
+	// returned instead (a different payload is ECONFLICT). A key at its
+	// max_pending quota gets EOVERQUOTA.
 	Submit(ctx context.Context, sub jobs.Submission) (exec *jobs.Execution, created bool, err error)
 	// Get returns one execution.
-	Get(ctx context.Context, id string) (*jobs.Execution, error)
+	Get(ctx context.Context, c jobs.Caller, id string) (*jobs.Execution, error)
 	// Wait returns the execution once it has ended, or ETIMEOUT when it has
 	// not ended within timeout; the job itself keeps running.
-	Wait(ctx context.Context, id string, timeout time.Duration) (*jobs.Execution, error)
+	Wait(ctx context.Context, c jobs.Caller, id string, timeout time.Duration) (*jobs.Execution, error)
 	// Cancel stops a queued or running execution; ECONFLICT when it has
 	// already ended. It returns the execution as it is afterwards.
-	Cancel(ctx context.Context, id string) (*jobs.Execution, error)
-	// Rerun queues a new execution with the code and input of id.
-	Rerun(ctx context.Context, id string, o jobs.Overrides) (*jobs.Execution, error)
-	// Fork queues a new execution with the input of id and new code.
-	Fork(ctx context.Context, id, code string, o jobs.Overrides) (*jobs.Execution, error)
+	Cancel(ctx context.Context, c jobs.Caller, id string) (*jobs.Execution, error)
+	// Rerun queues a new execution, c's, with the code and input of id.
+	Rerun(ctx context.Context, c jobs.Caller, id string, o jobs.Overrides) (*jobs.Execution, error)
+	// Fork queues a new execution, c's, with the input of id and new code.
+	Fork(ctx context.Context, c jobs.Caller, id, code string, o jobs.Overrides) (*jobs.Execution, error)
 	// Artifact returns one stored artifact of an execution, bytes included.
-	Artifact(ctx context.Context, id, name string) (*jobs.ArtifactContent, error)
-	// List returns one page of the history.
-	List(ctx context.Context, f jobs.ExecutionFilter) (jobs.ExecutionPage, error)
+	Artifact(ctx context.Context, c jobs.Caller, id, name string) (*jobs.ArtifactContent, error)
+	// List returns one page of the history c may see, as summaries.
+	List(ctx context.Context, c jobs.Caller, f jobs.ExecutionFilter) (jobs.ExecutionPage, error)
 	// DatabaseHealth reports whether the database answers.
 	DatabaseHealth(ctx context.Context) error
 	// Queued returns how many executions wait in the queue, counted up to

@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -10,7 +12,8 @@ import (
 )
 
 // fakeService is a Service kept in memory. Its defaults behave like the
-// real one in miniature (ids, idempotency, cancel, rerun and fork rules);
+// real one in miniature (ids, idempotency, cancel, rerun and fork rules,
+// and scoping by caller: another key's execution is ENOTFOUND);
 // a test overrides a method with a func field or injects an error. It
 // records what it was asked.
 type fakeService struct {
@@ -22,6 +25,7 @@ type fakeService struct {
 	submit  func(ctx context.Context, sub jobs.Submission) (*jobs.Execution, bool, error)
 	wait    func(ctx context.Context, id string, timeout time.Duration) (*jobs.Execution, error)
 	list    func(ctx context.Context, f jobs.ExecutionFilter) (jobs.ExecutionPage, error)
+	health  func(ctx context.Context) error // DatabaseHealth, when set
 
 	mu        sync.Mutex
 	seq       int
@@ -34,6 +38,29 @@ type fakeService struct {
 	lastCode  string
 	lastWait  time.Duration
 	lastList  jobs.ExecutionFilter
+	callers   []jobs.Caller // of every call on existing executions
+}
+
+// visible reports whether c may see e, as the store's scope decides.
+func visible(c jobs.Caller, e *jobs.Execution) bool {
+	return c.Admin || (c.APIKey != "" && c.APIKey == e.APIKey)
+}
+
+// seen records the caller of a call on existing executions.
+func (f *fakeService) seen(c jobs.Caller) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.callers = append(f.callers, c)
+}
+
+// lastCaller returns the caller of the last call on existing executions.
+func (f *fakeService) lastCaller() jobs.Caller {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.callers) == 0 {
+		return jobs.Caller{}
+	}
+	return f.callers[len(f.callers)-1]
 }
 
 // fakeNow is the fake's clock: every record was created at this instant.
@@ -59,6 +86,9 @@ func (f *fakeService) recordLocked(exec *jobs.Execution) *jobs.Execution {
 	}
 	if exec.Attempt == 0 {
 		exec.Attempt = 1
+	}
+	if exec.Seq == 0 {
+		exec.Seq = int64(len(f.execs) + 1)
 	}
 	f.execs[exec.ID] = exec
 	return exec
@@ -127,7 +157,7 @@ func (f *fakeService) Execute(ctx context.Context, sub jobs.Submission) (*jobs.E
 	}
 	started, finished := fakeNow.Add(time.Millisecond), fakeNow.Add(351*time.Millisecond)
 	return f.record(&jobs.Execution{
-		Code: sub.Code, CorrelationID: sub.CorrelationID, InputJSON: sub.InputJSON, JobType: sub.JobType,
+		APIKey: sub.APIKey, Code: sub.Code, CorrelationID: sub.CorrelationID, InputJSON: sub.InputJSON, JobType: sub.JobType,
 		Mode: sub.Mode, Status: res.Status, Result: res, StartedAt: &started, FinishedAt: &finished,
 		Timeout: sub.Timeout,
 	}), nil
@@ -148,7 +178,7 @@ func (f *fakeService) Submit(ctx context.Context, sub jobs.Submission) (*jobs.Ex
 	defer f.mu.Unlock()
 	if sub.IdempotencyKey != "" {
 		for _, e := range f.execs {
-			if e.IdempotencyKey != sub.IdempotencyKey {
+			if e.IdempotencyKey != sub.IdempotencyKey || e.APIKey != sub.APIKey {
 				continue
 			}
 			if e.Code != sub.Code || string(e.InputJSON) != string(sub.InputJSON) || e.JobType != sub.JobType || e.Timeout != sub.Timeout {
@@ -164,32 +194,34 @@ func (f *fakeService) Submit(ctx context.Context, sub jobs.Submission) (*jobs.Ex
 		}
 	}
 	return f.recordLocked(&jobs.Execution{
-		Code: sub.Code, CorrelationID: sub.CorrelationID, IdempotencyKey: sub.IdempotencyKey,
+		APIKey: sub.APIKey, Code: sub.Code, CorrelationID: sub.CorrelationID, IdempotencyKey: sub.IdempotencyKey,
 		InputJSON: sub.InputJSON, JobType: sub.JobType, Mode: sub.Mode, Status: jobs.StatusQueued,
 		QueuePosition: queued + 1, Timeout: sub.Timeout,
 	}), true, nil
 }
 
-func (f *fakeService) Get(ctx context.Context, id string) (*jobs.Execution, error) {
+func (f *fakeService) Get(ctx context.Context, c jobs.Caller, id string) (*jobs.Execution, error) {
 	f.called(ctx, "Get")
+	f.seen(c)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if e, ok := f.execs[id]; ok {
+	if e, ok := f.execs[id]; ok && visible(c, e) {
 		c := *e
 		return &c, nil
 	}
 	return nil, jobs.Errorf(jobs.ENOTFOUND, "execution %s not found", id)
 }
 
-func (f *fakeService) Wait(ctx context.Context, id string, timeout time.Duration) (*jobs.Execution, error) {
+func (f *fakeService) Wait(ctx context.Context, c jobs.Caller, id string, timeout time.Duration) (*jobs.Execution, error) {
 	f.called(ctx, "Wait")
 	f.mu.Lock()
 	f.lastWait = timeout
 	f.mu.Unlock()
 	if f.wait != nil {
+		f.seen(c)
 		return f.wait(ctx, id, timeout)
 	}
-	e, err := f.Get(ctx, id)
+	e, err := f.Get(ctx, c, id)
 	if err != nil {
 		return nil, err
 	}
@@ -199,52 +231,55 @@ func (f *fakeService) Wait(ctx context.Context, id string, timeout time.Duration
 	return e, nil
 }
 
-func (f *fakeService) Cancel(ctx context.Context, id string) (*jobs.Execution, error) {
+func (f *fakeService) Cancel(ctx context.Context, c jobs.Caller, id string) (*jobs.Execution, error) {
 	f.called(ctx, "Cancel")
+	f.seen(c)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	e, ok := f.execs[id]
 	switch {
-	case !ok:
+	case !ok || !visible(c, e):
 		return nil, jobs.Errorf(jobs.ENOTFOUND, "execution %s not found", id)
 	case e.Terminal():
 		return nil, jobs.Errorf(jobs.ECONFLICT, "Job already finished with status %s", e.Status)
 	}
 	finished := fakeNow.Add(time.Second)
 	e.Status, e.FinishedAt, e.QueuePosition = jobs.StatusCancelled, &finished, 0
-	c := *e
-	return &c, nil
+	cp := *e
+	return &cp, nil
 }
 
-func (f *fakeService) Rerun(ctx context.Context, id string, o jobs.Overrides) (*jobs.Execution, error) {
+func (f *fakeService) Rerun(ctx context.Context, c jobs.Caller, id string, o jobs.Overrides) (*jobs.Execution, error) {
 	f.called(ctx, "Rerun")
+	f.seen(c)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lastOver = o
 	parent, ok := f.execs[id]
 	switch {
-	case !ok:
+	case !ok || !visible(c, parent):
 		return nil, jobs.Errorf(jobs.ENOTFOUND, "execution %s not found", id)
 	case !parent.Terminal():
 		return nil, jobs.Errorf(jobs.ECONFLICT, "Cannot rerun job that hasn't completed")
 	}
-	return f.child(parent, parent.Code, o, jobs.RelRerun), nil
+	return f.child(c, parent, parent.Code, o, jobs.RelRerun), nil
 }
 
-func (f *fakeService) Fork(ctx context.Context, id, code string, o jobs.Overrides) (*jobs.Execution, error) {
+func (f *fakeService) Fork(ctx context.Context, c jobs.Caller, id, code string, o jobs.Overrides) (*jobs.Execution, error) {
 	f.called(ctx, "Fork")
+	f.seen(c)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lastOver, f.lastCode = o, code
 	parent, ok := f.execs[id]
-	if !ok {
+	if !ok || !visible(c, parent) {
 		return nil, jobs.Errorf(jobs.ENOTFOUND, "execution %s not found", id)
 	}
-	return f.child(parent, code, o, jobs.RelFork), nil
+	return f.child(c, parent, code, o, jobs.RelFork), nil
 }
 
-// child records a queued execution made from parent. f.mu is held.
-func (f *fakeService) child(parent *jobs.Execution, code string, o jobs.Overrides, rel jobs.Relationship) *jobs.Execution {
+// child records a queued execution of c made from parent. f.mu is held.
+func (f *fakeService) child(c jobs.Caller, parent *jobs.Execution, code string, o jobs.Overrides, rel jobs.Relationship) *jobs.Execution {
 	jt, timeout := parent.JobType, parent.Timeout
 	if o.JobType != "" {
 		jt = o.JobType
@@ -253,34 +288,53 @@ func (f *fakeService) child(parent *jobs.Execution, code string, o jobs.Override
 		timeout = o.Timeout
 	}
 	return f.recordLocked(&jobs.Execution{
-		Code: code, InputJSON: parent.InputJSON, JobType: jt, Timeout: timeout, Status: jobs.StatusQueued,
+		APIKey: c.APIKey, Code: code, InputJSON: parent.InputJSON, JobType: jt, Timeout: timeout, Status: jobs.StatusQueued,
 		QueuePosition: 1, ParentID: parent.ID, Relationship: rel, Mode: jobs.ModeAsync,
 	})
 }
 
-func (f *fakeService) Artifact(ctx context.Context, id, name string) (*jobs.ArtifactContent, error) {
+func (f *fakeService) Artifact(ctx context.Context, c jobs.Caller, id, name string) (*jobs.ArtifactContent, error) {
 	f.called(ctx, "Artifact")
+	f.seen(c)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if e, ok := f.execs[id]; ok && !visible(c, e) {
+		return nil, jobs.Errorf(jobs.ENOTFOUND, "artifact %s of %s not found", name, id)
+	}
 	if a, ok := f.artifacts[id][name]; ok {
 		return a, nil
 	}
 	return nil, jobs.Errorf(jobs.ENOTFOUND, "artifact %s of %s not found", name, id)
 }
 
-func (f *fakeService) List(ctx context.Context, filter jobs.ExecutionFilter) (jobs.ExecutionPage, error) {
+func (f *fakeService) List(ctx context.Context, c jobs.Caller, filter jobs.ExecutionFilter) (jobs.ExecutionPage, error) {
 	f.called(ctx, "List")
+	f.seen(c)
 	f.mu.Lock()
 	f.lastList = filter
 	f.mu.Unlock()
 	if f.list != nil {
 		return f.list(ctx, filter)
 	}
-	return jobs.ExecutionPage{}, nil
+	// The recorded executions c may see, newest (highest id) first.
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	page := jobs.ExecutionPage{Items: []*jobs.Execution{}}
+	for _, e := range f.execs {
+		if visible(c, e) && (filter.APIKey == "" || filter.APIKey == e.APIKey) {
+			cp := *e
+			page.Items = append(page.Items, &cp)
+		}
+	}
+	slices.SortFunc(page.Items, func(a, b *jobs.Execution) int { return strings.Compare(b.ID, a.ID) })
+	return page, nil
 }
 
 func (f *fakeService) DatabaseHealth(ctx context.Context) error {
 	f.called(ctx, "DatabaseHealth")
+	if f.health != nil {
+		return f.health(ctx)
+	}
 	return f.dbErr
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -12,17 +13,67 @@ import (
 // open, which tako allows only on a loopback address (see
 // server.allow_unauthenticated_network_access).
 type AuthConfig struct {
-	// APIKeys maps a key's name, which records and logs show, to the key
-	// itself, at least MinAPIKeyLength characters. From the environment:
-	// TAKO_AUTH_API_KEYS_<NAME>=key.
-	APIKeys map[string]string `koanf:"api_keys"`
-	// APIKeysFile is a YAML file of more "name: key" entries, so keys can
-	// live outside tako.yaml (a mounted secret).
+	// APIKeys maps a key's name, which records and logs show, to the key:
+	// either the key itself ("ci: <key>", a user) or a block with its role
+	// and quotas. From the environment: TAKO_AUTH_API_KEYS_<NAME>=key, and
+	// TAKO_AUTH_API_KEYS_<NAME>_KEY, _ROLE, _MAX_PENDING, _MAX_CONCURRENT.
+	APIKeys map[string]APIKeyConfig `koanf:"api_keys"`
+	// APIKeysFile is a YAML file of more entries in the same two forms, so
+	// keys can live outside tako.yaml (a mounted secret).
 	APIKeysFile string `koanf:"api_keys_file"`
+	// DefaultQuota is the quota of every key that does not set its own.
+	DefaultQuota QuotaConfig `koanf:"default_quota"`
 	// Header is the request header that carries a key; "Authorization:
 	// Bearer <key>" is always accepted too.
 	Header string `koanf:"header"`
 }
+
+// APIKeyConfig is one API key as written in the block form. The short form
+// "name: key" means a user key with the default quotas.
+type APIKeyConfig struct {
+	// Key is the secret, at least MinAPIKeyLength characters.
+	Key string `koanf:"key"`
+	// MaxConcurrent overrides auth.default_quota.max_concurrent; nil
+	// inherits it, 0 means no limit.
+	MaxConcurrent *int `koanf:"max_concurrent"`
+	// MaxPending overrides auth.default_quota.max_pending; nil inherits it,
+	// 0 means no limit.
+	MaxPending *int `koanf:"max_pending"`
+	// Role is RoleUser (the default when empty) or RoleAdmin.
+	Role string `koanf:"role"`
+}
+
+// QuotaConfig bounds the work of one API key across every node; 0 means
+// no limit.
+type QuotaConfig struct {
+	// MaxConcurrent is the most running executions of the key, sync and
+	// async; a sync request past it gets 429, an async job waits in the
+	// queue.
+	MaxConcurrent int `koanf:"max_concurrent"`
+	// MaxPending is the most queued async executions of the key; a
+	// submission past it gets 429.
+	MaxPending int `koanf:"max_pending"`
+}
+
+// The roles of an API key.
+const (
+	// RoleUser sees and acts on the executions its key submitted only.
+	RoleUser = "user"
+	// RoleAdmin sees and acts on every execution.
+	RoleAdmin = "admin"
+)
+
+// APIKey is one API key as tako uses it: the secret, the role and the
+// quotas, defaults applied.
+type APIKey struct {
+	Key           string
+	Role          string // RoleUser or RoleAdmin
+	MaxConcurrent int    // 0: no limit
+	MaxPending    int    // 0: no limit
+}
+
+// Admin reports whether the key's holder sees and acts on every execution.
+func (k APIKey) Admin() bool { return k.Role == RoleAdmin }
 
 // MinAPIKeyLength is the shortest API key tako accepts.
 const MinAPIKeyLength = 16
@@ -31,47 +82,133 @@ const MinAPIKeyLength = 16
 // execution and used as a filter.
 var keyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
-// APIKeys returns every API key, name to key, from auth.api_keys and
-// auth.api_keys_file. Every error names the key or file at fault and never
-// contains a key.
-func (c *Config) APIKeys() (map[string]string, error) {
-	keys := make(map[string]string, len(c.Auth.APIKeys))
-	for name, key := range c.Auth.APIKeys {
-		keys[name] = key
+// APIKeys returns every API key by name, from auth.api_keys and
+// auth.api_keys_file, with the default quota applied. Every error names
+// the key or file at fault and never contains a key.
+func (c *Config) APIKeys() (map[string]APIKey, error) {
+	type entry struct {
+		cfg   APIKeyConfig
+		where string // how errors name it: auth.api_keys.<name> or auth.api_keys_file: <name>
+	}
+	entries := make(map[string]entry, len(c.Auth.APIKeys))
+	for name, k := range c.Auth.APIKeys {
+		entries[name] = entry{k, "auth.api_keys." + name}
 	}
 	if path := c.Auth.APIKeysFile; path != "" {
-		raw, err := readYAMLFile(path, "auth.api_keys_file")
+		fromFile, err := readKeysFile(path)
 		if err != nil {
 			return nil, err
 		}
-		var fromFile map[string]string
-		if err := yaml.Unmarshal(raw, &fromFile); err != nil {
-			return nil, fmt.Errorf("config: auth.api_keys_file: %s is not a YAML map of name: key", path)
-		}
-		for name, key := range fromFile {
-			if _, dup := keys[name]; dup {
+		for name, k := range fromFile {
+			if _, dup := entries[name]; dup {
 				return nil, fmt.Errorf("config: auth.api_keys_file: key name %q is also in auth.api_keys", name)
 			}
-			keys[name] = key
+			entries[name] = entry{k, "auth.api_keys_file: " + name}
 		}
 	}
-	names := make([]string, 0, len(keys))
-	for name := range keys {
+	names := make([]string, 0, len(entries))
+	for name := range entries {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	keys := make(map[string]APIKey, len(entries))
 	seen := map[string]string{}
 	for _, name := range names {
-		key := keys[name]
+		e := entries[name]
+		k := e.cfg
 		switch {
 		case !keyName.MatchString(name):
-			return nil, fmt.Errorf("config: auth.api_keys.%s: a key name is 1 to 64 letters, digits, '.', '_' or '-'", name)
-		case len(key) < MinAPIKeyLength:
-			return nil, fmt.Errorf("config: auth.api_keys.%s: the key must be at least %d characters", name, MinAPIKeyLength)
-		case seen[key] != "":
-			return nil, fmt.Errorf("config: auth.api_keys.%s: the same key as %s; give each caller its own", name, seen[key])
+			return nil, fmt.Errorf("config: %s: a key name is 1 to 64 letters, digits, '.', '_' or '-'", e.where)
+		case len(k.Key) < MinAPIKeyLength:
+			return nil, fmt.Errorf("config: %s: the key must be at least %d characters", e.where, MinAPIKeyLength)
+		case seen[k.Key] != "":
+			return nil, fmt.Errorf("config: %s: the same key as %s; give each caller its own", e.where, seen[k.Key])
 		}
-		seen[key] = name
+		seen[k.Key] = name
+		key := APIKey{Key: k.Key, Role: k.Role, MaxConcurrent: c.Auth.DefaultQuota.MaxConcurrent, MaxPending: c.Auth.DefaultQuota.MaxPending}
+		switch key.Role {
+		case "":
+			key.Role = RoleUser
+		case RoleUser, RoleAdmin:
+		default:
+			return nil, fmt.Errorf("config: %s.role: %q is not one of %s, %s", e.where, k.Role, RoleAdmin, RoleUser)
+		}
+		for _, q := range []struct {
+			field string
+			set   *int
+			dst   *int
+		}{{"max_concurrent", k.MaxConcurrent, &key.MaxConcurrent}, {"max_pending", k.MaxPending, &key.MaxPending}} {
+			if q.set == nil {
+				continue
+			}
+			if *q.set < 0 {
+				return nil, fmt.Errorf("config: %s.%s: %d must not be negative (0 means no limit)", e.where, q.field, *q.set)
+			}
+			*q.dst = *q.set
+		}
+		keys[name] = key
 	}
 	return keys, nil
+}
+
+// readKeysFile reads auth.api_keys_file: a YAML map of name to either a
+// key or a block {key, role, max_pending, max_concurrent}. Errors name the
+// file's entry, never its key.
+func readKeysFile(path string) (map[string]APIKeyConfig, error) {
+	raw, err := readYAMLFile(path, "auth.api_keys_file")
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("config: auth.api_keys_file: %s is not a YAML map of name: key", path)
+	}
+	out := make(map[string]APIKeyConfig, len(doc))
+	for name, n := range doc {
+		k, err := keyEntry(&n)
+		if err != nil {
+			return nil, fmt.Errorf("config: auth.api_keys_file: %s%s", name, err)
+		}
+		out[name] = k
+	}
+	return out, nil
+}
+
+// keyEntry decodes one entry of the keys file. Its errors start with the
+// field they are about (".role: ...") or ": " for the entry itself.
+func keyEntry(n *yaml.Node) (APIKeyConfig, error) {
+	var k APIKeyConfig
+	switch n.Kind {
+	case yaml.ScalarNode:
+		k.Key = n.Value
+		return k, nil
+	case yaml.MappingNode:
+	default:
+		return k, fmt.Errorf(": must be a key or a block {key, role, max_pending, max_concurrent}")
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		field, v := n.Content[i].Value, n.Content[i+1]
+		if v.Kind != yaml.ScalarNode {
+			return k, fmt.Errorf(".%s: must be a single value", field)
+		}
+		switch field {
+		case "key":
+			k.Key = v.Value
+		case "role":
+			k.Role = v.Value
+		case "max_pending", "max_concurrent":
+			q, err := strconv.Atoi(v.Value)
+			if err != nil {
+				return k, fmt.Errorf(".%s: %q is not a whole number", field, v.Value)
+			}
+			if field == "max_pending" {
+				k.MaxPending = &q
+			} else {
+				k.MaxConcurrent = &q
+			}
+		default:
+			return k, fmt.Errorf(": unknown key %q (key, role, max_pending or max_concurrent)", field)
+		}
+	}
+	return k, nil
 }

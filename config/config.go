@@ -4,6 +4,11 @@
 package config
 
 import (
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tako-run/tako/jobtypes"
@@ -18,6 +23,7 @@ type Duration time.Duration
 // Config is tako's whole configuration. Load returns it validated.
 type Config struct {
 	Auth         AuthConfig               `koanf:"auth"`
+	Cluster      ClusterConfig            `koanf:"cluster"`
 	Database     DatabaseConfig           `koanf:"database"`
 	Images       ImagesConfig             `koanf:"images"`
 	JobTypes     map[string]JobTypeConfig `koanf:"job_types"`
@@ -34,6 +40,16 @@ type Config struct {
 	// Path is the file Load read, or "" when no file was found and only
 	// defaults, environment and flags apply. It is not a configuration key.
 	Path string `koanf:"-"`
+}
+
+// ClusterConfig is how the nodes sharing a database tell live ones from
+// gone ones.
+type ClusterConfig struct {
+	// HeartbeatInterval is how often a node tells the database it is alive.
+	HeartbeatInterval Duration `koanf:"heartbeat_interval"`
+	// NodeTimeout is how long a node may stay silent before it is taken
+	// for gone: its sync executions are ended.
+	NodeTimeout Duration `koanf:"node_timeout"`
 }
 
 // DatabaseConfig is where tako keeps its job history and queue.
@@ -79,6 +95,12 @@ type QueueConfig struct {
 type RequirementsConfig struct {
 	// AllowAdHoc lets requests carry requirements; when false they get 403.
 	AllowAdHoc bool `koanf:"allow_ad_hoc"`
+	// AllowSourceBuilds lets ad-hoc requirements build packages from
+	// source distributions, whose build code then runs (without network);
+	// false installs wheels only. A job type may say otherwise.
+	AllowSourceBuilds bool `koanf:"allow_source_builds"`
+	// MaxConcurrentBuilds bounds the image builds running at once.
+	MaxConcurrentBuilds int `koanf:"max_concurrent_builds"`
 	// Cache bounds the images built for requirement sets.
 	Cache RequirementCacheConfig `koanf:"cache"`
 	// FailureTTL is how long a failed build is remembered, so that a bad
@@ -98,8 +120,15 @@ type ServerConfig struct {
 	// AllowUnauthenticatedNetworkAccess lets the server listen on a
 	// non-loopback address without API keys; it warns at start-up and in
 	// /health.
-	AllowUnauthenticatedNetworkAccess bool   `koanf:"allow_unauthenticated_network_access"`
-	Host                              string `koanf:"host"`
+	AllowUnauthenticatedNetworkAccess bool `koanf:"allow_unauthenticated_network_access"`
+	// AllowedHosts are the Host header values the API answers ("name",
+	// "name:port", "[::1]", "*.example.com" or "*"); any other gets 421.
+	// Empty means the default of AllowedHosts.
+	AllowedHosts []string `koanf:"allowed_hosts"`
+	// CORSOrigins are the web origins ("https://app.example.com") whose
+	// pages may call the API; none means no CORS headers at all.
+	CORSOrigins []string `koanf:"cors_origins"`
+	Host        string   `koanf:"host"`
 	// MaxBodyBytes is the largest request body; larger gets 413.
 	MaxBodyBytes Size `koanf:"max_body_bytes"`
 	Port         int  `koanf:"port"`
@@ -126,6 +155,9 @@ type RunnerConfig struct {
 	// ReapInterval is how often the node removes containers and slot
 	// directories left by tako instances that are gone.
 	ReapInterval Duration `koanf:"reap_interval"`
+	// UIDRange is "first-last": the host uids job containers run as, one
+	// of its own each; requirement builds run as first-1.
+	UIDRange string `koanf:"uid_range"`
 	// WorkDir holds slot directories and instance locks; "" means a tako
 	// directory under the user's state directory.
 	WorkDir string `koanf:"work_dir"`
@@ -167,6 +199,15 @@ type ImagesConfig struct {
 	DebianSuite string `koanf:"debian_suite"`
 	// Executor is the repository name of tako's executor image.
 	Executor string `koanf:"executor"`
+	// BuildLimits bound every build step's container.
+	BuildLimits BuildLimitsConfig `koanf:"build_limits"`
+}
+
+// BuildLimitsConfig bounds the containers that build images.
+type BuildLimitsConfig struct {
+	CPUs   float64 `koanf:"cpus"`
+	Memory Size    `koanf:"memory"`
+	Pids   int     `koanf:"pids"`
 }
 
 // MetricsConfig controls the Prometheus endpoint, GET /metrics.
@@ -191,6 +232,9 @@ type LogConfig struct {
 // JobTypeConfig is one job type as written in tako.yaml. Unset fields
 // inherit the built-in job type defaults and the global settings.
 type JobTypeConfig struct {
+	// AllowSourceBuilds overrides requirements.allow_source_builds for
+	// this job type; unset inherits it.
+	AllowSourceBuilds *bool `koanf:"allow_source_builds"`
 	// Concurrency is the most jobs of this type running at once on one
 	// node; 0 means runner.max_concurrent.
 	Concurrency    int               `koanf:"concurrency"`
@@ -263,4 +307,56 @@ func (c *Config) Rescue() time.Duration {
 		return c.Queue.RescueAfter.Std()
 	}
 	return c.Limits.MaxTimeout.Std() + 5*time.Minute
+}
+
+// ParseUIDRange reads runner.uid_range, "first-last": at least 16 uids,
+// above 1000 (below are the host's accounts) and within what a uid holds.
+func ParseUIDRange(s string) (first, count int, err error) {
+	a, b, ok := strings.Cut(strings.TrimSpace(s), "-")
+	lo, errLo := strconv.Atoi(strings.TrimSpace(a))
+	hi, errHi := strconv.Atoi(strings.TrimSpace(b))
+	switch {
+	case !ok || errLo != nil || errHi != nil:
+		return 0, 0, fmt.Errorf("%q is not a range first-last, such as 200000-265535", s)
+	case lo <= 1000:
+		return 0, 0, fmt.Errorf("%q starts at or below 1000, among the host's own accounts", s)
+	case hi < lo+15:
+		return 0, 0, fmt.Errorf("%q holds fewer than 16 uids", s)
+	case hi >= 1<<31-1:
+		return 0, 0, fmt.Errorf("%q goes past the largest uid", s)
+	}
+	return lo, hi - lo + 1, nil
+}
+
+// AllowedHosts returns the Host header values the API answers, in the form
+// of server.allowed_hosts: that list when it is set. Otherwise the default
+// depends on who a browser could be made to reach. On a loopback
+// server.host it is that address, localhost, 127.0.0.1 and [::1], any
+// port, which refuses a web page that points a name of its own at
+// 127.0.0.1 (DNS rebinding). On a wildcard (0.0.0.0, ::) or network
+// address with API keys it is any host ("*"): clients reach such a server
+// under names tako cannot know (DNS, a load balancer), and a page that
+// rebinds a name to it still has no key. Without keys on a network address
+// (server.allow_unauthenticated_network_access) it is the loopback names
+// and the address itself: other names must be listed.
+func (c *Config) AllowedHosts(haveKeys bool) []string {
+	if len(c.Server.AllowedHosts) > 0 {
+		return c.Server.AllowedHosts
+	}
+	host := strings.TrimSuffix(strings.ToLower(strings.Trim(c.Server.Host, "[]")), ".")
+	ip := net.ParseIP(host)
+	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
+	if !loopback && haveKeys {
+		return []string{"*"}
+	}
+	hosts := []string{"localhost", "127.0.0.1", "[::1]"}
+	own := host
+	if ip != nil && ip.To4() == nil {
+		own = "[" + host + "]"
+	}
+	// A wildcard address is nothing a client can name.
+	if host != "" && !(ip != nil && ip.IsUnspecified()) && !slices.Contains(hosts, own) {
+		hosts = append(hosts, own)
+	}
+	return hosts
 }

@@ -112,6 +112,8 @@ func (n *node) matchEnv(tail, path string, declared func(string) []string) (stri
 		if tail != "" {
 			return join(path, tail), n.elem, nil
 		}
+	case n.elem != nil && path == apiKeysKey:
+		return n.matchShortForm(tail, path)
 	case n.elem != nil:
 		// A map of blocks, such as job_types: the map key is a name that
 		// may itself contain '_'.
@@ -128,6 +130,25 @@ func (n *node) matchEnv(tail, path string, declared func(string) []string) (stri
 		}
 	}
 	return "", nil, nil
+}
+
+// matchShortForm matches the variables of auth.api_keys, whose entries
+// have a short form: <NAME>_<FIELD> sets that field of the entry <NAME>
+// when FIELD is one of the block's (KEY, ROLE, MAX_PENDING,
+// MAX_CONCURRENT), and any other tail, <NAME> alone, sets the key of the
+// entry named by all of it. Names keep their case.
+func (n *node) matchShortForm(tail, path string) (string, *node, error) {
+	if tail == "" {
+		return "", nil, nil
+	}
+	up := asciiUpper(tail)
+	for _, field := range n.elem.names() {
+		word := envWord(field)
+		if len(tail) > len(word)+1 && strings.HasSuffix(up, "_"+word) {
+			return join(join(path, tail[:len(tail)-len(word)-1]), field), n.elem.fields[field], nil
+		}
+	}
+	return join(join(path, tail), shortFormField), n.elem.fields[shortFormField], nil
 }
 
 // mapKeyCandidates lists the names that tail may start with, in the order

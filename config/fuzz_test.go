@@ -207,6 +207,9 @@ func apiKeysIn(tree map[string]any, environ, keysFile string) []string {
 	var out []string
 	add := func(m map[string]any) {
 		for _, v := range m {
+			if block, ok := stringKeys(v); ok {
+				v = block["key"] // the block form
+			}
 			if s, ok := v.(string); ok && len(s) >= MinAPIKeyLength {
 				out = append(out, s)
 			}

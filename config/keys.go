@@ -17,6 +17,13 @@ type node struct {
 	elem   *node            // set for a map: what every map key holds
 }
 
+// auth.api_keys is the one map whose entries have a short form: "name: key"
+// stands for "name: {key: key}".
+const (
+	apiKeysKey     = "auth.api_keys"
+	shortFormField = "key"
+)
+
 // schema returns the key schema of Config.
 func schema() *node { return schemaOf(reflect.TypeFor[Config]()) }
 

@@ -70,6 +70,9 @@ func Load(opts LoadOptions) (*Config, error) {
 		if err := k.Load(rawbytes.Provider(data), yaml.Parser()); err != nil {
 			return nil, fmt.Errorf("config: read %s: %w", path, err)
 		}
+		if err := expandShortForms(k); err != nil {
+			return nil, err
+		}
 	}
 
 	root := schema()
@@ -97,6 +100,24 @@ func Load(opts LoadOptions) (*Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// expandShortForms rewrites the short form of an API key in the file,
+// "name: key", as the block "name: {key: key}", so that the environment
+// can add a role or quotas to it ("TAKO_AUTH_API_KEYS_<NAME>_ROLE") without
+// replacing the key.
+func expandShortForms(k *koanf.Koanf) error {
+	for _, name := range k.MapKeys(apiKeysKey) {
+		path := apiKeysKey + "." + name
+		v := k.Get(path)
+		if _, block := v.(map[string]any); block {
+			continue
+		}
+		if err := k.Set(path+"."+shortFormField, v); err != nil {
+			return fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	return nil
 }
 
 // findFile returns the configuration file to read: explicit (the --config
@@ -167,15 +188,20 @@ func defaults() map[string]any {
 		"server.allow_unauthenticated_network_access": false,
 		"server.rate_limit.requests_per_second":       100,
 		"server.rate_limit.burst":                     200,
+		"server.allowed_hosts":                        []any{},
+		"server.cors_origins":                         []any{},
 
-		"auth.api_keys":      map[string]any{},
-		"auth.api_keys_file": "",
-		"auth.header":        "X-API-Key",
+		"auth.api_keys":                     map[string]any{},
+		"auth.api_keys_file":                "",
+		"auth.header":                       "X-API-Key",
+		"auth.default_quota.max_pending":    100,
+		"auth.default_quota.max_concurrent": 0,
 
 		"runner.max_concurrent":  4,
 		"runner.work_dir":        "",
 		"runner.acquire_timeout": "10s",
 		"runner.reap_interval":   "30s",
+		"runner.uid_range":       "200000-265535",
 
 		"security_mode": "permissive",
 
@@ -193,11 +219,17 @@ func defaults() map[string]any {
 		"pip.extra_index_urls": []any{},
 		"pip.trusted_hosts":    []any{},
 
-		"images.base_image":    "debian:bookworm-slim",
-		"images.build_timeout": "15m",
-		"images.debian_mirror": "",
-		"images.debian_suite":  "bookworm",
-		"images.executor":      "tako-executor",
+		"images.base_image":          "debian:bookworm-slim",
+		"images.build_timeout":       "15m",
+		"images.debian_mirror":       "",
+		"images.debian_suite":        "bookworm",
+		"images.executor":            "tako-executor",
+		"images.build_limits.cpus":   1.0,
+		"images.build_limits.memory": "2g",
+		"images.build_limits.pids":   512,
+
+		"cluster.heartbeat_interval": "2s",
+		"cluster.node_timeout":       "15s",
 
 		"database.url":                  "",
 		"database.max_conns":            20,
@@ -211,10 +243,12 @@ func defaults() map[string]any {
 		"queue.rescue_after":   "0s",
 		"queue.retention_days": 30,
 
-		"requirements.allow_ad_hoc":     true,
-		"requirements.failure_ttl":      "5m",
-		"requirements.cache.max_images": 50,
-		"requirements.cache.max_bytes":  "20GiB",
+		"requirements.allow_ad_hoc":          true,
+		"requirements.allow_source_builds":   false,
+		"requirements.max_concurrent_builds": 1,
+		"requirements.failure_ttl":           "5m",
+		"requirements.cache.max_images":      50,
+		"requirements.cache.max_bytes":       "20GiB",
 
 		"log.level":  "info",
 		"log.format": "auto",

@@ -49,14 +49,15 @@ func TestLoadDefaults(t *testing.T) {
 	t.Parallel()
 	cfg := mustLoad(t, "", nil, nil)
 	want := &Config{
-		Auth: AuthConfig{APIKeys: map[string]string{}, Header: "X-API-Key"},
+		Auth:    AuthConfig{APIKeys: map[string]APIKeyConfig{}, Header: "X-API-Key", DefaultQuota: QuotaConfig{MaxPending: 100}},
+		Cluster: ClusterConfig{HeartbeatInterval: Duration(2 * time.Second), NodeTimeout: Duration(15 * time.Second)},
 		Database: DatabaseConfig{
 			AutoStart: AutoStartConfig{Container: "tako-postgres", Image: "postgres:16-alpine", Port: 55432, Volume: "tako-postgres-data"},
 			MaxConns:  20,
 		},
 		Queue: QueueConfig{MaxAttempts: 3, MaxPending: 1000, RetentionDays: 30},
 		Requirements: RequirementsConfig{
-			AllowAdHoc: true, FailureTTL: Duration(5 * time.Minute),
+			AllowAdHoc: true, FailureTTL: Duration(5 * time.Minute), MaxConcurrentBuilds: 1,
 			Cache: RequirementCacheConfig{MaxBytes: 20 << 30, MaxImages: 50},
 		},
 		Images: ImagesConfig{
@@ -64,6 +65,7 @@ func TestLoadDefaults(t *testing.T) {
 			BuildTimeout: Duration(15 * time.Minute),
 			DebianSuite:  "bookworm",
 			Executor:     "tako-executor",
+			BuildLimits:  BuildLimitsConfig{CPUs: 1, Memory: 2 << 30, Pids: 512},
 		},
 		Limits: LimitsConfig{
 			MaxArtifactBytes:      10 << 20,
@@ -76,13 +78,15 @@ func TestLoadDefaults(t *testing.T) {
 			MaxTimeout:            Duration(300 * time.Second),
 			MaxTotalArtifactBytes: 50 << 20,
 		},
-		Log:          LogConfig{Format: "auto", Level: "info"},
-		Metrics:      MetricsConfig{Enabled: true, RequireAuth: true, SampleInterval: Duration(5 * time.Second)},
-		Pip:          PipConfig{ExtraIndexURLs: []string{}, TrustedHosts: []string{}},
-		Runner:       RunnerConfig{AcquireTimeout: Duration(10 * time.Second), MaxConcurrent: 4, ReapInterval: Duration(30 * time.Second)},
+		Log:     LogConfig{Format: "auto", Level: "info"},
+		Metrics: MetricsConfig{Enabled: true, RequireAuth: true, SampleInterval: Duration(5 * time.Second)},
+		Pip:     PipConfig{ExtraIndexURLs: []string{}, TrustedHosts: []string{}},
+		Runner: RunnerConfig{AcquireTimeout: Duration(10 * time.Second), MaxConcurrent: 4, ReapInterval: Duration(30 * time.Second),
+			UIDRange: "200000-265535"},
 		SecurityMode: "permissive",
 		Server: ServerConfig{Host: "127.0.0.1", MaxBodyBytes: 2 << 20, Port: 8000,
-			RateLimit: RateLimitConfig{RequestsPerSecond: 100, Burst: 200}},
+			RateLimit:    RateLimitConfig{RequestsPerSecond: 100, Burst: 200},
+			AllowedHosts: []string{}, CORSOrigins: []string{}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)

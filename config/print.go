@@ -112,9 +112,14 @@ func toTree(v reflect.Value) any {
 func mask(name string, v any) any {
 	if m, ok := v.(map[string]any); ok && secretKey(name) {
 		// A map of secrets, such as auth.api_keys: the names are not
-		// secret and show which keys exist.
+		// secret and show which keys exist. An entry that is a block
+		// ({key, role, ...}) keeps what is not secret in it.
 		for k, child := range m {
-			if !empty(child) {
+			switch {
+			case empty(child):
+			case isMap(child):
+				m[k] = mask("", child)
+			default:
 				m[k] = masked
 			}
 		}
@@ -136,6 +141,11 @@ func mask(name string, v any) any {
 		return maskURL(x)
 	}
 	return v
+}
+
+func isMap(v any) bool {
+	_, ok := v.(map[string]any)
+	return ok
 }
 
 // secretKey reports whether a key's name marks its value as secret.

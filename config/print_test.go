@@ -64,7 +64,7 @@ job_types:
 	d1, _ := r1.Get("data")
 	d2, _ := r2.Get("data")
 	d2.Env["API_KEY"] = "abc123"
-	if !reflect.DeepEqual(d1, d2) || again.Limits != cfg.Limits || again.Server != cfg.Server {
+	if !reflect.DeepEqual(d1, d2) || again.Limits != cfg.Limits || !reflect.DeepEqual(again.Server, cfg.Server) {
 		t.Errorf("printed configuration loads differently:\n%+v\n%+v", d1, d2)
 	}
 }

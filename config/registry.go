@@ -48,6 +48,10 @@ func (c *Config) resolve(name string, jc JobTypeConfig) jobtypes.JobType {
 	jt.Requirements = cloneList(jc.Requirements)
 	jt.SystemPackages = cloneList(jc.SystemPackages)
 
+	jt.AllowSourceBuilds = c.Requirements.AllowSourceBuilds
+	if jc.AllowSourceBuilds != nil {
+		jt.AllowSourceBuilds = *jc.AllowSourceBuilds
+	}
 	jt.Concurrency = c.Runner.MaxConcurrent
 	setIf(&jt.Concurrency, jc.Concurrency)
 	jt.SecurityMode = jobtypes.SecurityMode(c.SecurityMode)

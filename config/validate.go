@@ -3,9 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,11 +37,20 @@ func (c *Config) Validate() error {
 	var p problems
 	c.validateServer(&p)
 	c.validateRunner(&p)
+	if c.Cluster.HeartbeatInterval < Duration(100*time.Millisecond) {
+		p.add("cluster.heartbeat_interval", "%s must be at least 0.1s", seconds(c.Cluster.HeartbeatInterval))
+	}
+	if c.Cluster.NodeTimeout < 2*c.Cluster.HeartbeatInterval {
+		p.add("cluster.node_timeout", "%s must be at least twice cluster.heartbeat_interval (%s)", seconds(c.Cluster.NodeTimeout), seconds(c.Cluster.HeartbeatInterval))
+	}
 	c.validateLimits(&p)
 	c.validateImages(&p)
 	c.validatePip(&p)
 	c.validateDatabase(&p)
 	c.validateQueue(&p)
+	if c.Requirements.MaxConcurrentBuilds < 1 {
+		p.add("requirements.max_concurrent_builds", "%d must be at least 1", c.Requirements.MaxConcurrentBuilds)
+	}
 	if c.Requirements.Cache.MaxImages < 1 {
 		p.add("requirements.cache.max_images", "%d must be at least 1", c.Requirements.Cache.MaxImages)
 	}
@@ -56,6 +67,12 @@ func (c *Config) Validate() error {
 	}
 	if !headerName.MatchString(c.Auth.Header) {
 		p.add("auth.header", "%q is not an HTTP header name", c.Auth.Header)
+	}
+	if q := c.Auth.DefaultQuota; q.MaxPending < 0 {
+		p.add("auth.default_quota.max_pending", "%d must not be negative (0 means no limit)", q.MaxPending)
+	}
+	if q := c.Auth.DefaultQuota; q.MaxConcurrent < 0 {
+		p.add("auth.default_quota.max_concurrent", "%d must not be negative (0 means no limit)", q.MaxConcurrent)
 	}
 	if c.Server.RateLimit.RequestsPerSecond < 0 {
 		p.add("server.rate_limit.requests_per_second", "%v must not be negative (0 turns rate limiting off)", c.Server.RateLimit.RequestsPerSecond)
@@ -128,6 +145,93 @@ func (c *Config) validateServer(p *problems) {
 		p.add("server.port", "%d is not a port (0-65535; 0 picks a free one)", s.Port)
 	}
 	p.positiveSize("server.max_body_bytes", s.MaxBodyBytes)
+	for i, h := range s.AllowedHosts {
+		if !validHostEntry(h) {
+			p.add(fmt.Sprintf("server.allowed_hosts[%d]", i), "%q is not a host: write a name or address, optionally with :port (api.example.com, 10.0.0.5:8000, [::1]), *.example.com for its subdomains, or * for any host", h)
+		}
+	}
+	for i, o := range s.CORSOrigins {
+		if err := checkOrigin(o); err != "" {
+			p.add(fmt.Sprintf("server.cors_origins[%d]", i), "%q is not an origin: %s", o, err)
+		}
+	}
+}
+
+// hostLabel is one label of a DNS name, or a part of an IPv4 address.
+var hostLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$`)
+
+// validHostEntry reports whether h is an entry of server.allowed_hosts:
+// "*", "*.<name>", or a name or IP address with an optional port, an IPv6
+// address in brackets.
+func validHostEntry(h string) bool {
+	switch {
+	case h == "*":
+		return true
+	case strings.HasPrefix(h, "*."):
+		return validHostName(h[2:])
+	}
+	host, port := h, ""
+	if strings.HasPrefix(h, "[") {
+		end := strings.Index(h, "]")
+		if end < 0 {
+			return false
+		}
+		host, port = h[1:end], strings.TrimPrefix(h[end+1:], ":")
+		if h[end+1:] != "" && !strings.HasPrefix(h[end+1:], ":") {
+			return false
+		}
+		if ip := net.ParseIP(host); ip == nil || ip.To4() != nil {
+			return false
+		}
+	} else {
+		if strings.Count(h, ":") > 1 { // an IPv6 address without brackets, and so without a port
+			ip := net.ParseIP(h)
+			return ip != nil && ip.To4() == nil
+		}
+		if i := strings.LastIndex(h, ":"); i >= 0 {
+			host, port = h[:i], h[i+1:]
+		}
+		if net.ParseIP(host) == nil && !validHostName(host) {
+			return false
+		}
+	}
+	if port != "" || strings.HasSuffix(h, ":") {
+		n, err := strconv.Atoi(port)
+		return err == nil && n >= 1 && n <= 65535 && port == strconv.Itoa(n)
+	}
+	return true
+}
+
+// validHostName reports whether h is a DNS name: labels joined by dots,
+// with an optional final dot.
+func validHostName(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if !hostLabel.MatchString(label) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkOrigin says what is wrong with o as an entry of server.cors_origins,
+// or "": it must be exactly scheme://host[:port], http or https.
+func checkOrigin(o string) string {
+	u, err := url.Parse(o)
+	switch {
+	case o == "*" || strings.Contains(o, "*"):
+		return "name each origin; wildcards are not allowed"
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return "write it as scheme://host[:port], such as https://app.example.com"
+	case u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(o, ", \t"):
+		return "an origin has no user, path, query or fragment"
+	case !validHostEntry(u.Host):
+		return "its host is not a name or address"
+	}
+	return ""
 }
 
 func (c *Config) validateRunner(p *problems) {
@@ -140,6 +244,9 @@ func (c *Config) validateRunner(p *problems) {
 	}
 	if r.AcquireTimeout < 0 {
 		p.add("runner.acquire_timeout", "%s must not be negative", seconds(r.AcquireTimeout))
+	}
+	if _, _, err := ParseUIDRange(r.UIDRange); err != nil {
+		p.add("runner.uid_range", "%v", err)
 	}
 }
 
@@ -176,6 +283,15 @@ func (c *Config) validateImages(p *problems) {
 		p.add("images.debian_suite", "must not be empty")
 	}
 	p.httpURL("images.debian_mirror", im.DebianMirror)
+	if im.BuildLimits.CPUs <= 0 {
+		p.add("images.build_limits.cpus", "%g must be positive", im.BuildLimits.CPUs)
+	}
+	if im.BuildLimits.Memory < 64<<20 {
+		p.add("images.build_limits.memory", "%s must be at least 64MiB", jobtypes.FormatSize(int64(im.BuildLimits.Memory)))
+	}
+	if im.BuildLimits.Pids < 16 {
+		p.add("images.build_limits.pids", "%d must be at least 16", im.BuildLimits.Pids)
+	}
 }
 
 func (c *Config) validatePip(p *problems) {

@@ -65,4 +65,8 @@ const (
 
 	EUNAUTHORIZED ErrorCode = "unauthorized" // no valid API key (401)
 	ERATELIMITED  ErrorCode = "rate_limited" // the caller is over its rate limit (429)
+	EOVERQUOTA    ErrorCode = "over_quota"   // the caller's API key is over one of its quotas (429)
+
+	EUNSUPPORTED ErrorCode = "unsupported_media_type" // the body is not in a format the route takes (415)
+	EMISDIRECTED ErrorCode = "misdirected"            // the request names a host this server does not answer for (421)
 )

@@ -62,6 +62,9 @@ type Execution struct {
 	Relationship   Relationship
 	Requirements   []string
 	Result         *Result // nil until the execution ends
+	// Seq is the record's place in the history, higher for newer ones: the
+	// cursor of the history page that follows it.
+	Seq            int64
 	StartedAt      *time.Time
 	StartupTimeout time.Duration
 	Status         Status
@@ -74,7 +77,10 @@ type ArtifactContent struct {
 	Content []byte
 }
 
-// ExecutionFilter selects executions for a history listing.
+// ExecutionFilter selects executions for a history listing. It only ever
+// narrows what the caller may see: a caller who is not an admin gets its
+// own executions whatever the filter says, so an APIKey other than its own
+// gives an empty page.
 type ExecutionFilter struct {
 	APIKey  string // only executions this API key (by name) submitted
 	Before  int64  // a cursor: only executions older than this one; 0 for the newest
@@ -83,17 +89,17 @@ type ExecutionFilter struct {
 	Status  Status
 }
 
-// ExecutionPage is one page of history, newest first.
+// ExecutionPage is one page of history, newest first. Its items are
+// summaries: the store does not read their Code, InputJSON, QueuePosition
+// or their Result's Stdout, Stderr, Output and Artifacts.
 type ExecutionPage struct {
 	Items      []*Execution
 	NextCursor int64 // 0 when there are no older executions
 }
 
 // Overrides change a rerun or fork: a zero field keeps the parent's value.
+// The new execution is recorded as the caller's who asked for it.
 type Overrides struct {
-	// APIKey names the key of the caller asking for the replay; the new
-	// execution is recorded as theirs.
-	APIKey string
 	// CorrelationID is the replay request's; "" keeps the parent's.
 	CorrelationID string
 	JobType       string

@@ -67,17 +67,21 @@ type Pool struct {
 // code runs in and the limits it runs under. A JobType is a value; the
 // registry hands out copies.
 type JobType struct {
-	Concurrency    int               // most jobs of this type running at once on one node
-	Env            map[string]string // not secret: user code can read it
-	Image          string            // base image; "" means tako's executor image
-	Limits         Limits
-	Name           string
-	Network        Network
-	Pool           Pool
-	Preload        []string // modules imported before the trigger
-	Requirements   []string // pip requirements baked into the job type's image
-	SecurityMode   SecurityMode
-	SystemPackages []string // Debian packages baked into the job type's image
+	// AllowSourceBuilds lets ad-hoc requirements on this job type build
+	// packages from source distributions (their build code runs without
+	// network); false takes wheels only.
+	AllowSourceBuilds bool
+	Concurrency       int               // most jobs of this type running at once on one node
+	Env               map[string]string // not secret: user code can read it
+	Image             string            // base image; "" means tako's executor image
+	Limits            Limits
+	Name              string
+	Network           Network
+	Pool              Pool
+	Preload           []string // modules imported before the trigger
+	Requirements      []string // pip requirements baked into the job type's image
+	SecurityMode      SecurityMode
+	SystemPackages    []string // Debian packages baked into the job type's image
 }
 
 // NeedsBuild reports whether the job type needs an image of its own on top of

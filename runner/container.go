@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strconv"
@@ -31,6 +32,7 @@ type jobContainer struct {
 	nonce      string
 	runtime    string
 	slot       slot
+	uid        int
 	started    time.Time
 	stdout     *capture
 	stderr     *capture
@@ -55,32 +57,6 @@ func (c *jobContainer) ended() bool {
 	return out != nil && errEnd != nil
 }
 
-// prepare starts a container for spec and waits until its bootstrap has
-// preloaded and waits for the trigger: a container ready for a pool.
-func (r *Runner) prepare(ctx context.Context, spec containerSpec) (*jobContainer, error) {
-	c, err := r.startContainer(ctx, spec)
-	if err != nil {
-		return nil, err
-	}
-	timeout := time.NewTimer(r.opts.StartupTimeout)
-	defer timeout.Stop()
-	for _, ready := range []chan struct{}{c.stdout.readyCh, c.stderr.readyCh} {
-		select {
-		case <-ready:
-		case <-c.streamDone:
-			r.discard(c)
-			return nil, fmt.Errorf("container exited before its bootstrap was ready")
-		case <-timeout.C:
-			r.discard(c)
-			return nil, fmt.Errorf("container not ready within %s", r.opts.StartupTimeout)
-		case <-ctx.Done():
-			r.discard(c)
-			return nil, ctx.Err()
-		}
-	}
-	return c, nil
-}
-
 // containerSpec is everything needed to create a job container.
 type containerSpec struct {
 	image   string
@@ -88,11 +64,57 @@ type containerSpec struct {
 	runtime string
 }
 
-// startContainer creates, attaches and starts a job container for spec.
-// On failure it undoes whatever it had done.
-func (r *Runner) startContainer(ctx context.Context, spec containerSpec) (_ *jobContainer, err error) {
-	s, err := newSlot(r.instance.slotsDir)
+// launcher creates, starts and removes job containers: all the Docker work
+// of one container's life. The runner and its pools share one; it does not
+// know about either.
+type launcher struct {
+	docker         dockerAPI
+	instance       *instance
+	limits         OutputLimits
+	logger         *slog.Logger
+	seccomp        string // the job containers' seccomp profile, JSON
+	startupTimeout time.Duration
+	uids           *uidPool
+
+	removals sync.WaitGroup
+}
+
+// prepare starts a container for spec and waits until its bootstrap has
+// preloaded and waits for the trigger: a container ready for a pool.
+func (l *launcher) prepare(ctx context.Context, spec containerSpec) (*jobContainer, error) {
+	c, err := l.start(ctx, spec)
 	if err != nil {
+		return nil, err
+	}
+	timeout := time.NewTimer(l.startupTimeout)
+	defer timeout.Stop()
+	for _, ready := range []chan struct{}{c.stdout.readyCh, c.stderr.readyCh} {
+		select {
+		case <-ready:
+		case <-c.streamDone:
+			l.discard(c)
+			return nil, fmt.Errorf("container exited before its bootstrap was ready")
+		case <-timeout.C:
+			l.discard(c)
+			return nil, fmt.Errorf("container not ready within %s", l.startupTimeout)
+		case <-ctx.Done():
+			l.discard(c)
+			return nil, ctx.Err()
+		}
+	}
+	return c, nil
+}
+
+// start creates and starts a job container for spec, reading its output
+// FIFOs from the start. On failure it undoes whatever it had done.
+func (l *launcher) start(ctx context.Context, spec containerSpec) (_ *jobContainer, err error) {
+	uid, err := l.uids.claim()
+	if err != nil {
+		return nil, err
+	}
+	s, err := newSlot(l.instance.slotsDir, uid)
+	if err != nil {
+		l.uids.release(uid)
 		return nil, err
 	}
 	c := &jobContainer{
@@ -101,13 +123,14 @@ func (r *Runner) startContainer(ctx context.Context, spec containerSpec) (_ *job
 		nonce:      randomHex(16),
 		runtime:    spec.runtime,
 		slot:       s,
+		uid:        uid,
 		streamDone: make(chan struct{}),
 	}
-	c.stdout = newCapture(c.nonce, r.limits.MaxStdoutBytes)
-	c.stderr = newCapture(c.nonce, r.limits.MaxStderrBytes)
+	c.stdout = newCapture(c.nonce, l.limits.MaxStdoutBytes)
+	c.stderr = newCapture(c.nonce, l.limits.MaxStderrBytes)
 	defer func() {
 		if err != nil {
-			r.discard(c)
+			l.discard(c)
 		}
 	}()
 
@@ -116,8 +139,8 @@ func (r *Runner) startContainer(ctx context.Context, spec containerSpec) (_ *job
 	// learned. They finish (or time out), and a cancelled ctx then undoes them.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	config, host := r.containerConfig(spec, s)
-	created, err := r.docker.ContainerCreate(dctx, config, host, nil, nil, "tako-"+r.instance.id[:8]+"-"+randomHex(6))
+	config, host := l.config(spec, s, uid)
+	created, err := l.docker.ContainerCreate(dctx, config, host, nil, nil, "tako-"+l.instance.id[:8]+"-"+randomHex(6))
 	if err != nil {
 		return c, fmt.Errorf("create container: %w", err)
 	}
@@ -149,15 +172,15 @@ func (r *Runner) startContainer(ctx context.Context, spec containerSpec) (_ *job
 	if err := ctx.Err(); err != nil {
 		return c, err
 	}
-	if err := r.docker.ContainerStart(dctx, c.id, container.StartOptions{}); err != nil {
+	if err := l.docker.ContainerStart(dctx, c.id, container.StartOptions{}); err != nil {
 		return c, fmt.Errorf("start container: %w", err)
 	}
 	c.started = time.Now()
 	return c, nil
 }
 
-// containerConfig is the hardened configuration of every job container.
-func (r *Runner) containerConfig(spec containerSpec, s slot) (*container.Config, *container.HostConfig) {
+// config is the hardened configuration of every job container.
+func (l *launcher) config(spec containerSpec, s slot, uid int) (*container.Config, *container.HostConfig) {
 	jt := spec.jobType
 	env := map[string]string{
 		"HOME":                    "/tmp",
@@ -182,18 +205,19 @@ func (r *Runner) containerConfig(spec containerSpec, s slot) (*container.Config,
 	}
 	pids := jt.Limits.Pids
 	init := true
+	user := strconv.Itoa(uid) + ":" + strconv.Itoa(uid)
 	config := &container.Config{
 		Cmd:             bootstrap.Command(jt.Preload),
 		Env:             envList,
 		Image:           spec.image,
 		NetworkDisabled: network == string(jobtypes.NetworkNone),
-		User:            strconv.Itoa(sandboxUID) + ":" + strconv.Itoa(sandboxUID),
+		User:            user,
 		WorkingDir:      "/app",
 		Labels: map[string]string{
 			LabelManaged:  "true",
 			LabelKind:     "job",
-			LabelInstance: r.instance.id,
-			LabelLock:     r.instance.lockPath,
+			LabelInstance: l.instance.id,
+			LabelLock:     l.instance.lockPath,
 			LabelJobType:  jt.Name,
 			LabelSlot:     s.dir,
 		},
@@ -218,9 +242,10 @@ func (r *Runner) containerConfig(spec containerSpec, s slot) (*container.Config,
 			Ulimits: []*units.Ulimit{
 				{Name: "nofile", Soft: jt.Limits.NoFile, Hard: jt.Limits.NoFile},
 				{Name: "fsize", Soft: jt.Limits.FileSize, Hard: jt.Limits.FileSize},
+				{Name: "core", Soft: 0, Hard: 0},
 			},
 		},
-		SecurityOpt: []string{"no-new-privileges"},
+		SecurityOpt: []string{"no-new-privileges", "seccomp=" + l.seccomp},
 		Tmpfs:       map[string]string{"/tmp": "rw,noexec,nosuid,nodev,size=" + strconv.FormatInt(jt.Limits.Tmp, 10)},
 	}
 	if spec.runtime == runtimeGVisor {
@@ -229,27 +254,41 @@ func (r *Runner) containerConfig(spec containerSpec, s slot) (*container.Config,
 	return config, host
 }
 
-// discard removes the container and its slot directory in the background,
-// off the request path. Stop waits for pending removals.
-func (r *Runner) discard(c *jobContainer) {
-	r.removals.Add(1)
+// discard removes the container, its slot directory and its uid claim in
+// the background, off the request path. wait waits for pending removals.
+func (l *launcher) discard(c *jobContainer) {
+	l.removals.Add(1)
 	go func() {
-		defer r.removals.Done()
+		defer l.removals.Done()
 		if c.id != "" {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			err := r.docker.ContainerRemove(ctx, c.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+			err := l.docker.ContainerRemove(ctx, c.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
 			cancel()
 			if err != nil && !errdefs.IsNotFound(err) {
-				r.logger.Warn("remove container", "container_id", c.id, "error", err)
+				l.logger.Warn("remove container", "container_id", c.id, "error", err)
 			}
 		}
 		if !c.endStreams(5 * time.Second) {
-			r.logger.Warn("output streams of a removed container did not end", "container_id", c.id)
+			l.logger.Warn("output streams of a removed container did not end", "container_id", c.id)
 		}
 		if err := c.slot.remove(); err != nil {
-			r.logger.Warn("remove slot directory", "slot", c.slot.dir, "error", err)
+			l.logger.Warn("remove slot directory", "slot", c.slot.dir, "error", err)
 		}
+		l.uids.release(c.uid)
 	}()
+}
+
+// wait waits for the removals discard started.
+func (l *launcher) wait() { l.removals.Wait() }
+
+// kill sends SIGKILL to the container; "not found" and "not running" count
+// as done.
+func (l *launcher) kill(c *jobContainer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := l.docker.ContainerKill(ctx, c.id, "KILL"); err != nil {
+		l.logger.Debug("kill container", "container_id", c.id, "error", err)
+	}
 }
 
 // endStreams waits, at most timeout, for the output streams of a container

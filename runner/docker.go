@@ -23,6 +23,10 @@ type dockerAPI interface {
 	ContainerStart(ctx context.Context, id string, options container.StartOptions) error
 	ContainerWait(ctx context.Context, id string, condition container.WaitCondition) (<-chan container.WaitResponse, <-chan error)
 	Info(ctx context.Context) (system.Info, error)
+	NetworkCreate(ctx context.Context, name string, options network.CreateOptions) (network.CreateResponse, error)
+	NetworkInspect(ctx context.Context, networkID string, options network.InspectOptions) (network.Inspect, error)
+	NetworkList(ctx context.Context, options network.ListOptions) ([]network.Summary, error)
+	NetworkRemove(ctx context.Context, networkID string) error
 	Ping(ctx context.Context) (types.Ping, error)
 }
 

@@ -26,6 +26,13 @@ type instance struct {
 	slotsDir string
 }
 
+// NewInstanceID returns a fresh id for a tako instance.
+func NewInstanceID() string { return randomHex(8) }
+
+// LockPath is the lock file of instance id in workDir: whoever holds its
+// lock is that instance, alive.
+func LockPath(workDir, id string) string { return filepath.Join(workDir, "instances", id+".lock") }
+
 // acquireInstance creates the lock file of instance id under workDir and
 // takes its lock.
 func acquireInstance(workDir, id string) (*instance, error) {
@@ -36,7 +43,7 @@ func acquireInstance(workDir, id string) (*instance, error) {
 			return nil, fmt.Errorf("create work directory: %w", err)
 		}
 	}
-	lockPath := filepath.Join(lockDir, id+".lock")
+	lockPath := LockPath(workDir, id)
 	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create instance lock: %w", err)

@@ -22,7 +22,7 @@ func TestStartReapsOnlyDeadInstances(t *testing.T) {
 	ctx := context.Background()
 
 	neighbour := startRunner(t, dc, image, work)
-	live := idleContainer(t, dc, image, neighbour.instance.id, neighbour.instance.lockPath, "")
+	live := idleContainer(t, dc, image, neighbour.launch.instance.id, neighbour.launch.instance.lockPath, "")
 
 	// A dead instance: its lock file exists but nobody holds it.
 	deadLock := filepath.Join(work, "instances", "deadbeef00000000.lock")

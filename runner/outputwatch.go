@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tako-run/tako/jobtypes"
 )
@@ -36,43 +36,56 @@ type outputUsage struct {
 
 // overLimit measures dir and says which bound it breaks, "" when none. It
 // stops walking as soon as one is broken, so a hostile tree costs at most
-// maxOutputEntries stats.
+// maxOutputEntries stats. The program may change the tree while it is
+// walked, so every directory is opened relative to its parent's descriptor
+// without following a symlink, as removeTree does: swapping a directory for
+// a link to / cannot make the walk leave /output.
 func overLimit(dir string, maxBytes int64) string {
+	top, err := os.Open(dir)
+	if err != nil {
+		return "" // gone: the next look sees it
+	}
+	defer top.Close()
 	var u outputUsage
-	var walk func(path string, depth int) string
-	walk = func(path string, depth int) string {
+	var walk func(d *os.File, depth int) string
+	walk = func(d *os.File, depth int) string {
 		u.depth = max(u.depth, depth)
 		if depth > maxOutputDepth {
 			return fmt.Sprintf("nested directories more than %d levels deep in /output", maxOutputDepth)
 		}
-		entries, err := os.ReadDir(path)
+		entries, err := d.ReadDir(-1)
 		if err != nil {
-			return "" // gone or changing under us: the next look sees it
+			return "" // changing under us: the next look sees it
 		}
 		for _, e := range entries {
 			u.entries++
 			if u.entries > maxOutputEntries {
 				return fmt.Sprintf("more than %d files and directories in /output", maxOutputEntries)
 			}
-			info, err := e.Info() // lstat: links are not followed
-			if err != nil {
+			var st unix.Stat_t
+			if unix.Fstatat(int(d.Fd()), e.Name(), &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
 				continue
 			}
-			if st, ok := info.Sys().(*syscall.Stat_t); ok {
-				u.bytes += st.Blocks * 512
-			}
+			u.bytes += st.Blocks * 512
 			if u.bytes > maxBytes {
 				return fmt.Sprintf("more than %s written to /output (limits.max_output_bytes)", jobtypes.FormatSize(maxBytes))
 			}
-			if e.IsDir() {
-				if why := walk(filepath.Join(path, e.Name()), depth+1); why != "" {
-					return why
-				}
+			if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				continue
+			}
+			child, err := openDirAt(d, e.Name())
+			if err != nil {
+				continue // not a directory any more, or a link now
+			}
+			why := walk(child, depth+1)
+			child.Close()
+			if why != "" {
+				return why
 			}
 		}
 		return ""
 	}
-	return walk(dir, 0)
+	return walk(top, 0)
 }
 
 // watchOutput measures dir every outputWatchEvery until ctx is done, and

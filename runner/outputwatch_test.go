@@ -105,3 +105,55 @@ func write(t *testing.T, path string, n int) {
 		t.Fatal(err)
 	}
 }
+
+// TestOverLimitDoesNotFollowLinks swaps a directory of the measured tree
+// for a link to /usr and back, again and again, while overLimit measures
+// the tree. Measured without following links, the tree is
+// a few hundred files; through the link it would be /usr's tens of
+// thousands.
+func TestOverLimitDoesNotFollowLinks(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for i := range 300 {
+		write(t, filepath.Join(dir, fmt.Sprintf("f%03d", i)), 1)
+	}
+	// "zz": walks go in name order, so the files are measured first.
+	d, tmp, link := filepath.Join(dir, "zz"), filepath.Join(dir, "tmp"), filepath.Join(dir, "link")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/usr", link); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	swapped := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				swapped <- n
+				return
+			default:
+			}
+			// A directory for 2 ms, then a link for 20: long enough for a
+			// walk that followed it to count /usr past the limits.
+			time.Sleep(2 * time.Millisecond)
+			os.Rename(d, tmp)
+			os.Rename(link, d)
+			time.Sleep(20 * time.Millisecond)
+			os.Rename(d, link)
+			os.Rename(tmp, d)
+			n++
+		}
+	}()
+	for i := range 3000 {
+		if why := overLimit(dir, 1<<30); why != "" {
+			close(stop)
+			<-swapped
+			t.Fatalf("measurement %d: %s: the walk followed the link out of the tree", i, why)
+		}
+	}
+	close(stop)
+	t.Logf("%d swaps during 3000 measurements", <-swapped)
+}

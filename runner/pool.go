@@ -2,36 +2,41 @@ package runner
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/tako-run/tako/jobtypes"
 )
 
-// pool keeps started containers of one job type whose bootstrap has
-// preloaded and waits for its trigger, so that a job finds its interpreter
-// running. A container leaves the pool for one job and is never returned;
-// the pool starts a replacement at once, off the request path. Its size
-// follows demand between the job type's pool.min and pool.max: it grows to
-// min plus the peak of concurrent executions, and by one more for each
-// checkout that found it empty; containers idle for longer than
-// pool.idle_ttl are trimmed back to min.
+// pool keeps started containers of one job type and image whose bootstrap
+// has preloaded and waits for its trigger, so that a job finds its
+// interpreter running. A container leaves the pool for one job and is never
+// returned; the pool starts a replacement at once, off the request path.
+// Its size follows demand between the job type's pool.min and pool.max: it
+// grows to min plus the peak of concurrent executions, and by one more for
+// each checkout that found it empty; containers idle for longer than
+// pool.idle_ttl are trimmed back to min. The pool owns its containers: it
+// starts and removes them through its launcher and calls nobody back.
 type pool struct {
-	r    *Runner
-	spec containerSpec
-	cfg  jobtypes.Pool
+	launch *launcher
+	logger *slog.Logger
+	cfg    jobtypes.Pool
 
 	mu       sync.Mutex
+	spec     containerSpec
 	ready    []*pooled // oldest first
 	starting int
 	inflight int // executions of this job type running now
 	peak     int // most concurrent executions since peakAt
 	peakAt   time.Time
-	failures int // consecutive failed starts, for backoff
+	failures int       // consecutive failed starts, for backoff
+	retryAt  time.Time // no start before this, after a failure
 	hits     int64
 	misses   int64
 
-	wake chan struct{}
+	wake    chan struct{}
+	workers sync.WaitGroup // startOne calls under way
 }
 
 // pooled is a ready container and when it became ready.
@@ -49,8 +54,15 @@ type PoolStats struct {
 	Warm   int   `json:"warm"`   // ready containers
 }
 
-func newPool(r *Runner, spec containerSpec) *pool {
-	return &pool{r: r, spec: spec, cfg: spec.jobType.Pool, peakAt: time.Now(), wake: make(chan struct{}, 1)}
+func newPool(launch *launcher, spec containerSpec, logger *slog.Logger) *pool {
+	return &pool{
+		launch: launch,
+		logger: logger,
+		cfg:    spec.jobType.Pool,
+		spec:   spec,
+		peakAt: time.Now(),
+		wake:   make(chan struct{}, 1),
+	}
 }
 
 // take hands out a ready container, or nil when there is none. The caller
@@ -70,7 +82,7 @@ func (p *pool) take() *jobContainer {
 			p.hits++
 			return pc.c
 		}
-		p.r.discard(pc.c)
+		p.launch.discard(pc.c)
 	}
 	// A miss means the pool is smaller than demand: grow it, up to max.
 	p.misses++
@@ -86,6 +98,30 @@ func (p *pool) done() {
 	p.inflight--
 	p.mu.Unlock()
 	p.signal()
+}
+
+// setImage makes the pool start its containers from image from now on,
+// and removes the ready ones started from another: what a rebuilt job type
+// image asks for.
+func (p *pool) setImage(image string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.spec.image == image {
+		return
+	}
+	p.spec.image = image
+	for _, pc := range p.ready {
+		p.launch.discard(pc.c)
+	}
+	p.ready = nil
+	p.signal()
+}
+
+// image returns the image the pool starts containers from.
+func (p *pool) image() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.spec.image
 }
 
 // target is how many ready containers the pool aims for. Callers hold mu.
@@ -110,7 +146,7 @@ func (p *pool) signal() {
 }
 
 // run keeps the pool at its target until ctx ends, then removes every
-// ready container.
+// ready container and waits for the starts under way.
 func (p *pool) run(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -118,6 +154,7 @@ func (p *pool) run(ctx context.Context) {
 		p.maintain(ctx)
 		select {
 		case <-ctx.Done():
+			p.workers.Wait()
 			p.drain()
 			return
 		case <-p.wake:
@@ -136,52 +173,51 @@ func (p *pool) maintain(ctx context.Context) {
 		if pc.c.alive() {
 			live = append(live, pc)
 		} else {
-			p.r.discard(pc.c) // killed behind tako's back, or the daemon restarted
+			p.launch.discard(pc.c) // killed behind tako's back, or the daemon restarted
 		}
 	}
 	p.ready = live
 	for len(p.ready) > target && time.Since(p.ready[0].readyAt) > p.cfg.IdleTTL {
-		p.r.discard(p.ready[0].c)
+		p.launch.discard(p.ready[0].c)
 		p.ready = p.ready[1:]
 	}
-	if p.failures > 0 {
-		return // startOne retries with backoff
+	if ctx.Err() != nil || time.Now().Before(p.retryAt) {
+		return // stopping, or backing off after a failed start
 	}
 	for n := len(p.ready) + p.starting; n < target; n++ {
 		p.starting++
-		p.r.poolsDone.Add(1)
-		go func() {
-			defer p.r.poolsDone.Done()
-			p.startOne(ctx)
-		}()
+		spec := p.spec
+		p.workers.Go(func() { p.startOne(ctx, spec) })
 	}
 }
 
-// startOne starts a container and adds it once its bootstrap is ready.
-func (p *pool) startOne(ctx context.Context) {
-	c, err := p.r.prepare(ctx, p.spec)
+// startOne starts a container for spec and adds it once its bootstrap is
+// ready.
+func (p *pool) startOne(ctx context.Context, spec containerSpec) {
+	c, err := p.launch.prepare(ctx, spec)
 	p.mu.Lock()
 	p.starting--
 	if err != nil {
+		// Back off: 2 s, 4 s ... at most a minute between attempts, so a job
+		// type whose containers cannot start does not spin.
 		p.failures++
-		backoff := min(time.Second<<min(p.failures, 5), 30*time.Second)
+		backoff := min(time.Second<<min(p.failures, 6), time.Minute)
+		p.retryAt = time.Now().Add(backoff)
+		failures := p.failures
 		p.mu.Unlock()
 		if ctx.Err() == nil {
-			p.r.logger.Warn("start pool container", "job_type", p.spec.jobType.Name, "error", err, "retry_in", backoff)
+			p.logger.Warn("start pool container", "job_type", spec.jobType.Name, "error", err, "failures", failures, "retry_in", backoff)
 			select {
 			case <-ctx.Done():
 			case <-time.After(backoff):
 			}
 		}
-		p.mu.Lock()
-		p.failures = 0
-		p.mu.Unlock()
 		p.signal()
 		return
 	}
 	defer p.mu.Unlock()
-	if ctx.Err() != nil {
-		p.r.discard(c)
+	if ctx.Err() != nil || c.image != p.spec.image {
+		p.launch.discard(c) // stopping, or the image changed while it started
 		return
 	}
 	p.failures = 0
@@ -193,7 +229,7 @@ func (p *pool) drain() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, pc := range p.ready {
-		p.r.discard(pc.c)
+		p.launch.discard(pc.c)
 	}
 	p.ready = nil
 }

@@ -11,9 +11,6 @@ import (
 	"github.com/tako-run/tako/runner/bootstrap"
 )
 
-// sandboxUID is the uid and gid user code runs as inside containers.
-const sandboxUID = 1000
-
 // slot is a job container's host-side directory. Its code and input
 // subdirectories are bind-mounted read-only at /code and /input, and output
 // read-write at /output. The container is created before the job is known
@@ -31,8 +28,10 @@ func (s slot) control() string { return filepath.Join(s.dir, "tako") }
 // fifo is the path of one of the bootstrap's FIFOs.
 func (s slot) fifo(name string) string { return filepath.Join(s.control(), name) }
 
-// newSlot creates a fresh slot directory under parent.
-func newSlot(parent string) (slot, error) {
+// newSlot creates a fresh slot directory under parent for a container that
+// runs as uid: /output and the FIFOs are the uid's, the rest root's and
+// read-only to it.
+func newSlot(parent string, uid int) (slot, error) {
 	s := slot{dir: filepath.Join(parent, randomHex(8))}
 	if err := os.Mkdir(s.dir, 0o711); err != nil {
 		return slot{}, fmt.Errorf("create slot: %w", err)
@@ -47,7 +46,7 @@ func newSlot(parent string) (slot, error) {
 		s.remove()
 		return slot{}, fmt.Errorf("create slot: %w", err)
 	}
-	if err := os.Chown(s.output(), sandboxUID, sandboxUID); err != nil {
+	if err := os.Chown(s.output(), uid, uid); err != nil {
 		s.remove()
 		return slot{}, fmt.Errorf("create slot: %w", err)
 	}
@@ -64,7 +63,7 @@ func newSlot(parent string) (slot, error) {
 			s.remove()
 			return slot{}, fmt.Errorf("create slot: %w", err)
 		}
-		if err := os.Chown(path, sandboxUID, sandboxUID); err != nil {
+		if err := os.Chown(path, uid, uid); err != nil {
 			s.remove()
 			return slot{}, fmt.Errorf("create slot: %w", err)
 		}

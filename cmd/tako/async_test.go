@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +20,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/tako-run/tako/runner/runnertest"
+	"github.com/tako-run/tako/runner/runnertest/pkgindex"
 )
 
 // submit posts body to /execute/async and returns the job id.
@@ -134,8 +137,16 @@ func TestCancel(t *testing.T) {
 	if st := s.waitStatus(t, queued, "queued", 30*time.Second); st["queue_position"] != 1.0 {
 		t.Errorf("queue_position %v, want 1", st["queue_position"])
 	}
-	if _, h := s.get(t, "/health"); h.(map[string]any)["queue_stats"].(map[string]any)["pending"].(float64) < 1 {
-		t.Errorf("health does not count the queued job: %v", h)
+	// /health answers from a snapshot at most 2 s old: wait for it.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		_, h := s.get(t, "/health")
+		if h.(map[string]any)["queue_stats"].(map[string]any)["pending"].(float64) >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("health does not count the queued job: %v", h)
+			break
+		}
 	}
 
 	t.Run("queued", func(t *testing.T) {
@@ -304,8 +315,10 @@ func TestTwoNodes(t *testing.T) {
 	}
 }
 
-// TestKill9Recovery kills a server process with 10 running jobs and
-// restarts it: every job reaches a terminal state and no container is left.
+// TestKill9Recovery kills a server process with 10 running async jobs and
+// a sync one, and restarts it: every job reaches a terminal state (the
+// async ones run again, the sync one, whose caller is gone, ends as failed
+// once its node's heartbeat is stale) and no container is left.
 func TestKill9Recovery(t *testing.T) {
 	runnertest.Docker(t)
 	startServer(t) // the images, built once before the parallel tests start
@@ -325,6 +338,7 @@ func TestKill9Recovery(t *testing.T) {
 		"TAKO_DATABASE_URL="+dbURL, "TAKO_RUNNER_WORK_DIR="+work, fmt.Sprintf("TAKO_SERVER_PORT=%d", port),
 		"TAKO_RUNNER_MAX_CONCURRENT=10", "TAKO_LIMITS_MAX_TIMEOUT=20s", "TAKO_JOB_TYPES_DATA_LIMITS_TIMEOUT=20s",
 		"TAKO_JOB_TYPES_DEFAULT_LIMITS_TIMEOUT=20s", "TAKO_QUEUE_RESCUE_AFTER=25s", "TAKO_LOG_LEVEL=warn",
+		"TAKO_CLUSTER_NODE_TIMEOUT=6s",
 		// A container whose creation was in flight at the kill appears late.
 		"TAKO_RUNNER_REAP_INTERVAL=2s",
 	)
@@ -355,6 +369,25 @@ func TestKill9Recovery(t *testing.T) {
 	for _, id := range ids {
 		s.waitStatus(t, id, "running", 2*time.Minute)
 	}
+	// A sync request in flight: the running execution that is not one of
+	// the async ones.
+	go http.Post(s.url+"/execute", "application/json", strings.NewReader(`{"code": "import time; time.sleep(15)"}`))
+	async := map[string]bool{}
+	for _, id := range ids {
+		async[id] = true
+	}
+	var syncID string
+	for deadline := time.Now().Add(2 * time.Minute); syncID == ""; time.Sleep(100 * time.Millisecond) {
+		_, page := s.get(t, "/executions?status=running&limit=100")
+		for _, item := range page.(map[string]any)["items"].([]any) {
+			if id, _ := item.(map[string]any)["execution_id"].(string); !async[id] {
+				syncID = id
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sync execution never showed as running")
+		}
+	}
 	first.Process.Signal(syscall.SIGKILL)
 	first.Wait()
 
@@ -369,12 +402,18 @@ func TestKill9Recovery(t *testing.T) {
 			t.Errorf("job %s after kill -9 and restart: %d %v", id, code, res)
 		}
 	}
+	code, res := s.get(t, "/jobs/"+syncID+"/result?wait=true&timeout=120")
+	if r, _ := res.(map[string]any); code != http.StatusOK || r["status"] != "failed" || !strings.Contains(fmt.Sprint(r["error"]), "stopped before it finished") {
+		t.Errorf("sync execution %s after kill -9 and restart: %d %v", syncID, code, res)
+	}
 	waitNoContainers(t, s)
 }
 
 // TestAutoStartedDatabase starts a server without database.url: it runs
-// its own PostgreSQL container on 127.0.0.1:55432 and keeps the history
-// across a restart.
+// its own PostgreSQL container on 127.0.0.1:55432, with a random password
+// kept in the work directory, and keeps the history across a restart. No
+// job or build can reach it: a bridge job and a package's build code each
+// try its own address and the host's published port.
 func TestAutoStartedDatabase(t *testing.T) {
 	dc := runnertest.Docker(t)
 	startServer(t) // the images, built once before the parallel tests start
@@ -386,10 +425,12 @@ func TestAutoStartedDatabase(t *testing.T) {
 	cleanup := func() {
 		dc.ContainerRemove(context.Background(), name, container.RemoveOptions{Force: true})
 		dc.VolumeRemove(context.Background(), vol, true)
+		dc.NetworkRemove(context.Background(), name)
 	}
 	cleanup()
 	defer cleanup()
-	env := []string{"TAKO_DATABASE_AUTO_START_CONTAINER=" + name, "TAKO_DATABASE_AUTO_START_VOLUME=" + vol}
+	work := t.TempDir() // kept across the restart: the password lives here
+	env := []string{"TAKO_DATABASE_AUTO_START_CONTAINER=" + name, "TAKO_DATABASE_AUTO_START_VOLUME=" + vol, "TAKO_RUNNER_WORK_DIR=" + work}
 	// The default port, unless the machine's own tako-postgres holds it
 	// (someone ran `make run` here): then any free one.
 	port := "55432"
@@ -412,7 +453,25 @@ func TestAutoStartedDatabase(t *testing.T) {
 	if err != nil || info.HostConfig.PortBindings["5432/tcp"][0].HostPort != port {
 		t.Fatalf("database container: %v %+v", err, info.HostConfig)
 	}
+	if nets := info.NetworkSettings.Networks; len(nets) != 1 || nets[name] == nil {
+		t.Errorf("database container networks %v, want %s alone", nets, name)
+	}
+	password, err := os.ReadFile(filepath.Join(work, "database", name+".password"))
+	if fi, serr := os.Stat(filepath.Join(work, "database", name+".password")); err != nil || serr != nil || fi.Mode().Perm() != 0o600 || len(password) < 32 {
+		t.Errorf("password file: %v %v", err, serr)
+	}
+	dbIP := info.NetworkSettings.Networks[name].IPAddress
 
+	// A package whose build code tries the database, served with the
+	// executor's wheels by a local index.
+	index := pkgindex.StartWith(t, dc, runnertest.ExecutorImage(t, dc), pkgindex.Options{ProbeTargets: []pkgindex.Target{
+		{Name: "database container", Host: dbIP, Port: 5432},
+		{Name: "published port through docker0", Host: "172.17.0.1", Port: mustAtoi(port)},
+		{Name: "published port through the gateway", Host: pkgindex.Gateway, Port: mustAtoi(port)},
+	}})
+	env = append(env, "TAKO_JOB_TYPES_NET_NETWORK=bridge", "TAKO_JOB_TYPES_NET_POOL_MAX=0",
+		"TAKO_JOB_TYPES_SRC_ALLOW_SOURCE_BUILDS=true", "TAKO_JOB_TYPES_SRC_POOL_MAX=0",
+		"TAKO_PIP_INDEX_URL=http://"+index+":8080/simple", "TAKO_PIP_TRUSTED_HOSTS="+index)
 	s, stop, err = launchServer("", env)
 	if err != nil {
 		t.Fatal(err)
@@ -431,15 +490,46 @@ func TestAutoStartedDatabase(t *testing.T) {
 		t.Errorf("rerun after restart: %v", r)
 	}
 
+	// A bridge job tries the database's address and its published port.
+	_, probe := s.post(t, "/execute", `{"job_type": "net", "code": "import socket\nfor h, p in [('`+dbIP+`', 5432), ('172.17.0.1', `+port+`)]:\n    try:\n        socket.create_connection((h, p), timeout=3).close(); print('open')\n    except OSError as e:\n        print(type(e).__name__)"}`)
+	if out, _ := probe["stdout"].(string); probe["status"] != "succeeded" || strings.Contains(out, "open") || strings.Count(out, "\n") != 2 {
+		t.Errorf("a bridge job reached the database: %v", probe)
+	}
+	// So does a package's build code, while it is downloaded and built.
+	code, built := s.post(t, "/execute", `{"job_type": "src", "requirements": ["takoevil"], "code": "import takoevil; print(takoevil.PROBE)"}`)
+	if code != http.StatusOK || built["status"] != "succeeded" {
+		t.Fatalf("build of takoevil: %d %v\n%s", code, built, s.logs.String())
+	}
+	var report map[string]any
+	if err := json.Unmarshal([]byte(built["stdout"].(string)), &report); err != nil {
+		t.Fatalf("takoevil's report %q: %v", built["stdout"], err)
+	}
+	for _, k := range []string{"database container", "published port through docker0", "published port through the gateway"} {
+		if report[k] != "refused" {
+			t.Errorf("build code, %s: %v", k, report[k])
+		}
+	}
+	if uid, _ := report["uid"].(float64); uid == 0 || uid == 1000 {
+		t.Errorf("build code ran as uid %v", report["uid"])
+	}
+
 	// The database goes away: health says so and new work gets 503; it
 	// comes back and the server recovers by itself.
 	stopTimeout := 5
 	if err := dc.ContainerStop(context.Background(), name, container.StopOptions{Timeout: &stopTimeout}); err != nil {
 		t.Fatal(err)
 	}
-	_, health := s.get(t, "/health")
-	if h := health.(map[string]any); h["database_available"] != false || h["status"] != "degraded" {
-		t.Errorf("health with the database down: %v", h)
+	// /health answers from a snapshot at most 2 s old: wait for it.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		_, health := s.get(t, "/health")
+		h := health.(map[string]any)
+		if h["database_available"] == false && h["status"] == "degraded" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("health with the database down: %v", h)
+			break
+		}
 	}
 	if code, res := s.post(t, "/execute/async", `{"code": "print(1)"}`); code != http.StatusServiceUnavailable {
 		t.Errorf("submit with the database down: %d %v", code, res)
@@ -488,4 +578,12 @@ func TestGracefulDrain(t *testing.T) {
 	if r := res.(map[string]any); r["status"] != "succeeded" || r["attempt"] != 1.0 {
 		t.Errorf("job running at shutdown: %v", r)
 	}
+}
+
+func mustAtoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		panic(err)
+	}
+	return n
 }

@@ -88,7 +88,7 @@ func runDoctor(ctx context.Context, args []string, environ []string, stdout, std
 	defer dc.Close()
 	doctorDocker(ctx, r, dc, reg)
 	if work != "" {
-		doctorImages(ctx, r, newBuilder(dc, cfg, work, nil, nil, io.Discard), reg)
+		doctorImages(ctx, r, newBuilder(dc, cfg, work, nil, nil, io.Discard, nil), reg)
 	}
 	doctorDatabase(ctx, r, cfg, dc)
 	return errDoctor(r)
@@ -118,7 +118,13 @@ func doctorAuth(r *report, cfg *config.Config) {
 	case len(keys) == 0:
 		r.ok("auth", "no API keys; the API listens on %s only", displayHost(cfg.Server.Host))
 	default:
-		r.ok("auth", "%d API keys", len(keys))
+		admins := 0
+		for _, k := range keys {
+			if k.Admin() {
+				admins++
+			}
+		}
+		r.ok("auth", "%d API keys (%d admin); answers Host %s", len(keys), admins, strings.Join(cfg.AllowedHosts(true), ", "))
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/tako-run/tako/config"
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/metrics"
+	"github.com/tako-run/tako/runner"
 	"github.com/tako-run/tako/runner/images"
 )
 
@@ -23,18 +24,29 @@ type imageSet struct {
 }
 
 // newBuilder returns the image builder cfg describes, printing progress to
-// progress.
-func newBuilder(dc *client.Client, cfg *config.Config, work string, m *metrics.Metrics, logger *slog.Logger, progress io.Writer) *images.Builder {
+// progress. Ad-hoc requirements download through gw; nil means they cannot
+// be built (tako setup and doctor build job type images only).
+func newBuilder(dc *client.Client, cfg *config.Config, work string, m *metrics.Metrics, logger *slog.Logger, progress io.Writer, gw images.Egress) *images.Builder {
+	first, _, _ := config.ParseUIDRange(cfg.Runner.UIDRange) // validated
 	return images.NewBuilder(dc, images.Options{
-		BaseImage:    cfg.Images.BaseImage,
-		BuildTimeout: cfg.Images.BuildTimeout.Std(),
-		DebianMirror: cfg.Images.DebianMirror,
-		DebianSuite:  cfg.Images.DebianSuite,
-		Executor:     cfg.Images.Executor,
-		FailureTTL:   cfg.Requirements.FailureTTL.Std(),
-		Metrics:      m,
-		Pip:          cfg.PipIndex(),
-		WorkDir:      filepath.Join(work, "build"),
+		BaseImage: cfg.Images.BaseImage,
+		BuildLimits: images.BuildLimits{
+			CPUs:   cfg.Images.BuildLimits.CPUs,
+			Memory: int64(cfg.Images.BuildLimits.Memory),
+			Pids:   int64(cfg.Images.BuildLimits.Pids),
+		},
+		BuildTimeout:        cfg.Images.BuildTimeout.Std(),
+		BuildUID:            first - 1,
+		DebianMirror:        cfg.Images.DebianMirror,
+		DebianSuite:         cfg.Images.DebianSuite,
+		Egress:              gw,
+		Executor:            cfg.Images.Executor,
+		FailureTTL:          cfg.Requirements.FailureTTL.Std(),
+		MaxConcurrentBuilds: cfg.Requirements.MaxConcurrentBuilds,
+		Metrics:             m,
+		Pip:                 cfg.PipIndex(),
+		SeccompProfile:      runner.SeccompProfile,
+		WorkDir:             filepath.Join(work, "build"),
 	}, logger, progress)
 }
 

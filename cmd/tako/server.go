@@ -13,9 +13,11 @@ import (
 
 	"github.com/tako-run/tako/api"
 	"github.com/tako-run/tako/config"
+	"github.com/tako-run/tako/jobs"
 	"github.com/tako-run/tako/jobs/service"
 	"github.com/tako-run/tako/metrics"
 	"github.com/tako-run/tako/runner"
+	"github.com/tako-run/tako/runner/egress"
 	"github.com/tako-run/tako/runner/images"
 )
 
@@ -63,7 +65,15 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	defer dc.Close()
 
 	m := metrics.New(version)
-	b := newBuilder(dc, cfg, work, m, logger, stderr)
+	instance := runner.NewInstanceID()
+	var gw images.Egress
+	if g, err := egress.Start(ctx, dc, egress.Options{Instance: instance, LockPath: runner.LockPath(work, instance), Logger: logger}); err != nil {
+		logger.Error("egress gateway unavailable: requests with requirements will be refused", "error", err)
+	} else {
+		defer g.Close()
+		gw = g
+	}
+	b := newBuilder(dc, cfg, work, m, logger, stderr, gw)
 	set, err := prepareImages(ctx, b, reg)
 	if err != nil {
 		return err
@@ -71,16 +81,18 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	for name, reason := range set.errors {
 		logger.Error("job type unavailable: its image could not be built", "job_type", name, "reason", reason)
 	}
-	pool, err := openDatabase(ctx, dc, b, cfg, logger, stderr)
+	pool, err := openDatabase(ctx, dc, b, cfg, work, logger, stderr)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 
+	uidFirst, uidCount, _ := config.ParseUIDRange(cfg.Runner.UIDRange) // validated
 	run := runner.New(dc, runner.Options{
 		AcquireTimeout: cfg.Runner.AcquireTimeout.Std(),
 		ImageErrors:    set.errors,
 		Images:         set.refs,
+		InstanceID:     instance,
 		JobTypes:       reg.All(),
 		Limits:         outputLimits(cfg),
 		MaxConcurrent:  cfg.Runner.MaxConcurrent,
@@ -91,6 +103,7 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 			MaxImages: cfg.Requirements.Cache.MaxImages,
 		},
 		Requirements: b,
+		UIDs:         runner.UIDRange{First: uidFirst, Count: uidCount},
 		WorkDir:      work,
 	}, logger)
 	if err := run.Start(ctx); err != nil {
@@ -104,12 +117,16 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	}
 
 	svc, err := service.New(pool, reg, run, service.Options{
-		MaxAttempts: cfg.Queue.MaxAttempts,
-		MaxPending:  cfg.Queue.MaxPending,
-		Metrics:     m,
-		Node:        run.InstanceID(),
-		RescueAfter: cfg.Rescue(),
-		Retention:   time.Duration(cfg.Queue.RetentionDays) * 24 * time.Hour,
+		BuildTimeout: cfg.Images.BuildTimeout.Std(),
+		Heartbeat:    cfg.Cluster.HeartbeatInterval.Std(),
+		NodeTimeout:  cfg.Cluster.NodeTimeout.Std(),
+		MaxAttempts:  cfg.Queue.MaxAttempts,
+		MaxPending:   cfg.Queue.MaxPending,
+		Metrics:      m,
+		Node:         run.InstanceID(),
+		Quotas:       quotas(keys),
+		RescueAfter:  cfg.Rescue(),
+		Retention:    time.Duration(cfg.Queue.RetentionDays) * 24 * time.Hour,
 	}, logger)
 	if err != nil {
 		return err
@@ -128,11 +145,13 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		served = m
 	}
 	srv := api.New(api.Options{
+		AllowedHosts: cfg.AllowedHosts(len(keys) > 0),
 		Auth: api.Auth{
 			Header:      cfg.Auth.Header,
-			Keys:        keys,
+			Keys:        apiKeys(keys),
 			OpenMetrics: !cfg.Metrics.RequireAuth,
 		},
+		CORSOrigins: cfg.Server.CORSOrigins,
 		Limits: api.Limits{
 			MaxBodyBytes:  int64(cfg.Server.MaxBodyBytes),
 			MaxCodeBytes:  int64(cfg.Limits.MaxCodeBytes),
@@ -176,6 +195,26 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	}
 	svc.Stop(shutdownCtx)
 	return nil
+}
+
+// apiKeys is the API's view of the configured keys: who they are and who
+// is an admin.
+func apiKeys(keys map[string]config.APIKey) map[string]api.Key {
+	out := make(map[string]api.Key, len(keys))
+	for name, k := range keys {
+		out[name] = api.Key{Secret: k.Key, Admin: k.Admin()}
+	}
+	return out
+}
+
+// quotas is the job service's view of the configured keys: what each may
+// have queued and running.
+func quotas(keys map[string]config.APIKey) map[string]jobs.Quota {
+	out := make(map[string]jobs.Quota, len(keys))
+	for name, k := range keys {
+		out[name] = jobs.Quota{MaxPending: k.MaxPending, MaxConcurrent: k.MaxConcurrent}
+	}
+	return out
 }
 
 // checkBind refuses an API without keys on an address other hosts can

@@ -350,3 +350,47 @@ func containersOf(t *testing.T, workDir, jobType string) []string {
 	}
 	return out
 }
+
+// TestBusyServerStoresNothing: a sync request that the node cannot take
+// (every slot busy for runner.acquire_timeout) gets 503 and leaves no
+// record behind: admission comes before storage.
+func TestBusyServerStoresNothing(t *testing.T) {
+	runnertest.Docker(t)
+	startServer(t) // the images, built once before the parallel tests start
+	t.Parallel()
+	dbURL, dropDB, err := createDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dropDB()
+	s, stop, err := launchServer(dbURL, []string{"TAKO_RUNNER_MAX_CONCURRENT=1", "TAKO_RUNNER_ACQUIRE_TIMEOUT=1s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	busy := make(chan int, 1)
+	go func() {
+		code, _ := s.post(t, "/execute", `{"code": "import time; time.sleep(20)"}`)
+		busy <- code
+	}()
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		_, page := s.get(t, "/executions?status=running")
+		if len(page.(map[string]any)["items"].([]any)) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first job never ran")
+		}
+	}
+	code, res := s.post(t, "/execute", `{"code": "print('turned away')"}`)
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("second request on a busy node: %d %v", code, res)
+	}
+	_, page := s.get(t, "/executions")
+	if items := page.(map[string]any)["items"].([]any); len(items) != 1 {
+		t.Errorf("%d records after a 503, want only the running one: %v", len(items), items)
+	}
+	if code := <-busy; code != http.StatusOK {
+		t.Errorf("first request: %d", code)
+	}
+}

@@ -40,7 +40,7 @@ func TestIdempotencyKeyPerAPIKey(t *testing.T) {
 		t.Fatalf("ci's second insert: %+v, want its first execution", existing)
 	}
 	for _, e := range []*jobs.Execution{ci, ops, open} {
-		got, err := s.Get(ctx, e.ID)
+		got, err := s.Get(ctx, jobs.System, e.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +49,7 @@ func TestIdempotencyKeyPerAPIKey(t *testing.T) {
 		}
 	}
 
-	page, err := s.List(ctx, jobs.ExecutionFilter{APIKey: "ops"})
+	page, err := s.List(ctx, jobs.System, jobs.ExecutionFilter{APIKey: "ops"})
 	if err != nil {
 		t.Fatal(err)
 	}

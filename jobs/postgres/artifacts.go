@@ -79,18 +79,21 @@ func artifactMeta(ctx context.Context, q DBTX, ids []string) (map[string][]jobs.
 }
 
 const artifactSQL = `
-SELECT name, size_bytes, sha256, content FROM tako_artifacts
-WHERE execution_id = $1 AND name = $2`
+SELECT a.name, a.size_bytes, a.sha256, a.content
+FROM tako_artifacts a JOIN tako_executions e ON e.id = a.execution_id`
 
 // Artifact returns the artifact name of execution id with its bytes.
-// ENOTFOUND when the execution or the artifact does not exist.
-func (s *Store) Artifact(ctx context.Context, id, name string) (*jobs.ArtifactContent, error) {
+// ENOTFOUND when the execution does not exist for c, or has no such
+// artifact.
+func (s *Store) Artifact(ctx context.Context, c jobs.Caller, id, name string) (*jobs.ArtifactContent, error) {
 	notFound := jobs.Errorf(jobs.ENOTFOUND, "Artifact not found")
 	if !validID(id) {
 		return nil, notFound
 	}
+	w := byID(c, id)
+	w.add("a.name = $%d", cleanText(name))
 	var a jobs.ArtifactContent
-	err := s.pool.QueryRow(ctx, artifactSQL, id, cleanText(name)).Scan(&a.Name, &a.SizeBytes, &a.SHA256, &a.Content)
+	err := s.pool.QueryRow(ctx, artifactSQL+w.String(), w.args...).Scan(&a.Name, &a.SizeBytes, &a.SHA256, &a.Content)
 	if err != nil {
 		return nil, notFoundIfNoRows(err, notFound, "read artifact")
 	}

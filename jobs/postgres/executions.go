@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,15 +29,15 @@ INSERT INTO tako_executions (
     nullif($14, '')::uuid, nullif($15, ''), nullif($16, ''), nullif($17, '')
 )
 ON CONFLICT ((coalesce(api_key, '')), idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING created_at, started_at`
+RETURNING created_at, started_at, seq`
 
 const getByKeySQL = `SELECT ` + executionColumns + ` FROM tako_executions e
 WHERE e.idempotency_key = $1 AND coalesce(e.api_key, '') = $2`
 
 // Insert records the new execution e: its ID (a UUID chosen by the caller),
 // Status (queued, or running for a sync run that starts at once), Mode and
-// request fields. CreatedAt, and StartedAt for a running one, come from
-// the database and are set in e.
+// request fields. CreatedAt, Seq, and StartedAt for a running one, come
+// from the database and are set in e.
 //
 // When e.IdempotencyKey is set and an execution with that key exists,
 // Insert writes nothing and returns the existing one; the caller compares
@@ -60,7 +62,7 @@ func (s *Store) Insert(ctx context.Context, q DBTX, e *jobs.Execution) (existing
 			e.Attempt, cleanText(e.Node), key, cleanText(e.Fingerprint),
 			e.ParentID, string(e.Relationship), cleanText(e.CorrelationID),
 			e.APIKey,
-		).Scan(&e.CreatedAt, &e.StartedAt)
+		).Scan(&e.CreatedAt, &e.StartedAt, &e.Seq)
 		if err == nil {
 			return nil, nil
 		}
@@ -69,7 +71,7 @@ func (s *Store) Insert(ctx context.Context, q DBTX, e *jobs.Execution) (existing
 		}
 		// The key is taken. Under READ COMMITTED this new statement sees
 		// the row of the transaction that won.
-		prev, _, err := scanExecution(q.QueryRow(ctx, getByKeySQL, key, e.APIKey))
+		prev, err := scanExecution(q.QueryRow(ctx, getByKeySQL, key, e.APIKey))
 		if err == nil {
 			if err := fillArtifacts(ctx, q, prev); err != nil {
 				return nil, fmt.Errorf("insert execution: read existing: %w", err)
@@ -84,17 +86,18 @@ func (s *Store) Insert(ctx context.Context, q DBTX, e *jobs.Execution) (existing
 	return nil, fmt.Errorf("insert execution: idempotency key %q kept changing hands", key)
 }
 
-const getSQL = `SELECT ` + executionColumns + ` FROM tako_executions e WHERE e.id = $1`
+const getSQL = `SELECT ` + executionColumns + ` FROM tako_executions e`
 
 // Get returns the execution id with its Result (artifact metadata
 // included, not their bytes) when it has ended, and its QueuePosition when
-// it is queued. An id that does not exist, or is not a UUID, gives an
-// ENOTFOUND *jobs.Error.
-func (s *Store) Get(ctx context.Context, id string) (*jobs.Execution, error) {
+// it is queued. An id that does not exist, is not a UUID or is not c's to
+// see gives an ENOTFOUND *jobs.Error: the same answer in all three cases.
+func (s *Store) Get(ctx context.Context, c jobs.Caller, id string) (*jobs.Execution, error) {
 	if !validID(id) {
 		return nil, errJobNotFound()
 	}
-	e, _, err := scanExecution(s.pool.QueryRow(ctx, getSQL, id))
+	w := byID(c, id)
+	e, err := scanExecution(s.pool.QueryRow(ctx, getSQL+w.String(), w.args...))
 	if err != nil {
 		return nil, notFoundIfNoRows(err, errJobNotFound(), "get execution")
 	}
@@ -117,60 +120,75 @@ func fillArtifacts(ctx context.Context, q DBTX, e *jobs.Execution) error {
 	return nil
 }
 
-const existsSQL = `SELECT status FROM tako_executions WHERE id = $1`
+const statusSQL = `SELECT e.status FROM tako_executions e`
 
-// statusOf returns the status of id, or ENOTFOUND.
-func statusOf(ctx context.Context, q DBTX, id string) (jobs.Status, error) {
+// Status returns the status of execution id, reading nothing else: what a
+// long poll checks until the execution ends. ENOTFOUND as for Get.
+func (s *Store) Status(ctx context.Context, c jobs.Caller, id string) (jobs.Status, error) {
+	if !validID(id) {
+		return "", errJobNotFound()
+	}
+	return statusOf(ctx, s.pool, c, id)
+}
+
+// statusOf returns the status of id as c sees it, or ENOTFOUND.
+func statusOf(ctx context.Context, q DBTX, c jobs.Caller, id string) (jobs.Status, error) {
 	var st string
-	if err := q.QueryRow(ctx, existsSQL, id).Scan(&st); err != nil {
+	w := byID(c, id)
+	if err := q.QueryRow(ctx, statusSQL+w.String(), w.args...).Scan(&st); err != nil {
 		return "", notFoundIfNoRows(err, errJobNotFound(), "read status")
 	}
 	return jobs.Status(st), nil
 }
 
 const markRunningSQL = `
-UPDATE tako_executions SET status = 'running', started_at = now(), attempt = $2, node = nullif($3, '')
-WHERE id = $1 AND status IN ('queued', 'running')`
+UPDATE tako_executions e SET status = 'running', started_at = now(), attempt = $2, node = nullif($3, '')`
 
 // MarkRunning records that attempt number attempt of execution id has
-// started on node: queued becomes running, and a running execution (an
-// earlier attempt that died) takes the new attempt. It returns false and
-// changes nothing when the execution has already ended, for example
-// because it was cancelled while queued; ENOTFOUND when it does not exist.
-func (s *Store) MarkRunning(ctx context.Context, id string, attempt int, node string) (bool, error) {
+// started on node, within q (the pool when nil): queued becomes running,
+// and a running execution (an earlier attempt that died) takes the new
+// attempt. It returns false and changes nothing when the execution has
+// already ended, for example because it was cancelled while queued;
+// ENOTFOUND when it does not exist for c.
+func (s *Store) MarkRunning(ctx context.Context, q DBTX, c jobs.Caller, id string, attempt int, node string) (bool, error) {
 	if !validID(id) {
 		return false, errJobNotFound()
 	}
-	tag, err := s.pool.Exec(ctx, markRunningSQL, id, attempt, cleanText(node))
+	q = s.db(q)
+	w := &where{args: []any{id, attempt, cleanText(node)}}
+	w.cond("e.id = $1")
+	w.cond("e.status IN ('queued', 'running')")
+	w.scope(c)
+	tag, err := q.Exec(ctx, markRunningSQL+w.String(), w.args...)
 	if err != nil {
 		return false, fmt.Errorf("mark execution running: %w", err)
 	}
 	if tag.RowsAffected() == 1 {
 		return true, nil
 	}
-	if _, err := statusOf(ctx, s.pool, id); err != nil {
+	if _, err := statusOf(ctx, q, c, id); err != nil {
 		return false, fmt.Errorf("mark execution running: %w", err)
 	}
 	return false, nil
 }
 
-const requeueSQL = `
-UPDATE tako_executions SET status = 'queued', started_at = NULL, node = NULL
-WHERE id = $1 AND status = 'running'`
+const requeueSQL = `UPDATE tako_executions e SET status = 'queued', started_at = NULL, node = NULL`
 
 // Requeue puts a running execution back to queued after an infrastructure
 // failure that will be retried. It does nothing to an execution that is
-// not running, and gives ENOTFOUND for one that does not exist.
-func (s *Store) Requeue(ctx context.Context, id string) error {
+// not running, and gives ENOTFOUND for one that does not exist for c.
+func (s *Store) Requeue(ctx context.Context, c jobs.Caller, id string) error {
 	if !validID(id) {
 		return errJobNotFound()
 	}
-	tag, err := s.pool.Exec(ctx, requeueSQL, id)
+	w := byID(c, id)
+	w.cond("e.status = 'running'")
+	tag, err := s.pool.Exec(ctx, requeueSQL+w.String(), w.args...)
 	if err != nil {
 		return fmt.Errorf("requeue execution: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		if _, err := statusOf(ctx, s.pool, id); err != nil {
+		if _, err := statusOf(ctx, s.pool, c, id); err != nil {
 			return fmt.Errorf("requeue execution: %w", err)
 		}
 	}
@@ -178,29 +196,41 @@ func (s *Store) Requeue(ctx context.Context, id string) error {
 }
 
 const finishSQL = `
-UPDATE tako_executions SET
+UPDATE tako_executions e SET
     status = $2, finished_at = now(), exit_code = $3, stdout = $4, stderr = $5,
     stdout_truncated = $6, stderr_truncated = $7, output = $8, error = $9, timing = $10,
     runtime = nullif($11, ''), start_kind = nullif($12, ''), image = nullif($13, ''),
-    artifacts_truncated = $14
-WHERE id = $1 AND status IN ('queued', 'running')`
+    artifacts_truncated = $14`
+
+// finishWhere is the clause of finishSQL: execution id ($1 of args) for c,
+// if it has not ended. Terminal statuses never change.
+func finishWhere(c jobs.Caller, args []any) *where {
+	w := &where{args: args}
+	w.cond("e.id = $1")
+	w.cond("e.status IN ('queued', 'running')")
+	w.scope(c)
+	return w
+}
 
 const notifySQL = `SELECT pg_notify($1, $2)`
 
-// finishNotifySQL is finishSQL and the notification in one statement, so
-// in one implicit transaction and one round trip: the path of a result
-// without artifacts, the most common one.
-const finishNotifySQL = `
-WITH u AS (` + finishSQL + ` RETURNING id),
-n AS (SELECT pg_notify($15, id::text) FROM u)
+// finishNotifySQL is finishSQL (with its clause) and the notification in
+// one statement, so in one implicit transaction and one round trip: the
+// path of a result without artifacts, the most common one. The channel is
+// the last argument.
+func finishNotifySQL(w *where) string {
+	return `
+WITH u AS (` + finishSQL + w.String() + ` RETURNING e.id),
+n AS (SELECT pg_notify($` + strconv.Itoa(len(w.args)+1) + `, id::text) FROM u)
 SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM n)`
+}
 
 // beginner starts a transaction; *pgxpool.Pool and *pgx.Conn are ones.
 type beginner interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
-// Finish records the end of execution id: res's terminal status and
+// Finish records the end of execution id, as c: res's terminal status and
 // fields, and artifacts with their bytes (their metadata, not
 // res.Artifacts, is what is stored; a missing SHA256 or size is computed).
 // Everything is written in one transaction, together with a notification
@@ -208,8 +238,9 @@ type beginner interface {
 // commits), else in a transaction of its own on q (the pool when q is
 // nil). Terminal statuses never change: when the execution has already
 // ended, Finish writes nothing and returns false. ENOTFOUND when it does
-// not exist.
-func (s *Store) Finish(ctx context.Context, q DBTX, id string, res *jobs.Result, artifacts []jobs.ArtifactContent) (bool, error) {
+// not exist for c. An exit code outside the column's range (a 32-bit
+// integer) is stored clamped to it.
+func (s *Store) Finish(ctx context.Context, q DBTX, c jobs.Caller, id string, res *jobs.Result, artifacts []jobs.ArtifactContent) (bool, error) {
 	if !res.Status.Terminal() {
 		return false, fmt.Errorf("finish execution: status %q is not terminal", res.Status)
 	}
@@ -219,7 +250,7 @@ func (s *Store) Finish(ctx context.Context, q DBTX, id string, res *jobs.Result,
 	var done bool
 	fn := func(tx DBTX) error {
 		var err error
-		done, err = finish(ctx, tx, id, res, artifacts)
+		done, err = finish(ctx, tx, c, id, res, artifacts)
 		return err
 	}
 	q = s.db(q)
@@ -227,7 +258,7 @@ func (s *Store) Finish(ctx context.Context, q DBTX, id string, res *jobs.Result,
 		return done, fn(tx)
 	}
 	if len(artifacts) == 0 {
-		return finishAlone(ctx, q, id, res)
+		return finishAlone(ctx, q, c, id, res)
 	}
 	b, ok := q.(beginner)
 	if !ok {
@@ -254,25 +285,31 @@ func finishArgs(id string, res *jobs.Result) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("finish execution: timing: %w", err)
 	}
-	return []any{id, string(res.Status), res.ExitCode,
+	return []any{id, string(res.Status), clampInt32(res.ExitCode),
 		cleanText(res.Stdout), cleanText(res.Stderr), res.StdoutTruncated, res.StderrTruncated,
 		output, execErr, string(timing),
 		cleanText(res.Runtime), string(res.Start), cleanText(res.Image), res.ArtifactsTruncated}, nil
 }
 
+// clampInt32 is n within the range of PostgreSQL's int.
+func clampInt32(n int) int32 {
+	return int32(max(min(n, math.MaxInt32), math.MinInt32))
+}
+
 // finishAlone is Finish without artifacts and outside a caller's
 // transaction: one statement.
-func finishAlone(ctx context.Context, q DBTX, id string, res *jobs.Result) (bool, error) {
+func finishAlone(ctx context.Context, q DBTX, c jobs.Caller, id string, res *jobs.Result) (bool, error) {
 	args, err := finishArgs(id, res)
 	if err != nil {
 		return false, err
 	}
+	w := finishWhere(c, args)
 	var updated, notified int
-	if err := q.QueryRow(ctx, finishNotifySQL, append(args, NotifyChannel)...).Scan(&updated, &notified); err != nil {
+	if err := q.QueryRow(ctx, finishNotifySQL(w), append(w.args, NotifyChannel)...).Scan(&updated, &notified); err != nil {
 		return false, fmt.Errorf("finish execution: %w", err)
 	}
 	if updated == 0 {
-		if _, err := statusOf(ctx, q, id); err != nil {
+		if _, err := statusOf(ctx, q, c, id); err != nil {
 			return false, fmt.Errorf("finish execution: %w", err)
 		}
 		return false, nil
@@ -281,17 +318,18 @@ func finishAlone(ctx context.Context, q DBTX, id string, res *jobs.Result) (bool
 }
 
 // finish is Finish inside transaction tx.
-func finish(ctx context.Context, tx DBTX, id string, res *jobs.Result, artifacts []jobs.ArtifactContent) (bool, error) {
+func finish(ctx context.Context, tx DBTX, c jobs.Caller, id string, res *jobs.Result, artifacts []jobs.ArtifactContent) (bool, error) {
 	args, err := finishArgs(id, res)
 	if err != nil {
 		return false, err
 	}
-	tag, err := tx.Exec(ctx, finishSQL, args...)
+	w := finishWhere(c, args)
+	tag, err := tx.Exec(ctx, finishSQL+w.String(), w.args...)
 	if err != nil {
 		return false, fmt.Errorf("finish execution: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		if _, err := statusOf(ctx, tx, id); err != nil {
+		if _, err := statusOf(ctx, tx, c, id); err != nil {
 			return false, fmt.Errorf("finish execution: %w", err)
 		}
 		return false, nil
@@ -305,16 +343,19 @@ func finish(ctx context.Context, tx DBTX, id string, res *jobs.Result, artifacts
 	return true, nil
 }
 
-const setRiverJobIDSQL = `UPDATE tako_executions SET river_job_id = $2 WHERE id = $1`
+const setRiverJobIDSQL = `UPDATE tako_executions e SET river_job_id = $2`
 
-// SetRiverJobID records the id of the River job that runs execution id,
-// so that a cancel can reach it. ENOTFOUND when the execution does not
-// exist.
-func (s *Store) SetRiverJobID(ctx context.Context, q DBTX, id string, riverJobID int64) error {
+// SetRiverJobID records, within q (the pool when nil), the id of the River
+// job that runs execution id, so that a cancel can reach it. ENOTFOUND
+// when the execution does not exist for c.
+func (s *Store) SetRiverJobID(ctx context.Context, q DBTX, c jobs.Caller, id string, riverJobID int64) error {
 	if !validID(id) {
 		return errJobNotFound()
 	}
-	tag, err := s.db(q).Exec(ctx, setRiverJobIDSQL, id, riverJobID)
+	w := &where{args: []any{id, riverJobID}}
+	w.cond("e.id = $1")
+	w.scope(c)
+	tag, err := s.db(q).Exec(ctx, setRiverJobIDSQL+w.String(), w.args...)
 	if err != nil {
 		return fmt.Errorf("set river job id: %w", err)
 	}
@@ -324,17 +365,18 @@ func (s *Store) SetRiverJobID(ctx context.Context, q DBTX, id string, riverJobID
 	return nil
 }
 
-const riverJobIDSQL = `SELECT coalesce(river_job_id, 0) FROM tako_executions WHERE id = $1`
+const riverJobIDSQL = `SELECT coalesce(e.river_job_id, 0) FROM tako_executions e`
 
 // RiverJobID returns the id of the River job that runs execution id, or 0
 // when it has none (a sync run). ENOTFOUND when the execution does not
-// exist.
-func (s *Store) RiverJobID(ctx context.Context, id string) (int64, error) {
+// exist for c.
+func (s *Store) RiverJobID(ctx context.Context, c jobs.Caller, id string) (int64, error) {
 	if !validID(id) {
 		return 0, errJobNotFound()
 	}
 	var jobID int64
-	if err := s.pool.QueryRow(ctx, riverJobIDSQL, id).Scan(&jobID); err != nil {
+	w := byID(c, id)
+	if err := s.pool.QueryRow(ctx, riverJobIDSQL+w.String(), w.args...).Scan(&jobID); err != nil {
 		return 0, notFoundIfNoRows(err, errJobNotFound(), "read river job id")
 	}
 	return jobID, nil

@@ -51,11 +51,15 @@ func TestInsertGetRoundTrip(t *testing.T) {
 	got := mustGet(t, s, e.ID)
 	want := *e
 	want.QueuePosition = 1
+	if got.Seq <= parent.Seq || parent.Seq == 0 {
+		t.Errorf("Seq %d after the parent's %d, want a larger one", got.Seq, parent.Seq)
+	}
+	want.Seq = got.Seq
 	if !reflect.DeepEqual(got, &want) {
 		t.Errorf("queued Get:\n got %+v\nwant %+v", got, &want)
 	}
 
-	ok, err := s.MarkRunning(ctx, e.ID, 1, "node-a")
+	ok, err := s.MarkRunning(ctx, nil, jobs.System, e.ID, 1, "node-a")
 	if err != nil || !ok {
 		t.Fatalf("MarkRunning = %v, %v", ok, err)
 	}
@@ -82,7 +86,7 @@ func TestInsertGetRoundTrip(t *testing.T) {
 		{Artifact: jobs.Artifact{Name: "plot.png"}, Content: png},
 		{Artifact: jobs.Artifact{Name: "empty.txt"}},
 	}
-	ok, err = s.Finish(ctx, nil, e.ID, res, artifacts)
+	ok, err = s.Finish(ctx, nil, jobs.System, e.ID, res, artifacts)
 	if err != nil || !ok {
 		t.Fatalf("Finish = %v, %v", ok, err)
 	}
@@ -126,14 +130,14 @@ func TestInsertGetRoundTrip(t *testing.T) {
 		t.Errorf("Result:\n got %+v\nwant %+v", *r, wantResult)
 	}
 
-	a, err := s.Artifact(ctx, e.ID, "plot.png")
+	a, err := s.Artifact(ctx, jobs.System, e.ID, "plot.png")
 	if err != nil {
 		t.Fatalf("Artifact: %v", err)
 	}
 	if !slices.Equal(a.Content, png) || a.SizeBytes != int64(len(png)) || a.SHA256 != sha256Hex(png) {
 		t.Errorf("Artifact = %+v, want the stored bytes", a)
 	}
-	if _, err := s.Artifact(ctx, e.ID, "missing.txt"); err == nil {
+	if _, err := s.Artifact(ctx, jobs.System, e.ID, "missing.txt"); err == nil {
 		t.Error("Artifact(missing) succeeded")
 	} else {
 		assertNotFound(t, err)
@@ -226,7 +230,7 @@ func TestInsertIdempotentReturnsExisting(t *testing.T) {
 
 func assertNotFoundErr(t *testing.T, s *postgres.Store, id string) {
 	t.Helper()
-	_, err := s.Get(context.Background(), id)
+	_, err := s.Get(context.Background(), jobs.System, id)
 	assertNotFound(t, err)
 }
 
@@ -243,14 +247,14 @@ func TestFinishTerminalIsFinal(t *testing.T) {
 			before := mustGet(t, s, e.ID)
 
 			again := &jobs.Result{Status: jobs.StatusSucceeded, ExitCode: 9, Stdout: "changed"}
-			ok, err := s.Finish(ctx, nil, e.ID, again, []jobs.ArtifactContent{{Artifact: jobs.Artifact{Name: "b"}, Content: []byte("2")}})
+			ok, err := s.Finish(ctx, nil, jobs.System, e.ID, again, []jobs.ArtifactContent{{Artifact: jobs.Artifact{Name: "b"}, Content: []byte("2")}})
 			if err != nil || ok {
 				t.Fatalf("second Finish = %v, %v; want false, nil", ok, err)
 			}
-			if ok, err := s.MarkRunning(ctx, e.ID, 2, "node-b"); err != nil || ok {
+			if ok, err := s.MarkRunning(ctx, nil, jobs.System, e.ID, 2, "node-b"); err != nil || ok {
 				t.Fatalf("MarkRunning on %s = %v, %v; want false, nil", status, ok, err)
 			}
-			if err := s.Requeue(ctx, e.ID); err != nil {
+			if err := s.Requeue(ctx, jobs.System, e.ID); err != nil {
 				t.Fatalf("Requeue: %v", err)
 			}
 			if after := mustGet(t, s, e.ID); !reflect.DeepEqual(after, before) {
@@ -282,7 +286,7 @@ func TestFinishInCallerTransaction(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tx.Rollback(ctx)
-			ok, err := s.Finish(ctx, tx, e.ID, &jobs.Result{Status: jobs.StatusCancelled},
+			ok, err := s.Finish(ctx, tx, jobs.System, e.ID, &jobs.Result{Status: jobs.StatusCancelled},
 				[]jobs.ArtifactContent{{Artifact: jobs.Artifact{Name: "x"}, Content: []byte("x")}})
 			if err != nil || !ok {
 				t.Fatalf("Finish = %v, %v", ok, err)
@@ -298,7 +302,7 @@ func TestFinishInCallerTransaction(t *testing.T) {
 			if got := mustGet(t, s, e.ID); got.Status != tt.want {
 				t.Errorf("status = %s, want %s", got.Status, tt.want)
 			}
-			_, err = s.Artifact(ctx, e.ID, "x")
+			_, err = s.Artifact(ctx, jobs.System, e.ID, "x")
 			if tt.commit && err != nil {
 				t.Errorf("Artifact after commit: %v", err)
 			}
@@ -355,14 +359,14 @@ func TestMarkRunningAndRequeue(t *testing.T) {
 		attempt int
 		node    string
 	}{
-		{"first attempt", func() (bool, error) { return s.MarkRunning(ctx, e.ID, 1, "node-a") }, true, jobs.StatusRunning, 1, "node-a"},
-		{"retried attempt", func() (bool, error) { return s.MarkRunning(ctx, e.ID, 2, "node-b") }, true, jobs.StatusRunning, 2, "node-b"},
-		{"requeue", func() (bool, error) { return true, s.Requeue(ctx, e.ID) }, true, jobs.StatusQueued, 2, ""},
-		{"third attempt", func() (bool, error) { return s.MarkRunning(ctx, e.ID, 3, "node-a") }, true, jobs.StatusRunning, 3, "node-a"},
+		{"first attempt", func() (bool, error) { return s.MarkRunning(ctx, nil, jobs.System, e.ID, 1, "node-a") }, true, jobs.StatusRunning, 1, "node-a"},
+		{"retried attempt", func() (bool, error) { return s.MarkRunning(ctx, nil, jobs.System, e.ID, 2, "node-b") }, true, jobs.StatusRunning, 2, "node-b"},
+		{"requeue", func() (bool, error) { return true, s.Requeue(ctx, jobs.System, e.ID) }, true, jobs.StatusQueued, 2, ""},
+		{"third attempt", func() (bool, error) { return s.MarkRunning(ctx, nil, jobs.System, e.ID, 3, "node-a") }, true, jobs.StatusRunning, 3, "node-a"},
 		{"finish", func() (bool, error) {
-			return s.Finish(ctx, nil, e.ID, &jobs.Result{Status: jobs.StatusTimeout}, nil)
+			return s.Finish(ctx, nil, jobs.System, e.ID, &jobs.Result{Status: jobs.StatusTimeout}, nil)
 		}, true, jobs.StatusTimeout, 3, "node-a"},
-		{"after the end", func() (bool, error) { return s.MarkRunning(ctx, e.ID, 4, "node-c") }, false, jobs.StatusTimeout, 3, "node-a"},
+		{"after the end", func() (bool, error) { return s.MarkRunning(ctx, nil, jobs.System, e.ID, 4, "node-c") }, false, jobs.StatusTimeout, 3, "node-a"},
 	}
 	for _, st := range steps {
 		ok, err := st.do()
@@ -387,20 +391,20 @@ func TestUnknownExecution(t *testing.T) {
 	for _, id := range []string{uuid.NewString(), "not-a-uuid", "", "'; DROP TABLE tako_executions; --"} {
 		t.Run(fmt.Sprintf("%q", id), func(t *testing.T) {
 			t.Parallel()
-			_, err := s.Get(ctx, id)
+			_, err := s.Get(ctx, jobs.System, id)
 			assertNotFound(t, err)
 			if err.Error() != "Job not found" {
 				t.Errorf("Get error = %q, want %q", err, "Job not found")
 			}
-			_, err = s.MarkRunning(ctx, id, 1, "n")
+			_, err = s.MarkRunning(ctx, nil, jobs.System, id, 1, "n")
 			assertNotFound(t, err)
-			assertNotFound(t, s.Requeue(ctx, id))
-			_, err = s.Finish(ctx, nil, id, &jobs.Result{Status: jobs.StatusFailed}, nil)
+			assertNotFound(t, s.Requeue(ctx, jobs.System, id))
+			_, err = s.Finish(ctx, nil, jobs.System, id, &jobs.Result{Status: jobs.StatusFailed}, nil)
 			assertNotFound(t, err)
-			assertNotFound(t, s.SetRiverJobID(ctx, nil, id, 1))
-			_, err = s.RiverJobID(ctx, id)
+			assertNotFound(t, s.SetRiverJobID(ctx, nil, jobs.System, id, 1))
+			_, err = s.RiverJobID(ctx, jobs.System, id)
 			assertNotFound(t, err)
-			_, err = s.Artifact(ctx, id, "a")
+			_, err = s.Artifact(ctx, jobs.System, id, "a")
 			assertNotFound(t, err)
 		})
 	}
@@ -425,13 +429,13 @@ func TestQueuePosition(t *testing.T) {
 	}
 	assertPositions("initial", map[*jobs.Execution]int{a1: 1, a2: 2, a3: 3, b1: 1, b2: 2})
 
-	if _, err := s.MarkRunning(ctx, a1.ID, 1, "n"); err != nil {
+	if _, err := s.MarkRunning(ctx, nil, jobs.System, a1.ID, 1, "n"); err != nil {
 		t.Fatal(err)
 	}
 	mustFinish(t, s, b1.ID, jobs.StatusCancelled)
 	assertPositions("after a1 started and b1 was cancelled", map[*jobs.Execution]int{a1: 0, a2: 1, a3: 2, b1: 0, b2: 1})
 
-	if err := s.Requeue(ctx, a1.ID); err != nil {
+	if err := s.Requeue(ctx, jobs.System, a1.ID); err != nil {
 		t.Fatal(err)
 	}
 	assertPositions("after a1 was requeued", map[*jobs.Execution]int{a1: 1, a2: 2, a3: 3})
@@ -501,13 +505,13 @@ func TestRiverJobID(t *testing.T) {
 	s := newStore(t)
 	e := newExecution("default")
 	mustInsert(t, s, e)
-	if id, err := s.RiverJobID(ctx, e.ID); err != nil || id != 0 {
+	if id, err := s.RiverJobID(ctx, jobs.System, e.ID); err != nil || id != 0 {
 		t.Fatalf("RiverJobID before set = %d, %v; want 0", id, err)
 	}
-	if err := s.SetRiverJobID(ctx, nil, e.ID, 4242); err != nil {
+	if err := s.SetRiverJobID(ctx, nil, jobs.System, e.ID, 4242); err != nil {
 		t.Fatal(err)
 	}
-	if id, err := s.RiverJobID(ctx, e.ID); err != nil || id != 4242 {
+	if id, err := s.RiverJobID(ctx, jobs.System, e.ID); err != nil || id != 4242 {
 		t.Fatalf("RiverJobID = %d, %v; want 4242", id, err)
 	}
 }

@@ -51,7 +51,7 @@ func mustInsert(t *testing.T, s *postgres.Store, e *jobs.Execution) {
 // mustFinish ends id with status, failing the test unless it was recorded.
 func mustFinish(t *testing.T, s *postgres.Store, id string, status jobs.Status, artifacts ...jobs.ArtifactContent) {
 	t.Helper()
-	ok, err := s.Finish(context.Background(), nil, id, &jobs.Result{Status: status}, artifacts)
+	ok, err := s.Finish(context.Background(), nil, jobs.System, id, &jobs.Result{Status: status}, artifacts)
 	if err != nil || !ok {
 		t.Fatalf("Finish(%s) = %v, %v; want true, nil", status, ok, err)
 	}
@@ -60,7 +60,7 @@ func mustFinish(t *testing.T, s *postgres.Store, id string, status jobs.Status, 
 // mustGet returns execution id.
 func mustGet(t *testing.T, s *postgres.Store, id string) *jobs.Execution {
 	t.Helper()
-	e, err := s.Get(context.Background(), id)
+	e, err := s.Get(context.Background(), jobs.System, id)
 	if err != nil {
 		t.Fatalf("Get(%s): %v", id, err)
 	}

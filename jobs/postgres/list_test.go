@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/tako-run/tako/jobs"
 )
@@ -21,7 +22,7 @@ func TestListPagesStablyUnderInserts(t *testing.T) {
 	var seen []string
 	cursor, pages := int64(0), 0
 	for {
-		page, err := s.List(ctx, jobs.ExecutionFilter{Before: cursor, Limit: 10})
+		page, err := s.List(ctx, jobs.System, jobs.ExecutionFilter{Before: cursor, Limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +86,7 @@ func TestListFilters(t *testing.T) {
 			return e.JobType == "a" && e.Status == jobs.StatusSucceeded
 		}},
 		{"queued", jobs.ExecutionFilter{Status: jobs.StatusQueued}, 2, func(e *jobs.Execution) bool {
-			return e.Status == jobs.StatusQueued && e.QueuePosition == 1 && e.Result == nil
+			return e.Status == jobs.StatusQueued && e.Result == nil
 		}},
 		{"no match", jobs.ExecutionFilter{JobType: "nope"}, 0, nil},
 		{"limit above max", jobs.ExecutionFilter{Limit: 5000}, 6, func(*jobs.Execution) bool { return true }},
@@ -93,7 +94,7 @@ func TestListFilters(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			page, err := s.List(ctx, tt.filter)
+			page, err := s.List(ctx, jobs.System, tt.filter)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,14 +112,45 @@ func TestListFilters(t *testing.T) {
 		})
 	}
 
-	page, err := s.List(ctx, jobs.ExecutionFilter{JobType: "a", Status: jobs.StatusSucceeded})
-	if err != nil {
-		t.Fatal(err)
+}
+
+// TestListSummaries: the history leaves out what can be large (code,
+// input, output, stdout, stderr, artifacts) and keeps the rest; Get has
+// everything.
+func TestListSummaries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	e := newExecution("default")
+	e.Code, e.InputJSON, e.Requirements, e.CorrelationID = "print('big')", []byte(`{"x": 1}`), []string{"numpy"}, "cid-1"
+	mustInsert(t, s, e)
+	res := &jobs.Result{
+		Status: jobs.StatusFailed, ExitCode: 3, Stdout: "out", Stderr: "err", Output: []byte(`{"r": 1}`),
+		StdoutTruncated: true, Runtime: "runc", Start: jobs.StartWarm, Image: "img:1",
+		Error: &jobs.ExecError{Type: jobs.ErrName, Message: "NameError"}, Timing: jobs.Timing{Total: time.Second},
 	}
-	withArt := ids["a/succeeded"][0]
-	last := page.Items[len(page.Items)-1] // oldest
-	if last.ID != withArt || len(last.Result.Artifacts) != 1 || last.Result.Artifacts[0].Name != "r.csv" || last.Result.Artifacts[0].SizeBytes != 4 {
-		t.Errorf("oldest a/succeeded = %+v with artifacts %+v; want %s with r.csv metadata", last, last.Result.Artifacts, withArt)
+	art := jobs.ArtifactContent{Artifact: jobs.Artifact{Name: "r.csv"}, Content: []byte("a,b\n")}
+	if ok, err := s.Finish(ctx, nil, jobs.System, e.ID, res, []jobs.ArtifactContent{art}); err != nil || !ok {
+		t.Fatalf("Finish: %v %v", ok, err)
+	}
+	page, err := s.List(ctx, jobs.System, jobs.ExecutionFilter{})
+	if err != nil || len(page.Items) != 1 {
+		t.Fatalf("List: %v, %d items", err, len(page.Items))
+	}
+	sum := page.Items[0]
+	if sum.Code != "" || len(sum.InputJSON) != 0 || sum.Result.Stdout != "" || sum.Result.Stderr != "" ||
+		sum.Result.Output != nil || sum.Result.Artifacts != nil {
+		t.Errorf("the summary carries large fields: %+v %+v", sum, sum.Result)
+	}
+	if sum.ID != e.ID || sum.Seq == 0 || sum.CorrelationID != "cid-1" || len(sum.Requirements) != 1 ||
+		sum.Result.ExitCode != 3 || !sum.Result.StdoutTruncated || sum.Result.Runtime != "runc" ||
+		sum.Result.Start != jobs.StartWarm || sum.Result.Image != "img:1" || sum.Result.Error == nil ||
+		sum.Result.Timing.Total != time.Second || sum.FinishedAt == nil {
+		t.Errorf("the summary lost a small field: %+v %+v", sum, sum.Result)
+	}
+	full := mustGet(t, s, e.ID)
+	if full.Code != e.Code || full.Result.Stdout != "out" || len(full.Result.Artifacts) != 1 || full.Seq != sum.Seq {
+		t.Errorf("Get: %+v %+v", full, full.Result)
 	}
 }
 
@@ -128,14 +160,14 @@ func TestListDefaultLimit(t *testing.T) {
 	for range 101 {
 		mustInsert(t, s, newExecution("default"))
 	}
-	page, err := s.List(context.Background(), jobs.ExecutionFilter{})
+	page, err := s.List(context.Background(), jobs.System, jobs.ExecutionFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(page.Items) != 100 || page.NextCursor == 0 {
 		t.Fatalf("%d items, cursor %d; want 100 and a cursor", len(page.Items), page.NextCursor)
 	}
-	next, err := s.List(context.Background(), jobs.ExecutionFilter{Before: page.NextCursor})
+	next, err := s.List(context.Background(), jobs.System, jobs.ExecutionFilter{Before: page.NextCursor})
 	if err != nil {
 		t.Fatal(err)
 	}

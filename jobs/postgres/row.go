@@ -28,61 +28,114 @@ const executionColumns = `
         WHERE q.status = 'queued' AND q.job_type = e.job_type AND q.seq < e.seq
     ) ELSE 0 END`
 
-// scanExecution reads one row of executionColumns into an Execution and
-// returns it with its seq. Result is filled for terminal rows, without
-// artifacts: those live in their own table.
-func scanExecution(row pgx.Row) (*jobs.Execution, int64, error) {
-	var (
-		e                                 jobs.Execution
-		r                                 jobs.Result
-		seq, timeoutMS, startupMS         int64
-		output, errJSON, timingJSON       []byte
-		status, mode, startKind, relation string
-	)
-	err := row.Scan(
-		&e.ID, &seq, &status, &mode, &e.JobType, &e.Code, &e.InputJSON, &e.Requirements,
-		&timeoutMS, &startupMS, &e.CreatedAt, &e.StartedAt, &e.FinishedAt,
-		&e.Attempt, &e.Node, &r.Runtime, &startKind,
-		&r.Image, &r.ExitCode, &r.Stdout, &r.Stderr,
-		&r.StdoutTruncated, &r.StderrTruncated, &r.ArtifactsTruncated, &output, &errJSON, &timingJSON,
-		&e.IdempotencyKey, &e.Fingerprint, &e.ParentID,
-		&relation, &e.CorrelationID, &e.APIKey,
-		&e.QueuePosition,
-	)
-	if err != nil {
-		return nil, 0, err
+// summaryColumns is the select list that scanSummary reads: the columns
+// of executionColumns without the large ones (code, input, stdout, stderr,
+// output) and without the queue position.
+const summaryColumns = `
+    e.id::text, e.seq, e.status, e.mode, e.job_type, e.requirements,
+    e.timeout_ms, e.startup_timeout_ms, e.created_at, e.started_at, e.finished_at,
+    e.attempt, coalesce(e.node, ''), coalesce(e.runtime, ''), coalesce(e.start_kind, ''),
+    coalesce(e.image, ''), coalesce(e.exit_code, 0),
+    e.stdout_truncated, e.stderr_truncated, e.artifacts_truncated, e.error, e.timing,
+    coalesce(e.idempotency_key, ''), coalesce(e.fingerprint, ''), coalesce(e.parent_id::text, ''),
+    coalesce(e.relationship, ''), coalesce(e.correlation_id, ''), coalesce(e.api_key, '')`
+
+// rowScan holds one row of executionColumns or summaryColumns while it is
+// scanned.
+type rowScan struct {
+	e                                 jobs.Execution
+	r                                 jobs.Result
+	timeoutMS, startupMS              int64
+	output, errJSON, timingJSON       []byte
+	status, mode, startKind, relation string
+}
+
+// head and tail are the scan targets the two select lists share, around
+// the columns only executionColumns has.
+func (x *rowScan) head() []any {
+	return []any{&x.e.ID, &x.e.Seq, &x.status, &x.mode, &x.e.JobType}
+}
+
+func (x *rowScan) tail() []any {
+	return []any{
+		&x.e.IdempotencyKey, &x.e.Fingerprint, &x.e.ParentID,
+		&x.relation, &x.e.CorrelationID, &x.e.APIKey,
 	}
-	e.Status = jobs.Status(status)
-	e.Mode = jobs.Mode(mode)
-	e.Relationship = jobs.Relationship(relation)
-	e.Timeout = time.Duration(timeoutMS) * time.Millisecond
-	e.StartupTimeout = time.Duration(startupMS) * time.Millisecond
+}
+
+// scanExecution reads one row of executionColumns into an Execution, Seq
+// included. Result is filled for terminal rows, without artifacts: those
+// live in their own table.
+func scanExecution(row pgx.Row) (*jobs.Execution, error) {
+	var x rowScan
+	dest := append(x.head(),
+		&x.e.Code, &x.e.InputJSON, &x.e.Requirements,
+		&x.timeoutMS, &x.startupMS, &x.e.CreatedAt, &x.e.StartedAt, &x.e.FinishedAt,
+		&x.e.Attempt, &x.e.Node, &x.r.Runtime, &x.startKind,
+		&x.r.Image, &x.r.ExitCode, &x.r.Stdout, &x.r.Stderr,
+		&x.r.StdoutTruncated, &x.r.StderrTruncated, &x.r.ArtifactsTruncated, &x.output, &x.errJSON, &x.timingJSON,
+	)
+	dest = append(dest, x.tail()...)
+	dest = append(dest, &x.e.QueuePosition)
+	if err := row.Scan(dest...); err != nil {
+		return nil, err
+	}
+	return x.finish()
+}
+
+// scanSummary reads one row of summaryColumns into an Execution whose
+// Code, InputJSON and QueuePosition, and whose Result's Stdout, Stderr and
+// Output, are left empty.
+func scanSummary(row pgx.Row) (*jobs.Execution, error) {
+	var x rowScan
+	dest := append(x.head(),
+		&x.e.Requirements,
+		&x.timeoutMS, &x.startupMS, &x.e.CreatedAt, &x.e.StartedAt, &x.e.FinishedAt,
+		&x.e.Attempt, &x.e.Node, &x.r.Runtime, &x.startKind,
+		&x.r.Image, &x.r.ExitCode,
+		&x.r.StdoutTruncated, &x.r.StderrTruncated, &x.r.ArtifactsTruncated, &x.errJSON, &x.timingJSON,
+	)
+	dest = append(dest, x.tail()...)
+	if err := row.Scan(dest...); err != nil {
+		return nil, err
+	}
+	return x.finish()
+}
+
+// finish turns the scanned columns into the Execution.
+func (x *rowScan) finish() (*jobs.Execution, error) {
+	e, r := &x.e, &x.r
+	e.Status = jobs.Status(x.status)
+	e.Mode = jobs.Mode(x.mode)
+	e.Relationship = jobs.Relationship(x.relation)
+	e.Timeout = time.Duration(x.timeoutMS) * time.Millisecond
+	e.StartupTimeout = time.Duration(x.startupMS) * time.Millisecond
 	if e.Requirements == nil {
 		e.Requirements = []string{}
 	}
 	if !e.Status.Terminal() {
-		return &e, seq, nil
+		return e, nil
 	}
 	r.Status = e.Status
-	r.Start = jobs.Start(startKind)
-	if len(output) > 0 {
-		r.Output = json.RawMessage(output)
+	r.Start = jobs.Start(x.startKind)
+	if len(x.output) > 0 {
+		r.Output = json.RawMessage(x.output)
 	}
-	if len(errJSON) > 0 {
+	if len(x.errJSON) > 0 {
 		r.Error = new(jobs.ExecError)
-		if err := json.Unmarshal(errJSON, r.Error); err != nil {
-			return nil, 0, fmt.Errorf("decode error of %s: %w", e.ID, err)
+		if err := json.Unmarshal(x.errJSON, r.Error); err != nil {
+			return nil, fmt.Errorf("decode error of %s: %w", e.ID, err)
 		}
 	}
-	if len(timingJSON) > 0 {
+	if len(x.timingJSON) > 0 {
 		var t timingRecord
-		if err := json.Unmarshal(timingJSON, &t); err != nil {
-			return nil, 0, fmt.Errorf("decode timing of %s: %w", e.ID, err)
+		if err := json.Unmarshal(x.timingJSON, &t); err != nil {
+			return nil, fmt.Errorf("decode timing of %s: %w", e.ID, err)
 		}
 		r.Timing = t.timing()
 	}
-	e.Result = &r
-	return &e, seq, nil
+	e.Result = r
+	return e, nil
 }
 
 // timingRecord is jobs.Timing as stored in the timing column: float

@@ -15,11 +15,12 @@ import (
 // kill it, so that it can answer with the final status.
 const cancelWait = 5 * time.Second
 
-// Cancel stops a queued or running async execution, whichever node has it.
-// A queued one is cancelled at once; for a running one River tells the node
-// that runs it, whose runner kills the container.
-func (s *Service) Cancel(ctx context.Context, id string) (*jobs.Execution, error) {
-	e, err := s.Get(ctx, id)
+// Cancel stops a queued or running async execution that c may act on,
+// whichever node has it; ENOTFOUND for any other. A queued one is cancelled
+// at once; for a running one River tells the node that runs it, whose
+// runner kills the container.
+func (s *Service) Cancel(ctx context.Context, c jobs.Caller, id string) (*jobs.Execution, error) {
+	e, err := s.Get(ctx, c, id)
 	if err != nil {
 		return nil, err
 	}
@@ -29,7 +30,7 @@ func (s *Service) Cancel(ctx context.Context, id string) (*jobs.Execution, error
 	if e.Mode == jobs.ModeSync {
 		return nil, jobs.Errorf(jobs.ECONFLICT, "a synchronous execution cannot be cancelled; it ends with its request")
 	}
-	riverID, err := s.store.RiverJobID(ctx, id)
+	riverID, err := s.store.RiverJobID(ctx, c, id)
 	if err != nil {
 		return nil, s.dbError("cancel", err)
 	}
@@ -44,43 +45,46 @@ func (s *Service) Cancel(ctx context.Context, id string) (*jobs.Execution, error
 	}
 	if row.State == rivertype.JobStateCancelled {
 		// It had not started: nobody else will write its result.
-		if _, err := s.store.Finish(ctx, tx, id, cancelledResult("the execution was cancelled before it ran"), nil); err != nil {
+		if _, err := s.store.Finish(ctx, tx, c, id, cancelledResult("the execution was cancelled before it ran"), nil); err != nil {
 			return nil, s.dbError("cancel", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, s.dbError("cancel", err)
 	}
-	if after, err := s.Wait(ctx, id, cancelWait); err == nil {
+	if after, err := s.Wait(ctx, c, id, cancelWait); err == nil {
 		return after, nil
 	}
-	return s.Get(ctx, id)
+	return s.Get(ctx, c, id)
 }
 
-// Rerun queues a new execution with the code and input of a finished one.
-func (s *Service) Rerun(ctx context.Context, id string, o jobs.Overrides) (*jobs.Execution, error) {
-	parent, err := s.Get(ctx, id)
+// Rerun queues a new execution, c's, with the code and input of a finished
+// one that c may see; ENOTFOUND for any other.
+func (s *Service) Rerun(ctx context.Context, c jobs.Caller, id string, o jobs.Overrides) (*jobs.Execution, error) {
+	parent, err := s.Get(ctx, c, id)
 	if err != nil {
 		return nil, err
 	}
 	if !parent.Terminal() {
 		return nil, jobs.Errorf(jobs.ECONFLICT, "Cannot rerun job that hasn't completed")
 	}
-	return s.replay(ctx, parent, parent.Code, jobs.RelRerun, o)
+	return s.replay(ctx, c, parent, parent.Code, jobs.RelRerun, o)
 }
 
-// Fork queues a new execution with the input of another and new code.
-func (s *Service) Fork(ctx context.Context, id, code string, o jobs.Overrides) (*jobs.Execution, error) {
-	parent, err := s.Get(ctx, id)
+// Fork queues a new execution, c's, with new code and the input of one that
+// c may see; ENOTFOUND for any other.
+func (s *Service) Fork(ctx context.Context, c jobs.Caller, id, code string, o jobs.Overrides) (*jobs.Execution, error) {
+	parent, err := s.Get(ctx, c, id)
 	if err != nil {
 		return nil, err
 	}
-	return s.replay(ctx, parent, code, jobs.RelFork, o)
+	return s.replay(ctx, c, parent, code, jobs.RelFork, o)
 }
 
-func (s *Service) replay(ctx context.Context, parent *jobs.Execution, code string, rel jobs.Relationship, o jobs.Overrides) (*jobs.Execution, error) {
+// replay submits the rerun or fork of parent as c's: c's quotas apply.
+func (s *Service) replay(ctx context.Context, c jobs.Caller, parent *jobs.Execution, code string, rel jobs.Relationship, o jobs.Overrides) (*jobs.Execution, error) {
 	sub := jobs.Submission{
-		APIKey:         o.APIKey,
+		APIKey:         c.APIKey,
 		Code:           code,
 		CorrelationID:  cmp.Or(o.CorrelationID, parent.CorrelationID),
 		InputJSON:      parent.InputJSON,

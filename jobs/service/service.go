@@ -25,11 +25,22 @@ import (
 
 // Runner runs one program; *runner.Runner satisfies it.
 type Runner interface {
+	// Reserve admits req on this node (its image, a slot) without running
+	// it, so that sync executions are stored only once admitted. run runs
+	// the program once; release gives the reservation up unrun.
+	Reserve(ctx context.Context, req runner.Request) (run func(context.Context) (*jobs.Result, error), release func(), err error)
+	// Execute reserves and runs req.
 	Execute(ctx context.Context, req runner.Request) (*jobs.Result, error)
 }
 
 // Options configure a Service.
 type Options struct {
+	// BuildTimeout bounds building the image of an execution's ad-hoc
+	// requirements; an async attempt is allowed that much more time.
+	BuildTimeout time.Duration
+	// Heartbeat is how often this node tells the database it is alive;
+	// 0 means 2 seconds.
+	Heartbeat time.Duration
 	// MaxAttempts bounds runs of a job that meets infrastructure failures.
 	MaxAttempts int
 	// MaxPending is the most queued executions across all nodes.
@@ -39,6 +50,14 @@ type Options struct {
 	// Node names this process in records; it must be unique among the
 	// processes sharing the database (the runner's instance id).
 	Node string
+	// NodeTimeout is how long a node may go without a heartbeat before it
+	// is taken for gone and its sync executions are ended; 0 means 15
+	// seconds.
+	NodeTimeout time.Duration
+	// Quotas bound the work of each API key, by name, across all nodes.
+	// A key it does not list, and work submitted without a key, has no
+	// quota.
+	Quotas map[string]jobs.Quota
 	// RescueAfter is how long a job may run before River takes its node
 	// for dead and runs it again.
 	RescueAfter time.Duration
@@ -49,6 +68,7 @@ type Options struct {
 // Service records, queues and runs executions. It is safe for concurrent
 // use. Start it before use and Stop it on shutdown.
 type Service struct {
+	beats    *heartbeat
 	logger   *slog.Logger
 	notifier *notifier
 	opts     Options
@@ -65,6 +85,12 @@ func queueName(jobType string) string { return "jt_" + jobType }
 // New builds a Service on a migrated database. Each job type gets its own
 // River queue with the job type's concurrency.
 func New(pool *pgxpool.Pool, registry *jobtypes.Registry, run Runner, opts Options, logger *slog.Logger) (*Service, error) {
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = 2 * time.Second
+	}
+	if opts.NodeTimeout <= 0 {
+		opts.NodeTimeout = 15 * time.Second
+	}
 	s := &Service{
 		logger:   logger.With("component", "jobs"),
 		opts:     opts,
@@ -78,6 +104,7 @@ func New(pool *pgxpool.Pool, registry *jobtypes.Registry, run Runner, opts Optio
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &executeWorker{s: s})
 	river.AddWorker(workers, &maintenanceWorker{s: s})
+	river.AddWorker(workers, &sweepWorker{s: s})
 	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}}
 	for _, jt := range registry.All() {
 		queues[queueName(jt.Name)] = river.QueueConfig{MaxWorkers: max(jt.Concurrency, 1)}
@@ -88,7 +115,7 @@ func New(pool *pgxpool.Pool, registry *jobtypes.Registry, run Runner, opts Optio
 		JobTimeout:           opts.RescueAfter, // for maintenance; executions bound their own
 		Logger:               logger.With("component", "river"),
 		MaxAttempts:          opts.MaxAttempts,
-		PeriodicJobs:         []*river.PeriodicJob{maintenanceJob()},
+		PeriodicJobs:         []*river.PeriodicJob{maintenanceJob(), sweepJob(opts.NodeTimeout)},
 		Queues:               queues,
 		RescueStuckJobsAfter: opts.RescueAfter,
 		Workers:              workers,
@@ -100,11 +127,18 @@ func New(pool *pgxpool.Pool, registry *jobtypes.Registry, run Runner, opts Optio
 	return s, nil
 }
 
-// Start starts working the queues and listening for finished executions.
+// Start announces this node, starts working the queues and listening for
+// finished executions.
 func (s *Service) Start(ctx context.Context) error {
+	beats, err := startHeartbeat(ctx, s.store, s.opts.Node, s.opts.Heartbeat, s.logger)
+	if err != nil {
+		return err
+	}
 	if err := s.river.Start(ctx); err != nil {
+		beats.stop()
 		return fmt.Errorf("start queue: %w", err)
 	}
+	s.beats = beats
 	s.notifier.start()
 	return nil
 }
@@ -121,6 +155,9 @@ func (s *Service) Stop(ctx context.Context) {
 		}
 	}
 	s.notifier.stop()
+	if s.beats != nil {
+		s.beats.stop()
+	}
 }
 
 // DatabaseHealth reports whether the database answers.
@@ -155,27 +192,28 @@ func (s *Service) dbError(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// Get returns one execution.
-func (s *Service) Get(ctx context.Context, id string) (*jobs.Execution, error) {
-	e, err := s.store.Get(ctx, id)
+// Get returns one execution, if c may see it; ENOTFOUND otherwise.
+func (s *Service) Get(ctx context.Context, c jobs.Caller, id string) (*jobs.Execution, error) {
+	e, err := s.store.Get(ctx, c, id)
 	if err != nil {
 		return nil, s.dbError("get execution", err)
 	}
 	return e, nil
 }
 
-// Artifact returns one stored artifact, bytes included.
-func (s *Service) Artifact(ctx context.Context, id, name string) (*jobs.ArtifactContent, error) {
-	a, err := s.store.Artifact(ctx, id, name)
+// Artifact returns one stored artifact, bytes included, if c may see its
+// execution; ENOTFOUND otherwise.
+func (s *Service) Artifact(ctx context.Context, c jobs.Caller, id, name string) (*jobs.ArtifactContent, error) {
+	a, err := s.store.Artifact(ctx, c, id, name)
 	if err != nil {
 		return nil, s.dbError("get artifact", err)
 	}
 	return a, nil
 }
 
-// List returns one page of the history.
-func (s *Service) List(ctx context.Context, f jobs.ExecutionFilter) (jobs.ExecutionPage, error) {
-	page, err := s.store.List(ctx, f)
+// List returns one page of the history c may see, as summaries.
+func (s *Service) List(ctx context.Context, c jobs.Caller, f jobs.ExecutionFilter) (jobs.ExecutionPage, error) {
+	page, err := s.store.List(ctx, c, f)
 	if err != nil {
 		return jobs.ExecutionPage{}, s.dbError("list executions", err)
 	}

@@ -31,6 +31,10 @@ func (r *scriptedRunner) Execute(ctx context.Context, req runner.Request) (*jobs
 	return step()
 }
 
+func (r *scriptedRunner) Reserve(ctx context.Context, req runner.Request) (func(context.Context) (*jobs.Result, error), func(), error) {
+	return func(ctx context.Context) (*jobs.Result, error) { return r.Execute(ctx, req) }, func() {}, nil
+}
+
 func (r *scriptedRunner) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -89,7 +93,7 @@ func runToEnd(t *testing.T, s *Service, code string) *jobs.Execution {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Wait(context.Background(), e.ID, 2*time.Minute)
+	got, err := s.Wait(context.Background(), jobs.System, e.ID, 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +169,7 @@ func TestSubmitLimits(t *testing.T) {
 	if !errors.As(err, &e) || e.Code != jobs.EUNAVAILABLE || e.RetryAfter == 0 {
 		t.Fatalf("third submission over max_pending 2: %v", err)
 	}
-	page, err := s.List(ctx, jobs.ExecutionFilter{})
+	page, err := s.List(ctx, jobs.System, jobs.ExecutionFilter{})
 	if err != nil || len(page.Items) != 2 {
 		t.Errorf("%d executions recorded, want 2 (nothing half-written): %v", len(page.Items), err)
 	}
@@ -211,8 +215,57 @@ func TestMaintenanceEndsOrphanedExecutions(t *testing.T) {
 	if err := (&maintenanceWorker{s: s}).Work(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Get(ctx, e.ID)
+	got, err := s.Get(ctx, jobs.System, e.ID)
 	if err != nil || got.Status != jobs.StatusFailed || got.Result.Error.Type != jobs.ErrInternal {
 		t.Errorf("orphaned execution: %+v %v", got, err)
+	}
+}
+
+// TestAttemptDeadlineIsNotAShutdown: an attempt that runs out of its time
+// ends the execution as a timeout, once; it is not put back in the queue
+// as a shutdown would be.
+func TestAttemptDeadlineIsNotAShutdown(t *testing.T) {
+	t.Parallel()
+	run := &scriptedRunner{script: []func() (*jobs.Result, error){func() (*jobs.Result, error) {
+		return nil, nil // replaced below: blocks until its context ends
+	}}}
+	blocking := &blockingRunner{scriptedRunner: run}
+	s := newService(t, blocking, Options{})
+	start(t, s)
+	sub := submission("import time; time.sleep(600)")
+	sub.Timeout, sub.StartupTimeout = time.Second, time.Second // an attempt gets 1+1+10 s
+	e, _, err := s.Submit(context.Background(), sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Wait(context.Background(), jobs.System, e.ID, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != jobs.StatusTimeout || got.Attempt != 1 || blocking.count() != 1 {
+		t.Errorf("status %s attempt %d after %d runs; want one timed-out attempt", got.Status, got.Attempt, blocking.count())
+	}
+}
+
+// blockingRunner runs until its context ends, as a build or a program that
+// outlives the attempt would.
+type blockingRunner struct{ *scriptedRunner }
+
+func (r *blockingRunner) Execute(ctx context.Context, req runner.Request) (*jobs.Result, error) {
+	r.scriptedRunner.Execute(ctx, req)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestMaxRun(t *testing.T) {
+	t.Parallel()
+	s := &Service{opts: Options{BuildTimeout: 15 * time.Minute}}
+	plain := &jobs.Execution{Timeout: 30 * time.Second}
+	withReqs := &jobs.Execution{Timeout: 30 * time.Second, StartupTimeout: 5 * time.Second, Requirements: []string{"numpy"}}
+	if got := s.maxRun(plain); got != 30*time.Second+defaultStartup+attemptSlack {
+		t.Errorf("maxRun without requirements = %s", got)
+	}
+	if got := s.maxRun(withReqs); got != 35*time.Second+attemptSlack+15*time.Minute {
+		t.Errorf("maxRun with requirements = %s, want the build timeout counted", got)
 	}
 }

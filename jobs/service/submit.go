@@ -19,20 +19,28 @@ import (
 )
 
 // Execute records sub and runs it on this node now. The record shows in the
-// history like any other; the returned execution carries its result.
+// history like any other; the returned execution carries its result. A key
+// at its max_concurrent quota gets EOVERQUOTA, and nothing is stored.
 func (s *Service) Execute(ctx context.Context, sub jobs.Submission) (*jobs.Execution, error) {
 	jt, ok := s.registry.Get(sub.JobType)
 	if !ok {
 		return nil, jobs.FieldErrorf("job_type", "%s", s.registry.UnknownError(sub.JobType))
 	}
 	sub.IdempotencyKey = "" // honoured by async submissions only, as in Tako VM
-	// Recorded as running on this node from the start: one round trip.
 	e := newExecution(sub, jobs.StatusRunning)
 	e.Attempt, e.Node = 1, s.opts.Node
-	if _, err := s.store.Insert(ctx, s.pool, e); err != nil {
-		return nil, s.dbError("record execution", err)
+	// Admitted before it is stored: a request this node cannot take (503)
+	// or that is over its key's quota (429) leaves no record behind.
+	run, release, err := s.runner.Reserve(ctx, request(e, jt))
+	if err != nil {
+		return nil, err
 	}
-	res, err := s.runner.Execute(ctx, request(e, jt))
+	// Recorded as running on this node from the start.
+	if err := s.recordRunning(ctx, e); err != nil {
+		release()
+		return nil, err
+	}
+	res, err := run(ctx)
 	if err != nil {
 		s.finish(e, infrastructureResult(err), 0)
 		return nil, err
@@ -48,7 +56,9 @@ func (s *Service) Execute(ctx context.Context, sub jobs.Submission) (*jobs.Execu
 // Submit records sub and queues it, in one transaction. An idempotency key
 // that is already taken returns that execution when the payload is the same
 // (created false) and ECONFLICT when it differs; the database's unique index
-// decides between concurrent duplicates, whichever node they reach.
+// decides between concurrent duplicates, whichever node they reach. A key
+// at its max_pending quota gets EOVERQUOTA, a full queue EUNAVAILABLE, and
+// then nothing is stored.
 func (s *Service) Submit(ctx context.Context, sub jobs.Submission) (*jobs.Execution, bool, error) {
 	if _, ok := s.registry.Get(sub.JobType); !ok {
 		return nil, false, jobs.FieldErrorf("job_type", "%s", s.registry.UnknownError(sub.JobType))
@@ -69,6 +79,11 @@ func (s *Service) Submit(ctx context.Context, sub jobs.Submission) (*jobs.Execut
 		}
 		return existing, false, nil
 	}
+	// The key's quota before the global limit: every submission takes the
+	// two locks in this order.
+	if err := s.checkPending(ctx, tx, e); err != nil {
+		return nil, false, s.dbError("submit", err)
+	}
 	queued, err := s.queued(ctx, tx)
 	if err != nil {
 		return nil, false, s.dbError("submit", err)
@@ -76,14 +91,14 @@ func (s *Service) Submit(ctx context.Context, sub jobs.Submission) (*jobs.Execut
 	if queued > s.opts.MaxPending {
 		return nil, false, &jobs.Error{Code: jobs.EUNAVAILABLE, Message: fmt.Sprintf("the queue is full (%d jobs pending); try again later", s.opts.MaxPending), RetryAfter: 5}
 	}
-	res, err := s.river.InsertTx(ctx, tx, executeArgs{ExecutionID: e.ID, MaxRunMS: maxRun(e).Milliseconds()}, &river.InsertOpts{
+	res, err := s.river.InsertTx(ctx, tx, executeArgs{ExecutionID: e.ID, MaxRunMS: s.maxRun(e).Milliseconds()}, &river.InsertOpts{
 		MaxAttempts: s.opts.MaxAttempts,
 		Queue:       queueName(e.JobType),
 	})
 	if err != nil {
 		return nil, false, s.dbError("enqueue", err)
 	}
-	if err := s.store.SetRiverJobID(ctx, tx, e.ID, res.Job.ID); err != nil {
+	if err := s.store.SetRiverJobID(ctx, tx, jobs.System, e.ID, res.Job.ID); err != nil {
 		return nil, false, s.dbError("enqueue", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -186,7 +201,7 @@ func (s *Service) finish(e *jobs.Execution, res *jobs.Result, queued time.Durati
 		}
 	}
 	log := s.jobLogger(e)
-	if _, err := s.store.Finish(ctx, s.pool, e.ID, res, arts); err != nil {
+	if _, err := s.store.Finish(ctx, s.pool, jobs.System, e.ID, res, arts); err != nil {
 		log.Error("store result", "error", err)
 		return err
 	}

@@ -16,10 +16,12 @@ import (
 // example while the listening connection reconnects.
 const pollInterval = time.Second
 
-// Wait returns the execution once it has ended, or ETIMEOUT after timeout.
-// It works whichever node runs the job: it listens for the database's
-// notification and re-reads the record.
-func (s *Service) Wait(ctx context.Context, id string, timeout time.Duration) (*jobs.Execution, error) {
+// Wait returns the execution once it has ended, or ETIMEOUT after timeout;
+// ENOTFOUND when c may not see it. It works whichever node runs the job: it
+// listens for the database's notification and, on each one (and every
+// pollInterval), reads only the execution's status; the whole record is
+// read once, when it has ended.
+func (s *Service) Wait(ctx context.Context, c jobs.Caller, id string, timeout time.Duration) (*jobs.Execution, error) {
 	done, unsubscribe := s.notifier.subscribe(id)
 	defer unsubscribe()
 	deadline := time.NewTimer(timeout)
@@ -27,12 +29,12 @@ func (s *Service) Wait(ctx context.Context, id string, timeout time.Duration) (*
 	poll := time.NewTicker(pollInterval)
 	defer poll.Stop()
 	for {
-		e, err := s.Get(ctx, id)
+		st, err := s.store.Status(ctx, c, id)
 		if err != nil {
-			return nil, err
+			return nil, s.dbError("read status", err)
 		}
-		if e.Terminal() {
-			return e, nil
+		if st.Terminal() {
+			return s.Get(ctx, c, id)
 		}
 		select {
 		case <-done:

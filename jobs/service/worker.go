@@ -27,13 +27,18 @@ const attemptSlack = 10 * time.Second
 // does not say.
 const defaultStartup = 60 * time.Second
 
-// maxRun bounds one attempt of e.
-func maxRun(e *jobs.Execution) time.Duration {
+// maxRun bounds one attempt of e: its timeouts, and the building of its
+// requirements' image, which may come first.
+func (s *Service) maxRun(e *jobs.Execution) time.Duration {
 	startup := e.StartupTimeout
 	if startup == 0 {
 		startup = defaultStartup
 	}
-	return e.Timeout + startup + attemptSlack
+	d := e.Timeout + startup + attemptSlack
+	if len(e.Requirements) > 0 {
+		d += s.opts.BuildTimeout
+	}
+	return d
 }
 
 // Kind implements river.JobArgs.
@@ -67,7 +72,7 @@ func (w *executeWorker) NextRetry(job *river.Job[executeArgs]) time.Time {
 func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) error {
 	s := w.s
 	id := job.Args.ExecutionID
-	e, err := s.store.Get(ctx, id)
+	e, err := s.store.Get(ctx, jobs.System, id)
 	if jobs.ErrorCodeOf(err) == jobs.ENOTFOUND {
 		return river.JobCancel(fmt.Errorf("execution %s no longer exists", id))
 	}
@@ -83,7 +88,8 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) e
 		s.finish(e, &jobs.Result{Status: jobs.StatusFailed, ExitCode: -1, Error: &jobs.ExecError{Type: jobs.ErrConfig, Message: fmt.Sprintf("job type %q is not configured on this server", e.JobType)}}, queued)
 		return nil
 	}
-	if ok, err := s.store.MarkRunning(ctx, id, job.Attempt, s.opts.Node); err != nil || !ok {
+	// A key at its max_concurrent quota: back to the queue for a while.
+	if ok, err := s.markRunning(ctx, e, job.Attempt); err != nil || !ok {
 		return err
 	}
 	log := s.jobLogger(e).With("attempt", job.Attempt)
@@ -93,6 +99,16 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) e
 	case cancelledRemotely(ctx):
 		if res == nil || res.Status != jobs.StatusCancelled {
 			res = cancelledResult("the execution was cancelled")
+		}
+		s.finish(e, res, queued)
+		return nil
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		// The attempt ran out of the time it was given, build included:
+		// another attempt would only do the same.
+		if res == nil || res.Status == jobs.StatusCancelled {
+			res = &jobs.Result{Status: jobs.StatusTimeout, ExitCode: -1, Error: &jobs.ExecError{
+				Type: jobs.ErrTimeout, Message: fmt.Sprintf("the execution did not finish within its attempt's %s, building its requirements included", w.Timeout(job)),
+			}}
 		}
 		s.finish(e, res, queued)
 		return nil
@@ -129,7 +145,7 @@ func cancelledRemotely(ctx context.Context) bool {
 func (s *Service) requeue(e *jobs.Execution) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.store.Requeue(ctx, e.ID); err != nil {
+	if err := s.store.Requeue(ctx, jobs.System, e.ID); err != nil {
 		s.jobLogger(e).Error("requeue execution", "error", err)
 	}
 }
@@ -167,7 +183,7 @@ func (w *maintenanceWorker) Work(ctx context.Context, _ *river.Job[maintenanceAr
 		return err
 	}
 	for _, id := range orphans {
-		e, err := w.s.store.Get(ctx, id)
+		e, err := w.s.store.Get(ctx, jobs.System, id)
 		if err != nil {
 			return fmt.Errorf("get orphaned execution: %w", err)
 		}

@@ -4,10 +4,13 @@
 // The protocol: the container runs `python3 -u -c <Source> <preload...>`
 // with the host's FIFOs stdout, stderr and trigger mounted in ControlDir.
 // The bootstrap makes the first two its standard output and error, imports
-// the preload modules, writes ReadyMarker on both, and reads one trigger line
-// (TriggerLine) from the trigger FIFO. It then runs /code/main.py as __main__
-// and, after flushing, writes an end marker ("\x1eTAKO-END <nonce>
-// <json>\x1e\n") on both streams before it exits.
+// the preload modules, forks the process that will run the program (it
+// waits), writes ReadyMarker on both streams, and reads one trigger line
+// (TriggerLine) from the trigger FIFO. It then lets the program run
+// /code/main.py as __main__, waits for it, kills whatever it left running,
+// and writes an end marker ("\x1eTAKO-END <nonce> <json>\x1e\n") on both
+// streams before it exits. The program never learns the nonce, so it cannot
+// write a marker that tako would take for the end.
 package bootstrap
 
 import (
@@ -42,9 +45,10 @@ const EndTerminator = '\x1e'
 
 // End is the payload of an end marker: how the user program finished.
 type End struct {
-	ExcType  string `json:"exc"`  // the uncaught exception's type name, "" when none
-	ExitCode int    `json:"exit"` // the exit code the program asked for
-	Message  string `json:"msg"`  // str() of the uncaught exception
+	ExcType  string `json:"exc"`    // the uncaught exception's type name, "" when none (the program's own report)
+	ExitCode int    `json:"exit"`   // the program's exit status, from waitpid: 128+N for signal N
+	Message  string `json:"msg"`    // str() of the uncaught exception (the program's own report)
+	Signal   int    `json:"signal"` // the signal that killed the program, 0 when it exited
 }
 
 // TriggerLine returns the line that starts the user program.

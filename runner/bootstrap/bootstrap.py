@@ -2,23 +2,43 @@
 #
 # Its standard output and error are the FIFOs /tako/stdout and /tako/stderr,
 # which tako reads on the host: no Docker attach stream on the way. It
-# imports what it needs and the job type's preload modules (argv), says READY
-# on both, then blocks on the FIFO /tako/trigger for one trigger line (JSON
-# with a nonce). It runs /code/main.py as __main__, the way `python3
-# /code/main.py < /dev/null` would, and finally writes an END marker carrying
-# the nonce, the exit code and the exception type on both streams, after
-# flushing them, so the host knows that both streams are complete without
-# waiting for the container to exit.
-import atexit
+# imports what it needs and the job type's preload modules (argv), then
+# splits in two:
+#
+# - the program's process, forked now so that it starts with every module
+#   imported, waits on a pipe and then runs /code/main.py as __main__, the
+#   way `python3 /code/main.py < /dev/null` would;
+# - the supervisor (this process) makes itself undumpable, says READY on
+#   both streams, reads one trigger line (JSON with a nonce) from the FIFO
+#   /tako/trigger, lets the program go, waits for it, stops every process it
+#   left behind, and writes an END marker carrying the nonce and the exit
+#   status on both streams.
+#
+# The program never holds the nonce: it was forked before the trigger
+# arrived, the trigger is consumed before the program starts, and the
+# supervisor's memory is closed to it (PR_SET_DUMPABLE 0; ptrace is refused
+# by tako's seccomp profile). So the program cannot end its own output with
+# a forged marker, and the exit status in the marker is the kernel's, from
+# waitpid, not what the program says. Everything the program started is
+# killed before the marker, so /output and the streams are final when tako
+# reads them.
 import json
 import os
-import runpy
+import signal
 import sys
 import threading
 import traceback
 
 MAIN = "/code/main.py"
 CONTROL = "/tako"
+
+# Signals the supervisor passes on to the program: what `docker kill -s` or
+# the container's init would deliver to the program if it ran alone.
+FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
+             signal.SIGUSR1, signal.SIGUSR2)
+
+# The most the program's report of its exception may take.
+MAX_REPORT = 4096
 
 
 def _redirect():
@@ -46,8 +66,8 @@ def _trigger():
     return data
 
 
-def _marker(nonce, exit_code, exc_type, message):
-    info = json.dumps({"exit": exit_code, "exc": exc_type, "msg": message[:1000]})
+def _marker(nonce, exit_code, sig, exc_type, message):
+    info = json.dumps({"exit": exit_code, "signal": sig, "exc": exc_type, "msg": message[:1000]})
     return ("\x1eTAKO-END %s %s\x1e\n" % (nonce, info)).encode()
 
 
@@ -69,6 +89,16 @@ def _flush():
                 stream.flush()
         except Exception:
             pass
+
+
+def _undumpable():
+    # No process of the program's uid may read this one's memory through
+    # /proc/<pid>/mem or process_vm_readv, nor its /proc/<pid>/fd.
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_DUMPABLE = 4
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE)")
 
 
 def _exit_code(code):
@@ -107,29 +137,35 @@ def _wait_for_threads():
             t.join()
 
 
-def main():
-    _redirect()
-    for name in sys.argv[1:]:
-        try:
-            __import__(name)
-        except Exception as e:
-            print("tako: preload %s failed: %r" % (name, e), file=sys.stderr)
-    _flush()
-    ready = b"\x1eTAKO-READY\x1e\n"
-    _write_all(1, ready)
-    _write_all(2, ready)
+def _run_main():
+    # What `python3 /code/main.py` does: compile the file and run it as the
+    # module __main__. Cheaper than runpy.run_path, whose first call imports
+    # half a dozen modules.
+    import types
+    with open(MAIN, "rb") as f:
+        source = f.read()
+    code = compile(source, MAIN, "exec", dont_inherit=True)
+    main = types.ModuleType("__main__")
+    main.__file__ = MAIN
+    main.__builtins__ = __builtins__
+    main.__spec__ = None
+    sys.modules["__main__"] = main
+    exec(code, main.__dict__)
 
-    line = _trigger()
-    if not line.strip():
-        os._exit(0)
-    nonce = json.loads(line)["nonce"]
 
+def _program(go, report):
+    # The program's process: wait for the go, run the program, report how
+    # it ended on the report pipe (a hint: the supervisor's waitpid decides
+    # the exit status), and exit with its code.
+    if not os.read(go, 1):
+        os._exit(0)  # the supervisor is gone: nothing to run
+    os.close(go)
     sys.argv = [MAIN]
     sys.path[0] = os.path.dirname(MAIN)
     code, exc_type, message = 0, "", ""
     try:
         try:
-            runpy.run_path(MAIN, run_name="__main__")
+            _run_main()
         finally:
             _wait_for_threads()
     except SystemExit as e:
@@ -138,11 +174,89 @@ def main():
         code, exc_type, message = 1, type(e).__name__, str(e)
         _report(e)
     try:
+        import atexit
         atexit._run_exitfuncs()
     except BaseException:
         pass
     _flush()
-    end = _marker(nonce, code, exc_type, message)
+    _write_all(report, json.dumps({"exc": exc_type, "msg": message[:1000]}).encode())
+    os._exit(code)
+
+
+def _forward(pid, signum):
+    try:
+        os.kill(pid, signum)
+    except OSError:
+        pass  # it has ended
+
+
+def _read_report(fd):
+    # The program wrote its report before it exited, so it is in the pipe
+    # now; processes it left behind may still hold the pipe open, so read
+    # without waiting for its end.
+    os.set_blocking(fd, False)
+    data = b""
+    try:
+        while len(data) < MAX_REPORT:
+            chunk = os.read(fd, MAX_REPORT)
+            if not chunk:
+                break
+            data += chunk
+    except BlockingIOError:
+        pass
+    try:
+        report = json.loads(data[:MAX_REPORT].decode("utf-8", "replace"))
+        return str(report.get("exc", ""))[:200], str(report.get("msg", ""))
+    except Exception:
+        return "", ""
+
+
+def main():
+    _redirect()
+    for name in sys.argv[1:]:
+        try:
+            __import__(name)
+        except Exception as e:
+            print("tako: preload %s failed: %r" % (name, e), file=sys.stderr)
+    _flush()
+
+    go_r, go_w = os.pipe()
+    report_r, report_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(go_w)
+        os.close(report_r)
+        _program(go_r, report_w)
+    os.close(go_r)
+    os.close(report_w)
+    # From now on a signal meant for the program (the container's init
+    # passes on what it gets) goes to it, never ends the supervisor.
+    for s in FORWARDED:
+        signal.signal(s, lambda signum, frame: _forward(pid, signum))
+    _undumpable()
+
+    ready = b"\x1eTAKO-READY\x1e\n"
+    _write_all(1, ready)
+    _write_all(2, ready)
+    line = _trigger()
+    if not line.strip():
+        os.kill(pid, signal.SIGKILL)
+        os._exit(0)
+    nonce = json.loads(line)["nonce"]
+
+    os.write(go_w, b"g")
+    os.close(go_w)
+    _, status = os.waitpid(pid, 0)
+    sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+    code = 128 + sig if sig else os.WEXITSTATUS(status)
+    exc_type, message = _read_report(report_r)
+    # Stop whatever the program left running (daemons, detached children):
+    # every process this one may signal but init and itself.
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except OSError:
+        pass
+    end = _marker(nonce, code, sig, exc_type, message)
     _write_all(1, end)
     _write_all(2, end)
     os._exit(code)

@@ -4,20 +4,32 @@
 // does. It works with the official postgres image and with tako's own
 // Debian-built image alike (see images.Builder.EnsurePostgres): both follow
 // the same environment contract.
+//
+// Job and build containers must never reach it: it sits alone on a Docker
+// network of its own (Docker keeps bridge networks apart), is published on
+// the host's loopback only, and its superuser's password is a random one
+// the caller keeps (see Password).
 package dbcontainer
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/go-connections/nat"
@@ -29,6 +41,9 @@ import (
 // DockerAPI is the part of the Docker client Ensure uses.
 // *client.Client from github.com/docker/docker/client satisfies it.
 type DockerAPI interface {
+	NetworkCreate(ctx context.Context, name string, options network.CreateOptions) (network.CreateResponse, error)
+	NetworkList(ctx context.Context, options network.ListOptions) ([]network.Summary, error)
+	NetworkRemove(ctx context.Context, networkID string) error
 	ContainerCreate(ctx context.Context, config *container.Config, hostConfig *container.HostConfig, networkingConfig *network.NetworkingConfig, platform *ocispec.Platform, containerName string) (container.CreateResponse, error)
 	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
 	ContainerRemove(ctx context.Context, containerID string, options container.RemoveOptions) error
@@ -51,9 +66,13 @@ type Options struct {
 	// Volume is the named volume that holds the data directory; default
 	// "tako-postgres-data".
 	Volume string
-	// Password is the superuser's (postgres) password; default "postgres",
-	// as in the original. It takes effect when the volume is initialised.
+	// Password is the superuser's (postgres) password, required: see
+	// Password (the function). It takes effect when the volume is
+	// initialised; a volume initialised with LegacyPassword is moved to it.
 	Password string
+	// Network is the Docker network the container alone joins; default
+	// Name (networks and containers are named apart).
+	Network string
 	// Database is the database created when the volume is initialised and
 	// the one the returned URL names; default "tako".
 	Database string
@@ -67,9 +86,12 @@ const (
 	DefaultName     = "tako-postgres"
 	DefaultPort     = 55432
 	DefaultVolume   = "tako-postgres-data"
-	DefaultPassword = "postgres"
 	DefaultDatabase = "tako"
-	DefaultTimeout  = 60 * time.Second
+	// LegacyPassword is the well-known password of volumes initialised by
+	// the original, and by tako before it kept a random one. Ensure
+	// replaces it with Password.
+	LegacyPassword = "postgres"
+	DefaultTimeout = 60 * time.Second
 )
 
 // Labels on the container and the volume Ensure creates.
@@ -106,8 +128,8 @@ func (o Options) withDefaults() Options {
 	if o.Volume == "" {
 		o.Volume = DefaultVolume
 	}
-	if o.Password == "" {
-		o.Password = DefaultPassword
+	if o.Network == "" {
+		o.Network = o.Name
 	}
 	if o.Database == "" {
 		o.Database = DefaultDatabase
@@ -121,6 +143,9 @@ func (o Options) withDefaults() Options {
 func (o Options) validate() error {
 	if o.Image == "" {
 		return errors.New("database container: no image given")
+	}
+	if o.Password == "" {
+		return errors.New("database container: no password given")
 	}
 	if o.Port < 1 || o.Port > 65535 {
 		return fmt.Errorf("database container: port %d is not between 1 and 65535", o.Port)
@@ -154,9 +179,21 @@ func Ensure(ctx context.Context, docker DockerAPI, opts Options, logger *slog.Lo
 	logger = logger.With("component", "dbcontainer", "container", opts.Name)
 	start := time.Now()
 
+	if err := ensureNetwork(ctx, docker, opts.Network, logger); err != nil {
+		return "", err
+	}
 	info, found, err := inspect(ctx, docker, opts.Name)
 	if err != nil {
 		return "", err
+	}
+	if found && !alone(info, opts.Network) {
+		// Made before the database had a network of its own: on the default
+		// bridge, next to every bridge job. Its data is in the volume.
+		logger.Warn("database container shares a network with other containers; recreating it on its own network, data kept", "network", opts.Network)
+		if err := docker.ContainerRemove(ctx, info.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return "", fmt.Errorf("remove the %s container to recreate it on its own network: %w", opts.Name, err)
+		}
+		found = false
 	}
 	if !found {
 		info, err = create(ctx, docker, opts, logger)
@@ -184,18 +221,113 @@ func Ensure(ctx context.Context, docker DockerAPI, opts Options, logger *slog.Lo
 	if port != opts.Port {
 		logger.Warn("database container publishes another port; reusing it", "port", port, "configured_port", opts.Port)
 	}
-	dbURL = (&url.URL{
-		Scheme:   "postgres",
-		User:     url.UserPassword(user, opts.Password),
-		Host:     net.JoinHostPort(host, strconv.Itoa(port)),
-		Path:     "/" + opts.Database,
-		RawQuery: "sslmode=disable",
-	}).String()
-	if err := waitReady(ctx, docker, info.ID, dbURL, opts); err != nil {
+	address := net.JoinHostPort(host, strconv.Itoa(port))
+	dbURL = databaseURL(address, opts.Password, opts.Database)
+	err = waitReady(ctx, docker, info.ID, dbURL, opts)
+	if errors.Is(err, errRejected) && opts.Password != LegacyPassword {
+		// A volume from before random passwords: move it to ours.
+		if rerr := rotate(ctx, databaseURL(address, LegacyPassword, opts.Database), opts.Password); rerr == nil {
+			logger.Info("database password replaced: the volume had the well-known legacy password")
+			err = waitReady(ctx, docker, info.ID, dbURL, opts)
+		}
+	}
+	if err != nil {
 		return "", err
 	}
 	logger.Info("database container ready", "container_id", info.ID, "port", port, "seconds", time.Since(start).Seconds())
 	return dbURL, nil
+}
+
+// databaseURL is the URL of database at address as the superuser.
+func databaseURL(address, password, database string) string {
+	return (&url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(user, password),
+		Host:     address,
+		Path:     "/" + database,
+		RawQuery: "sslmode=disable",
+	}).String()
+}
+
+// rotate connects to legacyURL and sets the superuser's password.
+func rotate(ctx context.Context, legacyURL, password string) error {
+	cfg, err := pgx.ParseConfig(legacyURL)
+	if err != nil {
+		return err
+	}
+	cfg.ConnectTimeout = connectTimeout
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	// ALTER USER takes no parameters: quote the password as a literal.
+	_, err = conn.Exec(ctx, "ALTER USER "+user+" WITH PASSWORD "+quoteLiteral(password))
+	return err
+}
+
+// quoteLiteral quotes s as an SQL string literal.
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// alone reports whether the container is on network and no other.
+func alone(info container.InspectResponse, network string) bool {
+	if info.NetworkSettings == nil || len(info.NetworkSettings.Networks) != 1 {
+		return false
+	}
+	_, ok := info.NetworkSettings.Networks[network]
+	return ok
+}
+
+// ensureNetwork creates the database's network unless it exists. It is an
+// ordinary bridge, so that the port can be published on loopback; no other
+// container joins it, and Docker keeps bridge networks apart.
+//
+// The engine's check for a duplicate name races with a concurrent create,
+// so two processes starting at once may both create one: then every
+// process keeps the one with the smallest id and removes the others.
+func ensureNetwork(ctx context.Context, docker DockerAPI, name string, logger *slog.Logger) error {
+	ids, err := networksNamed(ctx, docker, name)
+	if err != nil || len(ids) == 1 {
+		return err
+	}
+	if len(ids) == 0 {
+		created, err := docker.NetworkCreate(ctx, name, network.CreateOptions{
+			Driver: "bridge",
+			Labels: map[string]string{labelManaged: "true", labelKind: kindDatabase},
+		})
+		if err != nil && !cerrdefs.IsConflict(err) {
+			return fmt.Errorf("create network %s: %w", name, err)
+		}
+		logger.Info("database network created", "network", name, "network_id", created.ID)
+		if ids, err = networksNamed(ctx, docker, name); err != nil {
+			return err
+		}
+	}
+	for _, id := range ids[1:] {
+		if err := docker.NetworkRemove(ctx, id); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("remove duplicate network %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// networksNamed returns the ids of the networks called exactly name,
+// smallest first.
+func networksNamed(ctx context.Context, docker DockerAPI, name string) ([]string, error) {
+	list, err := docker.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
+	if err != nil {
+		return nil, fmt.Errorf("list networks: %w", err)
+	}
+	var ids []string
+	for _, n := range list {
+		if n.Name == name {
+			ids = append(ids, n.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // inspect looks a container up; a missing container is not an error.
@@ -228,8 +360,10 @@ func create(ctx context.Context, docker DockerAPI, opts Options, logger *slog.Lo
 		ExposedPorts: nat.PortSet{pgPort: {}},
 		Labels:       lbls,
 	}, &container.HostConfig{
-		// Only loopback: the password is a well-known default.
+		// Only loopback, and only its own network: no job or build
+		// container can reach it.
 		PortBindings:  nat.PortMap{pgPort: {{HostIP: "127.0.0.1", HostPort: strconv.Itoa(opts.Port)}}},
+		NetworkMode:   container.NetworkMode(opts.Network),
 		Binds:         []string{opts.Volume + ":" + dataDir},
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
 	}, nil, nil, opts.Name)
@@ -352,8 +486,8 @@ func waitReady(ctx context.Context, docker DockerAPI, id, dbURL string, opts Opt
 			lastErr = err
 		}
 		if rejected(lastErr) {
-			return fmt.Errorf("the %s container rejects tako's credentials (%v); its volume %s was probably initialised with another password or without database %q: set database.url, or remove the container and the volume to start afresh (this deletes its data)",
-				opts.Name, lastErr, opts.Volume, opts.Database)
+			return fmt.Errorf("the %s container rejects tako's credentials (%v); its volume %s was probably initialised with another password or without database %q: set database.url, or remove the container and the volume to start afresh (this deletes its data): %w",
+				opts.Name, lastErr, opts.Volume, opts.Database, errRejected)
 		}
 		info, found, err := inspect(wctx, docker, id)
 		switch {
@@ -390,6 +524,9 @@ func ping(ctx context.Context, cfg *pgx.ConnConfig) error {
 	return conn.Ping(ctx)
 }
 
+// errRejected marks a server that refused tako's credentials.
+var errRejected = errors.New("credentials rejected")
+
 // rejected reports whether the server answered but refused tako's
 // credentials or database, which waiting does not cure.
 func rejected(err error) bool {
@@ -398,4 +535,38 @@ func rejected(err error) bool {
 		return false
 	}
 	return pgErr.Code == "3D000" || (len(pgErr.Code) == 5 && pgErr.Code[:2] == "28")
+}
+
+// Password returns the database's superuser password kept in file,
+// creating a random one (mode 0600) the first time.
+func Password(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err == nil {
+		if p := strings.TrimSpace(string(b)); p != "" {
+			return p, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("database password: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return "", fmt.Errorf("database password: %w", err)
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("database password: %w", err)
+	}
+	p := hex.EncodeToString(raw)
+	// Written aside, then linked into place: a process racing this one
+	// either finds no file or the whole of it, and whoever links first wins.
+	tmp := fmt.Sprintf("%s.%d.tmp", file, os.Getpid())
+	if err := os.WriteFile(tmp, []byte(p+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("database password: %w", err)
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, file); errors.Is(err, os.ErrExist) {
+		return Password(file)
+	} else if err != nil {
+		return "", fmt.Errorf("database password: %w", err)
+	}
+	return p, nil
 }

@@ -81,8 +81,11 @@ func testOptions(t *testing.T, dc *client.Client, image string) Options {
 		if err := dc.VolumeRemove(ctx, name+"-data", true); err != nil && !cerrdefs.IsNotFound(err) {
 			t.Errorf("remove volume %s: %v", name+"-data", err)
 		}
+		if err := dc.NetworkRemove(ctx, name+"-net"); err != nil && !cerrdefs.IsNotFound(err) {
+			t.Errorf("remove network %s: %v", name+"-net", err)
+		}
 	})
-	return Options{Name: name, Image: image, Port: freePort(t), Volume: name + "-data"}
+	return Options{Name: name, Image: image, Port: freePort(t), Volume: name + "-data", Network: name + "-net", Password: hex.EncodeToString(b) + "-secret"}
 }
 
 // freePort returns a loopback port nothing listens on right now.
@@ -121,6 +124,66 @@ func TestEnsure(t *testing.T) {
 		t.Parallel()
 		testPortBusy(t, dc, image)
 	})
+	t.Run("legacy container", func(t *testing.T) {
+		t.Parallel()
+		testLegacy(t, dc, image)
+	})
+}
+
+// testLegacy starts from a container as the original made it, on the
+// default bridge with the well-known password: Ensure moves it to a
+// network of its own and to the new password, and keeps the data.
+func testLegacy(t *testing.T, dc *client.Client, image string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	opts := testOptions(t, dc, image)
+	legacy := opts
+	legacy.Network, legacy.Password = "bridge", LegacyPassword
+	oldURL, err := Ensure(ctx, dc, legacy, testLogger(t))
+	if err != nil {
+		t.Fatalf("Ensure as the original: %v", err)
+	}
+	conn := connect(t, ctx, oldURL)
+	if _, err := conn.Exec(ctx, "create table notes (body text); insert into notes values ('kept')"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+
+	newURL, err := Ensure(ctx, dc, opts, testLogger(t))
+	if err != nil {
+		t.Fatalf("Ensure: %v", err)
+	}
+	info, err := dc.ContainerInspect(ctx, opts.Name)
+	if err != nil || !alone(info, opts.Network) {
+		t.Fatalf("container on %v (%v), want %s alone", info.NetworkSettings.Networks, err, opts.Network)
+	}
+	var body string
+	if err := connect(t, ctx, newURL).QueryRow(ctx, "select body from notes").Scan(&body); err != nil || body != "kept" {
+		t.Errorf("data after the move = %q, %v", body, err)
+	}
+	if c, err := pgx.Connect(ctx, oldURL); err == nil {
+		c.Close(ctx)
+		t.Error("the well-known password still works")
+	}
+}
+
+func TestPassword(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "database", "tako-postgres.password")
+	first, err := Password(file)
+	if err != nil || len(first) < 32 {
+		t.Fatalf("Password = %q, %v", first, err)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("password file mode %v (%v), want 0600", fi.Mode(), err)
+	}
+	if again, err := Password(file); err != nil || again != first {
+		t.Errorf("second Password = %q, %v; want the first %q", again, err, first)
+	}
+	other, _ := Password(filepath.Join(t.TempDir(), "p"))
+	if other == first {
+		t.Error("two files, one password")
+	}
 }
 
 // testLifecycle creates the container, reuses it, restarts it after a
@@ -137,7 +200,7 @@ func testLifecycle(t *testing.T, dc *client.Client, image string) {
 		t.Fatalf("Ensure: %v", err)
 	}
 	t.Logf("first Ensure (create, initdb, start) took %s", time.Since(start))
-	want := "postgres://postgres:postgres@127.0.0.1:" + strconv.Itoa(opts.Port) + "/tako?sslmode=disable"
+	want := "postgres://postgres:" + opts.Password + "@127.0.0.1:" + strconv.Itoa(opts.Port) + "/tako?sslmode=disable"
 	if dbURL != want {
 		t.Errorf("url = %q, want %q", dbURL, want)
 	}
@@ -159,6 +222,9 @@ func testLifecycle(t *testing.T, dc *client.Client, image string) {
 	}
 	if b := info.HostConfig.PortBindings[pgPort]; len(b) != 1 || b[0].HostIP != "127.0.0.1" || b[0].HostPort != strconv.Itoa(opts.Port) {
 		t.Errorf("port bindings = %v, want only 127.0.0.1:%d", b, opts.Port)
+	}
+	if !alone(info, opts.Network) {
+		t.Errorf("networks = %v, want %s alone", info.NetworkSettings.Networks, opts.Network)
 	}
 	if p := info.HostConfig.RestartPolicy.Name; p != container.RestartPolicyUnlessStopped {
 		t.Errorf("restart policy = %q", p)

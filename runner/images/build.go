@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/jsonmessage"
 )
 
@@ -28,9 +29,46 @@ func (b *Builder) buildVerified(ctx context.Context, ref, dockerfile string, lbl
 // content, mode 0755) and its own verification, which gets the temporary
 // tag of the built image.
 func (b *Builder) buildVerifiedWith(ctx context.Context, ref, dockerfile string, files, lbls map[string]string, verify func(ctx context.Context, tmp string) error) error {
+	return b.produceVerified(ctx, ref, func(ctx context.Context, tmp string) error {
+		return b.build(ctx, tmp, dockerfile, files, lbls)
+	}, verify)
+}
+
+// commitVerified makes ref by running s, a step that changes a writable
+// container of its image, and committing the container with changes (and
+// lbls as a LABEL); the result is verified by a hardened run that imports
+// preload before it gets its final tag.
+func (b *Builder) commitVerified(ctx context.Context, ref string, s step, changes []string, lbls map[string]string, preload []string) error {
+	return b.produceVerified(ctx, ref, func(ctx context.Context, tmp string) error {
+		out, code, id, err := b.run(ctx, s, true)
+		if err != nil {
+			return err
+		}
+		defer b.removeContainer(ctx, id)
+		if code != 0 {
+			return fmt.Errorf("%s step exited with code %d: %s", s.name, code, lastLines(strings.Split(out, "\n"), 6))
+		}
+		if label := strings.TrimSuffix(labelInstruction(lbls), "\n"); label != "" {
+			changes = append(changes, label)
+		}
+		if _, err := b.docker.ContainerCommit(ctx, id, container.CommitOptions{Reference: tmp, Changes: changes}); err != nil {
+			return fmt.Errorf("commit %s: %w", tmp, err)
+		}
+		return nil
+	}, func(ctx context.Context, tmp string) error {
+		return b.verify(ctx, tmp, preload)
+	})
+}
+
+// produceVerified makes ref: produce creates the image under a temporary
+// "-unverified" tag, verify checks it, and only then does it get its final
+// tag. On failure nothing is left tagged ref. The headline of the work has
+// already been printed.
+func (b *Builder) produceVerified(ctx context.Context, ref string, produce, verify func(ctx context.Context, tmp string) error) error {
 	tmp := ref + "-unverified"
 	start := time.Now()
-	if err := b.build(ctx, tmp, dockerfile, files, lbls); err != nil {
+	if err := produce(ctx, tmp); err != nil {
+		b.removeImage(ctx, tmp)
 		return err
 	}
 	built := time.Since(start)

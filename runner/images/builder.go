@@ -32,6 +32,7 @@ import (
 // *client.Client from github.com/docker/docker/client satisfies it.
 type DockerAPI interface {
 	ContainerAttach(ctx context.Context, containerID string, options container.AttachOptions) (types.HijackedResponse, error)
+	ContainerCommit(ctx context.Context, containerID string, options container.CommitOptions) (container.CommitResponse, error)
 	ContainerCreate(ctx context.Context, config *container.Config, hostConfig *container.HostConfig, networkingConfig *network.NetworkingConfig, platform *ocispec.Platform, containerName string) (container.CreateResponse, error)
 	ContainerRemove(ctx context.Context, containerID string, options container.RemoveOptions) error
 	ContainerStart(ctx context.Context, containerID string, options container.StartOptions) error
@@ -52,9 +53,14 @@ type Options struct {
 	// it exists locally or can be pulled, e.g. "debian:bookworm-slim". When
 	// it is empty or unavailable the executor is built with debootstrap.
 	BaseImage string
+	// BuildLimits bound every build step's container.
+	BuildLimits BuildLimits
 	// BuildTimeout bounds one image build including its verification;
 	// default 30 minutes.
 	BuildTimeout time.Duration
+	// BuildUID is the unprivileged uid that requirement builds and
+	// verification runs use; default 199999.
+	BuildUID int
 	// DebianMirror is the Debian mirror debootstrap uses and the executor's
 	// apt sources point at; "" means the first Debian mirror in the host's
 	// apt sources.
@@ -65,14 +71,22 @@ type Options struct {
 	// Executor is the repository name of the executor image; default
 	// "tako-executor".
 	Executor string
+	// Egress is the only way out of a requirement build's download step; nil
+	// means ad-hoc requirements cannot be built.
+	Egress Egress
 	// FailureTTL is how long a failed ad-hoc requirements build is
 	// remembered (and returned again without building); default 5 minutes.
 	FailureTTL time.Duration
+	// MaxConcurrentBuilds bounds the image builds running at once; default 1.
+	MaxConcurrentBuilds int
 	// Metrics records builds and requirement cache lookups; nil records
 	// nothing.
 	Metrics *metrics.Metrics
 	// Pip is where job type builds find pip requirements.
 	Pip jobtypes.PipIndex
+	// SeccompProfile is the seccomp profile (JSON) of unprivileged build
+	// steps under runc; "" is the engine's default.
+	SeccompProfile string
 	// WorkDir holds the temporary root filesystem of a debootstrap build
 	// (a few hundred MB, removed afterwards); default os.TempDir().
 	WorkDir string
@@ -93,6 +107,7 @@ const (
 	kindExecutorRootfs = "executor_rootfs"
 	kindJobType        = "job_type"
 	kindVerify         = "image_verify"
+	kindBuildStep      = "build_step"
 )
 
 // Builder finds and builds tako's images. It is safe for concurrent use:
@@ -103,6 +118,7 @@ type Builder struct {
 	logger   *slog.Logger
 	progress *progress
 	flights  flights
+	builds   chan struct{} // one token per build running
 
 	mu       sync.Mutex
 	failures map[string]failure   // ad-hoc builds that failed, by ref
@@ -125,6 +141,12 @@ func NewBuilder(docker DockerAPI, opts Options, logger *slog.Logger, progress io
 	if opts.FailureTTL <= 0 {
 		opts.FailureTTL = 5 * time.Minute
 	}
+	if opts.MaxConcurrentBuilds <= 0 {
+		opts.MaxConcurrentBuilds = 1
+	}
+	if opts.BuildUID <= 0 {
+		opts.BuildUID = 199999
+	}
 	if opts.aptDir == "" {
 		opts.aptDir = "/etc/apt"
 	}
@@ -137,6 +159,7 @@ func NewBuilder(docker DockerAPI, opts Options, logger *slog.Logger, progress io
 		logger:   logger.With("component", "images"),
 		progress: newProgress(progress),
 		flights:  flights{m: map[string]*flight{}},
+		builds:   make(chan struct{}, opts.MaxConcurrentBuilds),
 		failures: map[string]failure{},
 		lastUsed: map[string]time.Time{},
 	}
@@ -269,12 +292,8 @@ func (b *Builder) ensureJobType(ctx context.Context, jt jobtypes.JobType) (ref s
 		return "", built, fmt.Errorf("job type %q: base image %s disappeared", jt.Name, base)
 	}
 	ref = jobTypeRef(jt, baseInfo.ID, b.opts.Pip)
-	baseUser := ""
-	if baseInfo.Config != nil {
-		baseUser = baseInfo.Config.User
-	}
 	n, err := b.once(ctx, metrics.BuildJobType, ref, func(ctx context.Context) error {
-		return b.buildJobType(ctx, jt, base, baseUser, ref)
+		return b.buildJobType(ctx, jt, base, baseInfo, ref)
 	})
 	return ref, built + n, err
 }
@@ -299,6 +318,14 @@ func (b *Builder) once(ctx context.Context, kind, ref string, build func(context
 		// Another flight may have finished between our look and ours.
 		if _, ok, err := b.inspect(ctx, ref); err != nil || ok {
 			return false, err
+		}
+		// At most MaxConcurrentBuilds builds at once; the wait does not count
+		// against the build's timeout.
+		select {
+		case b.builds <- struct{}{}:
+			defer func() { <-b.builds }()
+		case <-ctx.Done():
+			return false, ctx.Err()
 		}
 		ctx, cancel := context.WithTimeout(ctx, b.opts.BuildTimeout)
 		defer cancel()

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/docker/docker/api/types/image"
+
 	"github.com/tako-run/tako/jobtypes"
 )
 
@@ -60,20 +62,14 @@ func jobTypeRef(jt jobtypes.JobType, baseID string, pip jobtypes.PipIndex) strin
 	return "tako-jt-" + jt.Name + ":" + jt.BuildHash(baseID, pip)
 }
 
-// jobTypeDockerfile renders the Dockerfile of jt's image on top of base,
-// whose configured user is baseUser. Every value from the configuration is
-// shell-quoted. "USER root" is added only when the base image runs as
-// someone else: each step of the legacy builder costs seconds.
-func jobTypeDockerfile(jt jobtypes.JobType, base, baseUser string, pip jobtypes.PipIndex) string {
+// jobTypeScript renders the shell script that installs jt's Debian and pip
+// packages into its base image. Every value from the configuration is
+// shell-quoted.
+func jobTypeScript(jt jobtypes.JobType, pip jobtypes.PipIndex) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "FROM %s\n", base)
-	switch baseUser {
-	case "", "root", "0", "0:0", "root:root":
-	default:
-		b.WriteString("USER root\n")
-	}
+	b.WriteString("set -e\n")
 	if len(jt.SystemPackages) > 0 {
-		fmt.Fprintf(&b, "RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends %s \\\n && rm -rf /var/lib/apt/lists/*\n",
+		fmt.Fprintf(&b, "apt-get update\nDEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends %s\nrm -rf /var/lib/apt/lists/*\n",
 			quoteAll(jt.SystemPackages))
 	}
 	if len(jt.Requirements) > 0 {
@@ -90,18 +86,23 @@ func jobTypeDockerfile(jt jobtypes.JobType, base, baseUser string, pip jobtypes.
 		args = append(args, quoteAll(jt.Requirements))
 		// The variables quieten pip where it knows them and are ignored by
 		// older versions, unlike the equivalent flags.
-		fmt.Fprintf(&b, "RUN PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore %s\n", strings.Join(args, " "))
+		fmt.Fprintf(&b, "PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore %s\n", strings.Join(args, " "))
 	}
 	return b.String()
 }
 
-// buildJobType builds and verifies jt's image ref on top of base, whose
-// configured user is baseUser.
-func (b *Builder) buildJobType(ctx context.Context, jt jobtypes.JobType, base, baseUser, ref string) error {
+// buildJobType builds and verifies jt's image ref on top of base: the
+// packages step runs the operator's package managers as root with network,
+// in a container bounded by the build limits, and is committed.
+func (b *Builder) buildJobType(ctx context.Context, jt jobtypes.JobType, base string, baseInfo image.InspectResponse, ref string) error {
 	b.progress.printf("==> building job type image %s (FROM %s)", ref, base)
 	_, hash, _ := strings.Cut(ref, ":")
 	lbls := labels(kindJobType, hash, jt.Name)
-	if err := b.buildVerified(ctx, ref, jobTypeDockerfile(jt, base, baseUser, b.opts.Pip), lbls, jt.Preload); err != nil {
+	err := b.commitVerified(ctx, ref, step{
+		name: "packages", image: base, user: "0", network: "bridge", writable: true, keepEntrypoint: !hasEntrypoint(baseInfo),
+		cmd: []string{"/bin/sh", "-c", jobTypeScript(jt, b.opts.Pip)},
+	}, restoreConfig(baseInfo), lbls, jt.Preload)
+	if err != nil {
 		return fmt.Errorf("build job type %q: %w", jt.Name, err)
 	}
 	return nil

@@ -7,59 +7,38 @@ import (
 	"github.com/tako-run/tako/jobtypes"
 )
 
-func TestJobTypeDockerfile(t *testing.T) {
+func TestJobTypeScript(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
 		jt   jobtypes.JobType
-		user string // the base image's user
 		pip  jobtypes.PipIndex
 		want string
 	}{
 		{
 			name: "system packages only",
 			jt:   jobtypes.JobType{Name: "data", SystemPackages: []string{"python3-numpy", "ffmpeg"}},
-			user: "root",
-			want: "FROM tako-executor:abc\n" +
-				"RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-numpy ffmpeg \\\n && rm -rf /var/lib/apt/lists/*\n",
+			want: "set -e\napt-get update\nDEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-numpy ffmpeg\nrm -rf /var/lib/apt/lists/*\n",
 		},
 		{
-			name: "requirements with a full pip index",
-			jt:   jobtypes.JobType{Name: "web", Requirements: []string{"requests>=2.31", "pyyaml==6.0.1"}},
-			pip: jobtypes.PipIndex{
-				IndexURL:       "http://10.0.0.5:8080/simple",
-				ExtraIndexURLs: []string{"https://pypi.internal/simple"},
-				TrustedHosts:   []string{"10.0.0.5"},
-			},
-			want: "FROM tako-executor:abc\n" +
-				"RUN PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --no-cache-dir --break-system-packages " +
-				"--index-url http://10.0.0.5:8080/simple --extra-index-url https://pypi.internal/simple --trusted-host 10.0.0.5 'requests>=2.31' pyyaml==6.0.1\n",
-		},
-		{
-			name: "no index url means pip's default",
+			name: "requirements with a private index",
 			jt:   jobtypes.JobType{Name: "web", Requirements: []string{"takotiny"}},
-			want: "FROM tako-executor:abc\n" +
-				"RUN PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --no-cache-dir --break-system-packages takotiny\n",
-		},
-		{
-			name: "non-root base image",
-			jt:   jobtypes.JobType{Name: "custom", SystemPackages: []string{"ffmpeg"}},
-			user: "1000:1000",
-			want: "FROM tako-executor:abc\nUSER root\n" +
-				"RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg \\\n && rm -rf /var/lib/apt/lists/*\n",
+			pip:  jobtypes.PipIndex{IndexURL: "http://10.0.0.5:8080/simple", ExtraIndexURLs: []string{"https://mirror/simple"}, TrustedHosts: []string{"10.0.0.5"}},
+			want: "set -e\nPIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --no-cache-dir --break-system-packages " +
+				"--index-url http://10.0.0.5:8080/simple --extra-index-url https://mirror/simple --trusted-host 10.0.0.5 takotiny\n",
 		},
 		{
 			name: "quotes are escaped",
 			jt:   jobtypes.JobType{Name: "odd", Requirements: []string{`foo; python_version >= "3.8"`, "it's"}},
-			want: "FROM tako-executor:abc\n" +
-				`RUN PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --no-cache-dir --break-system-packages 'foo; python_version >= "3.8"' 'it'\''s'` + "\n",
+			want: "set -e\n" +
+				`PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --no-cache-dir --break-system-packages 'foo; python_version >= "3.8"' 'it'\''s'` + "\n",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := jobTypeDockerfile(tt.jt, "tako-executor:abc", tt.user, tt.pip); got != tt.want {
-				t.Errorf("Dockerfile:\n%s\nwant:\n%s", got, tt.want)
+			if got := jobTypeScript(tt.jt, tt.pip); got != tt.want {
+				t.Errorf("script:\n%s\nwant:\n%s", got, tt.want)
 			}
 		})
 	}

@@ -58,53 +58,68 @@ func NormalizeRequirements(reqs []string) []string {
 
 // requirementsRef is the tag of the ad-hoc image of reqs on the base image
 // baseID: "tako-req:<hash>", the hash covering the base image, the
-// normalized requirements and the pip index configuration.
-func requirementsRef(baseID string, reqs []string, pip jobtypes.PipIndex) string {
+// normalized requirements, the pip index configuration and whether source
+// builds were allowed.
+func requirementsRef(baseID string, reqs []string, pip jobtypes.PipIndex, sourceBuilds bool) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "base=%s\n", baseID)
 	for _, r := range NormalizeRequirements(reqs) {
 		fmt.Fprintf(h, "req=%q\n", r)
 	}
 	fmt.Fprintf(h, "index=%q extra=%q trusted=%q\n", pip.IndexURL, pip.ExtraIndexURLs, pip.TrustedHosts)
+	if sourceBuilds {
+		fmt.Fprintf(h, "source-builds\n")
+	}
 	return "tako-req:" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// EnsureRequirements returns the image that adds reqs to base, building it
-// once when it is missing; concurrent calls for the same set share one
-// build. Only the build has network and the pip index; jobs run with their
-// job type's network. A build that fails because pip cannot resolve a
-// requirement returns a *BuildError with pip's message, and that failure is
-// remembered for FailureTTL so that a bad requirement does not rebuild on
-// every request.
-func (b *Builder) EnsureRequirements(ctx context.Context, base string, reqs []string) (string, error) {
-	reqs = NormalizeRequirements(reqs)
+// RequirementSet is one request for ad-hoc requirements on a job type's
+// image.
+type RequirementSet struct {
+	// JobType is whose source-build setting applies.
+	JobType jobtypes.JobType
+	// Base is the image the requirements are added to: the job type's.
+	Base string
+	// Runtime is the OCI runtime the job type runs under ("runsc" or
+	// "runc"); the build's steps run under it too.
+	Runtime string
+	// Requirements are the pip requirements, as the caller wrote them.
+	Requirements []string
+}
+
+// EnsureRequirements returns the image that adds set's requirements to its
+// base image, building it once when it is missing; concurrent calls for
+// the same set share one build. No step of the build runs the caller's
+// packages with privileges or network: see buildRequirements. A build that
+// fails because of what was asked (pip cannot resolve a requirement, source
+// builds are off) returns a *BuildError with pip's message, and that
+// failure is remembered for FailureTTL so that a bad requirement does not
+// rebuild on every request.
+func (b *Builder) EnsureRequirements(ctx context.Context, set RequirementSet) (string, error) {
+	reqs := NormalizeRequirements(set.Requirements)
 	if err := validateJobType(jobtypes.JobType{Name: "requirements", Requirements: reqs}, b.opts.Pip); err != nil {
 		return "", &BuildError{Msg: err.Error()}
 	}
-	info, ok, err := b.inspect(ctx, base)
+	if b.opts.Egress == nil {
+		return "", errors.New("requirement builds have no way out to the pip index: the egress gateway is not running")
+	}
+	info, ok, err := b.inspect(ctx, set.Base)
 	if err != nil {
 		return "", public(err)
 	}
 	if !ok {
-		return "", fmt.Errorf("base image %s is missing", base)
+		return "", fmt.Errorf("base image %s is missing", set.Base)
 	}
-	ref := requirementsRef(info.ID, reqs, b.opts.Pip)
+	source := set.JobType.AllowSourceBuilds
+	ref := requirementsRef(info.ID, reqs, b.opts.Pip, source)
 	if err := b.failed(ref); err != nil {
 		b.opts.Metrics.RequirementsLookup(false)
 		return "", err
 	}
 	b.touch(ref)
 	built, err := b.once(ctx, metrics.BuildRequirements, ref, func(ctx context.Context) error {
-		b.progress.printf("==> building requirements image %s (FROM %s): %s", ref, base, strings.Join(reqs, " "))
-		_, hash, _ := strings.Cut(ref, ":")
-		lbls := labels(kindRequirements, hash, "")
-		lbls[labelRequirements] = strings.Join(reqs, " ")
-		jt := jobtypes.JobType{Name: "requirements", Requirements: reqs}
-		err := b.buildVerified(ctx, ref, jobTypeDockerfile(jt, base, info.Config.User, b.opts.Pip), lbls, nil)
-		if err != nil && strings.Contains(err.Error(), "pip install failed") {
-			err = &BuildError{Msg: err.Error()}
-		}
-		return err
+		b.progress.printf("==> building requirements image %s (FROM %s): %s", ref, set.Base, strings.Join(reqs, " "))
+		return b.buildRequirements(ctx, set, info, reqs, source, ref)
 	})
 	b.opts.Metrics.RequirementsLookup(built == 0 && err == nil)
 	if err != nil {

@@ -23,12 +23,9 @@ print('tako-ok', tuple(sys.version_info[:2]))`
 // cold cache can take a while.
 const verifyTimeout = 2 * time.Minute
 
-// verifyOutputLimit caps how much verification output is kept.
-const verifyOutputLimit = 64 << 10
-
-// verify runs a hardened container from ref, as tako runs user code (uid
-// 1000, no network, read-only root, no capabilities, no new privileges),
-// that imports the preload modules. It fails unless the run exits 0 and
+// verify runs a hardened container from ref, as tako runs user code (an
+// unprivileged uid, no network, read-only root, no capabilities, no new
+// privileges), that imports the preload modules. It fails unless the run exits 0 and
 // prints the marker; the error quotes the container's output.
 func (b *Builder) verify(ctx context.Context, ref string, preload []string) error {
 	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
@@ -37,7 +34,7 @@ func (b *Builder) verify(ctx context.Context, ref string, preload []string) erro
 	text, code, err := b.testRun(ctx, ref, &container.Config{
 		Image:           ref,
 		Cmd:             cmd,
-		User:            "1000:1000",
+		User:            uidUser(b.opts.BuildUID),
 		NetworkDisabled: true,
 		Labels:          map[string]string{labelManaged: "true", labelKind: kindVerify},
 	}, &container.HostConfig{
@@ -64,41 +61,59 @@ func (b *Builder) verify(ctx context.Context, ref string, preload []string) erro
 // its combined output (capped, trimmed) and exit code. ctx bounds the run;
 // the container is removed on every path.
 func (b *Builder) testRun(ctx context.Context, ref string, cfg *container.Config, hostCfg *container.HostConfig) (string, int64, error) {
+	text, code, _, err := b.runContainer(ctx, cfg, hostCfg, false)
+	if err != nil {
+		return "", 0, fmt.Errorf("verify %s: %w", ref, err)
+	}
+	return text, code, nil
+}
+
+// runContainer runs a container made from cfg and hostCfg to its end and
+// returns its combined output (capped, trimmed) and exit code. ctx bounds
+// the run. The container is removed on every path, unless keep is set and
+// it ran: then its id is returned and the caller removes it.
+func (b *Builder) runContainer(ctx context.Context, cfg *container.Config, hostCfg *container.HostConfig, keep bool) (string, int64, string, error) {
 	created, err := b.docker.ContainerCreate(ctx, cfg, hostCfg, nil, nil, "")
 	if err != nil {
-		return "", 0, fmt.Errorf("verify %s: create container: %w", ref, err)
+		return "", 0, "", fmt.Errorf("create container: %w", err)
 	}
-	defer b.removeContainer(ctx, created.ID)
+	kept := false
+	defer func() {
+		if !kept {
+			b.removeContainer(ctx, created.ID)
+		}
+	}()
 
 	attach, err := b.docker.ContainerAttach(ctx, created.ID, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
 	if err != nil {
-		return "", 0, fmt.Errorf("verify %s: attach: %w", ref, err)
+		return "", 0, "", fmt.Errorf("attach: %w", err)
 	}
 	defer attach.Close()
 	waitCh, waitErrCh := b.docker.ContainerWait(ctx, created.ID, container.WaitConditionNextExit)
 	if err := b.docker.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
-		return "", 0, fmt.Errorf("verify %s: start container: %w", ref, err)
+		return "", 0, "", fmt.Errorf("start container: %w", err)
 	}
 	var out limitedBuffer
-	out.limit = verifyOutputLimit
+	out.limit = stepOutputLimit
 	if _, err := stdcopy.StdCopy(&out, &out, attach.Reader); err != nil && ctx.Err() == nil {
-		return "", 0, fmt.Errorf("verify %s: read output: %w", ref, err)
+		return "", 0, "", fmt.Errorf("read output: %w", err)
 	}
 
 	var code int64
 	select {
 	case res := <-waitCh:
 		if res.Error != nil {
-			return "", 0, fmt.Errorf("verify %s: wait: %s", ref, res.Error.Message)
+			return "", 0, "", fmt.Errorf("wait: %s", res.Error.Message)
 		}
 		code = res.StatusCode
 	case err := <-waitErrCh:
 		if ctx.Err() != nil {
-			return "", 0, fmt.Errorf("verify %s: no answer within %s", ref, verifyTimeout)
+			return "", 0, "", fmt.Errorf("no answer in time: %w", ctx.Err())
 		}
-		return "", 0, fmt.Errorf("verify %s: wait: %w", ref, err)
+		return "", 0, "", fmt.Errorf("wait: %w", err)
 	}
-	return strings.TrimSpace(out.String()), code, nil
+	kept = keep
+	return strings.TrimSpace(out.String()), code, created.ID, nil
 }
 
 // quoteOutput condenses a test run's output for an error message: the last

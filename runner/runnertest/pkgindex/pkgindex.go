@@ -8,9 +8,11 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -23,11 +25,39 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 )
 
+// Target is a host and port that the probe package tries to connect to.
+type Target struct {
+	Name string // what the probe's report calls it
+	Host string // an address; Gateway means the gateway of the build's own network
+	Port int
+}
+
+// Gateway, as a Target's Host, stands for the gateway address of the
+// network the build runs on: the host, as a container sees it.
+const Gateway = "GATEWAY"
+
+// Options add packages to the index.
+type Options struct {
+	// ProbeTargets, when set, adds takoevil 0.1, a source distribution
+	// (no wheel) whose setup.py, run as pip prepares and builds it, tries
+	// to connect to each target and to write outside its build: to /etc
+	// and to the download directory /wheels. It fails the build with
+	// "TAKO-PROBE escaped: <report>" when it ran as root or a connection
+	// opened; otherwise its build writes the report of the build phase
+	// into takoevil.PROBE, JSON.
+	ProbeTargets []Target
+}
+
 // Start serves a pip "simple" index holding one tiny wheel,
 // takotiny 0.1, from a container of the executor image on the default
 // bridge (build containers cannot reach the host's loopback). It returns
 // the container's IP address.
 func Start(t testing.TB, cli *client.Client, executor string) string {
+	return StartWith(t, cli, executor, Options{})
+}
+
+// StartWith is Start with the packages opts adds.
+func StartWith(t testing.TB, cli *client.Client, executor string, opts Options) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -45,9 +75,13 @@ func Start(t testing.TB, cli *client.Client, executor string) string {
 	})
 	wheel := tinyWheel(t)
 	files := map[string][]byte{
-		"index/simple/index.html":                             []byte(`<html><body><a href="takotiny/">takotiny</a></body></html>`),
+		"index/simple/index.html":                             []byte(`<html><body><a href="takotiny/">takotiny</a><a href="takoevil/">takoevil</a></body></html>`),
 		"index/simple/takotiny/index.html":                    []byte(`<html><body><a href="takotiny-0.1-py3-none-any.whl">takotiny-0.1-py3-none-any.whl</a></body></html>`),
 		"index/simple/takotiny/takotiny-0.1-py3-none-any.whl": wheel,
+	}
+	if len(opts.ProbeTargets) > 0 {
+		files["index/simple/takoevil/index.html"] = []byte(`<html><body><a href="takoevil-0.1.tar.gz">takoevil-0.1.tar.gz</a></body></html>`)
+		files["index/simple/takoevil/takoevil-0.1.tar.gz"] = evilSdist(t, opts.ProbeTargets)
 	}
 	if err := cli.CopyToContainer(ctx, created.ID, "/tmp", tarOf(t, files), container.CopyToContainerOptions{}); err != nil {
 		t.Fatalf("copy index: %v", err)
@@ -161,4 +195,67 @@ func tarOf(t testing.TB, files map[string][]byte) io.Reader {
 		t.Fatal(err)
 	}
 	return &buf
+}
+
+// evilSetup is takoevil's setup.py; %s is the JSON list of targets.
+const evilSetup = `import json, os, socket, sys
+from setuptools import setup
+TARGETS = json.loads(%s)
+phase = 'build' if 'bdist_wheel' in sys.argv else 'metadata'
+report = {'phase': phase, 'uid': os.getuid()}
+def gateway():
+    try:
+        ip = socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return None
+    return None if ip.startswith('127.') else ip.rsplit('.', 1)[0] + '.1'
+for name, host, port in TARGETS:
+    if host == 'GATEWAY':
+        host = gateway()
+        if host is None:
+            report[name] = 'refused'  # no network at all
+            continue
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+        report[name] = 'open'
+    except OSError:
+        report[name] = 'refused'
+for path in ('/etc/takoevil', '/wheels/takoevil-' + phase):
+    try:
+        open(path, 'w').close()
+        report['write ' + os.path.dirname(path)] = 'wrote'
+    except OSError:
+        report['write ' + os.path.dirname(path)] = 'refused'
+if report['uid'] == 0 or 'open' in report.values():
+    sys.exit('TAKO-PROBE escaped: ' + json.dumps(report, sort_keys=True))
+if phase == 'build':
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, 'takoevil', 'probe.py'), 'w') as f:
+        f.write('PROBE = %%r\n' %% json.dumps(report, sort_keys=True))
+setup(name='takoevil', version='0.1', packages=['takoevil'])
+`
+
+// evilSdist returns takoevil-0.1.tar.gz.
+func evilSdist(t testing.TB, targets []Target) []byte {
+	t.Helper()
+	list := make([][]any, len(targets))
+	for i, tg := range targets {
+		list[i] = []any{tg.Name, tg.Host, tg.Port}
+	}
+	js, _ := json.Marshal(list)
+	lit, _ := json.Marshal(string(js))
+	files := map[string][]byte{
+		"takoevil-0.1/setup.py":             []byte(fmt.Sprintf(evilSetup, lit)),
+		"takoevil-0.1/PKG-INFO":             []byte("Metadata-Version: 2.1\nName: takoevil\nVersion: 0.1\n"),
+		"takoevil-0.1/takoevil/__init__.py": []byte("try:\n    from .probe import PROBE\nexcept ImportError:\n    PROBE = None\n"),
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := io.Copy(zw, tarOf(t, files)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
