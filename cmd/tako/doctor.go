@@ -88,7 +88,7 @@ func runDoctor(ctx context.Context, args []string, environ []string, stdout, std
 	defer dc.Close()
 	doctorDocker(ctx, r, dc, reg)
 	if work != "" {
-		doctorImages(ctx, r, newBuilder(dc, cfg, work, nil, nil, io.Discard, nil), reg)
+		doctorImages(ctx, r, newBuilder(dc, cfg, work, nil, nil, io.Discard), reg)
 	}
 	doctorDatabase(ctx, r, cfg, dc)
 	return errDoctor(r)

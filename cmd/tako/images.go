@@ -24,9 +24,9 @@ type imageSet struct {
 }
 
 // newBuilder returns the image builder cfg describes, printing progress to
-// progress. Ad-hoc requirements download through gw; nil means they cannot
-// be built (tako setup and doctor build job type images only).
-func newBuilder(dc *client.Client, cfg *config.Config, work string, m *metrics.Metrics, logger *slog.Logger, progress io.Writer, gw images.Egress) *images.Builder {
+// progress. Ad-hoc requirements need an egress gateway (SetEgress), which
+// only tako server starts.
+func newBuilder(dc *client.Client, cfg *config.Config, work string, m *metrics.Metrics, logger *slog.Logger, progress io.Writer) *images.Builder {
 	first, _, _ := config.ParseUIDRange(cfg.Runner.UIDRange) // validated
 	return images.NewBuilder(dc, images.Options{
 		BaseImage: cfg.Images.BaseImage,
@@ -39,7 +39,6 @@ func newBuilder(dc *client.Client, cfg *config.Config, work string, m *metrics.M
 		BuildUID:            first - 1,
 		DebianMirror:        cfg.Images.DebianMirror,
 		DebianSuite:         cfg.Images.DebianSuite,
-		Egress:              gw,
 		Executor:            cfg.Images.Executor,
 		FailureTTL:          cfg.Requirements.FailureTTL.Std(),
 		MaxConcurrentBuilds: cfg.Requirements.MaxConcurrentBuilds,

@@ -66,14 +66,7 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 
 	m := metrics.New(version)
 	instance := runner.NewInstanceID()
-	var gw images.Egress
-	if g, err := egress.Start(ctx, dc, egress.Options{Instance: instance, LockPath: runner.LockPath(work, instance), Logger: logger}); err != nil {
-		logger.Error("egress gateway unavailable: requests with requirements will be refused", "error", err)
-	} else {
-		defer g.Close()
-		gw = g
-	}
-	b := newBuilder(dc, cfg, work, m, logger, stderr, gw)
+	b := newBuilder(dc, cfg, work, m, logger, stderr)
 	set, err := prepareImages(ctx, b, reg)
 	if err != nil {
 		return err
@@ -110,6 +103,14 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		return err
 	}
 	defer run.Stop()
+	// The egress gateway is labelled with the instance's lock, which Start
+	// took: another node's reaper leaves it alone from the first moment.
+	if g, err := egress.Start(ctx, dc, egress.Options{Instance: instance, LockPath: runner.LockPath(work, instance), Logger: logger}); err != nil {
+		logger.Error("egress gateway unavailable: requests with requirements will be refused", "error", err)
+	} else {
+		defer g.Close()
+		b.SetEgress(g)
+	}
 	for _, jt := range reg.All() {
 		if a := run.Availability(jt); !a.Available {
 			logger.Warn("job type unavailable", "job_type", jt.Name, "reason", a.Reason)

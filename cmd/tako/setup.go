@@ -33,7 +33,7 @@ func runSetup(ctx context.Context, args []string, environ []string, stdout, stde
 	defer dc.Close()
 
 	began := time.Now()
-	b := newBuilder(dc, cfg, work, nil, logger, stdout, nil)
+	b := newBuilder(dc, cfg, work, nil, logger, stdout)
 	set, err := prepareImages(ctx, b, reg)
 	if err != nil {
 		return err

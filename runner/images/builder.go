@@ -165,6 +165,22 @@ func NewBuilder(docker DockerAPI, opts Options, logger *slog.Logger, progress io
 	}
 }
 
+// SetEgress gives ad-hoc requirement builds their way out to the pip index;
+// until it is called they are refused. Call it before the builder serves
+// EnsureRequirements.
+func (b *Builder) SetEgress(e Egress) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.opts.Egress = e
+}
+
+// egress returns the builds' way out, or nil.
+func (b *Builder) egress() Egress {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.opts.Egress
+}
+
 // ExecutorRef returns the tag of the executor image the current recipe
 // produces, "<Executor>:<hash>". It does not look at Docker.
 func (b *Builder) ExecutorRef() string {

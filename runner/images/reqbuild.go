@@ -50,9 +50,9 @@ const requirementsPath = "/opt/tako/requirements"
 //     (by the base image's Python, no package code) and committed.
 //
 // The result is verified by a hardened run like every image, then tagged.
-func (b *Builder) buildRequirements(ctx context.Context, set RequirementSet, base image.InspectResponse, reqs []string, source bool, ref string) error {
+func (b *Builder) buildRequirements(ctx context.Context, gw Egress, set RequirementSet, base image.InspectResponse, reqs []string, source bool, ref string) error {
 	if source {
-		if ok, why := b.opts.Egress.Guarded(); !ok {
+		if ok, why := gw.Guarded(); !ok {
 			return &BuildError{Msg: fmt.Sprintf("requirements: source builds are allowed for job type %q, but this host cannot keep build code off its own ports (%s); only wheels can be installed here", set.JobType.Name, why)}
 		}
 	}
@@ -74,13 +74,13 @@ func (b *Builder) buildRequirements(ctx context.Context, set RequirementSet, bas
 		}
 	}
 
-	proxyURL, revoke := b.opts.Egress.Grant(egress.Grant{Hosts: indexHosts(b.opts.Pip), Private: true})
+	proxyURL, revoke := gw.Grant(egress.Grant{Hosts: indexHosts(b.opts.Pip), Private: true})
 	defer revoke()
 	user := uidUser(b.opts.BuildUID)
 	b.progress.printf("    downloading (through the egress proxy, %s)", wheelsOrSource(source))
 	out, code, _, err := b.run(ctx, step{
 		name: "download", image: set.Base, user: user, runtime: set.Runtime,
-		network: b.opts.Egress.Network(),
+		network: gw.Network(),
 		env:     append(proxyEnv(proxyURL), "HOME=/tmp", "PIP_DISABLE_PIP_VERSION_CHECK=1"),
 		mounts:  []mount.Mount{{Type: mount.TypeBind, Source: wheels, Target: "/wheels"}},
 		cmd:     pipDownload(b.opts.Pip, source, reqs),

@@ -100,7 +100,8 @@ func (b *Builder) EnsureRequirements(ctx context.Context, set RequirementSet) (s
 	if err := validateJobType(jobtypes.JobType{Name: "requirements", Requirements: reqs}, b.opts.Pip); err != nil {
 		return "", &BuildError{Msg: err.Error()}
 	}
-	if b.opts.Egress == nil {
+	gw := b.egress()
+	if gw == nil {
 		return "", errors.New("requirement builds have no way out to the pip index: the egress gateway is not running")
 	}
 	info, ok, err := b.inspect(ctx, set.Base)
@@ -119,7 +120,7 @@ func (b *Builder) EnsureRequirements(ctx context.Context, set RequirementSet) (s
 	b.touch(ref)
 	built, err := b.once(ctx, metrics.BuildRequirements, ref, func(ctx context.Context) error {
 		b.progress.printf("==> building requirements image %s (FROM %s): %s", ref, set.Base, strings.Join(reqs, " "))
-		return b.buildRequirements(ctx, set, info, reqs, source, ref)
+		return b.buildRequirements(ctx, gw, set, info, reqs, source, ref)
 	})
 	b.opts.Metrics.RequirementsLookup(built == 0 && err == nil)
 	if err != nil {
