@@ -46,7 +46,8 @@ func autoStartDatabase(ctx context.Context, dc *client.Client, b *images.Builder
 	if err != nil {
 		return "", fmt.Errorf("database image: %w", err)
 	}
-	password, err := dbcontainer.Password(filepath.Join(work, "database", a.Container+".password"))
+	dir := filepath.Join(work, "database")
+	password, err := dbcontainer.Password(filepath.Join(dir, a.Container+".password"))
 	if err != nil {
 		return "", err
 	}
@@ -55,6 +56,7 @@ func autoStartDatabase(ctx context.Context, dc *client.Client, b *images.Builder
 		Database: "tako",
 		Image:    image,
 		Name:     a.Container,
+		LockFile: filepath.Join(dir, a.Container+".lock"),
 		Password: password,
 		Port:     a.Port,
 		Volume:   a.Volume,

@@ -22,14 +22,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/go-connections/nat"
@@ -42,8 +41,7 @@ import (
 // *client.Client from github.com/docker/docker/client satisfies it.
 type DockerAPI interface {
 	NetworkCreate(ctx context.Context, name string, options network.CreateOptions) (network.CreateResponse, error)
-	NetworkList(ctx context.Context, options network.ListOptions) ([]network.Summary, error)
-	NetworkRemove(ctx context.Context, networkID string) error
+	NetworkInspect(ctx context.Context, networkID string, options network.InspectOptions) (network.Inspect, error)
 	ContainerCreate(ctx context.Context, config *container.Config, hostConfig *container.HostConfig, networkingConfig *network.NetworkingConfig, platform *ocispec.Platform, containerName string) (container.CreateResponse, error)
 	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
 	ContainerRemove(ctx context.Context, containerID string, options container.RemoveOptions) error
@@ -73,6 +71,10 @@ type Options struct {
 	// Network is the Docker network the container alone joins; default
 	// Name (networks and containers are named apart).
 	Network string
+	// LockFile is where the processes that may start the container at
+	// once take turns, required: tako's work directory, which the tako
+	// processes of a host share.
+	LockFile string
 	// Database is the database created when the volume is initialised and
 	// the one the returned URL names; default "tako".
 	Database string
@@ -147,6 +149,9 @@ func (o Options) validate() error {
 	if o.Password == "" {
 		return errors.New("database container: no password given")
 	}
+	if o.LockFile == "" {
+		return errors.New("database container: no lock file given")
+	}
 	if o.Port < 1 || o.Port > 65535 {
 		return fmt.Errorf("database container: port %d is not between 1 and 65535", o.Port)
 	}
@@ -179,6 +184,13 @@ func Ensure(ctx context.Context, docker DockerAPI, opts Options, logger *slog.Lo
 	logger = logger.With("component", "dbcontainer", "container", opts.Name)
 	start := time.Now()
 
+	// Processes starting at once take turns: creating the network and the
+	// container is not atomic.
+	unlock, err := lock(opts.LockFile)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	if err := ensureNetwork(ctx, docker, opts.Network, logger); err != nil {
 		return "", err
 	}
@@ -282,52 +294,40 @@ func alone(info container.InspectResponse, network string) bool {
 
 // ensureNetwork creates the database's network unless it exists. It is an
 // ordinary bridge, so that the port can be published on loopback; no other
-// container joins it, and Docker keeps bridge networks apart.
-//
-// The engine's check for a duplicate name races with a concurrent create,
-// so two processes starting at once may both create one: then every
-// process keeps the one with the smallest id and removes the others.
+// container joins it, and Docker keeps bridge networks apart. Callers hold
+// the lock: the engine's check for a duplicate name races with a concurrent
+// create.
 func ensureNetwork(ctx context.Context, docker DockerAPI, name string, logger *slog.Logger) error {
-	ids, err := networksNamed(ctx, docker, name)
-	if err != nil || len(ids) == 1 {
-		return err
+	if _, err := docker.NetworkInspect(ctx, name, network.InspectOptions{}); err == nil {
+		return nil
+	} else if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("inspect network %s: %w", name, err)
 	}
-	if len(ids) == 0 {
-		created, err := docker.NetworkCreate(ctx, name, network.CreateOptions{
-			Driver: "bridge",
-			Labels: map[string]string{labelManaged: "true", labelKind: kindDatabase},
-		})
-		if err != nil && !cerrdefs.IsConflict(err) {
-			return fmt.Errorf("create network %s: %w", name, err)
-		}
-		logger.Info("database network created", "network", name, "network_id", created.ID)
-		if ids, err = networksNamed(ctx, docker, name); err != nil {
-			return err
-		}
+	if _, err := docker.NetworkCreate(ctx, name, network.CreateOptions{
+		Driver: "bridge",
+		Labels: map[string]string{labelManaged: "true", labelKind: kindDatabase},
+	}); err != nil {
+		return fmt.Errorf("create network %s: %w", name, err)
 	}
-	for _, id := range ids[1:] {
-		if err := docker.NetworkRemove(ctx, id); err != nil && !cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("remove duplicate network %s: %w", name, err)
-		}
-	}
+	logger.Info("database network created", "network", name)
 	return nil
 }
 
-// networksNamed returns the ids of the networks called exactly name,
-// smallest first.
-func networksNamed(ctx context.Context, docker DockerAPI, name string) ([]string, error) {
-	list, err := docker.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
+// lock takes an exclusive lock on file, waiting for it, and returns its
+// release.
+func lock(file string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return nil, fmt.Errorf("database lock: %w", err)
+	}
+	f, err := os.OpenFile(file, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("list networks: %w", err)
+		return nil, fmt.Errorf("database lock: %w", err)
 	}
-	var ids []string
-	for _, n := range list {
-		if n.Name == name {
-			ids = append(ids, n.ID)
-		}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("database lock %s: %w", file, err)
 	}
-	slices.Sort(ids)
-	return ids, nil
+	return func() { f.Close() }, nil
 }
 
 // inspect looks a container up; a missing container is not an error.

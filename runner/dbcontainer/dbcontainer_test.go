@@ -85,7 +85,8 @@ func testOptions(t *testing.T, dc *client.Client, image string) Options {
 			t.Errorf("remove network %s: %v", name+"-net", err)
 		}
 	})
-	return Options{Name: name, Image: image, Port: freePort(t), Volume: name + "-data", Network: name + "-net", Password: hex.EncodeToString(b) + "-secret"}
+	return Options{Name: name, Image: image, Port: freePort(t), Volume: name + "-data", Network: name + "-net",
+		Password: hex.EncodeToString(b) + "-secret", LockFile: filepath.Join(t.TempDir(), name+".lock")}
 }
 
 // freePort returns a loopback port nothing listens on right now.
