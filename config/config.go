@@ -150,6 +150,13 @@ type RunnerConfig struct {
 	// AcquireTimeout is how long a request waits for a free execution slot
 	// before it gets 503.
 	AcquireTimeout Duration `koanf:"acquire_timeout"`
+	// GVisorRuntime is the name under which gVisor's runsc is registered
+	// with the Docker engine.
+	GVisorRuntime string `koanf:"gvisor_runtime"`
+	// GVisorRequiredArgs are the runtime arguments that registration must
+	// carry for tako's transport to work (--host-fifo=open): checked
+	// against the engine's runtimes before the probe container runs.
+	GVisorRequiredArgs []string `koanf:"gvisor_required_args"`
 	// MaxConcurrent is the number of executions this node runs at once.
 	MaxConcurrent int `koanf:"max_concurrent"`
 	// ReapInterval is how often the node removes containers and slot
@@ -237,16 +244,19 @@ type JobTypeConfig struct {
 	AllowSourceBuilds *bool `koanf:"allow_source_builds"`
 	// Concurrency is the most jobs of this type running at once on one
 	// node; 0 means runner.max_concurrent.
-	Concurrency    int               `koanf:"concurrency"`
-	Env            map[string]string `koanf:"env"`
-	Image          string            `koanf:"image"`
-	Limits         JobLimitsConfig   `koanf:"limits"`
-	Network        string            `koanf:"network"`
-	Pool           PoolConfig        `koanf:"pool"`
-	Preload        []string          `koanf:"preload"`
-	Requirements   []string          `koanf:"requirements"`
-	SecurityMode   string            `koanf:"security_mode"`
-	SystemPackages []string          `koanf:"system_packages"`
+	Concurrency  int               `koanf:"concurrency"`
+	Env          map[string]string `koanf:"env"`
+	Image        string            `koanf:"image"`
+	Limits       JobLimitsConfig   `koanf:"limits"`
+	Network      string            `koanf:"network"`
+	Pool         PoolConfig        `koanf:"pool"`
+	Preload      []string          `koanf:"preload"`
+	Requirements []string          `koanf:"requirements"`
+	// Runtime pins the OCI runtime: runc or runsc; "" lets security_mode
+	// decide.
+	Runtime        string   `koanf:"runtime"`
+	SecurityMode   string   `koanf:"security_mode"`
+	SystemPackages []string `koanf:"system_packages"`
 }
 
 // JobLimitsConfig is the limits block of a job type; zero means inherit.

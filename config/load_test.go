@@ -82,7 +82,7 @@ func TestLoadDefaults(t *testing.T) {
 		Metrics: MetricsConfig{Enabled: true, RequireAuth: true, SampleInterval: Duration(5 * time.Second)},
 		Pip:     PipConfig{ExtraIndexURLs: []string{}, TrustedHosts: []string{}},
 		Runner: RunnerConfig{AcquireTimeout: Duration(10 * time.Second), MaxConcurrent: 4, ReapInterval: Duration(30 * time.Second),
-			UIDRange: "200000-265535"},
+			UIDRange: "200000-265535", GVisorRuntime: "runsc", GVisorRequiredArgs: []string{"--host-fifo=open"}},
 		SecurityMode: "permissive",
 		Server: ServerConfig{Host: "127.0.0.1", MaxBodyBytes: 2 << 20, Port: 8000,
 			RateLimit:    RateLimitConfig{RequestsPerSecond: 100, Burst: 200},
@@ -314,6 +314,16 @@ func TestLoadErrors(t *testing.T) {
 			name: "security mode",
 			yaml: "security_mode: lax\njob_types: {data: {security_mode: loose}}",
 			want: []string{`config: security_mode: "lax" is not one of permissive, strict`, `config: job_types.data.security_mode: "loose"`},
+		},
+		{
+			name: "runtime",
+			yaml: "job_types: {a: {runtime: kata}, b: {runtime: runc, security_mode: strict}}",
+			want: []string{`config: job_types.a.runtime: "kata" is not one of runc, runsc`, "config: job_types.b.runtime: runc cannot honour security_mode strict"},
+		},
+		{
+			name: "gvisor runtime",
+			yaml: "runner: {gvisor_runtime: 'run sc', gvisor_required_args: [host-fifo]}",
+			want: []string{`config: runner.gvisor_runtime: "run sc" is not a Docker runtime name`, `config: runner.gvisor_required_args[0]: "host-fifo" is not a runsc flag`},
 		},
 		{
 			name: "network",

@@ -62,6 +62,7 @@ func jobTypeConfig(jt jobtypes.JobType) JobTypeConfig {
 		Pool:           PoolConfig{IdleTTL: &idle, Max: &jt.Pool.Max, Min: &jt.Pool.Min},
 		Preload:        jt.Preload,
 		Requirements:   jt.Requirements,
+		Runtime:        string(jt.Runtime),
 		SecurityMode:   string(jt.SecurityMode),
 		SystemPackages: jt.SystemPackages,
 	}

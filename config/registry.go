@@ -61,6 +61,7 @@ func (c *Config) resolve(name string, jc JobTypeConfig) jobtypes.JobType {
 	if jc.Network != "" {
 		jt.Network = jobtypes.Network(jc.Network)
 	}
+	jt.Runtime = jobtypes.Runtime(jc.Runtime)
 
 	l := jc.Limits
 	setIf(&jt.Limits.CPUs, l.CPUs)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -248,7 +249,18 @@ func (c *Config) validateRunner(p *problems) {
 	if _, _, err := ParseUIDRange(r.UIDRange); err != nil {
 		p.add("runner.uid_range", "%v", err)
 	}
+	if !runtimeName.MatchString(r.GVisorRuntime) {
+		p.add("runner.gvisor_runtime", "%q is not a Docker runtime name: letters, digits, '.', '_' and '-'", r.GVisorRuntime)
+	}
+	for i, a := range r.GVisorRequiredArgs {
+		if !strings.HasPrefix(a, "--") || strings.ContainsAny(a, " \t\r\n") {
+			p.add(fmt.Sprintf("runner.gvisor_required_args[%d]", i), "%q is not a runsc flag such as --host-fifo=open", a)
+		}
+	}
 }
+
+// runtimeName is what a Docker runtime name may look like.
+var runtimeName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
 
 func (c *Config) validateLimits(p *problems) {
 	l := c.Limits
@@ -321,6 +333,13 @@ func (c *Config) validateJobType(p *problems, name string, jc JobTypeConfig) {
 	}
 	if jc.SecurityMode != "" {
 		p.oneOf(key+".security_mode", jc.SecurityMode, "permissive", "strict")
+	}
+	if jc.Runtime != "" {
+		p.oneOf(key+".runtime", jc.Runtime, string(jobtypes.RuntimeRunc), string(jobtypes.RuntimeGVisor))
+	}
+	mode := cmp.Or(jc.SecurityMode, c.SecurityMode)
+	if jc.Runtime == string(jobtypes.RuntimeRunc) && mode == string(jobtypes.Strict) {
+		p.add(key+".runtime", "runc cannot honour security_mode strict, which requires gVisor: use runsc, or leave runtime unset")
 	}
 	if jc.Network != "" {
 		p.oneOf(key+".network", jc.Network, string(jobtypes.NetworkNone), string(jobtypes.NetworkBridge))

@@ -25,6 +25,19 @@ const (
 	Strict SecurityMode = "strict"
 )
 
+// Runtime is the OCI runtime a job type's containers run under.
+type Runtime string
+
+const (
+	// RuntimeAuto lets the security mode and the engine decide.
+	RuntimeAuto Runtime = ""
+	// RuntimeRunc is the kernel's own namespaces and cgroups.
+	RuntimeRunc Runtime = "runc"
+	// RuntimeGVisor is gVisor's runsc: a kernel of its own between the
+	// program and the host's.
+	RuntimeGVisor Runtime = "runsc"
+)
+
 // Network is a job type's network policy.
 type Network string
 
@@ -80,6 +93,7 @@ type JobType struct {
 	Pool              Pool
 	Preload           []string // modules imported before the trigger
 	Requirements      []string // pip requirements baked into the job type's image
+	Runtime           Runtime  // pinned runtime; RuntimeAuto lets SecurityMode decide
 	SecurityMode      SecurityMode
 	SystemPackages    []string // Debian packages baked into the job type's image
 }

@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,6 +36,14 @@ type jobContainer struct {
 	stdout     *capture
 	stderr     *capture
 	streamDone chan struct{} // closed when both streams have ended
+
+	// trigger is tako's end of the trigger FIFO, opened for reading and
+	// writing before the container starts, so that neither side ever waits
+	// in open(2) for the other: gVisor opens host FIFOs blocking, and a
+	// sandbox blocked there can be neither triggered reliably nor killed.
+	// closeTrigger closes it once; the bootstrap then reads end-of-file.
+	trigger      *os.File
+	closeTrigger func()
 }
 
 // alive reports whether the container's streams are still open: false once
@@ -69,6 +76,7 @@ type containerSpec struct {
 // know about either.
 type launcher struct {
 	docker         dockerAPI
+	gvisorRuntime  string // the engine's name for runsc
 	instance       *instance
 	limits         OutputLimits
 	logger         *slog.Logger
@@ -128,11 +136,17 @@ func (l *launcher) start(ctx context.Context, spec containerSpec) (_ *jobContain
 	}
 	c.stdout = newCapture(c.nonce, l.limits.MaxStdoutBytes)
 	c.stderr = newCapture(c.nonce, l.limits.MaxStderrBytes)
+	c.closeTrigger = func() {}
 	defer func() {
 		if err != nil {
 			l.discard(c)
 		}
 	}()
+	trigger, err := os.OpenFile(s.fifo(bootstrap.TriggerFIFO), os.O_RDWR|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return c, fmt.Errorf("open trigger: %w", err)
+	}
+	c.trigger, c.closeTrigger = trigger, sync.OnceFunc(func() { trigger.Close() })
 
 	// The Docker calls do not take ctx's cancellation: a create cancelled
 	// half-way leaves a container the daemon made but whose id tako never
@@ -204,6 +218,18 @@ func (l *launcher) config(spec containerSpec, s slot, uid int) (*container.Confi
 		network = string(jobtypes.NetworkNone)
 	}
 	pids := jt.Limits.Pids
+	ulimits := []*units.Ulimit{
+		{Name: "nofile", Soft: jt.Limits.NoFile, Hard: jt.Limits.NoFile},
+		{Name: "fsize", Soft: jt.Limits.FileSize, Hard: jt.Limits.FileSize},
+		{Name: "core", Soft: 0, Hard: 0},
+	}
+	if spec.runtime == runtimeGVisor {
+		// The host's pids cgroup counts the sandbox's own threads, not the
+		// program's processes: gVisor's kernel enforces the program's limit
+		// as RLIMIT_NPROC, and the cgroup only bounds the sandbox.
+		ulimits = append(ulimits, &units.Ulimit{Name: "nproc", Soft: pids, Hard: pids})
+		pids = gvisorPids(pids)
+	}
 	init := true
 	user := strconv.Itoa(uid) + ":" + strconv.Itoa(uid)
 	config := &container.Config{
@@ -239,31 +265,36 @@ func (l *launcher) config(spec containerSpec, s slot, uid int) (*container.Confi
 			MemorySwap: jt.Limits.Memory, // equal to Memory: no swap
 			NanoCPUs:   int64(jt.Limits.CPUs * 1e9),
 			PidsLimit:  &pids,
-			Ulimits: []*units.Ulimit{
-				{Name: "nofile", Soft: jt.Limits.NoFile, Hard: jt.Limits.NoFile},
-				{Name: "fsize", Soft: jt.Limits.FileSize, Hard: jt.Limits.FileSize},
-				{Name: "core", Soft: 0, Hard: 0},
-			},
+			Ulimits:    ulimits,
 		},
 		SecurityOpt: []string{"no-new-privileges", "seccomp=" + l.seccomp},
 		Tmpfs:       map[string]string{"/tmp": "rw,noexec,nosuid,nodev,size=" + strconv.FormatInt(jt.Limits.Tmp, 10)},
 	}
 	if spec.runtime == runtimeGVisor {
-		host.Runtime = runtimeGVisor
+		host.Runtime = l.gvisorRuntime
 	}
 	return config, host
 }
 
+// gvisorPids is the host pids limit of a gVisor sandbox whose program may
+// have pids processes and threads: the sentry, the gofer and their
+// threads, which grow with the program's threads.
+func gvisorPids(pids int64) int64 { return 64 + 4*pids }
+
 // discard removes the container, its slot directory and its uid claim in
 // the background, off the request path. wait waits for pending removals.
 func (l *launcher) discard(c *jobContainer) {
+	c.closeTrigger()
 	l.removals.Add(1)
 	go func() {
 		defer l.removals.Done()
 		if c.id != "" {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			err := l.docker.ContainerRemove(ctx, c.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
-			cancel()
+			var err error
+			c.slot.unblocking(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				err = l.docker.ContainerRemove(ctx, c.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+			})
 			if err != nil && !errdefs.IsNotFound(err) {
 				l.logger.Warn("remove container", "container_id", c.id, "error", err)
 			}
@@ -284,11 +315,14 @@ func (l *launcher) wait() { l.removals.Wait() }
 // kill sends SIGKILL to the container; "not found" and "not running" count
 // as done.
 func (l *launcher) kill(c *jobContainer) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := l.docker.ContainerKill(ctx, c.id, "KILL"); err != nil {
-		l.logger.Debug("kill container", "container_id", c.id, "error", err)
-	}
+	c.closeTrigger()
+	c.slot.unblocking(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := l.docker.ContainerKill(ctx, c.id, "KILL"); err != nil {
+			l.logger.Debug("kill container", "container_id", c.id, "error", err)
+		}
+	})
 }
 
 // endStreams waits, at most timeout, for the output streams of a container
@@ -315,22 +349,11 @@ func (c *jobContainer) endStreams(timeout time.Duration) bool {
 	}
 }
 
-// trigger hands the nonce to the bootstrap, which is ready and waiting on
-// its trigger FIFO (or about to be).
-func (c *jobContainer) trigger(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		// Non-blocking: no reader yet is ENXIO, and the container may have
-		// died; retry until the bootstrap opens it.
-		f, err := os.OpenFile(c.slot.fifo(bootstrap.TriggerFIFO), os.O_WRONLY|syscall.O_NONBLOCK, 0)
-		if err == nil {
-			_, err = f.Write(bootstrap.TriggerLine(c.nonce))
-			f.Close()
-			return err
-		}
-		if !errors.Is(err, syscall.ENXIO) || time.Now().After(deadline) || !c.alive() {
-			return fmt.Errorf("trigger container: %w", err)
-		}
-		time.Sleep(200 * time.Microsecond)
+// trigger hands the nonce to the bootstrap, which reads it from the
+// trigger FIFO when it is ready (or has already started to wait).
+func (c *jobContainer) sendTrigger() error {
+	if _, err := c.trigger.Write(bootstrap.TriggerLine(c.nonce)); err != nil {
+		return fmt.Errorf("trigger container: %w", err)
 	}
+	return nil
 }

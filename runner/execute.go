@@ -270,7 +270,7 @@ func (r *Runner) observe(ctx context.Context, c *jobContainer, req Request, bega
 			return r.stop(c, outcome{kind: endCancelled}), nil
 		}
 	}
-	if err := c.trigger(startupTimeout); err != nil {
+	if err := c.sendTrigger(); err != nil {
 		return r.exited(c)
 	}
 	triggered := time.Now()

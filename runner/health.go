@@ -16,7 +16,7 @@ func (r *Runner) Availability(jt jobtypes.JobType) Availability {
 	imageErr := r.imageErrors[jt.Name]
 	r.imagesMu.RUnlock()
 	a.ImageExists = a.Image != ""
-	runtime, reason := resolveRuntime(jt.SecurityMode, r.hasGVisor)
+	runtime, reason := resolveRuntime(jt, r.gvisor)
 	a.Runtime = runtime
 	switch {
 	case reason != "":
@@ -72,7 +72,14 @@ func (r *Runner) PoolSamples() []metrics.PoolSample {
 
 // Health pings Docker and reports the runner's load.
 func (r *Runner) Health(ctx context.Context) Health {
-	h := Health{GVisorAvailable: r.hasGVisor, MaxConcurrent: cap(r.slots), Running: len(r.slots)}
+	h := Health{
+		GVisorAvailable: r.gvisor.usable,
+		GVisorInstalled: r.gvisor.installed,
+		GVisorReason:    r.gvisor.reason,
+		GVisorRuntime:   r.gvisor.name,
+		MaxConcurrent:   cap(r.slots),
+		Running:         len(r.slots),
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if _, err := r.docker.Ping(ctx); err != nil {

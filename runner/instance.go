@@ -111,14 +111,26 @@ func reap(ctx context.Context, docker dockerAPI, self *instance, workDir string,
 		if !dead {
 			continue
 		}
-		err := docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		dir := c.Labels[LabelSlot]
+		if !strings.HasPrefix(dir, filepath.Dir(filepath.Dir(lockPath))) {
+			dir = "" // not in the dead instance's work directory: not ours to touch
+		}
+		var err error
+		remove := func() {
+			err = docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		}
+		if dir != "" {
+			slot{dir: dir}.unblocking(remove)
+		} else {
+			remove()
+		}
 		if err != nil && !errdefs.IsNotFound(err) {
 			logger.Warn("remove orphaned container", "container_id", c.ID, "instance", owner, "error", err)
 			continue
 		}
 		removed++
-		if slot := c.Labels[LabelSlot]; slot != "" && strings.HasPrefix(slot, filepath.Dir(filepath.Dir(lockPath))) {
-			removeTree(slot)
+		if dir != "" {
+			removeTree(dir)
 		}
 	}
 	// Lock files in our own work directory whose owners are gone: remove

@@ -40,7 +40,15 @@ type Availability struct {
 type Health struct {
 	DockerAvailable bool   `json:"docker_available"`
 	DockerError     string `json:"docker_error,omitempty"`
-	GVisorAvailable bool   `json:"gvisor_available"`
-	MaxConcurrent   int    `json:"max_concurrent"`
-	Running         int    `json:"running"`
+	// GVisorAvailable says jobs can run under gVisor: the engine has the
+	// runtime and it passed the probe at start-up.
+	GVisorAvailable bool `json:"gvisor_available"`
+	// GVisorInstalled says the engine lists the gVisor runtime, usable or not.
+	GVisorInstalled bool `json:"gvisor_installed"`
+	// GVisorReason says why gVisor is not usable; "" when it is.
+	GVisorReason string `json:"gvisor_reason,omitempty"`
+	// GVisorRuntime is the runtime name looked for (runner.gvisor_runtime).
+	GVisorRuntime string `json:"gvisor_runtime"`
+	MaxConcurrent int    `json:"max_concurrent"`
+	Running       int    `json:"running"`
 }

@@ -21,6 +21,8 @@ type Options struct {
 	// Images maps each job type to the image it runs; a job type missing
 	// here is unavailable.
 	Images map[string]string
+	// GVisor says how to find and check the engine's gVisor runtime.
+	GVisor GVisorOptions
 	// ImageErrors says why a job type has no image, for Availability.
 	ImageErrors map[string]string
 	// InstanceID identifies this tako process among those sharing the
@@ -70,7 +72,7 @@ type Runner struct {
 	slots  chan struct{}
 	launch *launcher
 
-	hasGVisor bool
+	gvisor gvisor // fixed after Start
 
 	stopReaper context.CancelFunc
 	reaperDone chan struct{}
@@ -98,6 +100,9 @@ func New(docker dockerAPI, opts Options, logger *slog.Logger) *Runner {
 	}
 	if opts.ReapInterval <= 0 {
 		opts.ReapInterval = 30 * time.Second
+	}
+	if opts.GVisor.Runtime == "" {
+		opts.GVisor.Runtime = runtimeGVisor
 	}
 	if opts.InstanceID == "" {
 		opts.InstanceID = randomHex(8)
@@ -141,12 +146,9 @@ func (r *Runner) Start(ctx context.Context) error {
 		in.release()
 		return fmt.Errorf("docker info: %w", err)
 	}
-	_, r.hasGVisor = info.Runtimes[runtimeGVisor]
-	if !r.hasGVisor {
-		r.logger.Warn("gVisor (runsc) is not installed: permissive job types run under plain runc, which does NOT isolate untrusted code from the host kernel; install gVisor for production")
-	}
 	r.launch = &launcher{
 		docker:         r.docker,
+		gvisorRuntime:  r.opts.GVisor.Runtime,
 		instance:       in,
 		limits:         r.opts.Limits,
 		logger:         r.logger,
@@ -155,6 +157,10 @@ func (r *Runner) Start(ctx context.Context) error {
 		uids:           uids,
 	}
 	r.reap(ctx)
+	r.gvisor = r.probeGVisor(ctx, info)
+	if !r.gvisor.usable {
+		r.logger.Warn("gVisor is not usable: permissive job types run under plain runc, which does NOT isolate untrusted code from the host kernel, and strict job types cannot run; "+gvisorFix(r.gvisor), "reason", r.gvisor.reason)
+	}
 	reaperCtx, cancel := context.WithCancel(context.Background())
 	r.stopReaper, r.reaperDone = cancel, make(chan struct{})
 	go r.reapLoop(reaperCtx)

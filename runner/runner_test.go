@@ -298,16 +298,20 @@ func expect(t *testing.T, res *jobs.Result, status jobs.Status, exit int, errTyp
 	}
 }
 
+// noGVisor names a runtime no engine has: a runner looking for it finds no
+// gVisor, on any host.
+var noGVisor = GVisorOptions{Runtime: "tako-test-no-such-runtime"}
+
 func TestStrictWithoutGVisorIsUnavailable(t *testing.T) {
 	dc, image := executor(t)
-	r := startRunner(t, dc, image, t.TempDir())
-	if r.hasGVisor {
-		t.Skip("this engine has gVisor")
-	}
+	r := startRunnerWith(t, dc, Options{Images: map[string]string{"default": image}, GVisor: noGVisor, MaxConcurrent: 2, WorkDir: t.TempDir()})
 	jt := testJobType()
 	jt.SecurityMode = jobtypes.Strict
-	if a := r.Availability(jt); a.Available || !strings.Contains(a.Reason, "runsc") {
-		t.Errorf("Availability = %+v, want unavailable naming runsc", a)
+	if a := r.Availability(jt); a.Available || !strings.Contains(a.Reason, "tako-test-no-such-runtime") || !strings.Contains(a.Reason, "strict") {
+		t.Errorf("Availability = %+v, want unavailable naming strict and the runtime", a)
+	}
+	if a := r.Availability(testJobType()); !a.Available || a.Runtime != "runc" {
+		t.Errorf("permissive Availability = %+v, want available under runc", a)
 	}
 	_, err := r.Execute(context.Background(), Request{Code: "print(1)", JobType: jt})
 	if jobs.ErrorCodeOf(err) != jobs.EUNAVAILABLE {
@@ -319,10 +323,13 @@ func TestStrictWithoutGVisorHasNoPool(t *testing.T) {
 	dc, image := executor(t)
 	jt := pooledJobType(2, 2, time.Minute)
 	jt.SecurityMode = jobtypes.Strict
-	r := startPooledRunner(t, dc, image, jt)
-	if r.hasGVisor {
-		t.Skip("this engine has gVisor")
-	}
+	r := startRunnerWith(t, dc, Options{
+		GVisor:        noGVisor,
+		Images:        map[string]string{jt.Name: image},
+		JobTypes:      []jobtypes.JobType{jt},
+		MaxConcurrent: 4,
+		WorkDir:       t.TempDir(),
+	})
 	if st, ok := r.PoolStats(jt.Name); ok {
 		t.Errorf("a job type that cannot run has a pool: %+v", st)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/tako-run/tako/runner/bootstrap"
 )
@@ -69,6 +70,41 @@ func newSlot(parent string, uid int) (slot, error) {
 		}
 	}
 	return s, nil
+}
+
+// unblocking runs fn, a kill or removal of the slot's container, while it
+// keeps releasing whatever in the container waits in open(2) on one of the
+// slot's FIFOs: gVisor opens host FIFOs blocking, and a sandbox blocked
+// there cannot be killed, so the engine would give up on it after 10 s and
+// leave it running. An open of the other end, at once closed, lets such an
+// open return; what the bootstrap then reads or writes fails or ends.
+func (s slot) unblocking(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for _, end := range []struct {
+				name string
+				flag int
+			}{
+				{bootstrap.TriggerFIFO, os.O_WRONLY},
+				{bootstrap.StdoutFIFO, os.O_RDONLY},
+				{bootstrap.StderrFIFO, os.O_RDONLY},
+			} {
+				if f, err := os.OpenFile(s.fifo(end.name), end.flag|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0); err == nil {
+					f.Close()
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	defer close(done)
+	fn()
 }
 
 // fill writes the program and its input, read-only for the container.

@@ -22,6 +22,7 @@
 # waitpid, not what the program says. Everything the program started is
 # killed before the marker, so /output and the streams are final when tako
 # reads them.
+import io
 import json
 import os
 import signal
@@ -41,6 +42,24 @@ FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
 MAX_REPORT = 4096
 
 
+class _Stream(io.FileIO):
+    # A standard stream's file that skips empty writes. gVisor answers a
+    # zero-length write to a host FIFO with EINVAL (Linux does nothing),
+    # and the interpreter makes them: print("", end=""), and its traceback
+    # printer, which then loses sys.stderr and dumps the exception object
+    # instead of its traceback.
+    def write(self, b):
+        if not len(b):
+            return 0
+        return super().write(b)
+
+
+def _text(fd, errors):
+    # What `python3 -u` makes of a standard stream, over _Stream.
+    raw = _Stream(fd, "w", closefd=False)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors=errors, write_through=True)
+
+
 def _redirect():
     # Opening a FIFO for writing waits until tako has opened it for reading.
     for fd, name in ((1, "stdout"), (2, "stderr")):
@@ -50,6 +69,8 @@ def _redirect():
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
+    sys.stdout = sys.__stdout__ = _text(1, "strict")
+    sys.stderr = sys.__stderr__ = _text(2, "backslashreplace")
 
 
 def _trigger():
