@@ -348,9 +348,9 @@ func (r *Runner) exited(c *jobContainer) (outcome, error) {
 	if err != nil {
 		return outcome{}, fmt.Errorf("inspect container: %w", err)
 	}
-	o := outcome{kind: endExited}
+	o := outcome{kind: endExited, oomKilled: r.ooms.killed(c.id)}
 	if info.State != nil {
-		o.exitCode, o.oomKilled = info.State.ExitCode, info.State.OOMKilled
+		o.exitCode, o.oomKilled = info.State.ExitCode, o.oomKilled || info.State.OOMKilled
 	}
 	if info.HostConfig != nil {
 		o.memory = info.HostConfig.Memory
@@ -365,13 +365,14 @@ const oomSettle = 3 * time.Second
 
 // inspectExited inspects a container that exited. The engine handles the
 // exit and the out-of-memory event of one container separately, and under
-// load the exit can come first: a SIGKILL (exit 137) without OOMKilled is
-// looked at again for a moment before it is taken for a plain kill.
+// load or gVisor the exit can come first: a SIGKILL (exit 137) that neither
+// OOMKilled nor an "oom" event explains is looked at again for a moment
+// before it is taken for a plain kill.
 func (r *Runner) inspectExited(ctx context.Context, id string) (container.InspectResponse, error) {
 	deadline := time.Now().Add(oomSettle)
 	for {
 		info, err := r.docker.ContainerInspect(ctx, id)
-		if err != nil || info.State == nil || info.State.OOMKilled || info.State.ExitCode != 137 || time.Now().After(deadline) {
+		if err != nil || info.State == nil || info.State.OOMKilled || r.ooms.killed(id) || info.State.ExitCode != 137 || time.Now().After(deadline) {
 			return info, err
 		}
 		select {

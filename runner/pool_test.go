@@ -15,6 +15,7 @@ import (
 
 	"github.com/tako-run/tako/jobs"
 	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/runner/runnertest"
 )
 
 // pooledJobType is testJobType with a pool.
@@ -139,26 +140,56 @@ func TestPoolRecoversFromKilledContainers(t *testing.T) {
 
 // TestWarmColdConformance runs every case on a warm container and on a cold
 // one: user code cannot tell them apart, except by speed.
+// TestWarmColdConformance: a program sees the same thing and ends the same
+// way warm and cold, under runc and under gVisor.
 func TestWarmColdConformance(t *testing.T) {
 	dc, image := executor(t)
+	gv := GVisorOptions{Runtime: runnertest.GVisorRuntime(t, dc), ProbeImage: image}
 	jt := pooledJobType(2, 4, time.Minute)
-	warm := startPooledRunner(t, dc, image, jt)
+	jt.Runtime = jobtypes.RuntimeRunc
 	coldJT := jt
 	coldJT.Pool = jobtypes.Pool{}
-	cold := startPooledRunner(t, dc, image, coldJT)
+	strictJT := jt
+	strictJT.Runtime, strictJT.SecurityMode = jobtypes.RuntimeAuto, jobtypes.Strict
+	strictColdJT := strictJT
+	strictColdJT.Pool = jobtypes.Pool{}
+	type variant struct {
+		name  string
+		r     *Runner
+		jt    jobtypes.JobType
+		start jobs.Start
+	}
+	start := func(jt jobtypes.JobType) *Runner {
+		return startRunnerWith(t, dc, Options{
+			GVisor:        gv,
+			Images:        map[string]string{jt.Name: image},
+			JobTypes:      []jobtypes.JobType{jt},
+			MaxConcurrent: 4,
+			WorkDir:       t.TempDir(),
+		})
+	}
+	variants := []variant{
+		{"runc warm", start(jt), jt, jobs.StartWarm},
+		{"runc cold", start(coldJT), coldJT, jobs.StartCold},
+		{"runsc warm", start(strictJT), strictJT, jobs.StartWarm},
+		{"runsc cold", start(strictColdJT), strictColdJT, jobs.StartCold},
+	}
 	cases := []struct {
 		name, code, input string
 		timeout           time.Duration
 	}{
 		{"hello", "print(1 + 1)", "", 0},
+		{"empty writes", "import sys\nprint('', end='')\nsys.stdout.write('')\nsys.stderr.write('')\nprint('after')", "", 0},
 		{"exception", "def f():\n    raise ValueError('bad')\nf()", "", 0},
 		{"syntax error", "def (:", "", 0},
+		{"NUL in code", "print(1)\x00", "", 0},
 		{"sys.exit codes", "import sys\nprint('out')\nsys.exit(3)", "", 0},
 		{"sys.exit message", "import sys\nsys.exit('fatal')", "", 0},
 		{"__main__ guard", "if __name__ == '__main__':\n    print('main')", "", 0},
 		{"argv, cwd, uid", "import sys, os\nprint(sys.argv, os.getcwd(), 200000 <= os.getuid() <= 265535, sys.path[0])", "", 0},
 		{"env", "import os\nprint(os.environ.get('TAKO_TEST_ENV'), os.environ.get('HOME'), sorted(k for k in os.environ if k.startswith('TAKO')))", "", 0},
 		{"stdin", "import sys\nprint(repr(sys.stdin.read()))\ntry:\n    input()\nexcept EOFError:\n    print('eof')", "", 0},
+		{"stdout encoding", "import sys\nprint(sys.stdout.encoding, sys.stderr.errors, sys.stdout.buffer is not None)\nprint('\u00e9\u6f22')", "", 0},
 		{"input and result.json", "import json\nd = json.load(open('/input/data.json'))\njson.dump({'y': d['x'] + 1}, open('/output/result.json', 'w'))", `{"x": 1}`, 0},
 		{"artifacts", "open('/output/a.txt', 'w').write('aaa')", "", 0},
 		{"timeout", "print('before', flush=True)\nwhile True: pass", "", 2 * time.Second},
@@ -171,22 +202,29 @@ func TestWarmColdConformance(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			req := Request{JobType: jt, Code: tc.code, InputJSON: []byte(tc.input), Timeout: tc.timeout}
-			waitPool(t, warm, jt.Name, func(s PoolStats) bool { return s.Warm >= 1 })
-			w, err := warm.Execute(context.Background(), req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.JobType = coldJT
-			c, err := cold.Execute(context.Background(), req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if w.Start != jobs.StartWarm || c.Start != jobs.StartCold {
-				t.Fatalf("starts %s and %s, want warm and cold", w.Start, c.Start)
-			}
-			if got, want := observable(w), observable(c); got != want {
-				t.Errorf("warm and cold differ:\nwarm %s\ncold %s", got, want)
+			var first string
+			for i, v := range variants {
+				req := Request{JobType: v.jt, Code: tc.code, InputJSON: []byte(tc.input), Timeout: tc.timeout}
+				if v.start == jobs.StartWarm {
+					waitPool(t, v.r, v.jt.Name, func(s PoolStats) bool { return s.Warm >= 1 })
+				}
+				res, err := v.r.Execute(context.Background(), req)
+				if err != nil {
+					t.Fatalf("%s: %v", v.name, err)
+				}
+				wantRuntime := string(jobtypes.RuntimeRunc)
+				if v.jt.SecurityMode == jobtypes.Strict {
+					wantRuntime = string(jobtypes.RuntimeGVisor)
+				}
+				if res.Start != v.start || res.Runtime != wantRuntime {
+					t.Fatalf("%s: start %s runtime %s, want %s %s", v.name, res.Start, res.Runtime, v.start, wantRuntime)
+				}
+				got := observable(res)
+				if i == 0 {
+					first = got
+				} else if got != first {
+					t.Errorf("%s differs from %s:\n%s: %s\n%s: %s", v.name, variants[0].name, variants[0].name, first, v.name, got)
+				}
 			}
 		})
 	}

@@ -74,9 +74,10 @@ type Runner struct {
 
 	gvisor gvisor // fixed after Start
 
-	stopReaper context.CancelFunc
-	reaperDone chan struct{}
-	stopOnce   sync.Once
+	ooms           *ooms
+	stopBackground context.CancelFunc // ends the reaper and the oom follower
+	background     sync.WaitGroup
+	stopOnce       sync.Once
 
 	pools     map[string]*pool // by job type; fixed after Start
 	poolCtx   context.Context
@@ -122,6 +123,7 @@ func New(docker dockerAPI, opts Options, logger *slog.Logger) *Runner {
 		logger:      logger,
 		opts:        opts,
 		slots:       make(chan struct{}, opts.MaxConcurrent),
+		ooms:        newOOMs(),
 	}
 }
 
@@ -156,14 +158,15 @@ func (r *Runner) Start(ctx context.Context) error {
 		startupTimeout: r.opts.StartupTimeout,
 		uids:           uids,
 	}
+	bg, cancel := context.WithCancel(context.Background())
+	r.stopBackground = cancel
+	r.background.Go(func() { r.ooms.follow(bg, r.docker, in.id, r.logger) })
 	r.reap(ctx)
+	r.background.Go(func() { r.reapLoop(bg) })
 	r.gvisor = r.probeGVisor(ctx, info)
 	if !r.gvisor.usable {
 		r.logger.Warn("gVisor is not usable: permissive job types run under plain runc, which does NOT isolate untrusted code from the host kernel, and strict job types cannot run; "+gvisorFix(r.gvisor), "reason", r.gvisor.reason)
 	}
-	reaperCtx, cancel := context.WithCancel(context.Background())
-	r.stopReaper, r.reaperDone = cancel, make(chan struct{})
-	go r.reapLoop(reaperCtx)
 	r.startPools()
 	return nil
 }
@@ -198,7 +201,6 @@ func (r *Runner) runPool(spec containerSpec) *pool {
 // a container whose creation was in flight when its instance died appears
 // only after that.
 func (r *Runner) reapLoop(ctx context.Context) {
-	defer close(r.reaperDone)
 	t := time.NewTicker(r.opts.ReapInterval)
 	defer t.Stop()
 	for {
@@ -227,9 +229,9 @@ func (r *Runner) reap(ctx context.Context) {
 // releases the instance. It is idempotent.
 func (r *Runner) Stop() {
 	r.stopOnce.Do(func() {
-		if r.stopReaper != nil {
-			r.stopReaper()
-			<-r.reaperDone
+		if r.stopBackground != nil {
+			r.stopBackground()
+			r.background.Wait()
 		}
 		if r.stopPools != nil {
 			r.stopPools()

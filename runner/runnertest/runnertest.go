@@ -78,3 +78,28 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(fmt.Sprintf("%s", p))
 	return len(p), nil
 }
+
+// GVisorRuntime returns the name of the engine's gVisor runtime that tako's
+// tests run strict jobs under: TAKO_TEST_GVISOR_RUNTIME, or "runsc", which
+// `make test` registers. When the engine lacks it, the test fails in CI and
+// is skipped elsewhere.
+func GVisorRuntime(t testing.TB, dc *client.Client) string {
+	t.Helper()
+	name := os.Getenv("TAKO_TEST_GVISOR_RUNTIME")
+	if name == "" {
+		name = "runsc"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	info, err := dc.Info(ctx)
+	if err != nil {
+		t.Fatalf("docker info: %v", err)
+	}
+	if _, ok := info.Runtimes[name]; !ok {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("gVisor runtime %q required in CI (make gvisor registers it)", name)
+		}
+		t.Skipf("the engine has no gVisor runtime %q: run make gvisor", name)
+	}
+	return name
+}
