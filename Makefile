@@ -1,15 +1,20 @@
 # tako: the two commands a user needs are `make run` and `make test`.
 GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 ARGS ?=
+# gVisor's runsc, built once per version (tako gvisor -h); the tests find it
+# through TAKO_RUNSC.
+GVISOR_VERSION ?= v0.0.0-20260905035102-160fafc42237
+TAKO_RUNSC ?= $(HOME)/.cache/tako/runsc-$(GVISOR_VERSION)/runsc
+export TAKO_RUNSC
 
-.PHONY: run test build deps testdeps testdb check fuzz
+.PHONY: run test build deps testdeps testdb gvisor check fuzz
 
 ## run: install what is missing, build tako and serve the API (tako server $(ARGS))
 run: deps build
 	./bin/tako server $(ARGS)
 
 ## test: install what is missing and run the whole test suite against real Docker and PostgreSQL
-test: deps testdeps testdb check
+test: deps testdeps testdb gvisor check
 	$(GO) test -count=1 -timeout 75m ./...
 	$(MAKE) --no-print-directory fuzz
 
@@ -23,6 +28,26 @@ deps:
 	  echo "==> installing debootstrap"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
 	@docker info >/dev/null 2>&1 || { echo "tako needs a running Docker Engine: start it (systemctl start docker) or set DOCKER_HOST" >&2; exit 1; }
+
+# Strict mode runs jobs under gVisor. runsc must be built as pure Go (the cgo
+# build fails here) and is registered as two Docker runtimes: runsc, with the
+# --host-fifo=open tako's FIFO transport needs, and tako-test-runsc-nofifo,
+# deliberately without it, which the tests use to prove tako survives a
+# runtime that fails its probe. Registering merges into daemon.json and sends
+# dockerd SIGHUP, no restart; when nothing changed it does nothing. Without
+# root it only checks that Docker already has both.
+gvisor: deps build
+	@if [ "$$(id -u)" != 0 ]; then \
+	  [ -n "$$(docker info --format '{{(index .Runtimes "runsc").Path}}' 2>/dev/null)" ] && \
+	  [ -n "$$(docker info --format '{{(index .Runtimes "tako-test-runsc-nofifo").Path}}' 2>/dev/null)" ] || { \
+	    echo "the tests need gVisor registered with Docker, which needs root: run 'sudo make gvisor' once" >&2; exit 1; }; \
+	else \
+	  test -x "$(TAKO_RUNSC)" || { \
+	    echo "==> building gVisor runsc $(GVISOR_VERSION) (about 2 minutes, once)"; \
+	    CGO_ENABLED=0 GOBIN="$(dir $(TAKO_RUNSC))" $(GO) install gvisor.dev/gvisor/runsc@$(GVISOR_VERSION) || exit 1; }; \
+	  ./bin/tako gvisor register --path "$(TAKO_RUNSC)" --name runsc --arg=--host-fifo=open && \
+	  ./bin/tako gvisor register --path "$(TAKO_RUNSC)" --name tako-test-runsc-nofifo --no-args; \
+	fi
 
 # The metrics tests run a real Prometheus server and promtool (Debian's
 # prometheus package) against tako and the files in deploy/prometheus.

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // benchUsage is the help text of tako bench.
@@ -32,7 +33,9 @@ const benchUsage = `usage: tako bench [flags]
 Sends jobs to a running tako server from closed-loop workers and prints
 latency (p50/p90/p99/max), jobs/s and errors. With --baseline it then runs
 the original's model (one hardened "docker run --rm" per job) with the same
-load and prints the ratio of the two.
+load and prints the ratio of the two. With --compare it then measures each
+listed job type the same way and prints one row per job type, with each
+row's p50 and p99 over the --job-type row's ("p50 ×", "p99 ×").
 
 Flags:
 `
@@ -57,7 +60,8 @@ type benchConfig struct {
 	Baseline    bool          `json:"baseline"`
 	Image       string        `json:"image,omitempty"`
 	Timeout     time.Duration `json:"-"`
-	APIKey      string        `json:"-"` // sent as a bearer token when set
+	APIKey      string        `json:"-"`                 // sent as a bearer token when set
+	Compare     []string      `json:"compare,omitempty"` // job types measured after JobType, in order
 }
 
 // parseBenchFlags reads and checks tako bench's arguments. Every error names
@@ -85,6 +89,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (cfg benchConfig, ok bool,
 	fs.StringVar(&cfg.Image, "image", "", "image `REF` for --baseline (default: the job type's image, from the server)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 60*time.Second, "per-request timeout")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "API `KEY` for a server that has keys (sent as Authorization: Bearer)")
+	compare := fs.String("compare", "", "then measure each of these comma-separated `JOBTYPES` with the same load and print them side by side with --job-type")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, false, nil
@@ -119,6 +124,13 @@ func parseBenchFlags(args []string, stderr io.Writer) (cfg benchConfig, ok bool,
 		return bad("--job-type must not be empty")
 	case set["image"] && cfg.Image == "":
 		return bad("--image must not be empty")
+	case set["compare"] && cfg.Baseline:
+		return bad("--compare and --baseline cannot be used together (the baseline is measured against one job type; run them separately)")
+	}
+	if set["compare"] {
+		if cfg.Compare, err = parseCompare(*compare, cfg.JobType); err != nil {
+			return cfg, false, fmt.Errorf("%w: %w", errUsage, err)
+		}
 	}
 	if set["duration"] {
 		cfg.Requests = 0
@@ -158,38 +170,35 @@ func runBench(ctx context.Context, args []string, environ []string, stdout, stde
 	client := newBenchClient(cfg.Concurrency, cfg.APIKey)
 	defer client.CloseIdleConnections()
 
-	// Ask for the job type first: it fails fast with a clear message when
-	// the server is not there, and gives the baseline its image and limits.
-	jt, err := fetchJobType(ctx, client, cfg.URL, cfg.JobType)
+	// Ask for the job types first: it fails fast with a clear message when
+	// the server is not there or lacks one, and gives the baseline its
+	// image and limits.
+	jt, err := fetchJobType(ctx, client, cfg.URL, cfg.JobType, "--job-type")
 	if err != nil {
 		return err
+	}
+	for _, name := range cfg.Compare {
+		if _, err := fetchJobType(ctx, client, cfg.URL, name, "--compare"); err != nil {
+			return err
+		}
 	}
 	if cfg.Image == "" {
 		cfg.Image = jt.Image
 	}
 
 	report := benchReport{Config: newReportConfig(cfg, jt)}
-	progress(stderr, cfg, "tako")
-	report.Tako, err = takoBenchmark(cfg, client).run(ctx, cfg)
+	report.Tako, err = measureJobType(ctx, cfg, client, cfg.JobType, stderr)
 	if err != nil {
 		return err
 	}
 	if cfg.Baseline {
-		if cfg.Image == "" {
-			return fmt.Errorf("--baseline: the server names no image for job type %q; pass --image", cfg.JobType)
-		}
-		base, cleanup, err := baselineBenchmark(cfg, jt.Limits)
-		if err != nil {
+		if report.Baseline, err = runBaseline(ctx, cfg, jt.Limits, stderr); err != nil {
 			return err
 		}
-		progress(stderr, cfg, "baseline")
-		st, err := base.run(ctx, cfg)
-		cleanup()
-		if err != nil {
-			return err
-		}
-		report.Baseline = &st
-		report.Ratio = newRatio(report.Tako, st)
+		report.Ratio = newRatio(report.Tako, *report.Baseline)
+	}
+	if report.Compare, err = measureCompare(ctx, cfg, client, report.Tako, stderr); err != nil {
+		return err
 	}
 	if cfg.JSON {
 		enc := json.NewEncoder(stdout)
@@ -198,6 +207,37 @@ func runBench(ctx context.Context, args []string, environ []string, stdout, stde
 	}
 	writeBenchTable(stdout, report)
 	return nil
+}
+
+// measureJobType runs cfg's load (warm-up included) through the server for
+// job type name and returns its statistics. It fails only when ctx ends.
+func measureJobType(ctx context.Context, cfg benchConfig, client *http.Client, name string, stderr io.Writer) (benchStats, error) {
+	cfg.JobType = name
+	model := "tako"
+	if len(cfg.Compare) > 0 {
+		model = "tako, job type " + name
+	}
+	progress(stderr, cfg, model)
+	return takoBenchmark(cfg, client).run(ctx, cfg)
+}
+
+// runBaseline measures the original's model with cfg's load and the job
+// type's limits lim.
+func runBaseline(ctx context.Context, cfg benchConfig, lim benchLimits, stderr io.Writer) (*benchStats, error) {
+	if cfg.Image == "" {
+		return nil, fmt.Errorf("--baseline: the server names no image for job type %q; pass --image", cfg.JobType)
+	}
+	base, cleanup, err := baselineBenchmark(cfg, lim)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	progress(stderr, cfg, "baseline")
+	st, err := base.run(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &st, nil
 }
 
 func progress(stderr io.Writer, cfg benchConfig, model string) {
@@ -442,38 +482,30 @@ func newReportConfig(cfg benchConfig, jt benchJobType) reportConfig {
 	return rc
 }
 
-// benchReport is the whole result; --json prints it as is.
+// benchReport is the whole result; --json prints it as is. Tako is the
+// --job-type row; Compare, with --compare only, holds the other job types.
 type benchReport struct {
 	Tako     benchStats   `json:"tako"`
 	Baseline *benchStats  `json:"baseline"`
 	Ratio    *benchRatio  `json:"ratio"`
 	Config   reportConfig `json:"config"`
+	Compare  []compareRow `json:"compare,omitempty"`
 }
 
 // writeBenchTable prints r as an aligned table, then the ratios and the
-// error breakdown.
+// error breakdown. A report with compared job types gets the side-by-side
+// table of writeCompareTable instead.
 func writeBenchTable(w io.Writer, r benchReport) {
-	c := r.Config
-	load := fmt.Sprintf("%d requests", c.Requests)
-	if c.Duration != "" {
-		load = c.Duration
+	if len(r.Compare) > 0 {
+		writeCompareTable(w, r)
+		return
 	}
-	fmt.Fprintf(w, "tako bench: %s, job type %s, %s, concurrency %d, %s", c.URL, c.JobType, c.Mode, c.Concurrency, load)
-	if c.Warmup > 0 {
-		fmt.Fprintf(w, ", warm-up %d", c.Warmup)
-	}
-	fmt.Fprintln(w)
+	writeHeadline(w, r.Config, "job type "+r.Config.JobType)
 	rows := [][]string{{"", "requests", "errors", "duration", "jobs/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "warm", "cold"}}
 	row := func(name string, s benchStats) []string {
-		lat := func(v float64) string {
-			if s.Requests == s.Errors {
-				return "-" // no successful job, no latency
-			}
-			return fmt.Sprintf("%.1f", v)
-		}
 		return []string{name, strconv.Itoa(s.Requests), strconv.Itoa(s.Errors), fmt.Sprintf("%.2fs", s.DurationS),
-			fmt.Sprintf("%.1f", s.JobsPerS), lat(s.LatencyMS.P50), lat(s.LatencyMS.P90),
-			lat(s.LatencyMS.P99), lat(s.LatencyMS.Max), strconv.Itoa(s.Warm), strconv.Itoa(s.Cold)}
+			fmt.Sprintf("%.1f", s.JobsPerS), latCell(s, s.LatencyMS.P50), latCell(s, s.LatencyMS.P90),
+			latCell(s, s.LatencyMS.P99), latCell(s, s.LatencyMS.Max), strconv.Itoa(s.Warm), strconv.Itoa(s.Cold)}
 	}
 	rows = append(rows, row("tako", r.Tako))
 	if w := r.Tako.WarmMS; w != nil {
@@ -483,10 +515,51 @@ func writeBenchTable(w io.Writer, r benchReport) {
 	if r.Baseline != nil {
 		rows = append(rows, row("baseline", *r.Baseline))
 	}
+	writeRows(w, rows)
+	switch {
+	case r.Baseline == nil:
+	case r.Ratio == nil:
+		fmt.Fprintln(w, "\nno ratio: tako or the baseline had no successful job")
+	default:
+		fmt.Fprintf(w, "\ntako is %.1fx faster (p50 %.1f ms vs the baseline's %.1f ms) and does %.1fx the baseline's jobs/s\n",
+			r.Ratio.P50, r.Tako.LatencyMS.P50, r.Baseline.LatencyMS.P50, r.Ratio.JobsPerS)
+	}
+	writeErrors(w, "tako", r.Tako)
+	if r.Baseline != nil {
+		writeErrors(w, "baseline", *r.Baseline)
+	}
+}
+
+// writeHeadline prints the line above a table: the server, what was
+// measured (jobTypes) and the load.
+func writeHeadline(w io.Writer, c reportConfig, jobTypes string) {
+	load := fmt.Sprintf("%d requests", c.Requests)
+	if c.Duration != "" {
+		load = c.Duration
+	}
+	fmt.Fprintf(w, "tako bench: %s, %s, %s, concurrency %d, %s", c.URL, jobTypes, c.Mode, c.Concurrency, load)
+	if c.Warmup > 0 {
+		fmt.Fprintf(w, ", warm-up %d", c.Warmup)
+	}
+	fmt.Fprintln(w)
+}
+
+// latCell is latency v of s as a table cell: "-" when s had no successful
+// job, and so no latency.
+func latCell(s benchStats, v float64) string {
+	if s.Requests == s.Errors {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+// writeRows prints rows aligned: the first column to the left, the others
+// to the right.
+func writeRows(w io.Writer, rows [][]string) {
 	widths := make([]int, len(rows[0]))
 	for _, rw := range rows {
 		for i, cell := range rw {
-			widths[i] = max(widths[i], len(cell))
+			widths[i] = max(widths[i], utf8.RuneCountInString(cell)) // fmt pads to runes too
 		}
 	}
 	for _, rw := range rows {
@@ -499,18 +572,6 @@ func writeBenchTable(w io.Writer, r benchReport) {
 			}
 		}
 		fmt.Fprintln(w, b.String())
-	}
-	switch {
-	case r.Baseline == nil:
-	case r.Ratio == nil:
-		fmt.Fprintln(w, "\nno ratio: tako or the baseline had no successful job")
-	default:
-		fmt.Fprintf(w, "\ntako is %.1fx faster (p50 %.1f ms vs the baseline's %.1f ms) and does %.1fx the baseline's jobs/s\n",
-			r.Ratio.P50, r.Tako.LatencyMS.P50, r.Baseline.LatencyMS.P50, r.Ratio.JobsPerS)
-	}
-	writeErrors(w, "tako", r.Tako)
-	if r.Baseline != nil {
-		writeErrors(w, "baseline", *r.Baseline)
 	}
 }
 
@@ -579,7 +640,9 @@ type benchLimits struct {
 	Pids        int64   `json:"pids"`
 }
 
-func fetchJobType(ctx context.Context, client *http.Client, base, name string) (benchJobType, error) {
+// fetchJobType reads job type name from the server at base; flagName is
+// the flag that named it, for the error when the server has no such job type.
+func fetchJobType(ctx context.Context, client *http.Client, base, name, flagName string) (benchJobType, error) {
 	var jt benchJobType
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -588,7 +651,7 @@ func fetchJobType(ctx context.Context, client *http.Client, base, name string) (
 	case err != nil:
 		return jt, fmt.Errorf("cannot reach tako at %s (--url): %w", base, err)
 	case status == http.StatusNotFound:
-		return jt, fmt.Errorf("the server at %s has no job type %q (--job-type)", base, name)
+		return jt, fmt.Errorf("the server at %s has no job type %q (%s)", base, name, flagName)
 	case status != http.StatusOK:
 		return jt, fmt.Errorf("GET /job-types/%s: HTTP %d: %s", name, status, errorDetail(body))
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -92,7 +93,7 @@ func TestBenchFlags(t *testing.T) {
 		}
 		want := benchConfig{URL: "http://127.0.0.1:8000", JobType: "default", Code: "print(1+1)", Concurrency: 1,
 			Requests: 100, Timeout: 60 * time.Second}
-		if cfg != want {
+		if !reflect.DeepEqual(cfg, want) {
 			t.Errorf("defaults %+v, want %+v", cfg, want)
 		}
 	})
@@ -258,6 +259,137 @@ func TestBenchOutput(t *testing.T) {
 	})
 }
 
+func TestBenchCompareFlags(t *testing.T) {
+	t.Parallel()
+	ok := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"one", []string{"--compare", "data"}, []string{"data"}},
+		{"in order, spaces ignored", []string{"--compare", "serial, data"}, []string{"serial", "data"}},
+		{"the default against another main", []string{"--job-type", "data", "--compare", "default"}, []string{"default"}},
+		{"with --baseline=false", []string{"--baseline=false", "--compare", "data"}, []string{"data"}},
+	}
+	for _, tt := range ok {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, ok, err := parseBenchFlags(tt.args, io.Discard)
+			if err != nil || !ok || !slices.Equal(cfg.Compare, tt.want) {
+				t.Errorf("parseBenchFlags(%q) = %q, %v, %v; want %q", tt.args, cfg.Compare, ok, err, tt.want)
+			}
+		})
+	}
+
+	bad := []struct {
+		name string
+		args []string
+		want string // in the error message
+	}{
+		{"empty", []string{"--compare", ""}, "--compare must name at least one job type"},
+		{"only spaces", []string{"--compare", "  "}, "--compare must name at least one job type"},
+		{"empty name", []string{"--compare", "data,,serial"}, `--compare: job type 2 of "data,,serial" is empty`},
+		{"trailing comma", []string{"--compare", "data,"}, `--compare: job type 2 of "data," is empty`},
+		{"upper case", []string{"--compare", "Data"}, `--compare: "Data" is not a valid job type name`},
+		{"slash", []string{"--compare", "data,../x"}, `--compare: "../x" is not a valid job type name`},
+		{"too long", []string{"--compare", strings.Repeat("a", 64)}, "is not a valid job type name"},
+		{"repeated", []string{"--compare", "data,serial,data"}, `--compare: "data" is listed twice`},
+		{"the main job type", []string{"--compare", "data,default"}, `--compare: "default" is the --job-type`},
+		{"another main job type", []string{"--job-type", "data", "--compare", "data"}, `--compare: "data" is the --job-type`},
+		{"with --baseline", []string{"--baseline", "--compare", "data"}, "--compare and --baseline cannot be used together"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ok, err := parseBenchFlags(tt.args, io.Discard)
+			if ok || !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("parseBenchFlags(%q) = %v, %v; want a usage error containing %q", tt.args, ok, err, tt.want)
+			}
+		})
+	}
+}
+
+// fixedCompareReport is a --compare report of default against data and
+// serial, as a run would produce; serial had no successful job.
+func fixedCompareReport() benchReport {
+	main := benchStats{Requests: 10, Errors: 1, ErrorKinds: map[string]int{"http 503": 1},
+		ErrorSamples: map[string]string{"http 503": "Service unavailable"}, DurationS: 1, JobsPerS: 9,
+		LatencyMS: latencyStats{P50: 10, P90: 12, P99: 20, Max: 25}, Warm: 9}
+	data := benchStats{Requests: 10, ErrorKinds: map[string]int{}, DurationS: 2.5, JobsPerS: 4,
+		LatencyMS: latencyStats{P50: 25, P90: 30, P99: 50.5, Max: 60}, Warm: 8, Cold: 2}
+	serial := benchStats{Requests: 10, Errors: 10, ErrorKinds: map[string]int{"timeout": 10},
+		ErrorSamples: map[string]string{"timeout": "no answer within --timeout 1s"}, DurationS: 10}
+	cfg := benchConfig{URL: "http://127.0.0.1:8000", JobType: "default", Code: "print(1+1)", Concurrency: 2, Requests: 10,
+		Timeout: time.Second, Compare: []string{"data", "serial"}}
+	return benchReport{Tako: main, Config: newReportConfig(cfg, benchJobType{Image: "tako-executor:abc"}),
+		Compare: []compareRow{newCompareRow("data", data, main), newCompareRow("serial", serial, main)}}
+}
+
+func TestBenchCompareOutput(t *testing.T) {
+	t.Parallel()
+	r := fixedCompareReport()
+
+	t.Run("human", func(t *testing.T) {
+		var out bytes.Buffer
+		writeBenchTable(&out, r)
+		want := strings.Join([]string{
+			"tako bench: http://127.0.0.1:8000, job types default, data, serial, sync, concurrency 2, 10 requests",
+			"job type  requests  errors  duration  jobs/s  p50 ms  p90 ms  p99 ms  max ms  p50 ×  p99 ×  warm  cold",
+			"default         10       1     1.00s     9.0    10.0    12.0    20.0    25.0   1.00   1.00     9     0",
+			"data            10       0     2.50s     4.0    25.0    30.0    50.5    60.0   2.50   2.52     8     2",
+			"serial          10      10    10.00s     0.0       -       -       -       -      -      -     0     0",
+			"",
+			"default errors:",
+			"  http 503              1  Service unavailable",
+			"",
+			"serial errors:",
+			"  timeout              10  no answer within --timeout 1s",
+			"",
+		}, "\n")
+		if out.String() != want {
+			t.Errorf("table:\n%s\nwant:\n%s", out.String(), want)
+		}
+	})
+
+	t.Run("json", func(t *testing.T) {
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		// The main job type keeps its fields; compare is added.
+		for _, k := range []string{"tako", "baseline", "ratio", "config", "compare"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("no top-level %q in %s", k, b)
+			}
+		}
+		var rows []map[string]any
+		if err := json.Unmarshal(m["compare"], &rows); err != nil || len(rows) != 2 {
+			t.Fatalf("compare %s: %v", m["compare"], err)
+		}
+		for _, row := range rows {
+			for _, k := range []string{"job_type", "requests", "errors", "error_kinds", "duration_s", "jobs_per_s",
+				"latency_ms", "warm", "cold", "p50_ratio", "p99_ratio"} {
+				if _, ok := row[k]; !ok {
+					t.Errorf("compared row has no %q: %v", k, row)
+				}
+			}
+		}
+		if d := rows[0]; d["job_type"] != "data" || d["p50_ratio"] != 2.5 || d["p99_ratio"] != 2.525 || d["jobs_per_s"] != 4.0 {
+			t.Errorf("data row %v", d)
+		}
+		if s := rows[1]; s["job_type"] != "serial" || s["p50_ratio"] != nil || s["p99_ratio"] != nil || s["errors"] != 10.0 {
+			t.Errorf("serial row %v", s)
+		}
+		var c map[string]any
+		json.Unmarshal(m["config"], &c)
+		if c["job_type"] != "default" || !reflect.DeepEqual(c["compare"], []any{"data", "serial"}) {
+			t.Errorf("config %v", c)
+		}
+	})
+}
+
 func TestBenchBaselineArgs(t *testing.T) {
 	t.Parallel()
 	got := strings.Join(baselineArgs("tako-bench-1", "img:1", "/w", "/w/output-1", benchLimits{MemoryBytes: 536870912, CPUs: 1.5, Pids: 128}), " ")
@@ -347,4 +479,78 @@ func TestBenchEndToEnd(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// TestBenchCompareEndToEnd measures two job types of a real server in one
+// run. It checks the output, never the speed.
+func TestBenchCompareEndToEnd(t *testing.T) {
+	s := startServer(t)
+	bench := func(args ...string) (string, string, error) {
+		var stdout, stderr bytes.Buffer
+		args = append([]string{"tako", "bench", "--url", s.url}, args...)
+		err := run(t.Context(), args, os.Environ(), &stdout, &stderr)
+		return stdout.String(), stderr.String(), err
+	}
+
+	t.Run("json", func(t *testing.T) {
+		out, stderr, err := bench("--compare", "data", "--requests", "4", "--concurrency", "2", "--warmup", "1", "--json")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+		var r benchReport
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("decode %s: %v", out, err)
+		}
+		if len(r.Compare) != 1 || r.Compare[0].JobType != "data" || r.Config.JobType != "default" {
+			t.Fatalf("want default compared with data:\n%s", out)
+		}
+		if r.Baseline != nil || r.Ratio != nil {
+			t.Errorf("a baseline without --baseline:\n%s", out)
+		}
+		for name, st := range map[string]benchStats{"default": r.Tako, "data": r.Compare[0].benchStats} {
+			if st.Requests != 4 || st.Errors != 0 {
+				t.Errorf("%s: %d requests, %d errors %v; want 4 and 0:\n%s", name, st.Requests, st.Errors, st.ErrorKinds, out)
+			}
+			l := st.LatencyMS
+			if l.P50 <= 0 || l.P99 < l.P50 || st.JobsPerS <= 0 || st.Warm+st.Cold != 4 {
+				t.Errorf("%s: latency %+v, %v jobs/s, %d warm + %d cold", name, l, st.JobsPerS, st.Warm, st.Cold)
+			}
+		}
+		c := r.Compare[0]
+		if c.P50Ratio == nil || c.P99Ratio == nil ||
+			*c.P50Ratio != round3(c.LatencyMS.P50/r.Tako.LatencyMS.P50) || *c.P99Ratio != round3(c.LatencyMS.P99/r.Tako.LatencyMS.P99) {
+			t.Errorf("ratios %v %v for p50 %v/%v and p99 %v/%v", c.P50Ratio, c.P99Ratio,
+				c.LatencyMS.P50, r.Tako.LatencyMS.P50, c.LatencyMS.P99, r.Tako.LatencyMS.P99)
+		}
+		// Each job type is measured in turn, the main one first.
+		if i, j := strings.Index(stderr, "job type default"), strings.Index(stderr, "job type data"); i < 0 || j < i {
+			t.Errorf("progress:\n%s", stderr)
+		}
+	})
+
+	t.Run("human", func(t *testing.T) {
+		out, stderr, err := bench("--compare", "data", "--requests", "2", "--async")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+		lines := strings.Split(out, "\n")
+		if len(lines) < 4 || !strings.Contains(lines[0], "job types default, data, async") ||
+			!strings.HasPrefix(lines[1], "job type ") || !strings.Contains(lines[1], "p50 ×") || !strings.Contains(lines[1], "p99 ×") ||
+			!strings.HasPrefix(lines[2], "default ") || !strings.Contains(lines[2], " 1.00 ") || !strings.HasPrefix(lines[3], "data ") {
+			t.Errorf("want a default row and a data row:\n%s", out)
+		}
+		if strings.Contains(out, "errors:") {
+			t.Errorf("errors:\n%s", out)
+		}
+	})
+
+	t.Run("unknown job type", func(t *testing.T) {
+		out, stderr, err := bench("--compare", "data,nosuch", "--requests", "1")
+		if err == nil || !strings.Contains(err.Error(), `no job type "nosuch" (--compare)`) {
+			t.Errorf("err %v", err)
+		}
+		if out != "" || strings.Contains(stderr, "bench:") {
+			t.Errorf("measured before checking the job types:\n%s\n%s", out, stderr)
+		}
+	})
 }

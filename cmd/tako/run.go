@@ -29,6 +29,7 @@ Usage:
   tako validate [FILE]                                        check a configuration file
   tako config   [--config FILE]                               print the effective configuration (secrets masked)
   tako bench    [--url URL] [--concurrency N] [--baseline]     load-test a running server (tako bench -h)
+  tako gvisor   register --path RUNSC [--name NAME]           add gVisor's runsc to Docker's runtimes (tako gvisor -h)
   tako version                                                print tako's version
 
 Configuration comes from built-in defaults, then tako.yaml (--config, $TAKO_CONFIG,
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return runDoctor(ctx, rest, environ, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, environ, stdout, stderr)
+	case "gvisor":
+		return runGVisor(ctx, rest, environ, stdout, stderr)
 	case "validate":
 		return runValidate(rest, environ, stdout, stderr)
 	case "config":
