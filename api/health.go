@@ -41,6 +41,7 @@ type HealthResponse struct {
 	CheckedAt         string                       `json:"checked_at"` // when the checks ran (RFC 3339, UTC); at most 2 s ago
 	DockerAvailable   bool                         `json:"docker_available"`
 	GVisorAvailable   bool                         `json:"gvisor_available"`
+	GVisorReason      string                       `json:"gvisor_reason"` // why gVisor is not usable; "" when it is
 	DatabaseAvailable bool                         `json:"database_available"`
 	Runner            RunnerHealth                 `json:"runner"`
 	QueueStats        QueueStats                   `json:"queue_stats"`
@@ -110,6 +111,7 @@ func (s *Server) probeHealth(ctx context.Context) HealthResponse {
 		Version:           s.version,
 		DockerAvailable:   h.DockerAvailable,
 		GVisorAvailable:   h.GVisorAvailable,
+		GVisorReason:      h.GVisorReason,
 		DatabaseAvailable: dberr == nil,
 		Runner:            RunnerHealth{Running: h.Running, MaxConcurrent: h.MaxConcurrent},
 		QueueStats:        QueueStats{Pending: q.queued, Running: h.Running, MaxWorkers: h.MaxConcurrent, MaxQueueSize: q.limit},
@@ -129,7 +131,14 @@ func (s *Server) probeHealth(ctx context.Context) HealthResponse {
 		resp.Checks["docker"] = HealthCheckResult{Status: "failing"}
 		resp.Problems = append(resp.Problems, "docker engine is not reachable")
 	}
-	if !h.GVisorAvailable {
+	switch {
+	case h.GVisorAvailable:
+	case h.GVisorInstalled:
+		// Registered but failing its probe: an operator's mistake to fix,
+		// whatever the job types' modes.
+		resp.Checks["gvisor"] = HealthCheckResult{Status: "failing"}
+		resp.Problems = append(resp.Problems, "gVisor runtime "+h.GVisorRuntime+" is unusable: "+h.GVisorReason+"; "+h.GVisorFix)
+	default:
 		// Permissive job types fall back to runc; strict ones show up below.
 		resp.Checks["gvisor"] = HealthCheckResult{Status: "missing"}
 	}
@@ -142,6 +151,9 @@ func (s *Server) probeHealth(ctx context.Context) HealthResponse {
 				p += ": " + av.Reason
 			}
 			resp.Problems = append(resp.Problems, p)
+		}
+		if av.Pool.Failures >= runner.FailingPool {
+			resp.Problems = append(resp.Problems, fmt.Sprintf("job type %s: its pool failed to start %d containers in a row (%s) and backs off", jt.Name, av.Pool.Failures, av.Pool.LastError))
 		}
 	}
 	resp.Problems = append(resp.Problems, s.warnings...)

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -87,6 +88,12 @@ type launcher struct {
 	removals sync.WaitGroup
 }
 
+// Why prepare failed, besides the engine's errors.
+var (
+	errExitedEarly = errors.New("container exited before its bootstrap was ready")
+	errNotReady    = errors.New("container not ready")
+)
+
 // prepare starts a container for spec and waits until its bootstrap has
 // preloaded and waits for the trigger: a container ready for a pool.
 func (l *launcher) prepare(ctx context.Context, spec containerSpec) (*jobContainer, error) {
@@ -101,10 +108,10 @@ func (l *launcher) prepare(ctx context.Context, spec containerSpec) (*jobContain
 		case <-ready:
 		case <-c.streamDone:
 			l.discard(c)
-			return nil, fmt.Errorf("container exited before its bootstrap was ready")
+			return nil, errExitedEarly
 		case <-timeout.C:
 			l.discard(c)
-			return nil, fmt.Errorf("container not ready within %s", l.startupTimeout)
+			return nil, fmt.Errorf("%w within %s", errNotReady, l.startupTimeout)
 		case <-ctx.Done():
 			l.discard(c)
 			return nil, ctx.Err()

@@ -52,6 +52,9 @@ func (r *Runner) poolTotals(name string) (total PoolStats, ok bool) {
 		for _, st := range r.reqs.poolStats(name) {
 			total.Warm, total.Busy, total.Target = total.Warm+st.Warm, total.Busy+st.Busy, total.Target+st.Target
 			total.Hits, total.Misses = total.Hits+st.Hits, total.Misses+st.Misses
+			if st.Failures > total.Failures {
+				total.Failures, total.LastError = st.Failures, st.LastError
+			}
 			ok = true
 		}
 	}
@@ -76,6 +79,7 @@ func (r *Runner) Health(ctx context.Context) Health {
 		GVisorAvailable: r.gvisor.usable,
 		GVisorInstalled: r.gvisor.installed,
 		GVisorReason:    r.gvisor.reason,
+		GVisorFix:       r.gvisorFixIfNeeded(),
 		GVisorRuntime:   r.gvisor.name,
 		MaxConcurrent:   cap(r.slots),
 		Running:         len(r.slots),
@@ -88,4 +92,13 @@ func (r *Runner) Health(ctx context.Context) Health {
 		h.DockerAvailable = true
 	}
 	return h
+}
+
+// gvisorFixIfNeeded is what to do about an unusable gVisor, "" when it is
+// usable.
+func (r *Runner) gvisorFixIfNeeded() string {
+	if r.gvisor.usable {
+		return ""
+	}
+	return gvisorFix(r.gvisor)
 }

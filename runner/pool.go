@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -31,6 +32,7 @@ type pool struct {
 	peak     int // most concurrent executions since peakAt
 	peakAt   time.Time
 	failures int       // consecutive failed starts, for backoff
+	lastErr  string    // why the last start failed, safe to show callers
 	retryAt  time.Time // no start before this, after a failure
 	hits     int64
 	misses   int64
@@ -52,7 +54,16 @@ type PoolStats struct {
 	Misses int64 `json:"misses"` // checkouts that had to start a cold one
 	Target int   `json:"target"` // ready containers the pool aims for
 	Warm   int   `json:"warm"`   // ready containers
+	// Failures counts the container starts that failed in a row; the pool
+	// backs off between them, up to a minute.
+	Failures int `json:"failures"`
+	// LastError says why the last of those failed; "" after a success.
+	LastError string `json:"last_error,omitempty"`
 }
+
+// FailingPool is how many failed starts in a row make a pool a problem
+// in /health.
+const FailingPool = 3
 
 func newPool(launch *launcher, spec containerSpec, logger *slog.Logger) *pool {
 	return &pool{
@@ -110,6 +121,7 @@ func (p *pool) setImage(image string) {
 		return
 	}
 	p.spec.image = image
+	p.failures, p.lastErr, p.retryAt = 0, "", time.Time{} // a new image deserves a fresh try
 	for _, pc := range p.ready {
 		p.launch.discard(pc.c)
 	}
@@ -135,7 +147,10 @@ func (p *pool) target() int {
 func (p *pool) stats() PoolStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return PoolStats{Busy: p.inflight, Hits: p.hits, Misses: p.misses, Target: p.target(), Warm: len(p.ready)}
+	return PoolStats{
+		Busy: p.inflight, Hits: p.hits, Misses: p.misses, Target: p.target(), Warm: len(p.ready),
+		Failures: p.failures, LastError: p.lastErr,
+	}
 }
 
 func (p *pool) signal() {
@@ -201,6 +216,7 @@ func (p *pool) startOne(ctx context.Context, spec containerSpec) {
 		// Back off: 2 s, 4 s ... at most a minute between attempts, so a job
 		// type whose containers cannot start does not spin.
 		p.failures++
+		p.lastErr = startFailure(err)
 		backoff := min(time.Second<<min(p.failures, 6), time.Minute)
 		p.retryAt = time.Now().Add(backoff)
 		failures := p.failures
@@ -220,7 +236,7 @@ func (p *pool) startOne(ctx context.Context, spec containerSpec) {
 		p.launch.discard(c) // stopping, or the image changed while it started
 		return
 	}
-	p.failures = 0
+	p.failures, p.lastErr = 0, ""
 	p.ready = append(p.ready, &pooled{c: c, readyAt: time.Now()})
 }
 
@@ -232,4 +248,19 @@ func (p *pool) drain() {
 		p.launch.discard(pc.c)
 	}
 	p.ready = nil
+}
+
+// startFailure says why a container start failed in words fit for callers:
+// the engine's own message may name host paths.
+func startFailure(err error) string {
+	switch {
+	case errors.Is(err, errExitedEarly):
+		return "the container exited before its bootstrap was ready"
+	case errors.Is(err, errNotReady):
+		return "the container was not ready in time"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "the start was cancelled"
+	default:
+		return "the Docker engine could not create or start the container"
+	}
 }

@@ -287,3 +287,26 @@ print(sorted(os.listdir('/output')), os.listdir('/tmp'), found)`})
 		t.Errorf("writer: %+v", w)
 	}
 }
+
+// TestPoolBacksOffAndReports: a pool whose containers cannot start backs
+// off instead of retrying in a loop, and says so in its stats.
+func TestPoolBacksOffAndReports(t *testing.T) {
+	dc, _ := executor(t)
+	jt := pooledJobType(2, 2, time.Minute)
+	r := startRunnerWith(t, dc, Options{
+		GVisor:        noGVisor,
+		Images:        map[string]string{jt.Name: "tako-test-no-such-image:none"},
+		JobTypes:      []jobtypes.JobType{jt},
+		MaxConcurrent: 2,
+		WorkDir:       t.TempDir(),
+	})
+	st := waitPool(t, r, jt.Name, func(s PoolStats) bool { return s.Failures >= 2 })
+	if st.LastError != "the Docker engine could not create or start the container" || st.Warm != 0 {
+		t.Errorf("stats %+v, want the engine's failure", st)
+	}
+	// 2 s, 4 s, 8 s between rounds: in 6 s at most two more rounds of two.
+	time.Sleep(6 * time.Second)
+	if later, _ := r.PoolStats(jt.Name); later.Failures > st.Failures+4 {
+		t.Errorf("failures went from %d to %d in 6 s: the pool does not back off", st.Failures, later.Failures)
+	}
+}

@@ -47,6 +47,8 @@ type Health struct {
 	GVisorInstalled bool `json:"gvisor_installed"`
 	// GVisorReason says why gVisor is not usable; "" when it is.
 	GVisorReason string `json:"gvisor_reason,omitempty"`
+	// GVisorFix says what an operator does about an unusable gVisor.
+	GVisorFix string `json:"gvisor_fix,omitempty"`
 	// GVisorRuntime is the runtime name looked for (runner.gvisor_runtime).
 	GVisorRuntime string `json:"gvisor_runtime"`
 	MaxConcurrent int    `json:"max_concurrent"`

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -33,11 +34,17 @@ type GVisorOptions struct {
 // gvisor is what the runner found out about the engine's gVisor runtime at
 // start-up.
 type gvisor struct {
-	name      string // the runtime's name in the engine
-	installed bool   // the engine lists it
-	usable    bool   // it passed the probe
-	reason    string // why it is not usable; "" when it is
+	name      string   // the runtime's name in the engine
+	path      string   // its runsc binary, "" when not installed
+	want      []string // the runtime arguments tako needs
+	installed bool     // the engine lists it
+	usable    bool     // it passed the probe
+	reason    string   // why it is not usable; "" when it is
 }
+
+// hostFIFOOpen is the runsc flag that lets the sandbox open host FIFOs: the
+// bootstrap's transport.
+const hostFIFOOpen = "--host-fifo=open"
 
 // probeTimeout bounds the probe container: a cold gVisor start takes 1-2 s
 // on a loaded 2-core machine, and a runtime that cannot open the
@@ -49,13 +56,13 @@ const probeTimeout = 20 * time.Second
 // probe container under it runs Python through the real transport.
 func (r *Runner) probeGVisor(ctx context.Context, info system.Info) gvisor {
 	o := r.opts.GVisor
-	g := gvisor{name: o.Runtime}
+	g := gvisor{name: o.Runtime, want: o.RequiredArgs}
 	rt, ok := info.Runtimes[g.name]
 	if !ok {
 		g.reason = fmt.Sprintf("the Docker engine has no runtime %q", g.name)
 		return g
 	}
-	g.installed = true
+	g.installed, g.path = true, rt.Path
 	for _, want := range o.RequiredArgs {
 		if !slices.Contains(rt.Args, want) {
 			g.reason = fmt.Sprintf("the Docker runtime %q lacks the argument %s (runtimeArgs: %q), without which gVisor cannot open tako's transport", g.name, want, rt.Args)
@@ -132,5 +139,12 @@ func gvisorFix(g gvisor) string {
 	if !g.installed {
 		return fmt.Sprintf("install gVisor and register it with Docker as %q (make gvisor, or tako gvisor register --path /path/to/runsc), or set security_mode: permissive for this job type", g.name)
 	}
-	return fmt.Sprintf("register it in /etc/docker/daemon.json as {\"runtimes\": {%q: {\"path\": \"/path/to/runsc\", \"runtimeArgs\": [\"--host-fifo=open\"]}}} and send SIGHUP to dockerd (tako gvisor register does both), then run tako doctor", g.name)
+	args := []string{hostFIFOOpen}
+	for _, a := range g.want {
+		if !slices.Contains(args, a) {
+			args = append(args, a)
+		}
+	}
+	entry, _ := json.Marshal(map[string]any{"runtimes": map[string]any{g.name: map[string]any{"path": g.path, "runtimeArgs": args}}})
+	return fmt.Sprintf("merge %s into /etc/docker/daemon.json and send SIGHUP to dockerd (tako gvisor register --path %s --name %s does both), then run tako doctor", entry, g.path, g.name)
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/tako-run/tako/config"
 	"github.com/tako-run/tako/jobs/postgres"
 	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/runner"
 	"github.com/tako-run/tako/runner/images"
 )
 
@@ -86,9 +89,10 @@ func runDoctor(ctx context.Context, args []string, environ []string, stdout, std
 		return errDoctor(r)
 	}
 	defer dc.Close()
-	doctorDocker(ctx, r, dc, reg)
-	if work != "" {
-		doctorImages(ctx, r, newBuilder(dc, cfg, work, nil, nil, io.Discard), reg)
+	if doctorDocker(ctx, r, dc) && work != "" {
+		b := newBuilder(dc, cfg, work, nil, nil, io.Discard)
+		doctorRuntimes(ctx, r, dc, cfg, reg, b, work)
+		doctorImages(ctx, r, b, reg)
 	}
 	doctorDatabase(ctx, r, cfg, dc)
 	return errDoctor(r)
@@ -151,39 +155,66 @@ func doctorWorkDir(r *report, cfg *config.Config, environ []string) string {
 	return dir
 }
 
-// doctorDocker checks the engine and its runtimes against the job types'
-// security modes.
-func doctorDocker(ctx context.Context, r *report, dc *client.Client, reg *jobtypes.Registry) {
+// doctorDocker checks that the engine answers and lists its runtimes.
+func doctorDocker(ctx context.Context, r *report, dc *client.Client) bool {
 	ctx, cancel := context.WithTimeout(ctx, doctorTimeout)
 	defer cancel()
 	info, err := dc.Info(ctx)
 	if err != nil {
 		r.fail("docker", "docker info: %v", err)
-		return
+		return false
 	}
-	r.ok("docker", "engine %s, API %s, storage driver %s, cgroup v%s", info.ServerVersion, dc.ClientVersion(), info.Driver, info.CgroupVersion)
-	runtimes := make([]string, 0, len(info.Runtimes))
-	for name := range info.Runtimes {
-		runtimes = append(runtimes, name)
-	}
-	sort.Strings(runtimes)
-	if _, ok := info.Runtimes["runsc"]; ok {
-		r.ok("runtimes", "gVisor (runsc) is installed; runtimes: %s", strings.Join(runtimes, ", "))
-		return
-	}
-	var strict, permissive []string
+	runtimes := slices.Sorted(maps.Keys(info.Runtimes))
+	r.ok("docker", "engine %s, API %s, storage driver %s, cgroup v%s, runtimes %s", info.ServerVersion, dc.ClientVersion(), info.Driver, info.CgroupVersion, strings.Join(runtimes, ", "))
+	return true
+}
+
+// doctorRuntimes checks gVisor the way tako server does at start-up: the
+// engine has runner.gvisor_runtime, registered with the arguments tako's
+// transport needs, and a probe container under it runs Python through the
+// real transport. It says which runtime each job type will run under, and
+// prints the daemon.json fix when the probe fails.
+func doctorRuntimes(ctx context.Context, r *report, dc *client.Client, cfg *config.Config, reg *jobtypes.Registry, b *images.Builder, work string) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	refs := map[string]string{}
 	for _, jt := range reg.All() {
-		if jt.SecurityMode == jobtypes.Strict {
-			strict = append(strict, jt.Name)
-		} else {
-			permissive = append(permissive, jt.Name)
+		if ref, exists, err := b.Lookup(ctx, jt); err == nil && exists {
+			refs[jt.Name] = ref
 		}
 	}
-	for _, name := range strict {
-		r.fail("runtimes", "job type %s is strict but gVisor (runsc) is not installed: it cannot run; install gVisor or set its security_mode to permissive", name)
+	probe := runner.New(dc, runner.Options{
+		GVisor:  gvisorOptions(cfg, refs),
+		Images:  refs,
+		Limits:  outputLimits(cfg),
+		WorkDir: work,
+	}, slog.New(slog.DiscardHandler))
+	if err := probe.Start(ctx); err != nil {
+		r.fail("runtimes", "cannot probe the runtimes: %v", err)
+		return
 	}
-	if len(permissive) > 0 {
-		r.warn("runtimes", "gVisor (runsc) is not installed (runtimes: %s): %s run under runc, which shares the host kernel with untrusted code", strings.Join(runtimes, ", "), strings.Join(permissive, ", "))
+	defer probe.Stop()
+	h := probe.Health(ctx)
+	switch {
+	case h.GVisorAvailable:
+		r.ok("runtimes", "gVisor runtime %s passed its probe: it runs Python through tako's transport", h.GVisorRuntime)
+	case h.GVisorInstalled:
+		r.fail("runtimes", "gVisor runtime %s is registered but unusable: %s; fix: %s", h.GVisorRuntime, h.GVisorReason, h.GVisorFix)
+	default:
+		r.warn("runtimes", "gVisor is not installed (%s): %s", h.GVisorReason, h.GVisorFix)
+	}
+	for _, jt := range reg.All() {
+		a := probe.Availability(jt)
+		switch {
+		case a.Runtime == "" && jt.SecurityMode == jobtypes.Strict:
+			r.fail("runtimes", "job type %s is strict and cannot run: %s", jt.Name, a.Reason)
+		case a.Runtime == "":
+			r.fail("runtimes", "job type %s cannot run: %s", jt.Name, a.Reason)
+		case a.Runtime == "runc" && jt.Runtime == jobtypes.RuntimeAuto:
+			r.warn("runtimes", "job type %s runs under runc, which shares the host kernel with untrusted code", jt.Name)
+		default:
+			r.ok("runtimes", "job type %s runs under %s", jt.Name, a.Runtime)
+		}
 	}
 }
 

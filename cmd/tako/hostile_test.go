@@ -35,6 +35,42 @@ type hostileCase struct {
 	status  string         // the execution's status
 	errType string         // its error.type; "" means error is null
 	check   func(t *testing.T, r hostileRun)
+	// gvisor is what a user gets instead under gVisor, where the case ends
+	// differently; nil means the same as under runc. SECURITY.md lists
+	// these differences.
+	gvisor *hostileCase
+}
+
+// hostileModes are the job types of the hostile suite's server: runc warm
+// and cold, and strict (gVisor) warm and cold.
+var hostileModes = []hostileMode{
+	{jobType: "warm", start: "warm", runtime: "runc"},
+	{jobType: "cold", start: "cold", runtime: "runc"},
+	{jobType: "gwarm", start: "warm", runtime: "runsc"},
+	{jobType: "gcold", start: "cold", runtime: "runsc"},
+}
+
+// hostileMode is one job type the hostile cases run on.
+type hostileMode struct {
+	jobType string // its name on the hostile server
+	start   string // warm or cold
+	runtime string // runc or runsc
+}
+
+// under returns the case as it must end under m's runtime.
+func (tc hostileCase) under(m hostileMode) hostileCase {
+	if m.runtime != "runsc" || tc.gvisor == nil {
+		return tc
+	}
+	g := *tc.gvisor
+	g.name, g.code, g.input = tc.name, tc.code, tc.input
+	if g.timeout == 0 {
+		g.timeout = tc.timeout
+	}
+	if g.check == nil {
+		g.check = tc.check
+	}
+	return g
 }
 
 // hostileRun is the answer to one hostile program.
@@ -486,13 +522,15 @@ func TestHostilePrograms(t *testing.T) {
 		mu    sync.Mutex
 		table = map[string]map[string]string{}
 	)
-	gate := &warmGate{s: s, jobType: "warm"}
+	gates := map[string]*warmGate{"warm": {s: s, jobType: "warm"}, "gwarm": {s: s, jobType: "gwarm"}}
 	t.Run("cases", func(t *testing.T) {
 		for _, tc := range hostileCases {
-			for _, mode := range []string{"warm", "cold"} {
+			for _, m := range hostileModes {
+				mode := m.jobType
+				tc := tc.under(m)
 				t.Run(tc.name+"/"+mode, func(t *testing.T) {
 					t.Parallel()
-					r, err := runHostile(s, gate, tc, mode)
+					r, err := runHostile(s, gates[mode], tc, mode)
 					got := "request failed"
 					if err == nil {
 						got = fmt.Sprintf("%v / %s", r.res["status"], cmp.Or(errorType(r.res), "null"))
@@ -507,7 +545,7 @@ func TestHostilePrograms(t *testing.T) {
 						t.Fatal(err)
 					}
 					t.Logf("took %s, timing %v", r.took.Round(time.Millisecond), r.res["timing"])
-					checkHostile(t, s, tc, mode, r)
+					checkHostile(t, s, tc, m, r)
 				})
 			}
 		}
@@ -526,8 +564,10 @@ func TestHostilePrograms(t *testing.T) {
 	if p := healthProblems(t, s); !slices.Equal(p, baseline) {
 		t.Errorf("health after the attacks: problems %v, before %v", p, baseline)
 	}
-	if code, res := s.post(t, "/execute", `{"code": "print(1 + 1)", "job_type": "cold"}`); code != http.StatusOK || res["stdout"] != "2\n" {
-		t.Errorf("ordinary job after the attacks: %d %v", code, res)
+	for _, jt := range []string{"cold", "gcold"} {
+		if code, res := s.post(t, "/execute", `{"code": "print(1 + 1)", "job_type": "`+jt+`"}`); code != http.StatusOK || res["stdout"] != "2\n" {
+			t.Errorf("ordinary %s job after the attacks: %d %v", jt, code, res)
+		}
 	}
 	waitNoContainers(t, s)
 	waitNoStraySlots(t, s)
@@ -538,8 +578,10 @@ func TestHostilePrograms(t *testing.T) {
 
 // startHostileServer starts a server of its own for the hostile suite, so
 // that its containers, slot directories and health are judged apart from
-// the other tests': job type "warm" has a pool, "cold" has none, and the
-// server's environment holds a canary that no program may read.
+// the other tests': job types "warm" and "gwarm" have a pool, "cold" and
+// "gcold" none; "warm" and "cold" run under runc, "gwarm" and "gcold" are
+// strict and run under gVisor; and the server's environment holds a canary
+// that no program may read.
 func startHostileServer(t *testing.T) *testServer {
 	t.Helper()
 	runnertest.Docker(t)
@@ -552,6 +594,12 @@ func startHostileServer(t *testing.T) *testServer {
 		"TAKO_JOB_TYPES_WARM_POOL_MIN=2", "TAKO_JOB_TYPES_WARM_POOL_MAX=4",
 		"TAKO_JOB_TYPES_COLD_POOL_MIN=0", "TAKO_JOB_TYPES_COLD_POOL_MAX=0",
 		"TAKO_JOB_TYPES_WARM_LIMITS_TIMEOUT=120s", "TAKO_JOB_TYPES_COLD_LIMITS_TIMEOUT=120s",
+		"TAKO_JOB_TYPES_WARM_RUNTIME=runc", "TAKO_JOB_TYPES_COLD_RUNTIME=runc",
+		"TAKO_JOB_TYPES_GWARM_POOL_MIN=2", "TAKO_JOB_TYPES_GWARM_POOL_MAX=4",
+		"TAKO_JOB_TYPES_GCOLD_POOL_MIN=0", "TAKO_JOB_TYPES_GCOLD_POOL_MAX=0",
+		"TAKO_JOB_TYPES_GWARM_LIMITS_TIMEOUT=120s", "TAKO_JOB_TYPES_GCOLD_LIMITS_TIMEOUT=120s",
+		"TAKO_JOB_TYPES_GWARM_SECURITY_MODE=strict", "TAKO_JOB_TYPES_GCOLD_SECURITY_MODE=strict",
+		"TAKO_RUNNER_GVISOR_RUNTIME=" + runnertest.GVisorRuntime(t, runnertest.Docker(t)),
 		"HOSTILE_SECRET=" + hostileCanary,
 	})
 	if err != nil {
@@ -561,8 +609,8 @@ func startHostileServer(t *testing.T) *testServer {
 	return s
 }
 
-// runHostile runs tc on job type mode ("warm" or "cold"). A warm run goes
-// through gate, so that it finds a container in the pool.
+// runHostile runs tc on job type mode. A warm run goes through gate (nil
+// for a cold one), so that it finds a container in the pool.
 func runHostile(s *testServer, gate *warmGate, tc hostileCase, mode string) (hostileRun, error) {
 	timeout := tc.timeout
 	if timeout == 0 {
@@ -584,7 +632,7 @@ func runHostile(s *testServer, gate *warmGate, tc hostileCase, mode string) (hos
 		}
 		return r, nil
 	}
-	if mode == "warm" {
+	if gate != nil {
 		return gate.run(send)
 	}
 	return send()
@@ -592,7 +640,7 @@ func runHostile(s *testServer, gate *warmGate, tc hostileCase, mode string) (hos
 
 // checkHostile asserts what every hostile run must give a user, then the
 // case's own expectations.
-func checkHostile(t *testing.T, s *testServer, tc hostileCase, mode string, r hostileRun) {
+func checkHostile(t *testing.T, s *testServer, tc hostileCase, m hostileMode, r hostileRun) {
 	t.Helper()
 	if !utf8.Valid(r.body) || !json.Valid(r.body) {
 		t.Errorf("the response is not valid UTF-8 JSON: %.300q", r.body)
@@ -601,8 +649,8 @@ func checkHostile(t *testing.T, s *testServer, tc hostileCase, mode string, r ho
 	if got := errorType(r.res); got != tc.errType {
 		t.Errorf("error type %q (%v), want %q", got, r.res["error"], tc.errType)
 	}
-	if r.res["start"] != mode || r.res["job_type"] != mode {
-		t.Errorf("start %v on job type %v, want %s", r.res["start"], r.res["job_type"], mode)
+	if r.res["start"] != m.start || r.res["job_type"] != m.jobType {
+		t.Errorf("start %v on job type %v, want %s on %s", r.res["start"], r.res["job_type"], m.start, m.jobType)
 	}
 	for _, key := range []string{"stdout", "stderr"} {
 		// Rendering invalid UTF-8 as U+FFFD at most doubles the 64 KiB kept.
@@ -620,6 +668,9 @@ func checkHostile(t *testing.T, s *testServer, tc hostileCase, mode string, r ho
 	}
 	if err != nil || code != http.StatusOK || rec["status"] != r.res["status"] || errorType(rec) != errorType(r.res) {
 		t.Errorf("record of %s: %d %v %.300s", id, code, err, raw)
+	}
+	if rec["runtime"] != m.runtime {
+		t.Errorf("record of %s: runtime %v, want %s", id, rec["runtime"], m.runtime)
 	}
 	tc.check(t, r)
 }
@@ -825,10 +876,10 @@ func slotsOf(t *testing.T, workDir string) []string {
 // hostileTable renders what each case got, warm and cold.
 func hostileTable(table map[string]map[string]string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| %-48s | %-28s | %-28s |\n", "case", "warm", "cold")
-	fmt.Fprintf(&b, "|%s|%s|%s|\n", strings.Repeat("-", 50), strings.Repeat("-", 30), strings.Repeat("-", 30))
+	fmt.Fprintf(&b, "| %-48s | %-28s | %-28s | %-28s | %-28s |\n", "case", "runc warm", "runc cold", "runsc warm", "runsc cold")
+	fmt.Fprintf(&b, "|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 50), strings.Repeat("-", 30), strings.Repeat("-", 30), strings.Repeat("-", 30), strings.Repeat("-", 30))
 	for _, tc := range hostileCases {
-		fmt.Fprintf(&b, "| %-48s | %-28s | %-28s |\n", tc.name, table[tc.name]["warm"], table[tc.name]["cold"])
+		fmt.Fprintf(&b, "| %-48s | %-28s | %-28s | %-28s | %-28s |\n", tc.name, table[tc.name]["warm"], table[tc.name]["cold"], table[tc.name]["gwarm"], table[tc.name]["gcold"])
 	}
 	return b.String()
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/tako-run/tako/config"
 	"github.com/tako-run/tako/jobs"
 	"github.com/tako-run/tako/jobs/service"
+	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/metrics"
 	"github.com/tako-run/tako/runner"
 	"github.com/tako-run/tako/runner/egress"
@@ -83,6 +86,7 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	uidFirst, uidCount, _ := config.ParseUIDRange(cfg.Runner.UIDRange) // validated
 	run := runner.New(dc, runner.Options{
 		AcquireTimeout: cfg.Runner.AcquireTimeout.Std(),
+		GVisor:         gvisorOptions(cfg, set.refs),
 		ImageErrors:    set.errors,
 		Images:         set.refs,
 		InstanceID:     instance,
@@ -265,6 +269,24 @@ func dockerClient(ctx context.Context, environ []string) (*client.Client, error)
 }
 
 // outputLimits is the runner's view of the configured limits.
+// gvisorOptions is how the runner finds and probes gVisor: the probe runs
+// in the default job type's image, or another job type's when that one
+// could not be built.
+func gvisorOptions(cfg *config.Config, images map[string]string) runner.GVisorOptions {
+	probe := images[jobtypes.DefaultName]
+	if probe == "" {
+		names := slices.Sorted(maps.Keys(images))
+		if len(names) > 0 {
+			probe = images[names[0]]
+		}
+	}
+	return runner.GVisorOptions{
+		Runtime:      cfg.Runner.GVisorRuntime,
+		RequiredArgs: cfg.Runner.GVisorRequiredArgs,
+		ProbeImage:   probe,
+	}
+}
+
 func outputLimits(cfg *config.Config) runner.OutputLimits {
 	return runner.OutputLimits{
 		MaxArtifactBytes:      int64(cfg.Limits.MaxArtifactBytes),
