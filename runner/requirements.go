@@ -30,9 +30,12 @@ const hotAfter = 3
 // limits are part of what its containers are.
 type requirementImages struct {
 	builder RequirementImages // nil: requirements are refused
-	limits  CacheLimits
-	logger  *slog.Logger
-	runPool func(containerSpec) *pool
+	// gvisorRuntime is the engine's name for runsc, which builds for
+	// gVisor job types run under.
+	gvisorRuntime string
+	limits        CacheLimits
+	logger        *slog.Logger
+	runPool       func(containerSpec) *pool
 
 	mu    sync.Mutex
 	pools map[poolKey]*pool
@@ -57,8 +60,12 @@ func (ri *requirementImages) image(ctx context.Context, spec containerSpec, reqs
 	if ri.builder == nil {
 		return "", nil, nil, &jobs.Error{Code: jobs.ENOTALLOWED, Field: "requirements", Message: "ad-hoc requirements are disabled on this server"}
 	}
+	runtime := spec.runtime
+	if runtime == runtimeGVisor {
+		runtime = ri.gvisorRuntime // the engine's name for it
+	}
 	img, err := ri.builder.EnsureRequirements(ctx, images.RequirementSet{
-		JobType: spec.jobType, Base: spec.image, Runtime: spec.runtime, Requirements: reqs,
+		JobType: spec.jobType, Base: spec.image, Runtime: runtime, Requirements: reqs,
 	})
 	var be *images.BuildError
 	switch {

@@ -178,6 +178,7 @@ func (r *Runner) startPools() {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.poolCtx, r.stopPools = ctx, cancel
 	r.reqs = newRequirementImages(r.opts.Requirements, r.opts.RequirementCache, r.runPool, r.logger)
+	r.reqs.gvisorRuntime = r.opts.GVisor.Runtime
 	for _, jt := range r.opts.JobTypes {
 		a := r.Availability(jt)
 		if !a.Available || jt.Pool.Max < 1 {

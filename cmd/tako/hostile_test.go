@@ -41,6 +41,10 @@ type hostileCase struct {
 	gvisor *hostileCase
 }
 
+// readOnlyUnderGVisor is how a write to a read-only mount ends under
+// gVisor: EACCES where Linux says EROFS.
+var readOnlyUnderGVisor = &hostileCase{status: "failed", errType: "permission", check: stderrHas("Permission denied")}
+
 // hostileModes are the job types of the hostile suite's server: runc warm
 // and cold, and strict (gVisor) warm and cold.
 var hostileModes = []hostileMode{
@@ -158,7 +162,10 @@ var hostileCases = []hostileCase{
 		}},
 	{name: "fork bomb", timeout: 3, status: "timeout", errType: "timeout",
 		code:  "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
-		check: func(t *testing.T, r hostileRun) { answeredWithin(t, r, promptly) }},
+		check: func(t *testing.T, r hostileRun) { answeredWithin(t, r, promptly) },
+		// gVisor's kernel holds the processes to pids (RLIMIT_NPROC), and
+		// that many interpreters outgrow the memory limit first.
+		gvisor: &hostileCase{status: "oom", errType: "oom", timeout: 60}},
 	{name: "memory bomb", timeout: 30, status: "oom", errType: "oom",
 		code: "x = []\nwhile True:\n    x.append(' ' * 10**6)",
 		check: func(t *testing.T, r hostileRun) {
@@ -278,7 +285,16 @@ print(sorted(errs))`,
 				t.Errorf("error %q", r.errMessage())
 			}
 			answeredWithin(t, r, promptly)
-		}},
+		},
+		// gVisor keeps a FIFO made in a bind mount inside the sandbox: the
+		// host sees no result.json at all.
+		gvisor: &hostileCase{status: "succeeded",
+			check: func(t *testing.T, r hostileRun) {
+				if r.res["output"] != nil {
+					t.Errorf("output %v, want none", r.res["output"])
+				}
+				answeredWithin(t, r, promptly)
+			}}},
 	{name: "huge result.json", status: "failed", errType: "output_error",
 		code: "with open('/output/result.json', 'w') as f:\n    f.write('\"' + 'x' * (20 << 20) + '\"')",
 		check: func(t *testing.T, r hostileRun) {
@@ -287,14 +303,17 @@ print(sorted(errs))`,
 			}
 		}},
 	{name: "write to /code", status: "failed", errType: "os_error",
-		code:  "open('/code/main.py', 'w').write('x')",
-		check: stderrHas("Read-only file system")},
+		code:   "open('/code/main.py', 'w').write('x')",
+		check:  stderrHas("Read-only file system"),
+		gvisor: readOnlyUnderGVisor},
 	{name: "write to /input", status: "failed", errType: "os_error",
-		code:  "open('/input/data.json', 'w').write('{}')",
-		check: stderrHas("Read-only file system")},
+		code:   "open('/input/data.json', 'w').write('{}')",
+		check:  stderrHas("Read-only file system"),
+		gvisor: readOnlyUnderGVisor},
 	{name: "write to /", status: "failed", errType: "os_error",
-		code:  "open('/evil', 'w').write('x')",
-		check: stderrHas("Read-only file system")},
+		code:   "open('/evil', 'w').write('x')",
+		check:  stderrHas("Read-only file system"),
+		gvisor: readOnlyUnderGVisor},
 	{name: "TCP egress", status: "failed", errType: "os_error",
 		code:  "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)",
 		check: stderrHas("Network is unreachable")},
@@ -390,7 +409,11 @@ os.setuid(0)`,
 				t.Errorf("stdout %q: the namespace's init ignores them", r.str("stdout"))
 			}
 			answeredWithin(t, r, promptly)
-		}},
+		},
+		// gVisor's init takes the SIGKILL: the sandbox ends, and with it the
+		// job, reported as killed.
+		gvisor: &hostileCase{status: "failed", errType: "killed",
+			check: func(t *testing.T, r hostileRun) { answeredWithin(t, r, promptly) }}},
 	// The init passes SIGTERM on to the program, which dies of it; 143 is
 	// what the taxonomy (jobs.ClassifySignal) calls "cancelled".
 	{name: "SIGTERM to PID 1", status: "failed", errType: "cancelled",

@@ -19,17 +19,6 @@ import (
 // TAKO_AUTH_API_KEYS_CI, is "CI".
 const ciKey = "ci-test-key-0123456789abcdef"
 
-// hasGVisor reports whether the engine has the runsc runtime.
-func hasGVisor(t *testing.T) bool {
-	t.Helper()
-	info, err := runnertest.Docker(t).Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, ok := info.Runtimes["runsc"]
-	return ok
-}
-
 // request sends one request with the given headers and decodes the JSON
 // answer (nil when it is not JSON).
 func (s *testServer) request(t *testing.T, method, path, body string, header map[string]string) (*http.Response, any) {
@@ -60,8 +49,8 @@ func (s *testServer) request(t *testing.T, method, path, body string, header map
 
 // TestAPIKeysAndStrictMode runs a server with an API key and a strict job
 // type: requests without the key get 401, executions record the key's
-// name, and the strict job type, with no gVisor here, is unavailable
-// everywhere a user would look and has no pool.
+// name, and the strict job type, on a server that finds no gVisor, is
+// unavailable everywhere a user would look and has no pool.
 func TestAPIKeysAndStrictMode(t *testing.T) {
 	runnertest.Docker(t)
 	startServer(t) // the images, built once before the parallel tests start
@@ -75,6 +64,7 @@ func TestAPIKeysAndStrictMode(t *testing.T) {
 		"TAKO_AUTH_API_KEYS_CI=" + ciKey,
 		"TAKO_JOB_TYPES_LOCKED_SECURITY_MODE=strict",
 		"TAKO_JOB_TYPES_LOCKED_POOL_MIN=1", "TAKO_JOB_TYPES_LOCKED_POOL_MAX=2",
+		"TAKO_RUNNER_GVISOR_RUNTIME=tako-test-no-such-runtime",
 		// Slow refill, so the last subtest can run out.
 		"TAKO_SERVER_RATE_LIMIT_REQUESTS_PER_SECOND=0.2", "TAKO_SERVER_RATE_LIMIT_BURST=40",
 	})
@@ -128,9 +118,6 @@ func TestAPIKeysAndStrictMode(t *testing.T) {
 	})
 
 	t.Run("strict without gVisor", func(t *testing.T) {
-		if hasGVisor(t) {
-			t.Skip("this engine has gVisor: strict job types run")
-		}
 		_, health := s.request(t, "GET", "/health", "", nil)
 		locked := health.(map[string]any)["job_types"].(map[string]any)["locked"].(map[string]any)
 		reason, _ := locked["unavailable_reason"].(string)
@@ -253,24 +240,30 @@ func TestDoctor(t *testing.T) {
 		return out.String(), err
 	}
 
-	out, err := doctor("TAKO_DATABASE_URL=" + dbURL)
+	gvisor := runnertest.GVisorRuntime(t, runnertest.Docker(t))
+	out, err := doctor("TAKO_DATABASE_URL="+dbURL, "TAKO_RUNNER_GVISOR_RUNTIME="+gvisor)
 	if err != nil {
 		t.Fatalf("doctor on a working set-up: %v\n%s", err, out)
 	}
-	for _, want := range []string{"ok   config", "ok   docker", "ok   images    job type default", "ok   images    job type data", "ok   database  PostgreSQL", "ok   work dir", "0 failed"} {
+	for _, want := range []string{"ok   config", "ok   docker", "ok   runtimes  gVisor runtime " + gvisor + " passed its probe", "ok   runtimes  job type default runs under runsc", "ok   images    job type default", "ok   images    job type data", "ok   database  PostgreSQL", "ok   work dir", "0 failed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)
 		}
 	}
 
+	// A gVisor runtime registered without --host-fifo=open (make gvisor
+	// registers this one for the tests).
 	out, err = doctor("TAKO_DATABASE_URL=postgres://tako:secret-password@127.0.0.1:1/none",
-		"TAKO_JOB_TYPES_LOCKED_SECURITY_MODE=strict")
+		"TAKO_JOB_TYPES_LOCKED_SECURITY_MODE=strict", "TAKO_RUNNER_GVISOR_RUNTIME=tako-test-runsc-nofifo")
 	if err == nil {
 		t.Fatalf("doctor on a broken set-up passed:\n%s", out)
 	}
-	wants := []string{"FAIL database"}
-	if !hasGVisor(t) {
-		wants = append(wants, "FAIL runtimes  job type locked is strict but gVisor (runsc) is not installed")
+	wants := []string{
+		"FAIL database",
+		"FAIL runtimes  gVisor runtime tako-test-runsc-nofifo is registered but unusable: the Docker runtime \"tako-test-runsc-nofifo\" lacks the argument --host-fifo=open",
+		`merge {"runtimes":{"tako-test-runsc-nofifo":{"path":"` + runsc(t) + `","runtimeArgs":["--host-fifo=open"]}}} into /etc/docker/daemon.json`,
+		"FAIL runtimes  job type locked is strict and cannot run",
+		"warn runtimes  job type default runs under runc",
 	}
 	for _, want := range wants {
 		if !strings.Contains(out, want) {
@@ -280,4 +273,16 @@ func TestDoctor(t *testing.T) {
 	if strings.Contains(out, "secret-password") {
 		t.Errorf("doctor printed the database password:\n%s", out)
 	}
+}
+
+// runsc returns the path of the runsc binary the engine's gVisor runtime
+// runs, as the engine reports it.
+func runsc(t *testing.T) string {
+	t.Helper()
+	dc := runnertest.Docker(t)
+	info, err := dc.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Runtimes[runnertest.GVisorRuntime(t, dc)].Path
 }

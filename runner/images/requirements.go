@@ -80,8 +80,8 @@ type RequirementSet struct {
 	JobType jobtypes.JobType
 	// Base is the image the requirements are added to: the job type's.
 	Base string
-	// Runtime is the OCI runtime the job type runs under ("runsc" or
-	// "runc"); the build's steps run under it too.
+	// Runtime is the Docker runtime the job type runs under ("" or "runc",
+	// or the engine's name for gVisor); the build's steps run under it too.
 	Runtime string
 	// Requirements are the pip requirements, as the caller wrote them.
 	Requirements []string

@@ -85,7 +85,9 @@ func (b *Builder) run(ctx context.Context, s step, keep bool) (out string, code 
 			Ulimits:    []*units.Ulimit{{Name: "core", Soft: 0, Hard: 0}},
 		},
 	}
-	if b.opts.SeccompProfile != "" && s.runtime != "runsc" {
+	if b.opts.SeccompProfile != "" && (s.runtime == "" || s.runtime == "runc") {
+		// gVisor applies its own filter to the sandbox, and the container's
+		// would apply to gVisor's kernel, not to the program.
 		host.SecurityOpt = append(host.SecurityOpt, "seccomp="+b.opts.SeccompProfile)
 	}
 	if s.user == "" || s.user == "root" || s.user == "0" || strings.HasPrefix(s.user, "0:") {
