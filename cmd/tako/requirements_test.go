@@ -31,6 +31,8 @@ func TestAdHocRequirements(t *testing.T) {
 	defer drop()
 	s, stop, err := launchServer(dbURL, []string{
 		"TAKO_PIP_INDEX_URL=http://" + index + ":8080/simple", "TAKO_PIP_TRUSTED_HOSTS=" + index,
+		"TAKO_RUNNER_GVISOR_RUNTIME=" + runnertest.GVisorRuntime(t, dc),
+		"TAKO_JOB_TYPES_PINNED_RUNTIME=runc", "TAKO_JOB_TYPES_SANDBOXED_SECURITY_MODE=strict",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +104,35 @@ func TestAdHocRequirements(t *testing.T) {
 				t.Fatalf("never warm: %v", res)
 			}
 			time.Sleep(200 * time.Millisecond) // the pool of the set is filling
+		}
+	})
+
+	t.Run("under runc and under gVisor, cold then warm, with artifacts", func(t *testing.T) {
+		body := `{"job_type": "%s", "code": "import takotiny\nopen('/output/v.txt', 'w').write(str(takotiny.VALUE))\nprint(takotiny.VALUE)", "requirements": ["` + one + `"]}`
+		for jt, runtime := range map[string]string{"pinned": "runc", "sandboxed": "runsc"} {
+			var starts []string
+			for deadline := time.Now().Add(3 * time.Minute); ; {
+				code, res := s.post(t, "/execute", fmt.Sprintf(body, jt))
+				arts, _ := res["artifacts"].([]any)
+				if code != http.StatusOK || res["stdout"] != "42\n" || len(arts) != 1 || arts[0].(map[string]any)["name"] != "v.txt" {
+					t.Fatalf("%s: %d %v", jt, code, res)
+				}
+				_, rec := s.get(t, "/executions/"+res["execution_id"].(string))
+				if got := rec.(map[string]any)["runtime"]; got != runtime {
+					t.Errorf("%s ran under %v, want %s", jt, got, runtime)
+				}
+				starts = append(starts, res["start"].(string))
+				if res["start"] == "warm" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s never warm: %v", jt, starts)
+				}
+				time.Sleep(200 * time.Millisecond) // the pool of the set is filling
+			}
+			if starts[0] != "cold" {
+				t.Errorf("%s: starts %v, want cold first", jt, starts)
+			}
 		}
 	})
 
