@@ -2,10 +2,10 @@
 GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 ARGS ?=
 # gVisor's runsc, built once per version (tako gvisor -h); the tests find it
-# through TAKO_RUNSC.
+# through GVISOR_RUNSC.
 GVISOR_VERSION ?= v0.0.0-20260905035102-160fafc42237
-TAKO_RUNSC ?= $(HOME)/.cache/tako/runsc-$(GVISOR_VERSION)/runsc
-export TAKO_RUNSC
+GVISOR_RUNSC ?= $(HOME)/.cache/tako/runsc-$(GVISOR_VERSION)/runsc
+export GVISOR_RUNSC
 
 .PHONY: run test build deps testdeps testdb gvisor check fuzz
 
@@ -42,11 +42,11 @@ gvisor: deps build
 	  [ -n "$$(docker info --format '{{(index .Runtimes "tako-test-runsc-nofifo").Path}}' 2>/dev/null)" ] || { \
 	    echo "the tests need gVisor registered with Docker, which needs root: run 'sudo make gvisor' once" >&2; exit 1; }; \
 	else \
-	  test -x "$(TAKO_RUNSC)" || { \
+	  test -x "$(GVISOR_RUNSC)" || { \
 	    echo "==> building gVisor runsc $(GVISOR_VERSION) (about 2 minutes, once)"; \
-	    CGO_ENABLED=0 GOBIN="$(dir $(TAKO_RUNSC))" $(GO) install gvisor.dev/gvisor/runsc@$(GVISOR_VERSION) || exit 1; }; \
-	  ./bin/tako gvisor register --path "$(TAKO_RUNSC)" --name runsc --arg=--host-fifo=open && \
-	  ./bin/tako gvisor register --path "$(TAKO_RUNSC)" --name tako-test-runsc-nofifo --no-args; \
+	    CGO_ENABLED=0 GOBIN="$(dir $(GVISOR_RUNSC))" $(GO) install gvisor.dev/gvisor/runsc@$(GVISOR_VERSION) || exit 1; }; \
+	  ./bin/tako gvisor register --path "$(GVISOR_RUNSC)" --name runsc --arg=--host-fifo=open && \
+	  ./bin/tako gvisor register --path "$(GVISOR_RUNSC)" --name tako-test-runsc-nofifo --no-args; \
 	fi
 
 # The metrics tests run a real Prometheus server and promtool (Debian's

@@ -25,16 +25,16 @@ const testGVisorVersion = "v0.0.0-20260905035102-160fafc42237"
 // registration must keep.
 const hostDaemonJSON = `{"data-root": "/var/lib/docker", "storage-driver": "fuse-overlayfs", "mtu": 1400, "log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"}}`
 
-// runscPath returns where the tests find runsc: $TAKO_RUNSC (which make
+// runscPath returns where the tests find runsc: $GVISOR_RUNSC (which make
 // exports), else where `make gvisor` builds it.
 func runscPath(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("TAKO_RUNSC"); p != "" {
+	if p := os.Getenv("GVISOR_RUNSC"); p != "" {
 		return p
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		t.Fatalf("no home directory to find runsc in (set TAKO_RUNSC): %v", err)
+		t.Fatalf("no home directory to find runsc in (set GVISOR_RUNSC): %v", err)
 	}
 	return filepath.Join(home, ".cache", "tako", "runsc-"+testGVisorVersion, "runsc")
 }
@@ -416,7 +416,7 @@ func TestGVisorRegisterDocker(t *testing.T) {
 	}
 	runsc := runscPath(t)
 	if fi, err := os.Stat(runsc); err != nil || fi.Mode().Perm()&0o111 == 0 {
-		t.Fatalf("runsc not found at %s (%v): run 'make gvisor' or set TAKO_RUNSC", runsc, err)
+		t.Fatalf("runsc not found at %s (%v): run 'make gvisor' or set GVISOR_RUNSC", runsc, err)
 	}
 	dc, err := runner.NewDockerClient("")
 	if err == nil {
