@@ -356,7 +356,7 @@ func (c *jobContainer) endStreams(timeout time.Duration) bool {
 	}
 }
 
-// trigger hands the nonce to the bootstrap, which reads it from the
+// sendTrigger hands the nonce to the bootstrap, which reads it from the
 // trigger FIFO when it is ready (or has already started to wait).
 func (c *jobContainer) sendTrigger() error {
 	if _, err := c.trigger.Write(bootstrap.TriggerLine(c.nonce)); err != nil {
