@@ -496,7 +496,12 @@ func TestAutoStartedDatabase(t *testing.T) {
 		t.Errorf("a bridge job reached the database: %v", probe)
 	}
 	// So does a package's build code, while it is downloaded and built.
-	code, built := s.post(t, "/execute", `{"job_type": "src", "requirements": ["takoevil"], "code": "import takoevil; print(takoevil.PROBE)"}`)
+	// A set of this run's own: the image of another test's takoevil, built
+	// from another index that may have had the same address, reports other
+	// probes.
+	evil := fmt.Sprintf("takoevil>=0.0.%d", time.Now().UnixNano()%1_000_000)
+	defer removeRequirementImages(t, evil)
+	code, built := s.post(t, "/execute", `{"job_type": "src", "requirements": ["`+evil+`"], "code": "import takoevil; print(takoevil.PROBE)"}`)
 	if code != http.StatusOK || built["status"] != "succeeded" {
 		t.Fatalf("build of takoevil: %d %v\n%s", code, built, s.logs.String())
 	}

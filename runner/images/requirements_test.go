@@ -192,14 +192,18 @@ func TestSourceBuilds(t *testing.T) {
 	b := newTestBuilder(t, cli, pip, &progress)
 	b.opts.Egress = gw
 	jt := jobtypes.JobType{Name: "default"}
-	_, err = b.EnsureRequirements(ctx, RequirementSet{JobType: jt, Base: base, Requirements: []string{"takoevil"}})
+	// A set of this run's own: another test's takoevil image, built from
+	// another index that may have had the same address, reports its own
+	// probes, and the builder would find it.
+	evil := fmt.Sprintf("takoevil>=0.0.%d", time.Now().UnixNano()%1_000_000)
+	_, err = b.EnsureRequirements(ctx, RequirementSet{JobType: jt, Base: base, Requirements: []string{evil}})
 	var be *BuildError
 	if !errors.As(err, &be) || !strings.Contains(be.Msg, "source builds are off") {
 		t.Fatalf("without source builds: %v, want a BuildError saying source builds are off", err)
 	}
 
 	jt.AllowSourceBuilds = true
-	ref, err := b.EnsureRequirements(ctx, RequirementSet{JobType: jt, Base: base, Requirements: []string{"takoevil"}})
+	ref, err := b.EnsureRequirements(ctx, RequirementSet{JobType: jt, Base: base, Requirements: []string{evil}})
 	if err != nil {
 		t.Fatalf("with source builds: %v\n%s", err, progress.String())
 	}
