@@ -46,4 +46,18 @@ type Service interface {
 	// Queued returns how many executions wait in the queue, counted up to
 	// just past the limit, and the limit (queue.max_pending).
 	Queued(ctx context.Context) (queued, limit int, err error)
+
+	// DeadLetters returns one page of the dead-letter queue c may see:
+	// the async executions that exhausted their attempts.
+	DeadLetters(ctx context.Context, c jobs.Caller, f jobs.DeadLetterFilter) (jobs.DeadLetterPage, error)
+	// DeadLetterStats counts the dead-letter entries c may see.
+	DeadLetterStats(ctx context.Context, c jobs.Caller) (jobs.DeadLetterStats, error)
+	// RemoveDeadLetter deletes entry id from the dead-letter queue; the
+	// execution's record stays. ENOTFOUND when no such entry is c's to see.
+	RemoveDeadLetter(ctx context.Context, c jobs.Caller, id int64) error
+	// RetryDeadLetter queues entry id's execution again, as the same
+	// execution with a fresh attempt, and takes it out of the dead-letter
+	// queue. It returns the execution as queued. ENOTFOUND as for
+	// RemoveDeadLetter.
+	RetryDeadLetter(ctx context.Context, c jobs.Caller, id int64) (*jobs.Execution, error)
 }
