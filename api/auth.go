@@ -98,12 +98,12 @@ func callerOf(c *fiber.Ctx) jobs.Caller {
 	return caller
 }
 
-// guard runs before every handler except /health and /openapi.json: it
+// guard runs before every handler except the public ones (publicPath): it
 // meters the caller, then checks its API key. The limiter comes first so
 // that guessing keys is metered too; a caller whose key checks out is
 // metered by key, any other by its address.
 func (s *Server) guard(c *fiber.Ctx) error {
-	if c.Path() == "/health" || c.Path() == "/openapi.json" {
+	if publicPath(c.Path()) {
 		return c.Next()
 	}
 	caller, authErr := openCaller, error(nil)
@@ -122,4 +122,15 @@ func (s *Server) guard(c *fiber.Ctx) error {
 	}
 	c.Locals(localCaller, caller)
 	return c.Next()
+}
+
+// publicPath reports whether path is served without an API key: /health,
+// the API's description (/openapi.json) and its docs page (/, /docs and
+// the page's assets), none of which shows anything of a caller's.
+func publicPath(path string) bool {
+	switch path {
+	case "/health", "/openapi.json", "/", "/docs":
+		return true
+	}
+	return strings.HasPrefix(path, "/docs/")
 }

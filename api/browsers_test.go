@@ -97,8 +97,8 @@ func TestContentType(t *testing.T) {
 		{"multipart", "/execute", "--x\r\nContent-Disposition: form-data; name=\"code\"\r\n\r\nprint(1)\r\n--x--\r\n", "multipart/form-data; boundary=x", 415},
 		{"json-like", "/execute", body, "application/json-seq", 415},
 		{"no Content-Type with a body", "/execute", body, "", 415},
-		{"rerun without a body or Content-Type", "/jobs/" + e.ID + "/rerun", "", "", 202},
-		{"cancel without a body or Content-Type", "/jobs/" + e.ID + "/cancel", "", "", 409},
+		{"rerun without a body or Content-Type", "/jobs/" + e.ID + "/rerun", "", "", 200},
+		{"cancel without a body or Content-Type", "/jobs/" + e.ID + "/cancel", "", "", 404},
 		{"cancel with an empty text/plain body", "/jobs/" + e.ID + "/cancel", "", "text/plain", 415},
 		{"build without a body", "/job-types/default/build", "", "", 200},
 	}

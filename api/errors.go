@@ -29,7 +29,7 @@ func statusFor(code jobs.ErrorCode) int {
 	switch code {
 	case jobs.EINVALID:
 		return http.StatusUnprocessableEntity
-	case jobs.EMALFORMED:
+	case jobs.EMALFORMED, jobs.ENOTREADY:
 		return http.StatusBadRequest
 	case jobs.ENOTFOUND:
 		return http.StatusNotFound

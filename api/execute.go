@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -44,8 +43,9 @@ func (s *Server) handleExecute(c *fiber.Ctx) error {
 	return c.JSON(newExecuteResponse(exec))
 }
 
-// handleSubmit is POST /execute/async: validate, queue, answer 202 with the
-// new job, or 200 with the existing one on an idempotent hit.
+// handleSubmit is POST /execute/async: validate, queue and answer 200 with
+// the new job, or with the existing one on an idempotent hit. The original
+// answers 200, not 202, and its clients check for exactly that.
 func (s *Server) handleSubmit(c *fiber.Ctx) error {
 	sub, err := s.decodeSubmission(c, jobs.ModeAsync)
 	if err != nil {
@@ -62,7 +62,7 @@ func (s *Server) handleSubmit(c *fiber.Ctx) error {
 	case exec == nil:
 		return jobs.Errorf(jobs.EINTERNAL, "service returned no execution and no error for a submission")
 	case created:
-		return c.Status(http.StatusAccepted).JSON(SubmitResponse{JobID: exec.ID, Status: jobs.StatusQueued})
+		return c.JSON(SubmitResponse{JobID: exec.ID, Status: jobs.StatusQueued})
 	default:
 		return c.JSON(SubmitResponse{JobID: exec.ID, Status: exec.Status})
 	}

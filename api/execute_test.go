@@ -178,6 +178,7 @@ func TestExecuteResponseFields(t *testing.T) {
 		"artifacts":           []any{},
 		"timing": map[string]any{
 			"queue_ms": 0.25, "start_ms": 1.0, "run_ms": 11.5, "collect_ms": 0.5, "total_ms": 350.0,
+			"startup_ms": 1.0, "execution_ms": 11.5, "dep_install_ms": nil, "phase_at_exit": nil,
 		},
 	}
 	for k, w := range want {
@@ -247,7 +248,7 @@ func TestExecuteFailedProgram(t *testing.T) {
 				{Name: "report.txt", SizeBytes: 12, SHA256: strings.Repeat("ab", 32)},
 			}},
 			check: func(t *testing.T, m map[string]any) {
-				want := []any{map[string]any{"name": "report.txt", "size_bytes": 12.0, "sha256": strings.Repeat("ab", 32)}}
+				want := []any{map[string]any{"name": "report.txt", "size_bytes": 12.0, "sha256": strings.Repeat("ab", 32), "content_type": "text/plain; charset=utf-8"}}
 				if !reflect.DeepEqual(m["artifacts"], want) {
 					t.Errorf("artifacts %#v", m["artifacts"])
 				}

@@ -14,22 +14,30 @@ import (
 const maxListBytes = 1 << 20
 
 // ExecutionListResponse is the body of GET /executions: one page of the
-// history the caller may see, newest first, as summaries; the full record
-// of each comes from GET /executions/{id}. NextCursor, when not null, is
-// the cursor of the next (older) page; it is stable under concurrent
-// inserts. A page may hold fewer than limit items when the next one would
-// take the body past 1 MiB; then NextCursor is set.
+// history the caller may see, newest first, in the original's paginated
+// shape (items, limit, offset, has_more, count). Count is the number of
+// items in this page: a page holds fewer than limit items when the next
+// one would take the body past 1 MiB, so a client that pages by offset
+// advances it by count. NextCursor, when not null, is tako's steadier way
+// on: the cursor of the next (older) page, stable under concurrent inserts.
 type ExecutionListResponse struct {
 	Items      []ExecutionSummary `json:"items"`
 	Limit      int                `json:"limit"`
+	Offset     int                `json:"offset"`
+	HasMore    bool               `json:"has_more"`
+	Count      int                `json:"count"`
 	NextCursor *int64             `json:"next_cursor"`
 }
 
-// ExecutionSummary is one execution in the history: every field of the
-// full record except what can be large (output, stdout, stderr and
-// artifacts; code and input are never in a response).
+// ExecutionSummary is one execution in the history: the original's
+// ExecutionRecordResponse (what the job printed and returned included) and
+// tako's fields of the full record, without the artifacts and the hashes
+// of what was submitted; GET /executions/{id} has those.
 type ExecutionSummary struct {
 	Success            bool               `json:"success"`
+	Output             json.RawMessage    `json:"output"`
+	Stdout             string             `json:"stdout"`
+	Stderr             string             `json:"stderr"`
 	ExitCode           *int               `json:"exit_code"`
 	ExecutionTime      float64            `json:"execution_time"`
 	JobType            string             `json:"job_type"`
@@ -46,12 +54,17 @@ type ExecutionSummary struct {
 	CreatedAt          string             `json:"created_at"`
 	StartedAt          *string            `json:"started_at"`
 	FinishedAt         *string            `json:"finished_at"`
+	EndedAt            *string            `json:"ended_at"`
+	DurationMS         *int64             `json:"duration_ms"`
+	JobVersion         string             `json:"job_version"`
 	Attempt            int                `json:"attempt"`
 	Node               string             `json:"node"`
 	Image              string             `json:"image"`
 	Requirements       []string           `json:"requirements"`
 	ParentID           *string            `json:"parent_id"`
+	ParentExecutionID  *string            `json:"parent_execution_id"`
 	Relationship       *jobs.Relationship `json:"relationship"`
+	IdempotencyKey     *string            `json:"idempotency_key"`
 	CorrelationID      string             `json:"correlation_id"`
 	APIKey             *string            `json:"api_key"`
 }
@@ -62,6 +75,9 @@ func newExecutionSummary(exec *jobs.Execution) ExecutionSummary {
 	r := newExecutionResponse(exec)
 	return ExecutionSummary{
 		Success:            r.Success,
+		Output:             r.Output,
+		Stdout:             r.Stdout,
+		Stderr:             r.Stderr,
 		ExitCode:           r.ExitCode,
 		ExecutionTime:      r.ExecutionTime,
 		JobType:            r.JobType,
@@ -78,12 +94,17 @@ func newExecutionSummary(exec *jobs.Execution) ExecutionSummary {
 		CreatedAt:          r.CreatedAt,
 		StartedAt:          r.StartedAt,
 		FinishedAt:         r.FinishedAt,
+		EndedAt:            r.EndedAt,
+		DurationMS:         r.DurationMS,
+		JobVersion:         r.JobVersion,
 		Attempt:            r.Attempt,
 		Node:               r.Node,
 		Image:              r.Image,
 		Requirements:       r.Requirements,
 		ParentID:           r.ParentID,
+		ParentExecutionID:  r.ParentExecutionID,
 		Relationship:       r.Relationship,
+		IdempotencyKey:     r.IdempotencyKey,
 		CorrelationID:      r.CorrelationID,
 		APIKey:             r.APIKey,
 	}
@@ -104,7 +125,7 @@ func (s *Server) handleExecutions(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	resp := ExecutionListResponse{Items: make([]ExecutionSummary, 0, len(page.Items)), Limit: f.Limit}
+	resp := ExecutionListResponse{Items: make([]ExecutionSummary, 0, len(page.Items)), Limit: f.Limit, Offset: f.Offset}
 	next, last := page.NextCursor, int64(0)
 	size := 0
 	for _, exec := range page.Items {
@@ -129,9 +150,10 @@ func (s *Server) handleExecutions(c *fiber.Ctx) error {
 	if next > 0 {
 		resp.NextCursor = &next
 	}
+	resp.Count, resp.HasMore = len(resp.Items), next > 0
 	return c.JSON(resp)
 }
 
-// listEnvelope is room for the rest of the list body: the brackets, limit
-// and next_cursor.
-const listEnvelope = 128
+// listEnvelope is room for the rest of the list body: the brackets, limit,
+// offset, has_more, count and next_cursor.
+const listEnvelope = 192

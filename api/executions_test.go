@@ -43,7 +43,7 @@ func TestExecutions(t *testing.T) {
 				t.Errorf("filter %+v, want %+v", fs.lastList, tt.filter)
 			}
 			m := r.object(t)
-			checkKeys(t, m, []string{"items", "limit", "next_cursor"})
+			checkKeys(t, m, []string{"count", "has_more", "items", "limit", "next_cursor", "offset"})
 			if m["limit"] != float64(tt.filter.Limit) || m["next_cursor"] != tt.next {
 				t.Errorf("limit %v next_cursor %v", m["limit"], m["next_cursor"])
 			}

@@ -99,7 +99,7 @@ func FuzzExecuteRequest(f *testing.F) {
 				}
 			case path == "/execute" && (status != http.StatusOK || m["success"] != true):
 				t.Fatalf("%s: status %d: %v", path, status, m)
-			case path == "/execute/async" && (status != http.StatusAccepted || m["status"] != "queued" || m["job_id"] == nil || len(m) != 2):
+			case path == "/execute/async" && (status != http.StatusOK || m["status"] != "queued" || m["job_id"] == nil || len(m) != 2):
 				t.Fatalf("%s: status %d: %v", path, status, m)
 			}
 		}

@@ -15,6 +15,7 @@ const (
 	jobNotFound       = "Job not found"
 	executionNotFound = "Execution not found"
 	waitTimedOut      = "Timeout waiting for job"
+	cancelNotFound    = "Job not found or already completed"
 	stillInProgress   = "Job still in progress"
 )
 
@@ -109,16 +110,17 @@ func (s *Server) wait(caller jobs.Caller, id string, timeout time.Duration) (*jo
 	return exec, err
 }
 
-// handleCancel is POST /jobs/:id/cancel.
+// handleCancel is POST /jobs/:id/cancel. A job that has ended is a 404,
+// the same as one that does not exist, with the original's detail.
 func (s *Server) handleCancel(c *fiber.Ctx) error {
-	id, err := pathID(c, jobNotFound)
+	id, err := pathID(c, cancelNotFound)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := s.opContext()
 	defer cancel()
 	exec, err := s.service.Cancel(ctx, callerOf(c), id)
-	if exec, err = found(exec, err, jobNotFound); err != nil {
+	if exec, err = found(exec, err, cancelNotFound); err != nil {
 		return err
 	}
 	return c.JSON(CancelResponse{Status: exec.Status, JobID: exec.ID})
@@ -126,6 +128,9 @@ func (s *Server) handleCancel(c *fiber.Ctx) error {
 
 // handleExecution is GET /executions/:id: the full record.
 func (s *Server) handleExecution(c *fiber.Ctx) error {
+	if err := checkView(c); err != nil {
+		return err
+	}
 	exec, err := s.lookup(c, executionNotFound)
 	if err != nil {
 		return err

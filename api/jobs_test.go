@@ -22,15 +22,19 @@ var (
 	cancelKeys  = []string{"job_id", "status"}
 	replayKeys  = []string{"job_id", "parent_id", "relationship", "status"}
 	recordKeys  = []string{
-		"api_key", "artifacts", "artifacts_truncated", "attempt", "correlation_id", "created_at", "error", "execution_id", "execution_time",
-		"exit_code", "finished_at", "job_id", "image", "job_type", "node", "output", "parent_id", "relationship", "requirements", "runtime",
-		"start", "started_at", "status", "stderr", "stderr_truncated", "stdout", "stdout_truncated", "success", "timing",
+		"api_key", "artifacts", "artifacts_truncated", "attempt", "code_hash", "correlation_id", "created_at", "duration_ms", "ended_at",
+		"error", "execution_id", "execution_time", "exit_code", "finished_at", "idempotency_key", "image", "input_artifacts", "input_hash",
+		"job_id", "job_ref", "job_type", "job_version", "node", "output", "parent_execution_id", "parent_id", "relationship", "requirements",
+		"resource_usage", "runtime", "start", "started_at", "status", "stderr", "stderr_truncated", "stdout", "stdout_truncated", "success", "timing",
 	}
-	// summaryKeys are an item of GET /executions: the record without what
-	// can be large.
+	// summaryKeys are an item of GET /executions: the record without the
+	// artifacts and the hashes of what was submitted, as the original's
+	// slim record.
 	summaryKeys = slices.DeleteFunc(slices.Clone(recordKeys), func(k string) bool {
-		return k == "artifacts" || k == "output" || k == "stdout" || k == "stderr"
+		return k == "artifacts" || k == "input_artifacts" || k == "code_hash" || k == "input_hash" || k == "job_ref" || k == "resource_usage"
 	})
+	// timingKeys are tako's phases and the original's names for them.
+	timingKeys = []string{"collect_ms", "dep_install_ms", "execution_ms", "phase_at_exit", "queue_ms", "run_ms", "start_ms", "startup_ms", "total_ms"}
 )
 
 // checkKeys asserts that m has exactly the keys want.
@@ -90,8 +94,8 @@ func TestSubmit(t *testing.T) {
 
 	body := `{"code": "print(1)", "idempotency_key": "key-00000001"}`
 	r := do(t, s, "POST", "/execute/async", body, map[string]string{"X-Correlation-ID": "cid-submit"})
-	if r.status != http.StatusAccepted {
-		t.Fatalf("new job: status %d, want 202: %s", r.status, r.body)
+	if r.status != http.StatusOK {
+		t.Fatalf("new job: status %d, want 200: %s", r.status, r.body)
 	}
 	m := r.object(t)
 	checkKeys(t, m, submitKeys)
@@ -181,7 +185,7 @@ func TestQuickstartAsync(t *testing.T) {
 	s := newTestServer(t, fs, nil, Limits{})
 
 	r := do(t, s, "POST", "/execute/async", `{"code": "import time; time.sleep(10); print('done')"}`, nil)
-	if r.status != http.StatusAccepted {
+	if r.status != http.StatusOK {
 		t.Fatalf("submit: %d %s", r.status, r.body)
 	}
 	id := r.object(t)["job_id"].(string)
@@ -278,10 +282,16 @@ func TestResult(t *testing.T) {
 				"exit_code": 0.0, "execution_time": 0.35, "job_type": "default", "execution_id": done.ID, "job_id": done.ID,
 				"status": "succeeded", "error": nil, "runtime": "runc", "start": "warm", "stdout_truncated": false,
 				"stderr_truncated": false, "artifacts": []any{}, "artifacts_truncated": false,
-				"timing":     map[string]any{"queue_ms": 0.25, "start_ms": 1.0, "run_ms": 11.5, "collect_ms": 0.5, "total_ms": 350.0},
+				"timing": map[string]any{"queue_ms": 0.25, "start_ms": 1.0, "run_ms": 11.5, "collect_ms": 0.5, "total_ms": 350.0,
+					"startup_ms": 1.0, "execution_ms": 11.5, "dep_install_ms": nil, "phase_at_exit": nil},
 				"created_at": "2026-03-14T15:09:26.535897Z", "started_at": "2026-03-14T15:09:28.535897Z",
 				"finished_at": "2026-03-14T15:09:28.885897Z", "attempt": 2.0, "node": "node-a", "image": "", "requirements": []any{}, "parent_id": "0195c3a8-0000-7000-8000-0000000000aa",
 				"relationship": "rerun", "correlation_id": "cid-finished", "api_key": nil,
+				// The original's names and its full view's fields.
+				"ended_at": "2026-03-14T15:09:28.885897Z", "duration_ms": 350.0, "job_version": "default", "job_ref": "default",
+				"parent_execution_id": "0195c3a8-0000-7000-8000-0000000000aa", "idempotency_key": nil,
+				"code_hash": "9aef37e97ed2c37be23a0cee0063893255a3f70d3ab1e68338222a530f6bdbf2", "input_hash": nil,
+				"input_artifacts": []any{}, "resource_usage": nil,
 			}
 			if !reflect.DeepEqual(m, want) {
 				t.Errorf("%s\n got %v\nwant %v", path, m, want)
@@ -421,8 +431,8 @@ func TestCancel(t *testing.T) {
 	if m["status"] != "cancelled" || m["job_id"] != queued.ID {
 		t.Errorf("got %v", m)
 	}
-	checkError(t, do(t, s, "POST", "/jobs/"+queued.ID+"/cancel", "", nil), http.StatusConflict, "Job already finished with status cancelled")
-	checkError(t, do(t, s, "POST", "/jobs/0195c3a8-0000-7000-8000-0000000fffff/cancel", "", nil), http.StatusNotFound, "Job not found")
+	checkError(t, do(t, s, "POST", "/jobs/"+queued.ID+"/cancel", "", nil), http.StatusNotFound, "Job not found or already completed")
+	checkError(t, do(t, s, "POST", "/jobs/0195c3a8-0000-7000-8000-0000000fffff/cancel", "", nil), http.StatusNotFound, "Job not found or already completed")
 }
 
 func TestRerunAndFork(t *testing.T) {
@@ -454,8 +464,8 @@ func TestRerunAndFork(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// Not parallel: each case reads the fake's last call.
 			r := do(t, s, "POST", tt.path, tt.body, map[string]string{"X-Correlation-ID": "replay-cid"})
-			if r.status != http.StatusAccepted {
-				t.Fatalf("status %d, want 202: %s", r.status, r.body)
+			if r.status != http.StatusOK {
+				t.Fatalf("status %d, want 200: %s", r.status, r.body)
 			}
 			m := r.object(t)
 			checkKeys(t, m, replayKeys)
@@ -501,7 +511,7 @@ func TestRerunAndForkErrors(t *testing.T) {
 		{"rerun timeout over the parent's job type", rerun, `{"timeout": 31}`, 422, `timeout: must be at most 30 seconds, the limit of job type "default"`},
 		{"rerun timeout zero", rerun, `{"timeout": 0}`, 422, "timeout: must be at least 1 seconds"},
 		{"rerun timeout string", rerun, `{"timeout": "5"}`, 422, "timeout: must be an integer"},
-		{"rerun unfinished", "/jobs/" + running.ID + "/rerun", `{}`, 409, "Cannot rerun job that hasn't completed"},
+		{"rerun unfinished", "/jobs/" + running.ID + "/rerun", `{}`, 400, "Cannot rerun job that hasn't completed"},
 		{"rerun unknown job", "/jobs/0195c3a8-0000-7000-8000-0000000fffff/rerun", `{}`, 404, "Job not found"},
 		{"rerun unknown job with a timeout", "/jobs/0195c3a8-0000-7000-8000-0000000fffff/rerun", `{"timeout": 5}`, 404, "Job not found"},
 		{"fork empty body", fork, ``, 400, "request body is empty"},

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -12,14 +13,22 @@ import (
 )
 
 // JobTypeResponse describes one job type and whether it can run here. GET
-// /job-types returns a JSON array of them, as the original does.
+// /job-types returns a JSON array of them, as the original does. The
+// original's fields for concepts tako does not have keep their honest
+// values: SessionEnabled and GPUEnabled are false, GPUVendor is null.
 type JobTypeResponse struct {
-	Name              string         `json:"name"`
-	Image             string         `json:"image"`
-	ImageExists       bool           `json:"image_exists"`
-	SystemPackages    []string       `json:"system_packages"`
-	Requirements      []string       `json:"requirements"`
-	Preload           []string       `json:"preload"`
+	Name           string   `json:"name"`
+	Image          string   `json:"image"`
+	ImageExists    bool     `json:"image_exists"`
+	SystemPackages []string `json:"system_packages"`
+	Requirements   []string `json:"requirements"`
+	Preload        []string `json:"preload"`
+	// PythonVersion is the Python of the job type's image, as the image
+	// declares it ("3.11"); null when it does not.
+	PythonVersion     *string        `json:"python_version"`
+	SessionEnabled    bool           `json:"session_enabled"`
+	GPUEnabled        bool           `json:"gpu_enabled"`
+	GPUVendor         *string        `json:"gpu_vendor"`
 	MemoryLimit       string         `json:"memory_limit"` // Docker style: "512m", "1g"
 	CPULimit          float64        `json:"cpu_limit"`
 	Timeout           int64          `json:"timeout"` // seconds
@@ -76,11 +85,16 @@ func (s *Server) handleJobType(c *fiber.Ctx) error {
 	return c.JSON(s.jobTypeResponse(jt))
 }
 
-// BuildResponse is the body of POST /job-types/:name/build.
+// BuildResponse is the body of POST /job-types/:name/build: the original's
+// BuildResponse plus Image. Version is "job_type@image_ref"; Digest is
+// the tag of tako's image, the hash of what it was built from.
 type BuildResponse struct {
-	Image   string `json:"image"`
-	JobType string `json:"job_type"`
-	Status  string `json:"status"` // "built"
+	Status   string `json:"status"` // "built"
+	JobType  string `json:"job_type"`
+	Version  string `json:"version"`
+	Digest   string `json:"digest"`
+	ImageRef string `json:"image_ref"`
+	Image    string `json:"image"`
 }
 
 // buildTimeout bounds POST /job-types/:name/build; image builds take minutes.
@@ -100,7 +114,14 @@ func (s *Server) handleBuild(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(BuildResponse{Image: ref, JobType: jt.Name, Status: "built"})
+	digest := ref
+	if i := strings.LastIndexAny(ref, ":@"); i >= 0 {
+		digest = ref[i+1:]
+	}
+	return c.JSON(BuildResponse{
+		Status: "built", JobType: jt.Name, Version: jt.Name + "@" + ref,
+		Digest: digest[:min(len(digest), 12)], ImageRef: ref, Image: ref,
+	})
 }
 
 func (s *Server) jobTypeResponse(jt jobtypes.JobType) JobTypeResponse {
@@ -109,8 +130,14 @@ func (s *Server) jobTypeResponse(jt jobtypes.JobType) JobTypeResponse {
 	if network == "" {
 		network = string(jobtypes.NetworkNone)
 	}
+	var python *string
+	if av.PythonVersion != "" {
+		v := av.PythonVersion
+		python = &v
+	}
 	return JobTypeResponse{
 		Name:              jt.Name,
+		PythonVersion:     python,
 		Image:             av.Image,
 		ImageExists:       av.ImageExists,
 		SystemPackages:    nonNil(jt.SystemPackages),

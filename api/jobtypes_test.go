@@ -36,6 +36,10 @@ func TestJobTypes(t *testing.T) {
 		"system_packages": []any{},
 		"requirements":    []any{},
 		"preload":         []any{},
+		"python_version":  "3.11",
+		"session_enabled": false,
+		"gpu_enabled":     false,
+		"gpu_vendor":      nil,
 		"memory_limit":    "512m",
 		"cpu_limit":       1.0,
 		"timeout":         30.0,
@@ -111,7 +115,7 @@ func TestBuildJobType(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t, &fakeService{}, &fakeRunner{}, Limits{})
 	r := do(t, s, "POST", "/job-types/data/build", "", nil)
-	if r.status != http.StatusOK || string(r.body) != `{"image":"tako-jt-data:built","job_type":"data","status":"built"}` {
+	if r.status != http.StatusOK || string(r.body) != `{"status":"built","job_type":"data","version":"data@tako-jt-data:built","digest":"built","image_ref":"tako-jt-data:built","image":"tako-jt-data:built"}` {
 		t.Errorf("build: %d %s", r.status, r.body)
 	}
 	if r := do(t, s, "POST", "/job-types/nope/build", "", nil); r.status != http.StatusNotFound {

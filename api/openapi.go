@@ -39,32 +39,36 @@ var operations = []operation{
 	{method: "POST", path: "/execute", summary: "Run a program and wait for its result",
 		request: executeRequestSchema(), responses: map[int]any{200: ExecuteResponse{}, 415: errorBody, 422: errorBody, 429: errorBody, 503: errorBody}},
 	{method: "POST", path: "/execute/async", summary: "Queue a program; the answer comes at once",
-		request: executeRequestSchema(), responses: map[int]any{202: SubmitResponse{}, 200: SubmitResponse{}, 409: errorBody, 415: errorBody, 429: errorBody, 503: errorBody}},
+		request: executeRequestSchema(), responses: map[int]any{200: SubmitResponse{}, 409: errorBody, 415: errorBody, 429: errorBody, 503: errorBody}},
 	{method: "GET", path: "/jobs/{id}", summary: "A job's status", responses: map[int]any{200: JobStatusResponse{}, 404: errorBody}},
 	{method: "GET", path: "/jobs/{id}/result", summary: "A job's result, optionally waiting for it",
 		query: []param{
 			{"wait", "boolean", "wait for the job to end (default false)"},
 			{"timeout", "number", "seconds to wait, 1 to 300 (default 30); 408 when it runs out"},
+			viewParam,
 		},
 		responses: map[int]any{200: oneOf{ExecutionResponse{}, PendingResultResponse{}}, 404: errorBody, 408: errorBody}},
-	{method: "POST", path: "/jobs/{id}/cancel", summary: "Cancel a queued or running job, on any node",
-		responses: map[int]any{200: CancelResponse{}, 404: errorBody, 409: errorBody}},
-	{method: "POST", path: "/jobs/{id}/rerun", summary: "Run a job's code and input again",
-		request: replayRequestSchema(false), responses: map[int]any{202: ReplayResponse{}, 404: errorBody, 415: errorBody, 429: errorBody}},
+	{method: "POST", path: "/jobs/{id}/cancel", summary: "Cancel a queued or running job, on any node; 404 when it has ended",
+		responses: map[int]any{200: CancelResponse{}, 404: errorBody}},
+	{method: "POST", path: "/jobs/{id}/rerun", summary: "Run a finished job's code and input again; 400 when it has not ended",
+		request: replayRequestSchema(false), responses: map[int]any{200: ReplayResponse{}, 400: errorBody, 404: errorBody, 415: errorBody, 429: errorBody}},
 	{method: "POST", path: "/jobs/{id}/fork", summary: "Run new code on a job's input",
-		request: replayRequestSchema(true), responses: map[int]any{202: ReplayResponse{}, 404: errorBody, 415: errorBody, 429: errorBody}},
+		request: replayRequestSchema(true), responses: map[int]any{200: ReplayResponse{}, 404: errorBody, 415: errorBody, 429: errorBody}},
 	{method: "GET", path: "/jobs/{id}/artifacts/{name}", summary: "Download an artifact (also HEAD); ETag is its sha256",
 		responses: map[int]any{200: "binary", 304: nil, 404: errorBody}},
-	{method: "GET", path: "/executions", summary: "The history the caller may see, newest first, as summaries (no output, stdout, stderr or artifacts); a page stops early to stay under 1 MiB",
+	{method: "GET", path: "/executions", summary: "The history the caller may see, newest first, without artifacts; a page stops early (count < limit, has_more true) to stay under 1 MiB",
 		query: []param{
 			{"status", "string", "only executions with this status"},
 			{"job_type", "string", "only executions of this job type"},
 			{"api_key", "string", "only executions this API key (by name) submitted; a caller who is not an admin sees only its own, so another key's name gives an empty page"},
 			{"limit", "integer", "page size, 1 to 1000 (default 100)"},
+			{"offset", "integer", "skip that many executions first (the original's paging; advance it by count)"},
 			{"cursor", "integer", "next_cursor of the previous page"},
+			viewParam,
 		},
 		responses: map[int]any{200: ExecutionListResponse{}, 422: errorBody}},
-	{method: "GET", path: "/executions/{id}", summary: "One execution's full record", responses: map[int]any{200: ExecutionResponse{}, 404: errorBody}},
+	{method: "GET", path: "/executions/{id}", summary: "One execution's full record",
+		query: []param{viewParam}, responses: map[int]any{200: ExecutionResponse{}, 404: errorBody, 422: errorBody}},
 	{method: "GET", path: "/job-types", summary: "The job types and whether they can run here", responses: map[int]any{200: []JobTypeResponse{}}},
 	{method: "GET", path: "/job-types/{name}", summary: "One job type", responses: map[int]any{200: JobTypeResponse{}, 404: errorBody}},
 	{method: "POST", path: "/job-types/{name}/build", summary: "Build a job type's image if it is missing",
@@ -72,7 +76,28 @@ var operations = []operation{
 	{method: "GET", path: "/health", summary: "Docker, the database, runtimes and queue; never needs a key", responses: map[int]any{200: HealthResponse{}}},
 	{method: "GET", path: "/metrics", summary: "Prometheus metrics (text format)", responses: map[int]any{200: "text"}},
 	{method: "GET", path: "/openapi.json", summary: "This document; never needs a key", responses: map[int]any{200: "json"}},
+	{method: "GET", path: "/", summary: "Redirects to /docs, as the original does", responses: map[int]any{307: nil}},
+	{method: "GET", path: "/docs", summary: "An interactive page for this document, served offline; never needs a key", responses: map[int]any{200: "html"}},
+	{method: "GET", path: "/docs/{name}", summary: "The docs page's scripts, styles and icon", responses: map[int]any{200: "binary", 404: errorBody}},
+	{method: "GET", path: "/pool/stats", summary: "The original's worker pool statistics, plus each job type's prewarmed pool on this node",
+		responses: map[int]any{200: PoolStatsResponse{}}},
+	{method: "GET", path: "/dlq", summary: "The dead-letter queue: jobs that exhausted their attempts on failures of tako's own, newest first",
+		query: []param{
+			{"error_type", "string", "only entries with this error type"},
+			{"limit", "integer", "page size, 1 to 1000 (default 100)"},
+			{"offset", "integer", "skip that many entries first"},
+		},
+		responses: map[int]any{200: DeadLetterListResponse{}, 422: errorBody}},
+	{method: "GET", path: "/dlq/stats", summary: "How many dead-letter entries there are, in all and by error type",
+		responses: map[int]any{200: DeadLetterStatsResponse{}}},
+	{method: "DELETE", path: "/dlq/{id}", summary: "Remove a dead-letter entry; the job's record stays",
+		responses: map[int]any{200: DeadLetterRemoveResponse{}, 404: errorBody, 422: errorBody}},
+	{method: "POST", path: "/dlq/{id}/retry", summary: "Queue a dead-letter entry's job again, under the same job id (tako's own route)",
+		responses: map[int]any{200: DeadLetterRetryResponse{}, 404: errorBody, 422: errorBody}},
 }
+
+// viewParam is the original's view query parameter of the record routes.
+var viewParam = param{"view", "string", "full or slim; tako's record always has every field of the original's full view"}
 
 // executeRequestSchema is the body of POST /execute and /execute/async.
 func executeRequestSchema() map[string]any {
@@ -120,7 +145,7 @@ func openAPIDocument(version, keyHeader string) ([]byte, error) {
 		op.responses = maps.Clone(op.responses)
 		// Any request for a host the server does not answer for.
 		op.responses[http.StatusMisdirectedRequest] = errorBody
-		if op.method == "POST" {
+		if op.method == "POST" || op.method == "DELETE" {
 			// A page of another origin; a body that is not JSON.
 			op.responses[http.StatusForbidden] = errorBody
 			op.responses[http.StatusUnsupportedMediaType] = errorBody
@@ -139,7 +164,7 @@ func openAPIDocument(version, keyHeader string) ([]byte, error) {
 		if op.request != nil {
 			o["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": op.request}}}
 		}
-		if op.path == "/health" || op.path == "/openapi.json" {
+		if publicPath(strings.ReplaceAll(op.path, "{name}", "x")) {
 			o["security"] = []any{}
 		}
 		if paths[op.path] == nil {
@@ -188,6 +213,8 @@ func responsesOf(op operation, schemas map[string]any) map[string]any {
 			r["content"] = map[string]any{"application/octet-stream": map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}
 		case "text":
 			r["content"] = map[string]any{"text/plain": map[string]any{"schema": map[string]any{"type": "string"}}}
+		case "html":
+			r["content"] = map[string]any{"text/html": map[string]any{"schema": map[string]any{"type": "string"}}}
 		case "json":
 			r["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}
 		default:

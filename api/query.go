@@ -30,6 +30,9 @@ type resultQuery struct {
 // unused, as the original does; a bad one is EINVALID naming it.
 func parseResultQuery(c *fiber.Ctx) (resultQuery, error) {
 	q := resultQuery{timeout: defaultWait}
+	if err := checkView(c); err != nil {
+		return q, err
+	}
 	if raw, ok := query(c, "wait"); ok {
 		b, err := parseBool(raw)
 		if err != nil {
@@ -51,8 +54,9 @@ func parseResultQuery(c *fiber.Ctx) (resultQuery, error) {
 }
 
 // parseListQuery reads the filter of GET /executions: status (a known
-// status), job_type, limit (1 to 1000, default 100) and cursor (a positive
-// integer from a previous page's next_cursor).
+// status), job_type, limit (1 to 1000, default 100), offset (0 or more,
+// the original's paging) and cursor (a positive integer from a previous
+// page's next_cursor). view is accepted as the original takes it.
 func parseListQuery(c *fiber.Ctx) (jobs.ExecutionFilter, error) {
 	f := jobs.ExecutionFilter{Limit: defaultLimit}
 	if raw, ok := query(c, "status"); ok {
@@ -77,12 +81,15 @@ func parseListQuery(c *fiber.Ctx) (jobs.ExecutionFilter, error) {
 		}
 		f.APIKey = raw
 	}
-	if raw, ok := query(c, "limit"); ok {
-		n, err := strconv.Atoi(raw)
-		if err != nil || !plainDigits(raw) || n < 1 || n > maxLimit {
-			return f, jobs.FieldErrorf("limit", "must be an integer from 1 to %d, not %s", maxLimit, quoteParam(raw))
-		}
-		f.Limit = n
+	var err error
+	if f.Limit, err = intParam(c, "limit", 1, maxLimit, defaultLimit); err != nil {
+		return f, err
+	}
+	if f.Offset, err = intParam(c, "offset", 0, maxInt, 0); err != nil {
+		return f, err
+	}
+	if err := checkView(c); err != nil {
+		return f, err
 	}
 	if raw, ok := query(c, "cursor"); ok {
 		n, err := strconv.ParseInt(raw, 10, 64)
@@ -92,6 +99,35 @@ func parseListQuery(c *fiber.Ctx) (jobs.ExecutionFilter, error) {
 		f.Before = n
 	}
 	return f, nil
+}
+
+// intParam reads the integer query parameter name, from lo to hi, or def
+// when it is absent; anything else is EINVALID naming it.
+func intParam(c *fiber.Ctx, name string, lo, hi, def int) (int, error) {
+	raw, ok := query(c, name)
+	if !ok {
+		return def, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || !plainDigits(raw) || n < lo || n > hi {
+		if hi == maxInt {
+			return 0, jobs.FieldErrorf(name, "must be an integer from %d, not %s", lo, quoteParam(raw))
+		}
+		return 0, jobs.FieldErrorf(name, "must be an integer from %d to %d, not %s", lo, hi, quoteParam(raw))
+	}
+	return n, nil
+}
+
+// checkView checks the view query parameter of the record routes. The
+// original answers "full" with its extended record and anything else with
+// its slim one; tako's record always holds every field of the full one, so
+// both are accepted, and any other value is a mistake worth naming.
+func checkView(c *fiber.Ctx) error {
+	raw, ok := query(c, "view")
+	if !ok || raw == "full" || raw == "slim" || raw == "" {
+		return nil
+	}
+	return jobs.FieldErrorf("view", "must be full or slim, not %s", quoteParam(raw))
 }
 
 // query returns the first value of the query parameter name, decoded, and

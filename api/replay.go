@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"net/http"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -18,7 +17,8 @@ var (
 	forkFieldNames  = []string{"code", "job_type", "timeout"}
 )
 
-// ReplayResponse is the body of POST /jobs/:id/rerun and /fork (HTTP 202):
+// ReplayResponse is the body of POST /jobs/:id/rerun and /fork (HTTP 200, as
+// in the original):
 // the new job, queued, and how it links to its parent.
 type ReplayResponse struct {
 	JobID        string            `json:"job_id"`
@@ -93,7 +93,7 @@ func (s *Server) replay(c *fiber.Ctx, rel jobs.Relationship) error {
 	if resp.Relationship == "" {
 		resp.Relationship = rel
 	}
-	return c.Status(http.StatusAccepted).JSON(resp)
+	return c.JSON(resp)
 }
 
 // decodeReplayRequest parses and validates a rerun body (fork false) or a

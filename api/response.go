@@ -2,6 +2,8 @@ package api
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"time"
@@ -30,37 +32,73 @@ type ExecuteResponse struct {
 	StdoutTruncated bool            `json:"stdout_truncated"`
 	// ArtifactsTruncated says files in /output were left out because of
 	// limits.max_artifacts, max_artifact_bytes or max_total_artifact_bytes.
-	ArtifactsTruncated bool            `json:"artifacts_truncated"`
-	StderrTruncated    bool            `json:"stderr_truncated"`
-	Artifacts          []jobs.Artifact `json:"artifacts"`
-	Timing             TimingResponse  `json:"timing"`
+	ArtifactsTruncated bool               `json:"artifacts_truncated"`
+	StderrTruncated    bool               `json:"stderr_truncated"`
+	Artifacts          []ArtifactResponse `json:"artifacts"`
+	Timing             TimingResponse     `json:"timing"`
+}
+
+// ArtifactResponse is one file the program left in /output: its name, size
+// and SHA-256, and the Content-Type GET /jobs/{id}/artifacts/{name} serves
+// it with.
+type ArtifactResponse struct {
+	jobs.Artifact
+	ContentType string `json:"content_type"`
 }
 
 // TimingResponse is where the time of one execution went, in milliseconds.
+// The last four fields are the original's names for the same phases:
+// startup_ms is start_ms and execution_ms is run_ms. DepInstallMS is
+// always null: tako installs requirements into images before a job, never
+// during one. PhaseAtExit is the phase a program that failed on its own
+// was in ("startup" or "execution"), null otherwise, as in the original.
 type TimingResponse struct {
 	QueueMS   float64 `json:"queue_ms"`
 	StartMS   float64 `json:"start_ms"`
 	RunMS     float64 `json:"run_ms"`
 	CollectMS float64 `json:"collect_ms"`
 	TotalMS   float64 `json:"total_ms"`
+
+	StartupMS    float64  `json:"startup_ms"`
+	DepInstallMS *float64 `json:"dep_install_ms"`
+	ExecutionMS  float64  `json:"execution_ms"`
+	PhaseAtExit  *string  `json:"phase_at_exit"`
 }
 
 // ExecutionResponse is the full record of one execution: what GET
-// /jobs/:id/result, GET /executions/:id and each item of GET /executions
-// return. It is the ExecuteResponse plus the record's history fields.
+// /jobs/:id/result and GET /executions/:id return. It is the
+// ExecuteResponse plus the record's history fields, with the fields of the
+// original's ExecutionRecordFullResponse: the original sends those only
+// for ?view=full, tako always does.
 type ExecutionResponse struct {
 	ExecuteResponse
-	CreatedAt     string             `json:"created_at"`  // RFC 3339, UTC
-	StartedAt     *string            `json:"started_at"`  // null until it runs
-	FinishedAt    *string            `json:"finished_at"` // null until it ends
-	Attempt       int                `json:"attempt"`
-	Node          string             `json:"node"`         // the tako instance that ran it; "" before it runs
-	Image         string             `json:"image"`        // the image it ran in; "" before it runs
-	Requirements  []string           `json:"requirements"` // ad-hoc pip requirements; [] when none
-	ParentID      *string            `json:"parent_id"`    // null unless a rerun or fork
-	Relationship  *jobs.Relationship `json:"relationship"` // "rerun", "fork" or null
-	CorrelationID string             `json:"correlation_id"`
-	APIKey        *string            `json:"api_key"` // the name of the key that submitted it; null without keys
+	CreatedAt  string  `json:"created_at"`  // RFC 3339, UTC
+	StartedAt  *string `json:"started_at"`  // null until it runs
+	FinishedAt *string `json:"finished_at"` // null until it ends
+	EndedAt    *string `json:"ended_at"`    // the original's name for finished_at
+	// DurationMS is the run's wall time in whole milliseconds, started to
+	// finished; null until it ends.
+	DurationMS *int64 `json:"duration_ms"`
+	// JobVersion and JobRef name what ran: the job type and, once it ran,
+	// the image, as "job_type@image".
+	JobVersion     string             `json:"job_version"`
+	JobRef         string             `json:"job_ref"`
+	InputArtifacts []ArtifactResponse `json:"input_artifacts"` // always []: tako takes no input files
+	ResourceUsage  *json.RawMessage   `json:"resource_usage"`  // always null: not measured
+	// CodeHash and InputHash are the hex SHA-256 of the code and of the
+	// input JSON; null in listings, which do not read them.
+	CodeHash          *string            `json:"code_hash"`
+	InputHash         *string            `json:"input_hash"`
+	ParentExecutionID *string            `json:"parent_execution_id"` // the original's name for parent_id
+	IdempotencyKey    *string            `json:"idempotency_key"`
+	Attempt           int                `json:"attempt"`
+	Node              string             `json:"node"`         // the tako instance that ran it; "" before it runs
+	Image             string             `json:"image"`        // the image it ran in; "" before it runs
+	Requirements      []string           `json:"requirements"` // ad-hoc pip requirements; [] when none
+	ParentID          *string            `json:"parent_id"`    // null unless a rerun or fork
+	Relationship      *jobs.Relationship `json:"relationship"` // "rerun", "fork" or null
+	CorrelationID     string             `json:"correlation_id"`
+	APIKey            *string            `json:"api_key"` // the name of the key that submitted it; null without keys
 }
 
 // newExecuteResponse renders exec. Whatever bytes the program printed, the
@@ -82,7 +120,7 @@ func newExecuteResponse(exec *jobs.Execution) ExecuteResponse {
 		ExecutionID: exec.ID,
 		JobID:       exec.ID,
 		Status:      status,
-		Artifacts:   []jobs.Artifact{},
+		Artifacts:   []ArtifactResponse{},
 	}
 	if res == nil {
 		r.Error = missingResultError(status)
@@ -100,17 +138,36 @@ func newExecuteResponse(exec *jobs.Execution) ExecuteResponse {
 	r.StdoutTruncated = res.StdoutTruncated
 	r.ArtifactsTruncated = res.ArtifactsTruncated
 	r.StderrTruncated = res.StderrTruncated
-	if res.Artifacts != nil {
-		r.Artifacts = res.Artifacts
+	for _, a := range res.Artifacts {
+		r.Artifacts = append(r.Artifacts, ArtifactResponse{Artifact: a, ContentType: artifactContentType(a.Name)})
 	}
 	r.Timing = TimingResponse{
-		QueueMS:   ms(res.Timing.Queue),
-		StartMS:   ms(res.Timing.Start),
-		RunMS:     ms(res.Timing.Run),
-		CollectMS: ms(res.Timing.Collect),
-		TotalMS:   ms(res.Timing.Total),
+		QueueMS:     ms(res.Timing.Queue),
+		StartMS:     ms(res.Timing.Start),
+		RunMS:       ms(res.Timing.Run),
+		CollectMS:   ms(res.Timing.Collect),
+		TotalMS:     ms(res.Timing.Total),
+		StartupMS:   ms(res.Timing.Start),
+		ExecutionMS: ms(res.Timing.Run),
+		PhaseAtExit: phaseAtExit(res),
 	}
 	return r
+}
+
+// phaseAtExit is the phase a failed program ended in, in the original's
+// words: "startup" when it never got past start-up, "execution" when it
+// failed while running; nil when it succeeded or tako ended it.
+func phaseAtExit(res *jobs.Result) *string {
+	var phase string
+	switch {
+	case res.Status == jobs.StatusSucceeded, res.Status == jobs.StatusCancelled:
+		return nil
+	case res.Error != nil && res.Error.Type == jobs.ErrStartupTimeout:
+		phase = "startup"
+	default:
+		phase = "execution"
+	}
+	return &phase
 }
 
 // missingResultError is the error of an execution that has no result: nil
@@ -137,6 +194,9 @@ func newExecutionResponse(exec *jobs.Execution) ExecutionResponse {
 		CreatedAt:       timestamp(exec.CreatedAt),
 		StartedAt:       optTimestamp(exec.StartedAt),
 		FinishedAt:      optTimestamp(exec.FinishedAt),
+		EndedAt:         optTimestamp(exec.FinishedAt),
+		JobVersion:      exec.JobType,
+		InputArtifacts:  []ArtifactResponse{},
 		Attempt:         exec.Attempt,
 		Node:            exec.Node,
 		Requirements:    nonNil(exec.Requirements),
@@ -144,6 +204,28 @@ func newExecutionResponse(exec *jobs.Execution) ExecutionResponse {
 	}
 	if exec.Result != nil {
 		r.Image = exec.Result.Image
+		if r.Image != "" {
+			r.JobVersion += "@" + r.Image
+		}
+	}
+	r.JobRef = r.JobVersion
+	if exec.FinishedAt != nil {
+		var d time.Duration
+		if exec.StartedAt != nil {
+			d = max(exec.FinishedAt.Sub(*exec.StartedAt), 0)
+		}
+		msi := d.Milliseconds()
+		r.DurationMS = &msi
+	}
+	if exec.Code != "" {
+		r.CodeHash = sha256Hex([]byte(exec.Code))
+	}
+	if len(exec.InputJSON) > 0 {
+		r.InputHash = sha256Hex(exec.InputJSON)
+	}
+	if exec.IdempotencyKey != "" {
+		key := exec.IdempotencyKey
+		r.IdempotencyKey = &key
 	}
 	if exec.APIKey != "" {
 		name := exec.APIKey
@@ -151,13 +233,20 @@ func newExecutionResponse(exec *jobs.Execution) ExecutionResponse {
 	}
 	if exec.ParentID != "" {
 		parent := exec.ParentID
-		r.ParentID = &parent
+		r.ParentID, r.ParentExecutionID = &parent, &parent
 	}
 	if exec.Relationship != "" {
 		rel := exec.Relationship
 		r.Relationship = &rel
 	}
 	return r
+}
+
+// sha256Hex returns the hex SHA-256 of b.
+func sha256Hex(b []byte) *string {
+	sum := sha256.Sum256(b)
+	h := hex.EncodeToString(sum[:])
+	return &h
 }
 
 // timestamp renders t in UTC as RFC 3339 with nanoseconds.

@@ -212,6 +212,14 @@ func New(opts Options) *Server {
 	s.app.Get("/job-types/:name", s.handleJobType)
 	s.app.Post("/job-types/:name/build", s.handleBuild)
 	s.app.Get("/openapi.json", s.handleOpenAPI)
+	s.app.Get("/", s.handleRoot)
+	s.app.Get("/docs", s.handleDocs)
+	s.app.Get("/docs/*", s.handleDocsAsset)
+	s.app.Get("/pool/stats", s.handlePoolStats)
+	s.app.Get("/dlq", s.handleDeadLetters)
+	s.app.Get("/dlq/stats", s.handleDeadLetterStats)
+	s.app.Delete("/dlq/:id", s.handleRemoveDeadLetter)
+	s.app.Post("/dlq/:id/retry", s.handleRetryDeadLetter)
 	if opts.Metrics != nil {
 		s.app.Get("/metrics", adaptor.HTTPHandler(opts.Metrics.Handler()))
 	}

@@ -34,7 +34,7 @@ func (f *fakeRunner) Availability(jt jobtypes.JobType) runner.Availability {
 	if av, ok := f.avail[jt.Name]; ok {
 		return av
 	}
-	return runner.Availability{Available: true, Image: "tako-executor:" + jt.Name, ImageExists: true, Runtime: "runc", Pool: runner.PoolStats{Warm: 2, Busy: 1, Target: 3}}
+	return runner.Availability{Available: true, Image: "tako-executor:" + jt.Name, ImageExists: true, Runtime: "runc", Pool: runner.PoolStats{Warm: 2, Busy: 1, Target: 3}, PythonVersion: "3.11"}
 }
 
 func (f *fakeRunner) Health(context.Context) runner.Health {

@@ -30,8 +30,8 @@ type Service interface {
 	// Wait returns the execution once it has ended, or ETIMEOUT when it has
 	// not ended within timeout; the job itself keeps running.
 	Wait(ctx context.Context, c jobs.Caller, id string, timeout time.Duration) (*jobs.Execution, error)
-	// Cancel stops a queued or running execution; ECONFLICT when it has
-	// already ended. It returns the execution as it is afterwards.
+	// Cancel stops a queued or running async execution; ENOTFOUND when it
+	// has already ended or is synchronous. It returns the execution as it is afterwards.
 	Cancel(ctx context.Context, c jobs.Caller, id string) (*jobs.Execution, error)
 	// Rerun queues a new execution, c's, with the code and input of id.
 	Rerun(ctx context.Context, c jobs.Caller, id string, o jobs.Overrides) (*jobs.Execution, error)

@@ -39,6 +39,7 @@ type fakeService struct {
 	lastWait  time.Duration
 	lastList  jobs.ExecutionFilter
 	callers   []jobs.Caller // of every call on existing executions
+	dead      []jobs.DeadLetter
 }
 
 // visible reports whether c may see e, as the store's scope decides.
@@ -241,7 +242,7 @@ func (f *fakeService) Cancel(ctx context.Context, c jobs.Caller, id string) (*jo
 	case !ok || !visible(c, e):
 		return nil, jobs.Errorf(jobs.ENOTFOUND, "execution %s not found", id)
 	case e.Terminal():
-		return nil, jobs.Errorf(jobs.ECONFLICT, "Job already finished with status %s", e.Status)
+		return nil, jobs.Errorf(jobs.ENOTFOUND, "Job not found or already completed")
 	}
 	finished := fakeNow.Add(time.Second)
 	e.Status, e.FinishedAt, e.QueuePosition = jobs.StatusCancelled, &finished, 0
@@ -260,7 +261,7 @@ func (f *fakeService) Rerun(ctx context.Context, c jobs.Caller, id string, o job
 	case !ok || !visible(c, parent):
 		return nil, jobs.Errorf(jobs.ENOTFOUND, "execution %s not found", id)
 	case !parent.Terminal():
-		return nil, jobs.Errorf(jobs.ECONFLICT, "Cannot rerun job that hasn't completed")
+		return nil, jobs.Errorf(jobs.ENOTREADY, "Cannot rerun job that hasn't completed")
 	}
 	return f.child(c, parent, parent.Code, o, jobs.RelRerun), nil
 }
@@ -341,4 +342,79 @@ func (f *fakeService) DatabaseHealth(ctx context.Context) error {
 func (f *fakeService) Queued(ctx context.Context) (int, int, error) {
 	f.called(ctx, "Queued")
 	return 3, 1000, f.dbErr
+}
+
+// deadVisible reports whether c may see the dead letter d.
+func deadVisible(c jobs.Caller, d jobs.DeadLetter) bool {
+	return c.Admin || (c.APIKey != "" && c.APIKey == d.APIKey)
+}
+
+func (f *fakeService) DeadLetters(ctx context.Context, c jobs.Caller, filter jobs.DeadLetterFilter) (jobs.DeadLetterPage, error) {
+	f.called(ctx, "DeadLetters")
+	f.seen(c)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var all []jobs.DeadLetter
+	for _, d := range f.dead {
+		if deadVisible(c, d) && (filter.ErrorType == "" || d.ErrorType == filter.ErrorType) {
+			all = append(all, d)
+		}
+	}
+	all = all[min(filter.Offset, len(all)):]
+	page := jobs.DeadLetterPage{Items: all[:min(filter.Limit, len(all))]}
+	page.HasMore = len(all) > filter.Limit
+	return page, nil
+}
+
+func (f *fakeService) DeadLetterStats(ctx context.Context, c jobs.Caller) (jobs.DeadLetterStats, error) {
+	f.called(ctx, "DeadLetterStats")
+	f.seen(c)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := jobs.DeadLetterStats{ByErrorType: map[string]int{}}
+	for _, d := range f.dead {
+		if deadVisible(c, d) {
+			st.Total++
+			st.ByErrorType[d.ErrorType]++
+		}
+	}
+	return st, nil
+}
+
+// takeDead removes and returns the dead letter id that c may see.
+func (f *fakeService) takeDead(c jobs.Caller, id int64) (jobs.DeadLetter, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, d := range f.dead {
+		if d.ID == id && deadVisible(c, d) {
+			f.dead = append(f.dead[:i], f.dead[i+1:]...)
+			return d, nil
+		}
+	}
+	return jobs.DeadLetter{}, jobs.Errorf(jobs.ENOTFOUND, "DLQ entry not found")
+}
+
+func (f *fakeService) RemoveDeadLetter(ctx context.Context, c jobs.Caller, id int64) error {
+	f.called(ctx, "RemoveDeadLetter")
+	f.seen(c)
+	_, err := f.takeDead(c, id)
+	return err
+}
+
+func (f *fakeService) RetryDeadLetter(ctx context.Context, c jobs.Caller, id int64) (*jobs.Execution, error) {
+	f.called(ctx, "RetryDeadLetter")
+	f.seen(c)
+	d, err := f.takeDead(c, id)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e, ok := f.execs[d.ExecutionID]
+	if !ok {
+		return nil, jobs.Errorf(jobs.ENOTFOUND, "DLQ entry not found")
+	}
+	e.Status, e.FinishedAt, e.Result = jobs.StatusQueued, nil, nil
+	cp := *e
+	return &cp, nil
 }

@@ -62,6 +62,9 @@ func ErrorCodeOf(err error) ErrorCode {
 const (
 	ECONFLICT ErrorCode = "conflict" // the request clashes with the state of a job (409)
 	ETIMEOUT  ErrorCode = "timeout"  // a wait ran out before the job ended (408)
+	// ENOTREADY: the job is not yet in the state the request needs, such
+	// as a rerun of a job that has not ended (400, as in the original).
+	ENOTREADY ErrorCode = "not_ready"
 
 	EUNAUTHORIZED ErrorCode = "unauthorized" // no valid API key (401)
 	ERATELIMITED  ErrorCode = "rate_limited" // the caller is over its rate limit (429)

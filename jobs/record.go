@@ -86,12 +86,15 @@ type ExecutionFilter struct {
 	Before  int64  // a cursor: only executions older than this one; 0 for the newest
 	JobType string
 	Limit   int
-	Status  Status
+	// Offset skips that many of the matching executions first: the
+	// original's paging. Before is steadier under inserts.
+	Offset int
+	Status Status
 }
 
 // ExecutionPage is one page of history, newest first. Its items are
 // summaries: the store does not read their Code, InputJSON, QueuePosition
-// or their Result's Stdout, Stderr, Output and Artifacts.
+// or their Result's Artifacts.
 type ExecutionPage struct {
 	Items      []*Execution
 	NextCursor int64 // 0 when there are no older executions

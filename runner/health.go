@@ -29,6 +29,7 @@ func (r *Runner) Availability(jt jobtypes.JobType) Availability {
 		a.Available = true
 	}
 	a.Pool, _ = r.poolTotals(jt.Name)
+	a.PythonVersion = r.opts.PythonVersions[jt.Name]
 	return a
 }
 

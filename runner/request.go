@@ -34,6 +34,9 @@ type Availability struct {
 	Pool        PoolStats `json:"pool"` // zero when the job type has no pool
 	Reason      string    `json:"unavailable_reason,omitempty"`
 	Runtime     string    `json:"runtime"`
+	// PythonVersion is the version of Python the image declares; "" when
+	// it declares none.
+	PythonVersion string `json:"python_version"`
 }
 
 // Health is the runner's view of its dependencies.

@@ -21,6 +21,9 @@ type Options struct {
 	// Images maps each job type to the image it runs; a job type missing
 	// here is unavailable.
 	Images map[string]string
+	// PythonVersions maps each job type to the Python version its image
+	// declares (images.PythonVersionEnv), for Availability; read-only.
+	PythonVersions map[string]string
 	// GVisor says how to find and check the engine's gVisor runtime.
 	GVisor GVisorOptions
 	// ImageErrors says why a job type has no image, for Availability.

@@ -27,7 +27,7 @@ import (
 func (s *testServer) submit(t *testing.T, body string) string {
 	t.Helper()
 	code, res := s.post(t, "/execute/async", body)
-	if code != http.StatusAccepted || res["status"] != "queued" {
+	if code != http.StatusOK || res["status"] != "queued" {
 		t.Fatalf("submit: %d %v", code, res)
 	}
 	return res["job_id"].(string)
@@ -99,7 +99,7 @@ func TestIdempotentSubmissions(t *testing.T) {
 			defer wg.Done()
 			for body := range work {
 				code, res := s.post(t, "/execute/async", body)
-				if code != http.StatusAccepted && code != http.StatusOK {
+				if code != http.StatusOK {
 					t.Errorf("submit: %d %v", code, res)
 					continue
 				}
@@ -179,7 +179,7 @@ func TestCancel(t *testing.T) {
 		}
 		waitContainers(t, s.workDir, "serial", 0)
 	})
-	if code, res := s.post(t, "/jobs/"+running+"/cancel", ""); code != http.StatusConflict {
+	if code, res := s.post(t, "/jobs/"+running+"/cancel", ""); code != http.StatusNotFound || res["detail"] != "Job not found or already completed" {
 		t.Errorf("cancel of a finished job: %d %v", code, res)
 	}
 	waitNoContainers(t, s)
@@ -193,7 +193,7 @@ func TestRerunAndFork(t *testing.T) {
 	}
 	resp, body := s.request(t, "POST", "/jobs/"+parent+"/rerun", "{}", map[string]string{"X-Correlation-ID": "rerun-cid-1"})
 	rerun, _ := body.(map[string]any)
-	if resp.StatusCode != http.StatusAccepted {
+	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("rerun: %d %v", resp.StatusCode, body)
 	}
 	r := s.result(t, rerun["job_id"].(string))
@@ -206,7 +206,7 @@ func TestRerunAndFork(t *testing.T) {
 		t.Errorf("rerun correlation_id %v", r["correlation_id"])
 	}
 	code, fork := s.post(t, "/jobs/"+parent+"/fork", `{"code": "import json; print(json.load(open('/input/data.json'))['x'] * 3)"}`)
-	if code != http.StatusAccepted {
+	if code != http.StatusOK {
 		t.Fatalf("fork: %d %v", code, fork)
 	}
 	r = s.result(t, fork["job_id"].(string))
@@ -483,7 +483,7 @@ func TestAutoStartedDatabase(t *testing.T) {
 		t.Errorf("history after restart: %d %v", code, rec)
 	}
 	code, rerun := s.post(t, "/jobs/"+id+"/rerun", "{}")
-	if code != http.StatusAccepted {
+	if code != http.StatusOK {
 		t.Fatalf("rerun after restart: %d %v", code, rerun)
 	}
 	if r := s.result(t, rerun["job_id"].(string)); r["stdout"] != "remember me\n" {

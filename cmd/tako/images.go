@@ -21,6 +21,7 @@ import (
 type imageSet struct {
 	refs   map[string]string // job type -> image ref
 	errors map[string]string // job type -> why its image could not be built
+	python map[string]string // job type -> the Python version its image declares
 }
 
 // newBuilder returns the image builder cfg describes, printing progress to
@@ -53,11 +54,18 @@ func newBuilder(dc *client.Client, cfg *config.Config, work string, m *metrics.M
 // type whose image fails is reported in errors; an unreachable Docker
 // engine is an error.
 func prepareImages(ctx context.Context, b *images.Builder, reg *jobtypes.Registry) (imageSet, error) {
-	set := imageSet{errors: map[string]string{}}
+	set := imageSet{errors: map[string]string{}, python: map[string]string{}}
 	refs, err := b.EnsureAll(ctx, reg.All())
 	set.refs = refs
 	if images.IsUnreachable(err) {
 		return set, err
+	}
+	for name, ref := range refs {
+		v, err := b.PythonVersion(ctx, ref)
+		if err != nil {
+			return set, fmt.Errorf("job type %q: %w", name, err)
+		}
+		set.python[name] = v
 	}
 	for _, jt := range reg.All() {
 		if _, ok := refs[jt.Name]; !ok {

@@ -103,7 +103,7 @@ func TestPrometheusEndToEnd(t *testing.T) {
 			`sum(tako_job_duration_seconds_count{job_type="probe"})`:                         6,
 			`sum(tako_job_phase_seconds_count{job_type="probe",phase="run"})`:                6,
 			`sum(tako_http_requests_total{route="/execute",method="POST",code="200"})`:       5,
-			`sum(tako_http_requests_total{route="/execute/async",method="POST",code="202"})`: 1,
+			`sum(tako_http_requests_total{route="/execute/async",method="POST",code="200"})`: 1,
 			`tako_docker_up`:                                       1,
 			`tako_database_up`:                                     1,
 			`tako_queue_depth{job_type="probe"}`:                   0,

@@ -89,6 +89,7 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		GVisor:         gvisorOptions(cfg, set.refs),
 		ImageErrors:    set.errors,
 		Images:         set.refs,
+		PythonVersions: set.python,
 		InstanceID:     instance,
 		JobTypes:       reg.All(),
 		Limits:         outputLimits(cfg),

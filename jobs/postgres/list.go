@@ -20,18 +20,19 @@ const (
 	listJobTypeSQL = `e.job_type = $%d`
 	listAPIKeySQL  = `e.api_key = $%d`
 	listBeforeSQL  = `e.seq < $%d`
-	listOrderBySQL = ` ORDER BY e.seq DESC LIMIT $%d`
+	listOrderBySQL = ` ORDER BY e.seq DESC LIMIT $%d OFFSET $%d`
 )
 
 // List returns one page of the history c may see, newest first: the
 // executions that match f's Status, JobType and APIKey (each ignored when
-// empty) and are older than the cursor f.Before (0 for the newest). A
+// empty) and are older than the cursor f.Before (0 for the newest), after
+// skipping f.Offset of them (the original's paging). A
 // caller who is not an admin sees only its own executions, whatever f
 // says. Limit defaults to DefaultListLimit and is capped at MaxListLimit.
 // NextCursor, when not 0, is the f.Before of the next page. Paging is by
 // seq, a keyset: inserts between pages cause no duplicates and hide no
 // older execution. Items are summaries (see jobs.ExecutionPage): no code,
-// input, output or artifacts are read.
+// input or artifacts are read.
 func (s *Store) List(ctx context.Context, c jobs.Caller, f jobs.ExecutionFilter) (jobs.ExecutionPage, error) {
 	limit := f.Limit
 	if limit <= 0 {
@@ -54,8 +55,8 @@ func (s *Store) List(ctx context.Context, c jobs.Caller, f jobs.ExecutionFilter)
 		w.add(listBeforeSQL, f.Before)
 	}
 	// One more than the page tells whether an older page exists.
-	args := append(w.args, limit+1)
-	query := listSelectSQL + w.String() + fmt.Sprintf(listOrderBySQL, len(args))
+	args := append(w.args, limit+1, max(f.Offset, 0))
+	query := listSelectSQL + w.String() + fmt.Sprintf(listOrderBySQL, len(args)-1, len(args))
 
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {

@@ -29,14 +29,15 @@ const executionColumns = `
     ) ELSE 0 END`
 
 // summaryColumns is the select list that scanSummary reads: the columns
-// of executionColumns without the large ones (code, input, stdout, stderr,
-// output) and without the queue position.
+// of executionColumns without the submission's code and input and without
+// the queue position. A listing shows what a job printed and returned, as
+// the original's does, but never what was submitted.
 const summaryColumns = `
     e.id::text, e.seq, e.status, e.mode, e.job_type, e.requirements,
     e.timeout_ms, e.startup_timeout_ms, e.created_at, e.started_at, e.finished_at,
     e.attempt, coalesce(e.node, ''), coalesce(e.runtime, ''), coalesce(e.start_kind, ''),
-    coalesce(e.image, ''), coalesce(e.exit_code, 0),
-    e.stdout_truncated, e.stderr_truncated, e.artifacts_truncated, e.error, e.timing,
+    coalesce(e.image, ''), coalesce(e.exit_code, 0), coalesce(e.stdout, ''), coalesce(e.stderr, ''),
+    e.stdout_truncated, e.stderr_truncated, e.artifacts_truncated, e.output, e.error, e.timing,
     coalesce(e.idempotency_key, ''), coalesce(e.fingerprint, ''), coalesce(e.parent_id::text, ''),
     coalesce(e.relationship, ''), coalesce(e.correlation_id, ''), coalesce(e.api_key, '')`
 
@@ -84,16 +85,16 @@ func scanExecution(row pgx.Row) (*jobs.Execution, error) {
 }
 
 // scanSummary reads one row of summaryColumns into an Execution whose
-// Code, InputJSON and QueuePosition, and whose Result's Stdout, Stderr and
-// Output, are left empty.
+// Code, InputJSON and QueuePosition, and whose Result's Artifacts, are left
+// empty.
 func scanSummary(row pgx.Row) (*jobs.Execution, error) {
 	var x rowScan
 	dest := append(x.head(),
 		&x.e.Requirements,
 		&x.timeoutMS, &x.startupMS, &x.e.CreatedAt, &x.e.StartedAt, &x.e.FinishedAt,
 		&x.e.Attempt, &x.e.Node, &x.r.Runtime, &x.startKind,
-		&x.r.Image, &x.r.ExitCode,
-		&x.r.StdoutTruncated, &x.r.StderrTruncated, &x.r.ArtifactsTruncated, &x.errJSON, &x.timingJSON,
+		&x.r.Image, &x.r.ExitCode, &x.r.Stdout, &x.r.Stderr,
+		&x.r.StdoutTruncated, &x.r.StderrTruncated, &x.r.ArtifactsTruncated, &x.output, &x.errJSON, &x.timingJSON,
 	)
 	dest = append(dest, x.tail()...)
 	if err := row.Scan(dest...); err != nil {

@@ -16,19 +16,18 @@ import (
 const cancelWait = 5 * time.Second
 
 // Cancel stops a queued or running async execution that c may act on,
-// whichever node has it; ENOTFOUND for any other. A queued one is cancelled
-// at once; for a running one River tells the node that runs it, whose
-// runner kills the container.
+// whichever node has it. As in the original, an execution that has ended,
+// or that is synchronous (it ends with its request), is ENOTFOUND, like
+// one that does not exist or is not c's. A queued one is cancelled at
+// once; for a running one River tells the node that runs it, whose runner
+// kills the container.
 func (s *Service) Cancel(ctx context.Context, c jobs.Caller, id string) (*jobs.Execution, error) {
 	e, err := s.Get(ctx, c, id)
 	if err != nil {
 		return nil, err
 	}
-	if e.Terminal() {
-		return nil, jobs.Errorf(jobs.ECONFLICT, "Job already finished with status %s", e.Status)
-	}
-	if e.Mode == jobs.ModeSync {
-		return nil, jobs.Errorf(jobs.ECONFLICT, "a synchronous execution cannot be cancelled; it ends with its request")
+	if e.Terminal() || e.Mode == jobs.ModeSync {
+		return nil, jobs.Errorf(jobs.ENOTFOUND, "Job not found or already completed")
 	}
 	riverID, err := s.store.RiverJobID(ctx, c, id)
 	if err != nil {
@@ -66,7 +65,7 @@ func (s *Service) Rerun(ctx context.Context, c jobs.Caller, id string, o jobs.Ov
 		return nil, err
 	}
 	if !parent.Terminal() {
-		return nil, jobs.Errorf(jobs.ECONFLICT, "Cannot rerun job that hasn't completed")
+		return nil, jobs.Errorf(jobs.ENOTREADY, "Cannot rerun job that hasn't completed")
 	}
 	return s.replay(ctx, c, parent, parent.Code, jobs.RelRerun, o)
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -428,4 +429,24 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// PythonVersionEnv is the environment variable an image names its Python's
+// version in, as the official Python images do; tako's executor image sets
+// it too.
+const PythonVersionEnv = "PYTHON_VERSION"
+
+// PythonVersion returns the Python version image ref declares in
+// PythonVersionEnv, or "" when it declares none.
+func (b *Builder) PythonVersion(ctx context.Context, ref string) (string, error) {
+	info, found, err := b.inspect(ctx, ref)
+	if err != nil || !found || info.Config == nil {
+		return "", err
+	}
+	for _, kv := range info.Config.Env {
+		if v, ok := strings.CutPrefix(kv, PythonVersionEnv+"="); ok {
+			return v, nil
+		}
+	}
+	return "", nil
 }

@@ -122,6 +122,11 @@ func (b *Builder) importRootfs(ctx context.Context, dir, ref, hash string) error
 		return fmt.Errorf("import rootfs: start tar: %w", err)
 	}
 	changes := []string{"ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	if v := pythonVersionIn(dir); v != "" {
+		// The same variable the official Python images set: what GET
+		// /job-types reports as python_version.
+		changes = append(changes, "ENV "+PythonVersionEnv+"="+v)
+	}
 	lbls := labels(kindExecutorRootfs, hash, "")
 	for _, k := range sortedKeys(lbls) {
 		changes = append(changes, fmt.Sprintf("LABEL %s=%s", k, lbls[k]))
@@ -213,4 +218,23 @@ func unescapeMount(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// pythonVersionIn returns the major.minor version of the Python 3 that a
+// root filesystem holds, from its /usr/bin/python3.N, or "" when it holds
+// none (or several, when it cannot tell which python3 is).
+func pythonVersionIn(rootfs string) string {
+	matches, _ := filepath.Glob(filepath.Join(rootfs, "usr", "bin", "python3.*"))
+	version := ""
+	for _, m := range matches {
+		minor := strings.TrimPrefix(filepath.Base(m), "python3.")
+		if minor == "" || strings.Trim(minor, "0123456789") != "" {
+			continue // python3.11-config and the like
+		}
+		if version != "" {
+			return ""
+		}
+		version = "3." + minor
+	}
+	return version
 }

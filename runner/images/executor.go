@@ -13,7 +13,7 @@ import (
 
 // executorRecipeVersion is part of the executor image's hash: bump it when
 // the recipe changes in a way the hashed text does not show.
-const executorRecipeVersion = "1"
+const executorRecipeVersion = "2"
 
 // executorPackages are the Debian packages of the executor image.
 var executorPackages = []string{"python3", "python3-pip", "python3-venv", "ca-certificates"}
