@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"path/filepath"
+	"strconv"
 
 	"github.com/docker/docker/client"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -20,14 +22,16 @@ import (
 // is empty, to the local tako-postgres container (started, and its image
 // built, if needed). It applies the migrations before returning the pool.
 func openDatabase(ctx context.Context, dc *client.Client, b *images.Builder, cfg *config.Config, work string, logger *slog.Logger, progress io.Writer) (*pgxpool.Pool, error) {
-	url := cfg.Database.URL
-	if url == "" {
+	dbURL := cfg.Database.URL
+	if dbURL == "" {
+		m := newManagedDatabase(cfg, work)
+		fmt.Fprintf(progress, "==> database: no database.url set, using the %s container on 127.0.0.1:%d\n", m.Container, m.Port)
 		var err error
-		if url, err = autoStartDatabase(ctx, dc, b, cfg, work, logger, progress); err != nil {
+		if dbURL, err = autoStartDatabase(ctx, dc, b, m, logger); err != nil {
 			return nil, err
 		}
 	}
-	pool, err := postgres.Connect(ctx, url, cfg.Database.MaxConns)
+	pool, err := postgres.Connect(ctx, dbURL, cfg.Database.MaxConns)
 	if err != nil {
 		return nil, err
 	}
@@ -38,27 +42,65 @@ func openDatabase(ctx context.Context, dc *client.Client, b *images.Builder, cfg
 	return pool, nil
 }
 
-// autoStartDatabase starts or reuses the tako-postgres container and
-// returns its URL. Its password is a random one kept in the work directory.
-func autoStartDatabase(ctx context.Context, dc *client.Client, b *images.Builder, cfg *config.Config, work string, logger *slog.Logger, progress io.Writer) (string, error) {
+// managedDatabase is the PostgreSQL container tako runs when database.url
+// is empty: database.auto_start's settings, and the files in the work
+// directory that go with the container, its password and the lock the
+// processes starting it take turns on. tako server and tako dev both
+// derive it from the configuration, so they act on the same container.
+type managedDatabase struct {
+	config.AutoStartConfig
+	// PasswordFile keeps the superuser's random password (mode 0600).
+	PasswordFile string
+	// LockFile serialises the processes that start the container.
+	LockFile string
+}
+
+// newManagedDatabase returns the managed database cfg describes, its files
+// in the work directory work.
+func newManagedDatabase(cfg *config.Config, work string) managedDatabase {
 	a := cfg.Database.AutoStart
-	image, err := b.EnsurePostgres(ctx, a.Image)
+	dir := filepath.Join(work, "database")
+	return managedDatabase{
+		AutoStartConfig: a,
+		PasswordFile:    filepath.Join(dir, a.Container+".password"),
+		LockFile:        filepath.Join(dir, a.Container+".lock"),
+	}
+}
+
+// managedUser is the role dbcontainer.Ensure's URL connects as.
+const managedUser = "postgres"
+
+// url returns the URL of the managed database published on port, the one
+// dbcontainer.Ensure returns for it.
+func (m managedDatabase) url(port int, password string) string {
+	return (&url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(managedUser, password),
+		Host:     "127.0.0.1:" + strconv.Itoa(port),
+		Path:     "/" + dbcontainer.DefaultDatabase,
+		RawQuery: "sslmode=disable",
+	}).String()
+}
+
+// autoStartDatabase starts or reuses the managed database's container,
+// building its image if needed, and returns its URL once it accepts
+// connections. Its password is a random one kept in m.PasswordFile.
+func autoStartDatabase(ctx context.Context, dc *client.Client, b *images.Builder, m managedDatabase, logger *slog.Logger) (string, error) {
+	image, err := b.EnsurePostgres(ctx, m.Image)
 	if err != nil {
 		return "", fmt.Errorf("database image: %w", err)
 	}
-	dir := filepath.Join(work, "database")
-	password, err := dbcontainer.Password(filepath.Join(dir, a.Container+".password"))
+	password, err := dbcontainer.Password(m.PasswordFile)
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(progress, "==> database: no database.url set, using the %s container on 127.0.0.1:%d\n", a.Container, a.Port)
 	return dbcontainer.Ensure(ctx, dc, dbcontainer.Options{
-		Database: "tako",
+		Database: dbcontainer.DefaultDatabase,
 		Image:    image,
-		Name:     a.Container,
-		LockFile: filepath.Join(dir, a.Container+".lock"),
+		Name:     m.Container,
+		LockFile: m.LockFile,
 		Password: password,
-		Port:     a.Port,
-		Volume:   a.Volume,
+		Port:     m.Port,
+		Volume:   m.Volume,
 	}, logger)
 }

@@ -28,6 +28,8 @@ Usage:
   tako doctor   [--config FILE]                               check Docker, runtimes, images, database, work dir and config
   tako validate [FILE]                                        check a configuration file
   tako config   [--config FILE]                               print the effective configuration (secrets masked)
+  tako status   [--url URL] [--api-key KEY]                   report a running server's health, pools and dead letters
+  tako dev      up|down|status [--config FILE]                start, stop or inspect the local PostgreSQL container
   tako bench    [--url URL] [--concurrency N] [--baseline]     load-test a running server (tako bench -h)
   tako gvisor   register --path RUNSC [--name NAME]           add gVisor's runsc to Docker's runtimes (tako gvisor -h)
   tako version                                                print tako's version
@@ -51,6 +53,10 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return runSetup(ctx, rest, environ, stdout, stderr)
 	case "doctor":
 		return runDoctor(ctx, rest, environ, stdout, stderr)
+	case "status":
+		return runStatus(ctx, rest, environ, stdout, stderr)
+	case "dev":
+		return runDev(ctx, rest, environ, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, environ, stdout, stderr)
 	case "gvisor":
