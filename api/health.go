@@ -48,6 +48,13 @@ type HealthResponse struct {
 	JobTypes          map[string]JobTypeHealth     `json:"job_types"`
 	Checks            map[string]HealthCheckResult `json:"checks"`
 	Problems          []string                     `json:"problems"`
+	// ProductionMode is the original's "strict mode requiring pre-built
+	// images": true when requests may not bring ad-hoc requirements.
+	ProductionMode bool `json:"production_mode"`
+	// CircuitBreaker is always null: tako has no circuit breaker in front
+	// of Docker. It checks the engine every second and answers 503 while
+	// the engine is down (see checks.docker).
+	CircuitBreaker *struct{} `json:"circuit_breaker"`
 }
 
 // RunnerHealth is the execution slots of this node.
@@ -121,7 +128,8 @@ func (s *Server) probeHealth(ctx context.Context) HealthResponse {
 			"docker":   {Status: "ok"},
 			"gvisor":   {Status: "ok"},
 		},
-		Problems: []string{},
+		Problems:       []string{},
+		ProductionMode: s.limits.AdHocDisabled,
 	}
 	if dberr != nil {
 		resp.Checks["database"] = HealthCheckResult{Status: "failing"}

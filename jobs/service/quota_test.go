@@ -108,7 +108,7 @@ func TestQuotaMaxPending(t *testing.T) {
 	assertOverQuota(t, err, "max_pending")
 	// A rerun is a submission of the caller's too.
 	_, err = s.Rerun(ctx, jobs.Caller{APIKey: "ci"}, accepted.ID, jobs.Overrides{})
-	if jobs.ErrorCodeOf(err) != jobs.ECONFLICT { // not finished: refused before the quota
+	if jobs.ErrorCodeOf(err) != jobs.ENOTREADY { // not finished: refused before the quota
 		t.Errorf("rerun of a queued job: %v", err)
 	}
 	_, err = s.Fork(ctx, jobs.Caller{APIKey: "ci"}, accepted.ID, "print(4)", jobs.Overrides{})
