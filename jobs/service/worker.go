@@ -67,8 +67,10 @@ func (w *executeWorker) NextRetry(job *river.Job[executeArgs]) time.Time {
 
 // Work runs the execution. A program that fails is a finished job; only a
 // failure of tako's own (Docker, the node) returns an error, so River
-// retries it until MaxAttempts. A cancel from any node ends the execution
-// as cancelled; a shutdown puts it back in the queue.
+// retries it until MaxAttempts. On the last attempt such a failure ends
+// the execution and still returns the error, so River discards the job:
+// it is then in the dead-letter queue. A cancel from any node ends the
+// execution as cancelled; a shutdown puts it back in the queue.
 func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) error {
 	s := w.s
 	id := job.Args.ExecutionID
@@ -129,7 +131,10 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) e
 	case err != nil:
 		log.Error("execution failed on infrastructure; giving up", "error", err)
 		s.finish(e, infrastructureResult(err), queued)
-		return nil
+		// Returned on the last attempt, the error makes River discard the
+		// job rather than complete it: the dead-letter queue is River's
+		// discarded jobs.
+		return err
 	}
 	s.finish(e, res, queued)
 	return nil
@@ -188,9 +193,16 @@ func (w *maintenanceWorker) Work(ctx context.Context, _ *river.Job[maintenanceAr
 			return fmt.Errorf("get orphaned execution: %w", err)
 		}
 		w.s.jobLogger(e).Warn("ending an execution whose queue job ended without it")
-		w.s.finish(e, &jobs.Result{Status: jobs.StatusFailed, ExitCode: -1, Error: &jobs.ExecError{
-			Type: jobs.ErrInternal, Message: "the execution was abandoned after its last attempt",
-		}}, 0)
+		w.s.finish(e, abandonedResult(), 0)
 	}
 	return nil
+}
+
+// abandonedResult records an async execution whose queue job ended
+// without it, for example discarded by River's rescuer after a node died
+// on its last attempt.
+func abandonedResult() *jobs.Result {
+	return &jobs.Result{Status: jobs.StatusFailed, ExitCode: -1, Error: &jobs.ExecError{
+		Type: jobs.ErrInternal, Message: "the execution was abandoned after its last attempt",
+	}}
 }
