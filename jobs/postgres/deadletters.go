@@ -34,18 +34,19 @@ const (
 )
 
 // deadLetterColumns is the select list that scanDeadLetter reads. The
-// message is the execution's; when it has none (River discarded the job
-// and nothing has ended the execution yet), it is the error River
-// recorded for the last attempt.
+// error is the execution's; when it has none (River's rescuer discarded
+// the job and maintenance has not ended the execution yet), it is the
+// internal_error maintenance will give it, with a fixed message: River's
+// own error text is tako's internals, not the caller's.
 const deadLetterColumns = `
     j.id, e.id::text, e.job_type, coalesce(e.api_key, ''), coalesce(e.correlation_id, ''),
-    e.code, e.input, coalesce(e.error->>'type', ''),
-    coalesce(nullif(e.error->>'message', ''), j.errors[cardinality(j.errors)]->>'error', ''),
+    e.code, e.input, coalesce(e.error->>'type', 'internal_error'),
+    coalesce(nullif(e.error->>'message', ''), 'the queue gave up on the job after its last attempt'),
     j.attempt, e.created_at, j.finalized_at`
 
 // The parts of DeadLetters' query.
 const (
-	deadLetterErrorTypeSQL = `coalesce(e.error->>'type', '') = $%d`
+	deadLetterErrorTypeSQL = `coalesce(e.error->>'type', 'internal_error') = $%d`
 	deadLetterOrderSQL     = ` ORDER BY j.finalized_at DESC, j.id DESC LIMIT $%d OFFSET $%d`
 )
 
@@ -120,7 +121,7 @@ func (s *Store) DeadLetters(ctx context.Context, c jobs.Caller, f jobs.DeadLette
 	return page, nil
 }
 
-const deadLetterStatsSQL = `SELECT coalesce(e.error->>'type', ''), count(*)`
+const deadLetterStatsSQL = `SELECT coalesce(e.error->>'type', 'internal_error'), count(*)`
 
 // DeadLetterStats counts the dead-letter entries c may see, in all and by
 // error type. An entry whose execution has not ended yet counts under "".

@@ -327,7 +327,7 @@ func TestDeadLetterOfRescuedJob(t *testing.T) {
 		t.Fatalf("dead letters of rescued jobs: %+v", page.Items)
 	}
 	for _, d := range page.Items {
-		if d.ErrorType != "" || d.ErrorMessage != "Stuck job rescued by JobRescuer" || d.Attempts != 2 {
+		if d.ErrorType != jobs.ErrInternal || d.ErrorMessage != "the queue gave up on the job after its last attempt" || d.Attempts != 2 {
 			t.Errorf("entry of a rescued job before maintenance: %+v", d)
 		}
 	}

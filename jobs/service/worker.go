@@ -116,9 +116,10 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) e
 		return nil
 	case ctx.Err() != nil:
 		// The node is shutting down: run it again, here after a restart or
-		// on another node.
+		// on another node. The error wraps River's stop cause, so River
+		// retries the job whatever its attempt instead of dead-lettering it.
 		s.requeue(e)
-		return fmt.Errorf("execution %s interrupted by shutdown", id)
+		return fmt.Errorf("execution %s interrupted by shutdown: %w", id, context.Cause(ctx))
 	case jobs.ErrorCodeOf(err) == jobs.EINVALID || jobs.ErrorCodeOf(err) == jobs.ENOTALLOWED:
 		// The request itself cannot be met (a requirement pip cannot
 		// resolve): retrying would only fail again.
