@@ -201,7 +201,9 @@ func TestOriginalRoutes(t *testing.T) {
 			}},
 		{name: "status of an unknown job", method: "GET", path: "/jobs/" + unknown, status: http.StatusNotFound, detail: "Job not found"},
 		{name: "result", method: "GET", path: "/jobs/" + done + "/result", status: http.StatusOK, model: originalRecord,
-			check: func(t *testing.T, v any, _ http.Header) { checkFields(t, "timing", v.(map[string]any)["timing"], originalTiming) }},
+			check: func(t *testing.T, v any, _ http.Header) {
+				checkFields(t, "timing", v.(map[string]any)["timing"], originalTiming)
+			}},
 		{name: "result, full view", method: "GET", path: "/jobs/" + done + "/result?view=full", status: http.StatusOK, model: originalFullRecord,
 			check: func(t *testing.T, v any, _ http.Header) {
 				arts := v.(map[string]any)["artifacts"].([]any)
