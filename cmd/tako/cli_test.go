@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -107,5 +108,26 @@ func TestDatabaseUnreachableIsOneClearSentence(t *testing.T) {
 	err := run(context.Background(), []string{"tako", "server", "--config", "../../tako.yaml"}, environ, &out, &out)
 	if err == nil || !strings.Contains(err.Error(), "cannot reach PostgreSQL at 127.0.0.1:1") || strings.Contains(err.Error(), "secret-pw") {
 		t.Errorf("server error = %v", err)
+	}
+}
+
+// TestConfigBeforeCommand: Tako VM's CLI takes --config before the
+// command; tako takes it there too.
+func TestConfigBeforeCommand(t *testing.T) {
+	tests := []struct{ in, want []string }{
+		{[]string{"tako", "--config", "f.yaml", "validate"}, []string{"tako", "validate", "--config", "f.yaml"}},
+		{[]string{"tako", "-c", "f.yaml", "server", "--port", "1"}, []string{"tako", "server", "-c", "f.yaml", "--port", "1"}},
+		{[]string{"tako", "--config=f.yaml", "config"}, []string{"tako", "config", "--config=f.yaml"}},
+		{[]string{"tako", "validate", "--config", "f.yaml"}, []string{"tako", "validate", "--config", "f.yaml"}},
+		{[]string{"tako", "--config", "f.yaml"}, []string{"tako", "--config", "f.yaml"}},
+	}
+	for _, tt := range tests {
+		if got := configAfterCommand(tt.in); !slices.Equal(got, tt.want) {
+			t.Errorf("configAfterCommand(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	var out, errOut strings.Builder
+	if err := run(context.Background(), []string{"tako", "--config", "../../tako.yaml", "validate"}, nil, &out, &errOut); err != nil || !strings.Contains(out.String(), "ok") {
+		t.Errorf("tako --config FILE validate: %v %s %s", err, out.String(), errOut.String())
 	}
 }

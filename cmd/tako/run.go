@@ -41,6 +41,7 @@ Configuration comes from built-in defaults, then tako.yaml (--config, $TAKO_CONF
 // run is tako's whole program: main only adds the process's signals,
 // arguments, environment and standard streams, so tests can call it.
 func run(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	args = configAfterCommand(args)
 	if len(args) < 2 {
 		fmt.Fprint(stderr, usage)
 		return errUsage
@@ -75,6 +76,30 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
 		return errUsage
 	}
+}
+
+// configAfterCommand moves a --config (or -c) given before the command,
+// as Tako VM's CLI takes it (tako-vm --config FILE server), to after it,
+// where tako's commands read it.
+func configAfterCommand(args []string) []string {
+	if len(args) < 3 {
+		return args
+	}
+	n := 0 // how many arguments the flag takes up
+	switch a := args[1]; {
+	case a == "--config" || a == "-c":
+		n = 2
+	case strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-c="):
+		n = 1
+	default:
+		return args
+	}
+	if len(args) < 2+n {
+		return args
+	}
+	out := []string{args[0], args[1+n]}
+	out = append(out, args[1:1+n]...)
+	return append(out, args[2+n:]...)
 }
 
 // commonFlags are the flags every configuration-reading command takes.

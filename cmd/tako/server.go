@@ -31,6 +31,7 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	f := newFlags("server", stderr)
 	f.key("host", "server.host", "address to listen on (default 127.0.0.1)")
 	f.key("port", "server.port", "port to listen on (default 8000; 0 picks a free port)")
+	f.key("workers", "runner.max_concurrent", "jobs run at once on this node (runner.max_concurrent; Tako VM's --workers)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
