@@ -46,6 +46,11 @@ func (s *Server) handleArtifact(c *fiber.Ctx) error {
 	art, err := s.service.Artifact(ctx, callerOf(c), id, name)
 	switch {
 	case jobs.ErrorCodeOf(err) == jobs.ENOTFOUND:
+		// The original tells a job it does not know from an artifact the
+		// job does not have; another key's job is one it does not know.
+		if _, gerr := s.service.Get(ctx, callerOf(c), id); jobs.ErrorCodeOf(gerr) == jobs.ENOTFOUND {
+			return &jobs.Error{Code: jobs.ENOTFOUND, Message: jobNotFound}
+		}
 		return &jobs.Error{Code: jobs.ENOTFOUND, Message: artifactNotFound}
 	case err != nil:
 		return err

@@ -156,11 +156,11 @@ func TestArtifactNotFound(t *testing.T) {
 	fs := &fakeService{}
 	exec := fs.record(finishedExecution())
 	s := newTestServer(t, fs, nil, Limits{})
-	for _, path := range []string{
-		"/jobs/" + exec.ID + "/artifacts/missing.txt",
-		"/jobs/0195c3a8-0000-7000-8000-0000000fffff/artifacts/report.txt",
+	for path, detail := range map[string]string{
+		"/jobs/" + exec.ID + "/artifacts/missing.txt":                     "Artifact not found",
+		"/jobs/0195c3a8-0000-7000-8000-0000000fffff/artifacts/report.txt": "Job not found",
 	} {
-		checkError(t, do(t, s, "GET", path, "", nil), http.StatusNotFound, "Artifact not found")
+		checkError(t, do(t, s, "GET", path, "", nil), http.StatusNotFound, detail)
 		if r := do(t, s, "HEAD", path, "", nil); r.status != http.StatusNotFound || len(r.body) != 0 {
 			t.Errorf("HEAD %s: %d %q", path, r.status, r.body)
 		}

@@ -8,6 +8,7 @@ Prints one line per check and exits non-zero when any fails.
 """
 
 import dataclasses
+from dataclasses import dataclass
 import inspect
 import json
 import sys
@@ -146,14 +147,15 @@ class Client:
         return http("GET", self.base_url + "/job-types/" + name)
 
 
-# The SDK's own example.
-@dataclasses.dataclass
+# The SDK's own example, written as its users write it: the program the
+# SDK generates imports dataclass under that name.
+@dataclass
 class InputStruct:
     args1: int
     args2: int
 
 
-@dataclasses.dataclass
+@dataclass
 class OutputStruct:
     return1: int
 
