@@ -43,6 +43,10 @@ func TestHotPoolsBelongToTheirJobType(t *testing.T) {
 	quiet.Name = "quiet"
 	loud := testJobType()
 	loud.Name, loud.Network, loud.Env = "loud", jobtypes.NetworkBridge, map[string]string{"LOUD": "1"}
+	// Demand is remembered for the idle TTL: with none, a hot pool's target
+	// falls back to zero as soon as its job ends, and a container start
+	// that fails on a loaded machine is never tried again.
+	quiet.Pool.IdleTTL, loud.Pool.IdleTTL = 5*time.Minute, 5*time.Minute
 	r := startRunnerWith(t, dc, Options{
 		Images:        map[string]string{"quiet": image, "loud": image},
 		JobTypes:      []jobtypes.JobType{quiet, loud},
@@ -63,12 +67,13 @@ print(os.environ.get('LOUD'), sorted(n for _, n in socket.if_nameindex()))`
 	for range hotAfter {
 		runAs(loud)
 	}
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		if st, _ := r.poolTotals("loud"); st.Warm >= 1 {
+	for deadline := time.Now().Add(4 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		st, _ := r.poolTotals("loud")
+		if st.Warm >= 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the loud job type's hot pool never filled")
+			t.Fatalf("the loud job type's hot pool never filled: %+v", st)
 		}
 	}
 	for i := range hotAfter + 3 {
