@@ -1,8 +1,8 @@
 package jobs
 
-// Caller is who asks the service for something: the API key a request was
-// authenticated with and whether that key is an admin. It is the one value
-// the store turns into the condition that scopes a query (see
+// Caller is who asks the dispatcher for something: the API key a request
+// was authenticated with and whether that key is an admin. It is the one
+// value the store turns into the condition that scopes a query (see
 // jobs/postgres), so an execution is only ever read or changed on behalf of
 // someone.
 //

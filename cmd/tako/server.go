@@ -15,8 +15,8 @@ import (
 
 	"github.com/tako-run/tako/api"
 	"github.com/tako-run/tako/config"
+	"github.com/tako-run/tako/dispatch"
 	"github.com/tako-run/tako/jobs"
-	"github.com/tako-run/tako/jobs/service"
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/metrics"
 	"github.com/tako-run/tako/runner"
@@ -123,7 +123,7 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		}
 	}
 
-	svc, err := service.New(pool, reg, run, service.Options{
+	svc, err := dispatch.New(pool, reg, run, dispatch.Options{
 		BuildTimeout: cfg.Images.BuildTimeout.Std(),
 		Heartbeat:    cfg.Cluster.HeartbeatInterval.Std(),
 		NodeTimeout:  cfg.Cluster.NodeTimeout.Std(),

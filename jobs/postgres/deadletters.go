@@ -27,7 +27,7 @@ JOIN tako_executions e ON e.river_job_id = j.id`
 // The conditions that make a River job a dead letter: one of tako's
 // execution jobs that River discarded, after its last attempt or when its
 // rescuer found it stuck on its last attempt. The kind is written out
-// here and in the service's job arguments; they must agree.
+// here and in the dispatcher's job arguments; they must agree.
 const (
 	deadLetterKindSQL  = `j.kind = 'tako_execute'`
 	deadLetterStateSQL = `j.state = 'discarded'`

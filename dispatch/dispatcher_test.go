@@ -1,4 +1,4 @@
-package service
+package dispatch
 
 import (
 	"context"
@@ -49,7 +49,7 @@ func dockerDown() (*jobs.Result, error) {
 	return nil, errors.New("create container: connection refused")
 }
 
-func newService(t *testing.T, run Runner, opts Options) *Service {
+func newDispatcher(t *testing.T, run Runner, opts Options) *Dispatcher {
 	t.Helper()
 	pool := pgtest.DB(t)
 	reg, err := jobtypes.NewRegistry([]jobtypes.JobType{{Name: "default", Concurrency: 2, Limits: jobtypes.Limits{Timeout: 10 * time.Second}}})
@@ -70,7 +70,7 @@ func newService(t *testing.T, run Runner, opts Options) *Service {
 	return s
 }
 
-func start(t *testing.T, s *Service) {
+func start(t *testing.T, s *Dispatcher) {
 	t.Helper()
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -87,7 +87,7 @@ func submission(code string) jobs.Submission {
 }
 
 // runToEnd submits code and waits until its execution has ended.
-func runToEnd(t *testing.T, s *Service, code string) *jobs.Execution {
+func runToEnd(t *testing.T, s *Dispatcher, code string) *jobs.Execution {
 	t.Helper()
 	e, _, err := s.Submit(context.Background(), submission(code))
 	if err != nil {
@@ -103,7 +103,7 @@ func runToEnd(t *testing.T, s *Service, code string) *jobs.Execution {
 func TestInfrastructureFailuresAreRetried(t *testing.T) {
 	t.Parallel()
 	run := &scriptedRunner{script: []func() (*jobs.Result, error){dockerDown, succeeded}}
-	s := newService(t, run, Options{})
+	s := newDispatcher(t, run, Options{})
 	start(t, s)
 	got := runToEnd(t, s, "print('ok')")
 	if got.Status != jobs.StatusSucceeded || got.Attempt != 2 || run.count() != 2 {
@@ -114,7 +114,7 @@ func TestInfrastructureFailuresAreRetried(t *testing.T) {
 func TestInfrastructureFailuresGiveUpAfterMaxAttempts(t *testing.T) {
 	t.Parallel()
 	run := &scriptedRunner{script: []func() (*jobs.Result, error){dockerDown}}
-	s := newService(t, run, Options{MaxAttempts: 2})
+	s := newDispatcher(t, run, Options{MaxAttempts: 2})
 	start(t, s)
 	got := runToEnd(t, s, "print('ok')")
 	if got.Status != jobs.StatusFailed || got.Result.Error == nil || got.Result.Error.Type != jobs.ErrInternal || got.Attempt != 2 || run.count() != 2 {
@@ -127,7 +127,7 @@ func TestFailingProgramIsNotRetried(t *testing.T) {
 	run := &scriptedRunner{script: []func() (*jobs.Result, error){func() (*jobs.Result, error) {
 		return &jobs.Result{Status: jobs.StatusFailed, ExitCode: 1, Error: &jobs.ExecError{Type: jobs.ErrName, Message: "NameError: x"}}, nil
 	}}}
-	s := newService(t, run, Options{})
+	s := newDispatcher(t, run, Options{})
 	start(t, s)
 	got := runToEnd(t, s, "x")
 	// A retry would be scheduled before River settles the job: wait for
@@ -153,7 +153,7 @@ func TestFailingProgramIsNotRetried(t *testing.T) {
 func TestSubmitLimits(t *testing.T) {
 	t.Parallel()
 	// Not started: nothing is worked, so submissions stay queued.
-	s := newService(t, &scriptedRunner{script: []func() (*jobs.Result, error){succeeded}}, Options{MaxPending: 2})
+	s := newDispatcher(t, &scriptedRunner{script: []func() (*jobs.Result, error){succeeded}}, Options{MaxPending: 2})
 	ctx := context.Background()
 	keyed := submission("print('keyed')")
 	keyed.IdempotencyKey = "key-0001"
@@ -182,7 +182,7 @@ func TestSubmitLimits(t *testing.T) {
 
 func TestIdempotencyKey(t *testing.T) {
 	t.Parallel()
-	s := newService(t, &scriptedRunner{script: []func() (*jobs.Result, error){succeeded}}, Options{})
+	s := newDispatcher(t, &scriptedRunner{script: []func() (*jobs.Result, error){succeeded}}, Options{})
 	ctx := context.Background()
 	sub := submission("print('same')")
 	sub.IdempotencyKey = "key-0001"
@@ -202,7 +202,7 @@ func TestIdempotencyKey(t *testing.T) {
 
 func TestMaintenanceEndsOrphanedExecutions(t *testing.T) {
 	t.Parallel()
-	s := newService(t, &scriptedRunner{script: []func() (*jobs.Result, error){succeeded}}, Options{})
+	s := newDispatcher(t, &scriptedRunner{script: []func() (*jobs.Result, error){succeeded}}, Options{})
 	ctx := context.Background()
 	e, _, err := s.Submit(ctx, submission("print(1)"))
 	if err != nil {
@@ -230,7 +230,7 @@ func TestAttemptDeadlineIsNotAShutdown(t *testing.T) {
 		return nil, nil // replaced below: blocks until its context ends
 	}}}
 	blocking := &blockingRunner{scriptedRunner: run}
-	s := newService(t, blocking, Options{})
+	s := newDispatcher(t, blocking, Options{})
 	start(t, s)
 	sub := submission("import time; time.sleep(600)")
 	sub.Timeout, sub.StartupTimeout = time.Second, time.Second // an attempt gets 1+1+10 s
@@ -259,7 +259,7 @@ func (r *blockingRunner) Execute(ctx context.Context, req runner.Request) (*jobs
 
 func TestMaxRun(t *testing.T) {
 	t.Parallel()
-	s := &Service{opts: Options{BuildTimeout: 15 * time.Minute}}
+	s := &Dispatcher{opts: Options{BuildTimeout: 15 * time.Minute}}
 	plain := &jobs.Execution{Timeout: 30 * time.Second}
 	withReqs := &jobs.Execution{Timeout: 30 * time.Second, StartupTimeout: 5 * time.Second, Requirements: []string{"numpy"}}
 	if got := s.maxRun(plain); got != 30*time.Second+defaultStartup+attemptSlack {

@@ -1,8 +1,11 @@
-// Package service is tako's job service: it records every execution in
-// PostgreSQL, runs sync executions at once and async ones through a River
-// queue per job type, and answers the history. The executions table is the
-// single source of truth for the API; River carries the work.
-package service
+// Package dispatch is the dispatcher that admits, queues and runs
+// executions: it records every execution in PostgreSQL, runs sync
+// executions at once and async ones through a River queue per job type,
+// and answers the history. The executions table is the single source of
+// truth for the API; River carries the work. It sits between the API above
+// and the runner below; the domain (package jobs) and its store know
+// nothing of it.
+package dispatch
 
 import (
 	"context"
@@ -33,7 +36,7 @@ type Runner interface {
 	Execute(ctx context.Context, req runner.Request) (*jobs.Result, error)
 }
 
-// Options configure a Service.
+// Options configure a Dispatcher.
 type Options struct {
 	// BuildTimeout bounds building the image of an execution's ad-hoc
 	// requirements; an async attempt is allowed that much more time.
@@ -65,9 +68,11 @@ type Options struct {
 	Retention time.Duration
 }
 
-// Service records, queues and runs executions. It is safe for concurrent
-// use. Start it before use and Stop it on shutdown.
-type Service struct {
+// Dispatcher records, queues and runs executions: it admits each one (job
+// type, quotas, queue limit), runs sync ones on this node and async ones
+// from River, and stores every result. It is safe for concurrent use.
+// Start it before use and Stop it on shutdown.
+type Dispatcher struct {
 	beats    *heartbeat
 	logger   *slog.Logger
 	notifier *notifier
@@ -82,16 +87,16 @@ type Service struct {
 // queueName is the River queue of a job type.
 func queueName(jobType string) string { return "jt_" + jobType }
 
-// New builds a Service on a migrated database. Each job type gets its own
+// New builds a Dispatcher on a migrated database. Each job type gets its own
 // River queue with the job type's concurrency.
-func New(pool *pgxpool.Pool, registry *jobtypes.Registry, run Runner, opts Options, logger *slog.Logger) (*Service, error) {
+func New(pool *pgxpool.Pool, registry *jobtypes.Registry, run Runner, opts Options, logger *slog.Logger) (*Dispatcher, error) {
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = 2 * time.Second
 	}
 	if opts.NodeTimeout <= 0 {
 		opts.NodeTimeout = 15 * time.Second
 	}
-	s := &Service{
+	s := &Dispatcher{
 		logger:   logger.With("component", "jobs"),
 		opts:     opts,
 		pool:     pool,
@@ -129,7 +134,7 @@ func New(pool *pgxpool.Pool, registry *jobtypes.Registry, run Runner, opts Optio
 
 // Start announces this node, starts working the queues and listening for
 // finished executions.
-func (s *Service) Start(ctx context.Context) error {
+func (s *Dispatcher) Start(ctx context.Context) error {
 	beats, err := startHeartbeat(ctx, s.store, s.opts.Node, s.opts.Heartbeat, s.logger)
 	if err != nil {
 		return err
@@ -146,7 +151,7 @@ func (s *Service) Start(ctx context.Context) error {
 // Stop stops claiming jobs and lets running ones finish until ctx is done;
 // then it cancels them, and their executions go back to the queue for the
 // next node. It is idempotent.
-func (s *Service) Stop(ctx context.Context) {
+func (s *Dispatcher) Stop(ctx context.Context) {
 	if err := s.river.Stop(ctx); err != nil {
 		cancelCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -161,17 +166,17 @@ func (s *Service) Stop(ctx context.Context) {
 }
 
 // DatabaseHealth reports whether the database answers.
-func (s *Service) DatabaseHealth(ctx context.Context) error { return s.store.Ping(ctx) }
+func (s *Dispatcher) DatabaseHealth(ctx context.Context) error { return s.store.Ping(ctx) }
 
 // QueueDepths returns the queued executions of each job type, over all
 // nodes. It is one grouped count on an index; the metrics sample it.
-func (s *Service) QueueDepths(ctx context.Context) (map[string]int, error) {
+func (s *Dispatcher) QueueDepths(ctx context.Context) (map[string]int, error) {
 	return s.store.QueueDepths(ctx)
 }
 
 // Queued returns how many executions wait in the queue, over all nodes,
 // counted up to just past queue.max_pending, and that limit.
-func (s *Service) Queued(ctx context.Context) (int, int, error) {
+func (s *Dispatcher) Queued(ctx context.Context) (int, int, error) {
 	n, err := s.store.CountQueued(ctx, nil, s.opts.MaxPending+1)
 	return n, s.opts.MaxPending, err
 }
@@ -179,7 +184,7 @@ func (s *Service) Queued(ctx context.Context) (int, int, error) {
 // dbError turns a store error into what the caller should see: domain
 // errors pass through, a database that does not answer is EUNAVAILABLE, the
 // rest is wrapped as internal.
-func (s *Service) dbError(op string, err error) error {
+func (s *Dispatcher) dbError(op string, err error) error {
 	var e *jobs.Error
 	if errors.As(err, &e) {
 		return err
@@ -193,7 +198,7 @@ func (s *Service) dbError(op string, err error) error {
 }
 
 // Get returns one execution, if c may see it; ENOTFOUND otherwise.
-func (s *Service) Get(ctx context.Context, c jobs.Caller, id string) (*jobs.Execution, error) {
+func (s *Dispatcher) Get(ctx context.Context, c jobs.Caller, id string) (*jobs.Execution, error) {
 	e, err := s.store.Get(ctx, c, id)
 	if err != nil {
 		return nil, s.dbError("get execution", err)
@@ -203,7 +208,7 @@ func (s *Service) Get(ctx context.Context, c jobs.Caller, id string) (*jobs.Exec
 
 // Artifact returns one stored artifact, bytes included, if c may see its
 // execution; ENOTFOUND otherwise.
-func (s *Service) Artifact(ctx context.Context, c jobs.Caller, id, name string) (*jobs.ArtifactContent, error) {
+func (s *Dispatcher) Artifact(ctx context.Context, c jobs.Caller, id, name string) (*jobs.ArtifactContent, error) {
 	a, err := s.store.Artifact(ctx, c, id, name)
 	if err != nil {
 		return nil, s.dbError("get artifact", err)
@@ -212,7 +217,7 @@ func (s *Service) Artifact(ctx context.Context, c jobs.Caller, id, name string) 
 }
 
 // List returns one page of the history c may see, as summaries.
-func (s *Service) List(ctx context.Context, c jobs.Caller, f jobs.ExecutionFilter) (jobs.ExecutionPage, error) {
+func (s *Dispatcher) List(ctx context.Context, c jobs.Caller, f jobs.ExecutionFilter) (jobs.ExecutionPage, error) {
 	page, err := s.store.List(ctx, c, f)
 	if err != nil {
 		return jobs.ExecutionPage{}, s.dbError("list executions", err)

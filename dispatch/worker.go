@@ -1,4 +1,4 @@
-package service
+package dispatch
 
 import (
 	"context"
@@ -29,7 +29,7 @@ const defaultStartup = 60 * time.Second
 
 // maxRun bounds one attempt of e: its timeouts, and the building of its
 // requirements' image, which may come first.
-func (s *Service) maxRun(e *jobs.Execution) time.Duration {
+func (s *Dispatcher) maxRun(e *jobs.Execution) time.Duration {
 	startup := e.StartupTimeout
 	if startup == 0 {
 		startup = defaultStartup
@@ -47,7 +47,7 @@ func (executeArgs) Kind() string { return "tako_execute" }
 // executeWorker runs queued executions.
 type executeWorker struct {
 	river.WorkerDefaults[executeArgs]
-	s *Service
+	s *Dispatcher
 }
 
 // Timeout bounds one attempt. The runner enforces the execution's own
@@ -148,7 +148,7 @@ func cancelledRemotely(ctx context.Context) bool {
 }
 
 // requeue puts e back in the queue after an interrupted attempt.
-func (s *Service) requeue(e *jobs.Execution) {
+func (s *Dispatcher) requeue(e *jobs.Execution) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.store.Requeue(ctx, jobs.System, e.ID); err != nil {
@@ -172,7 +172,7 @@ func maintenanceJob() *river.PeriodicJob {
 // executions whose queue job ended without them.
 type maintenanceWorker struct {
 	river.WorkerDefaults[maintenanceArgs]
-	s *Service
+	s *Dispatcher
 }
 
 // Work implements river.Worker.

@@ -1,4 +1,4 @@
-package service
+package dispatch
 
 import (
 	"context"
@@ -22,7 +22,7 @@ const (
 
 // quota returns the quota of the API key named apiKey; work without a key
 // has none.
-func (s *Service) quota(apiKey string) jobs.Quota {
+func (s *Dispatcher) quota(apiKey string) jobs.Quota {
 	if apiKey == "" {
 		return jobs.Quota{}
 	}
@@ -34,7 +34,7 @@ func (s *Service) quota(apiKey string) jobs.Quota {
 // nothing and returns EOVERQUOTA. Without that quota it is one INSERT;
 // with it, the count and the insert share a transaction under the key's
 // quota lock, so concurrent requests on any node cannot overshoot it.
-func (s *Service) recordRunning(ctx context.Context, e *jobs.Execution) error {
+func (s *Dispatcher) recordRunning(ctx context.Context, e *jobs.Execution) error {
 	limit := s.quota(e.APIKey).MaxConcurrent
 	if limit <= 0 {
 		if _, err := s.store.Insert(ctx, s.pool, e); err != nil {
@@ -59,7 +59,7 @@ func (s *Service) recordRunning(ctx context.Context, e *jobs.Execution) error {
 // on this node, as the store's MarkRunning does, unless e's API key is at
 // its max_concurrent quota: then e stays queued and the error returned
 // snoozes its River job for quotaSnooze.
-func (s *Service) markRunning(ctx context.Context, e *jobs.Execution, attempt int) (bool, error) {
+func (s *Dispatcher) markRunning(ctx context.Context, e *jobs.Execution, attempt int) (bool, error) {
 	limit := s.quota(e.APIKey).MaxConcurrent
 	if limit <= 0 {
 		return s.store.MarkRunning(ctx, nil, jobs.System, e.ID, attempt, s.opts.Node)
@@ -85,7 +85,7 @@ func (s *Service) markRunning(ctx context.Context, e *jobs.Execution, attempt in
 // more running executions, except the execution except. It takes the
 // key's quota lock first, so that what tx does next is counted by the
 // next check, on whichever node.
-func (s *Service) checkConcurrent(ctx context.Context, tx pgx.Tx, apiKey, except string, limit int) error {
+func (s *Dispatcher) checkConcurrent(ctx context.Context, tx pgx.Tx, apiKey, except string, limit int) error {
 	if err := s.store.LockAPIKey(ctx, tx, apiKey); err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func (s *Service) checkConcurrent(ctx context.Context, tx pgx.Tx, apiKey, except
 // queued executions than its max_pending quota; tx has just inserted e,
 // and rolling it back stores nothing. Far from the limit the count needs
 // no lock; near it, the key's quota lock makes it exact across nodes.
-func (s *Service) checkPending(ctx context.Context, tx pgx.Tx, e *jobs.Execution) error {
+func (s *Dispatcher) checkPending(ctx context.Context, tx pgx.Tx, e *jobs.Execution) error {
 	limit := s.quota(e.APIKey).MaxPending
 	if limit <= 0 {
 		return nil

@@ -1,4 +1,4 @@
-package service
+package dispatch
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 
 // DeadLetters returns one page of the dead-letter queue c may see, newest
 // failure first; see the store's DeadLetters for paging and filtering.
-func (s *Service) DeadLetters(ctx context.Context, c jobs.Caller, f jobs.DeadLetterFilter) (jobs.DeadLetterPage, error) {
+func (s *Dispatcher) DeadLetters(ctx context.Context, c jobs.Caller, f jobs.DeadLetterFilter) (jobs.DeadLetterPage, error) {
 	page, err := s.store.DeadLetters(ctx, c, f)
 	if err != nil {
 		return jobs.DeadLetterPage{}, s.dbError("list dead letters", err)
@@ -29,7 +29,7 @@ func (s *Service) DeadLetters(ctx context.Context, c jobs.Caller, f jobs.DeadLet
 
 // DeadLetterStats counts the dead-letter entries c may see, in all and by
 // error type.
-func (s *Service) DeadLetterStats(ctx context.Context, c jobs.Caller) (jobs.DeadLetterStats, error) {
+func (s *Dispatcher) DeadLetterStats(ctx context.Context, c jobs.Caller) (jobs.DeadLetterStats, error) {
 	stats, err := s.store.DeadLetterStats(ctx, c)
 	if err != nil {
 		return jobs.DeadLetterStats{}, s.dbError("count dead letters", err)
@@ -41,7 +41,7 @@ func (s *Service) DeadLetterStats(ctx context.Context, c jobs.Caller) (jobs.Dead
 // see it: the discarded job goes, the execution's record stays in the
 // history. ENOTFOUND "DLQ entry not found" for an entry that does not
 // exist, is no longer a dead letter or is not c's.
-func (s *Service) RemoveDeadLetter(ctx context.Context, c jobs.Caller, id int64) error {
+func (s *Dispatcher) RemoveDeadLetter(ctx context.Context, c jobs.Caller, id int64) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return s.dbError("remove dead letter", err)
@@ -82,7 +82,7 @@ func (s *Service) RemoveDeadLetter(ctx context.Context, c jobs.Caller, id int64)
 // max_pending quota (EOVERQUOTA) and queue.max_pending (EUNAVAILABLE)
 // apply as to a submission. ENOTFOUND "DLQ entry not found" as for
 // RemoveDeadLetter.
-func (s *Service) RetryDeadLetter(ctx context.Context, c jobs.Caller, id int64) (*jobs.Execution, error) {
+func (s *Dispatcher) RetryDeadLetter(ctx context.Context, c jobs.Caller, id int64) (*jobs.Execution, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, s.dbError("retry dead letter", err)

@@ -1,4 +1,4 @@
-package service
+package dispatch
 
 import (
 	"context"
@@ -83,7 +83,7 @@ func sweepJob(nodeTimeout time.Duration) *river.PeriodicJob {
 // timeout: their callers are gone with them, and no node will finish them.
 type sweepWorker struct {
 	river.WorkerDefaults[sweepArgs]
-	s *Service
+	s *Dispatcher
 }
 
 // Work implements river.Worker.

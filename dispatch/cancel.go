@@ -1,4 +1,4 @@
-package service
+package dispatch
 
 import (
 	"cmp"
@@ -21,7 +21,7 @@ const cancelWait = 5 * time.Second
 // one that does not exist or is not c's. A queued one is cancelled at
 // once; for a running one River tells the node that runs it, whose runner
 // kills the container.
-func (s *Service) Cancel(ctx context.Context, c jobs.Caller, id string) (*jobs.Execution, error) {
+func (s *Dispatcher) Cancel(ctx context.Context, c jobs.Caller, id string) (*jobs.Execution, error) {
 	e, err := s.Get(ctx, c, id)
 	if err != nil {
 		return nil, err
@@ -59,7 +59,7 @@ func (s *Service) Cancel(ctx context.Context, c jobs.Caller, id string) (*jobs.E
 
 // Rerun queues a new execution, c's, with the code and input of a finished
 // one that c may see; ENOTFOUND for any other.
-func (s *Service) Rerun(ctx context.Context, c jobs.Caller, id string, o jobs.Overrides) (*jobs.Execution, error) {
+func (s *Dispatcher) Rerun(ctx context.Context, c jobs.Caller, id string, o jobs.Overrides) (*jobs.Execution, error) {
 	parent, err := s.Get(ctx, c, id)
 	if err != nil {
 		return nil, err
@@ -72,7 +72,7 @@ func (s *Service) Rerun(ctx context.Context, c jobs.Caller, id string, o jobs.Ov
 
 // Fork queues a new execution, c's, with new code and the input of one that
 // c may see; ENOTFOUND for any other.
-func (s *Service) Fork(ctx context.Context, c jobs.Caller, id, code string, o jobs.Overrides) (*jobs.Execution, error) {
+func (s *Dispatcher) Fork(ctx context.Context, c jobs.Caller, id, code string, o jobs.Overrides) (*jobs.Execution, error) {
 	parent, err := s.Get(ctx, c, id)
 	if err != nil {
 		return nil, err
@@ -81,7 +81,7 @@ func (s *Service) Fork(ctx context.Context, c jobs.Caller, id, code string, o jo
 }
 
 // replay submits the rerun or fork of parent as c's: c's quotas apply.
-func (s *Service) replay(ctx context.Context, c jobs.Caller, parent *jobs.Execution, code string, rel jobs.Relationship, o jobs.Overrides) (*jobs.Execution, error) {
+func (s *Dispatcher) replay(ctx context.Context, c jobs.Caller, parent *jobs.Execution, code string, rel jobs.Relationship, o jobs.Overrides) (*jobs.Execution, error) {
 	sub := jobs.Submission{
 		APIKey:         c.APIKey,
 		Code:           code,

@@ -1,4 +1,4 @@
-package service
+package dispatch
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 // Execute records sub and runs it on this node now. The record shows in the
 // history like any other; the returned execution carries its result. A key
 // at its max_concurrent quota gets EOVERQUOTA, and nothing is stored.
-func (s *Service) Execute(ctx context.Context, sub jobs.Submission) (*jobs.Execution, error) {
+func (s *Dispatcher) Execute(ctx context.Context, sub jobs.Submission) (*jobs.Execution, error) {
 	jt, ok := s.registry.Get(sub.JobType)
 	if !ok {
 		return nil, jobs.FieldErrorf("job_type", "%s", s.registry.UnknownError(sub.JobType))
@@ -59,7 +59,7 @@ func (s *Service) Execute(ctx context.Context, sub jobs.Submission) (*jobs.Execu
 // decides between concurrent duplicates, whichever node they reach. A key
 // at its max_pending quota gets EOVERQUOTA, a full queue EUNAVAILABLE, and
 // then nothing is stored.
-func (s *Service) Submit(ctx context.Context, sub jobs.Submission) (*jobs.Execution, bool, error) {
+func (s *Dispatcher) Submit(ctx context.Context, sub jobs.Submission) (*jobs.Execution, bool, error) {
 	if _, ok := s.registry.Get(sub.JobType); !ok {
 		return nil, false, jobs.FieldErrorf("job_type", "%s", s.registry.UnknownError(sub.JobType))
 	}
@@ -115,7 +115,7 @@ const lockMargin = 64
 
 // queued counts the queued executions, this transaction's included, for the
 // max_pending check.
-func (s *Service) queued(ctx context.Context, tx pgx.Tx) (int, error) {
+func (s *Dispatcher) queued(ctx context.Context, tx pgx.Tx) (int, error) {
 	n, err := s.store.CountQueued(ctx, tx, s.opts.MaxPending+1)
 	if err != nil || n+lockMargin <= s.opts.MaxPending {
 		return n, err
@@ -190,7 +190,7 @@ func newID() string {
 // metrics and the log. queued is how long e waited in the queue before a
 // node picked it up. It uses its own context: a result is stored even when
 // the request that asked for it has gone.
-func (s *Service) finish(e *jobs.Execution, res *jobs.Result, queued time.Duration) error {
+func (s *Dispatcher) finish(e *jobs.Execution, res *jobs.Result, queued time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	arts := make([]jobs.ArtifactContent, len(res.Artifacts))
@@ -221,7 +221,7 @@ func (s *Service) finish(e *jobs.Execution, res *jobs.Result, queued time.Durati
 
 // jobLogger returns the logger for lines about e: each carries its
 // execution id, job type and correlation id.
-func (s *Service) jobLogger(e *jobs.Execution) *slog.Logger {
+func (s *Dispatcher) jobLogger(e *jobs.Execution) *slog.Logger {
 	return s.logger.With("execution_id", e.ID, "job_type", e.JobType, "correlation_id", e.CorrelationID)
 }
 

@@ -1,4 +1,4 @@
-package service
+package dispatch
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/tako-run/tako/runner"
 )
 
-// programRunner answers Execute by the program's code, so that one service
+// programRunner answers Execute by the program's code, so that one dispatcher
 // can run programs that succeed, fail, and meet infrastructure failures
 // side by side. A test changes a program's answer with set.
 type programRunner struct {
@@ -69,7 +69,7 @@ const waitLimit = 2 * time.Minute
 
 // submitAs queues code as the API key key would, with a correlation id and
 // an input.
-func submitAs(t *testing.T, s *Service, key, code string) *jobs.Execution {
+func submitAs(t *testing.T, s *Dispatcher, key, code string) *jobs.Execution {
 	t.Helper()
 	sub := submission(code)
 	sub.APIKey, sub.CorrelationID, sub.InputJSON = key, "corr-"+code, []byte(`{"b":2,"a":1}`)
@@ -81,7 +81,7 @@ func submitAs(t *testing.T, s *Service, key, code string) *jobs.Execution {
 }
 
 // waitEnded waits until execution id has ended and returns it.
-func waitEnded(t *testing.T, s *Service, id string) *jobs.Execution {
+func waitEnded(t *testing.T, s *Dispatcher, id string) *jobs.Execution {
 	t.Helper()
 	e, err := s.Wait(context.Background(), jobs.System, id, waitLimit)
 	if err != nil {
@@ -91,7 +91,7 @@ func waitEnded(t *testing.T, s *Service, id string) *jobs.Execution {
 }
 
 // queueJob returns the id, state and attempt of execution id's River job.
-func queueJob(t *testing.T, s *Service, id string) (jobID int64, state string, attempt int) {
+func queueJob(t *testing.T, s *Dispatcher, id string) (jobID int64, state string, attempt int) {
 	t.Helper()
 	err := s.pool.QueryRow(context.Background(), `SELECT j.id, j.state, j.attempt FROM river_job j
 		JOIN tako_executions e ON e.river_job_id = j.id WHERE e.id = $1`, id).Scan(&jobID, &state, &attempt)
@@ -104,7 +104,7 @@ func queueJob(t *testing.T, s *Service, id string) (jobID int64, state string, a
 // waitQueueJob waits until execution id's River job is in state after
 // attempt (0 for any), and returns its id. River settles a job shortly
 // after the worker has stored the execution's result.
-func waitQueueJob(t *testing.T, s *Service, id, state string, attempt int) int64 {
+func waitQueueJob(t *testing.T, s *Dispatcher, id, state string, attempt int) int64 {
 	t.Helper()
 	for deadline := time.Now().Add(waitLimit); ; time.Sleep(20 * time.Millisecond) {
 		jobID, got, n := queueJob(t, s, id)
@@ -118,7 +118,7 @@ func waitQueueJob(t *testing.T, s *Service, id, state string, attempt int) int64
 }
 
 // deadLetters returns the whole dead-letter queue c may see.
-func deadLetters(t *testing.T, s *Service, c jobs.Caller, f jobs.DeadLetterFilter) jobs.DeadLetterPage {
+func deadLetters(t *testing.T, s *Dispatcher, c jobs.Caller, f jobs.DeadLetterFilter) jobs.DeadLetterPage {
 	t.Helper()
 	page, err := s.DeadLetters(context.Background(), c, f)
 	if err != nil {
@@ -128,7 +128,7 @@ func deadLetters(t *testing.T, s *Service, c jobs.Caller, f jobs.DeadLetterFilte
 }
 
 // stats returns the dead-letter counts c may see.
-func stats(t *testing.T, s *Service, c jobs.Caller) jobs.DeadLetterStats {
+func stats(t *testing.T, s *Dispatcher, c jobs.Caller) jobs.DeadLetterStats {
 	t.Helper()
 	st, err := s.DeadLetterStats(context.Background(), c)
 	if err != nil {
@@ -166,7 +166,7 @@ func TestDeadLetterAfterLastAttempt(t *testing.T) {
 	run.set("broken", dockerDown)
 	run.set("fine", succeeded)
 	run.set("buggy", programFails)
-	s := newService(t, run, Options{MaxAttempts: 2})
+	s := newDispatcher(t, run, Options{MaxAttempts: 2})
 	start(t, s)
 
 	broken := submitAs(t, s, "a", "broken")
@@ -209,7 +209,7 @@ func TestRetryDeadLetter(t *testing.T) {
 	ctx := context.Background()
 	run := newProgramRunner()
 	run.set("flaky", dockerDown)
-	s := newService(t, run, Options{MaxAttempts: 2})
+	s := newDispatcher(t, run, Options{MaxAttempts: 2})
 	start(t, s)
 	e := submitAs(t, s, "a", "flaky")
 	waitEnded(t, s, e.ID)
@@ -262,7 +262,7 @@ func TestRemoveDeadLetter(t *testing.T) {
 	ctx := context.Background()
 	run := newProgramRunner()
 	run.set("broken", dockerDown)
-	s := newService(t, run, Options{MaxAttempts: 1})
+	s := newDispatcher(t, run, Options{MaxAttempts: 1})
 	start(t, s)
 	e := submitAs(t, s, "a", "broken")
 	waitEnded(t, s, e.ID)
@@ -306,7 +306,7 @@ func TestDeadLetterOfRescuedJob(t *testing.T) {
 	run.set("lost", succeeded)
 	// Not started yet: nothing works the queue while the test plays the
 	// node that died and River's rescuer.
-	s := newService(t, run, Options{MaxAttempts: 2})
+	s := newDispatcher(t, run, Options{MaxAttempts: 2})
 	var lost []*jobs.Execution
 	for range 2 {
 		e := submitAs(t, s, "a", "lost")
@@ -373,7 +373,7 @@ func TestDeadLetterScope(t *testing.T) {
 	run := newProgramRunner()
 	run.set("of-a", dockerDown)
 	run.set("of-b", dockerDown)
-	s := newService(t, run, Options{MaxAttempts: 1})
+	s := newDispatcher(t, run, Options{MaxAttempts: 1})
 	start(t, s)
 	ofA, ofB := submitAs(t, s, "a", "of-a"), submitAs(t, s, "b", "of-b")
 	waitEnded(t, s, ofA.ID)
@@ -418,7 +418,7 @@ func TestDeadLetterScope(t *testing.T) {
 func TestDeadLetterPaging(t *testing.T) {
 	t.Parallel()
 	run := newProgramRunner()
-	s := newService(t, run, Options{MaxAttempts: 1})
+	s := newDispatcher(t, run, Options{MaxAttempts: 1})
 	start(t, s)
 	codes := map[string]func() (*jobs.Result, error){
 		"internal-1": dockerDown, "internal-2": dockerDown, "internal-3": dockerDown,
@@ -498,7 +498,7 @@ func TestRetryDeadLetterRespectsQueueLimits(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			// Not started: queued executions stay queued.
-			s := newService(t, newProgramRunner(), tc.opts)
+			s := newDispatcher(t, newProgramRunner(), tc.opts)
 			dead := submitAs(t, s, "a", "dead")
 			_, err := s.pool.Exec(ctx, `UPDATE river_job SET state = 'discarded', attempt = max_attempts,
 				attempted_at = now(), finalized_at = now()

@@ -1,4 +1,4 @@
-package service
+package dispatch
 
 import (
 	"context"
@@ -21,7 +21,7 @@ const pollInterval = time.Second
 // listens for the database's notification and, on each one (and every
 // pollInterval), reads only the execution's status; the whole record is
 // read once, when it has ended.
-func (s *Service) Wait(ctx context.Context, c jobs.Caller, id string, timeout time.Duration) (*jobs.Execution, error) {
+func (s *Dispatcher) Wait(ctx context.Context, c jobs.Caller, id string, timeout time.Duration) (*jobs.Execution, error) {
 	done, unsubscribe := s.notifier.subscribe(id)
 	defer unsubscribe()
 	deadline := time.NewTimer(timeout)

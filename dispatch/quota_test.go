@@ -1,4 +1,4 @@
-package service
+package dispatch
 
 import (
 	"context"
@@ -78,7 +78,7 @@ func assertOverQuota(t *testing.T, err error, quota string) {
 }
 
 // countOf returns how many executions the history holds for key.
-func countOf(t *testing.T, s *Service, key string) int {
+func countOf(t *testing.T, s *Dispatcher, key string) int {
 	t.Helper()
 	page, err := s.List(context.Background(), jobs.System, jobs.ExecutionFilter{APIKey: key, Limit: 1000})
 	if err != nil {
@@ -93,7 +93,7 @@ func countOf(t *testing.T, s *Service, key string) int {
 func TestQuotaMaxPending(t *testing.T) {
 	t.Parallel()
 	// Not started: submissions stay queued.
-	s := newService(t, newGateRunner(), Options{Quotas: map[string]jobs.Quota{"ci": {MaxPending: 2}}})
+	s := newDispatcher(t, newGateRunner(), Options{Quotas: map[string]jobs.Quota{"ci": {MaxPending: 2}}})
 	ctx := context.Background()
 	first := keyed("ci", "print(1)", jobs.ModeAsync)
 	first.IdempotencyKey = "key-0001"
@@ -131,7 +131,7 @@ func TestQuotaMaxPending(t *testing.T) {
 func TestQuotaMaxConcurrentSync(t *testing.T) {
 	t.Parallel()
 	run := newGateRunner()
-	s := newService(t, run, Options{Quotas: map[string]jobs.Quota{"ci": {MaxConcurrent: 1}}})
+	s := newDispatcher(t, run, Options{Quotas: map[string]jobs.Quota{"ci": {MaxConcurrent: 1}}})
 	ctx := context.Background()
 	done := make(chan error, 1)
 	go func() {
@@ -169,7 +169,7 @@ func TestQuotaMaxConcurrentSync(t *testing.T) {
 func TestQuotaMaxConcurrentAsync(t *testing.T) {
 	t.Parallel()
 	run := newGateRunner()
-	s := newService(t, run, Options{Quotas: map[string]jobs.Quota{"ci": {MaxConcurrent: 1}}})
+	s := newDispatcher(t, run, Options{Quotas: map[string]jobs.Quota{"ci": {MaxConcurrent: 1}}})
 	start(t, s)
 	ctx := context.Background()
 	var ids []string
@@ -220,7 +220,7 @@ func TestQuotaMaxConcurrentAsync(t *testing.T) {
 // what it may see; another key's execution is ENOTFOUND.
 func TestWaitAndCancelAreScoped(t *testing.T) {
 	t.Parallel()
-	s := newService(t, newGateRunner(), Options{})
+	s := newDispatcher(t, newGateRunner(), Options{})
 	ctx := context.Background()
 	e, _, err := s.Submit(ctx, keyed("A", "print(1)", jobs.ModeAsync))
 	if err != nil {
