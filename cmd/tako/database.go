@@ -14,7 +14,7 @@ import (
 
 	"github.com/tako-run/tako/config"
 	"github.com/tako-run/tako/jobs/postgres"
-	"github.com/tako-run/tako/runner/dbcontainer"
+	"github.com/tako-run/tako/jobs/postgres/localdb"
 	"github.com/tako-run/tako/runner/images"
 )
 
@@ -67,17 +67,17 @@ func newManagedDatabase(cfg *config.Config, work string) managedDatabase {
 	}
 }
 
-// managedUser is the role dbcontainer.Ensure's URL connects as.
+// managedUser is the role localdb.Ensure's URL connects as.
 const managedUser = "postgres"
 
 // url returns the URL of the managed database published on port, the one
-// dbcontainer.Ensure returns for it.
+// localdb.Ensure returns for it.
 func (m managedDatabase) url(port int, password string) string {
 	return (&url.URL{
 		Scheme:   "postgres",
 		User:     url.UserPassword(managedUser, password),
 		Host:     "127.0.0.1:" + strconv.Itoa(port),
-		Path:     "/" + dbcontainer.DefaultDatabase,
+		Path:     "/" + localdb.DefaultDatabase,
 		RawQuery: "sslmode=disable",
 	}).String()
 }
@@ -86,16 +86,16 @@ func (m managedDatabase) url(port int, password string) string {
 // building its image if needed, and returns its URL once it accepts
 // connections. Its password is a random one kept in m.PasswordFile.
 func autoStartDatabase(ctx context.Context, dc *client.Client, b *images.Builder, m managedDatabase, logger *slog.Logger) (string, error) {
-	image, err := b.EnsurePostgres(ctx, m.Image)
+	image, err := localdb.EnsureImage(ctx, b, m.Image)
 	if err != nil {
 		return "", fmt.Errorf("database image: %w", err)
 	}
-	password, err := dbcontainer.Password(m.PasswordFile)
+	password, err := localdb.Password(m.PasswordFile)
 	if err != nil {
 		return "", err
 	}
-	return dbcontainer.Ensure(ctx, dc, dbcontainer.Options{
-		Database: dbcontainer.DefaultDatabase,
+	return localdb.Ensure(ctx, dc, localdb.Options{
+		Database: localdb.DefaultDatabase,
 		Image:    image,
 		Name:     m.Container,
 		LockFile: m.LockFile,

@@ -6,6 +6,8 @@ import (
 	"io"
 	"sort"
 	"time"
+
+	"github.com/tako-run/tako/jobs/postgres/localdb"
 )
 
 func runSetup(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
@@ -39,7 +41,7 @@ func runSetup(ctx context.Context, args []string, environ []string, stdout, stde
 		return err
 	}
 	if cfg.Database.URL == "" {
-		ref, err := b.EnsurePostgres(ctx, cfg.Database.AutoStart.Image)
+		ref, err := localdb.EnsureImage(ctx, b, cfg.Database.AutoStart.Image)
 		if err != nil {
 			return fmt.Errorf("database image: %w", err)
 		}

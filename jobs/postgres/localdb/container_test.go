@@ -1,4 +1,4 @@
-package dbcontainer
+package localdb
 
 import (
 	"bytes"
@@ -47,7 +47,7 @@ func postgresImage(t *testing.T, dc *client.Client) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	b := images.NewBuilder(dc, images.Options{WorkDir: t.TempDir()}, testLogger(t), nil)
-	ref, err := b.EnsurePostgres(ctx, "") // "": build, do not ask a registry
+	ref, err := EnsureImage(ctx, b, "") // "": build, do not ask a registry
 	if err != nil {
 		t.Fatalf("postgres image: %v", err)
 	}

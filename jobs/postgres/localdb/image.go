@@ -1,4 +1,4 @@
-package images
+package localdb
 
 import (
 	"context"
@@ -6,14 +6,26 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"strings"
+	"log/slog"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/client"
 
-	"github.com/tako-run/tako/metrics"
+	"github.com/tako-run/tako/runner/images"
 )
+
+// ImageBuilder is the part of tako's image builder EnsureImage uses;
+// *images.Builder satisfies it.
+type ImageBuilder interface {
+	BuildVerified(ctx context.Context, ref string, r images.Recipe) error
+	EnsureExecutor(ctx context.Context) (string, error)
+	ExecutorRef() string
+	ImageID(ctx context.Context, ref string) (id string, exists bool, err error)
+	Logger() *slog.Logger
+	Progressf(format string, args ...any)
+	Pull(ctx context.Context, ref string) error
+}
 
 // postgresEntrypoint is the entrypoint script of tako's PostgreSQL image. It
 // honours the official postgres image's environment contract
@@ -35,6 +47,8 @@ const (
 	// image; its base name is also its name in the build context.
 	postgresEntrypointPath = "/usr/local/bin/tako-postgres-entrypoint"
 
+	// kindPostgres is the image's tako.kind label and its build kind in
+	// the metrics (metrics.BuildPostgres).
 	kindPostgres = "postgres"
 )
 
@@ -73,82 +87,108 @@ func postgresRef(executorID string) string {
 	return postgresRepo + ":" + hex.EncodeToString(h.Sum(nil))[:12]
 }
 
-// EnsurePostgres returns the ref of an image that runs PostgreSQL with the
+// EnsureImage returns the ref of an image that runs PostgreSQL with the
 // official postgres image's environment contract (POSTGRES_PASSWORD,
 // POSTGRES_USER, POSTGRES_DB, PGDATA; data in /var/lib/postgresql/data,
 // port 5432). That is image (config database.auto_start.image, e.g.
 // "postgres:16-alpine") when it exists locally; otherwise tako's own
 // "tako-postgres:<hash>" when it was built before; otherwise image when it
 // can be pulled; otherwise it builds and verifies tako-postgres from
-// Debian's postgresql-15 on the executor image, building the executor first
-// when needed. An already-built tako-postgres is preferred to a pull so
-// that a host keeps one PostgreSQL major version for its data volume and
-// does not ask a registry on every start. An empty image skips the pull.
-// Concurrent calls share one build.
-func (b *Builder) EnsurePostgres(ctx context.Context, image string) (ref string, err error) {
-	ref, _, err = b.ensurePostgres(ctx, image)
-	return ref, public(err)
+// Debian's postgresql-15 on the executor image, through b, building the
+// executor first when needed. An already-built tako-postgres is preferred
+// to a pull so that a host keeps one PostgreSQL major version for its data
+// volume and does not ask a registry on every start. An empty image skips
+// the pull. Concurrent calls share one build. An unreachable Docker engine
+// is an *images.UnreachableError.
+func EnsureImage(ctx context.Context, b ImageBuilder, image string) (ref string, err error) {
+	ref, err = ensureImage(ctx, b, image)
+	return ref, unreachable(err)
 }
 
-// ensurePostgres is EnsurePostgres that also counts the images it built.
-func (b *Builder) ensurePostgres(ctx context.Context, image string) (string, int, error) {
+// ensureImage is EnsureImage without the final say on an unreachable
+// engine.
+func ensureImage(ctx context.Context, b ImageBuilder, image string) (string, error) {
 	if image != "" {
-		if _, ok, err := b.inspect(ctx, image); err != nil || ok {
-			return image, 0, err
+		if _, ok, err := b.ImageID(ctx, image); err != nil || ok {
+			return image, err
 		}
 	}
-	executorInfo, ok, err := b.inspect(ctx, b.ExecutorRef())
+	executorID, ok, err := b.ImageID(ctx, b.ExecutorRef())
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
 	if ok {
-		ref := postgresRef(executorInfo.ID)
-		if _, ok, err := b.inspect(ctx, ref); err != nil || ok {
-			return ref, 0, err
+		ref := postgresRef(executorID)
+		if _, ok, err := b.ImageID(ctx, ref); err != nil || ok {
+			return ref, err
 		}
 	}
 	if image != "" {
-		err := b.pull(ctx, image)
+		err := b.Pull(ctx, image)
 		if err == nil {
-			return image, 0, nil
+			return image, nil
 		}
-		if client.IsErrConnectionFailed(err) || ctx.Err() != nil {
-			return "", 0, fmt.Errorf("pull %s: %w", image, err)
+		if images.IsUnreachable(err) || ctx.Err() != nil {
+			return "", fmt.Errorf("pull %s: %w", image, err)
 		}
-		b.logger.Info("postgres image not available, building from Debian packages", "image", image, "error", err)
-		b.progress.printf("==> %s is not available (%v); building PostgreSQL from Debian packages instead", image, err)
+		b.Logger().Info("postgres image not available, building from Debian packages", "image", image, "error", err)
+		b.Progressf("==> %s is not available (%v); building PostgreSQL from Debian packages instead", image, err)
 	}
 
-	executor, built, err := b.ensureExecutor(ctx)
+	executor, err := b.EnsureExecutor(ctx)
 	if err != nil {
-		return "", built, fmt.Errorf("build postgres image: %w", err)
+		return "", fmt.Errorf("build postgres image: %w", err)
 	}
-	executorInfo, ok, err = b.inspect(ctx, executor)
+	executorID, ok, err = b.ImageID(ctx, executor)
 	if err != nil {
-		return "", built, fmt.Errorf("build postgres image: %w", err)
+		return "", fmt.Errorf("build postgres image: %w", err)
 	}
 	if !ok {
-		return "", built, fmt.Errorf("build postgres image: executor image %s disappeared", executor)
+		return "", fmt.Errorf("build postgres image: executor image %s disappeared", executor)
 	}
-	ref := postgresRef(executorInfo.ID)
-	n, err := b.once(ctx, metrics.BuildPostgres, ref, func(ctx context.Context) error {
-		return b.buildPostgres(ctx, executor, ref)
-	})
-	return ref, built + n, err
+	ref := postgresRef(executorID)
+	return ref, b.BuildVerified(ctx, ref, postgresRecipe(executor, ref))
 }
 
-// buildPostgres builds tako's PostgreSQL image ref FROM executor and
-// verifies it by starting it.
-func (b *Builder) buildPostgres(ctx context.Context, executor, ref string) error {
-	b.progress.printf("==> building PostgreSQL image %s (Debian postgresql-%s)", ref, postgresMajor)
-	_, hash, _ := strings.Cut(ref, ":")
-	files := map[string]string{"tako-postgres-entrypoint": postgresEntrypoint}
-	err := b.buildVerifiedWith(ctx, ref, postgresDockerfile(executor), files, labels(kindPostgres, hash, ""), b.verifyPostgres)
-	if err != nil {
-		return fmt.Errorf("build postgres image: %w", err)
+// unreachable returns an unreachable engine's *images.UnreachableError
+// alone, as the builder's own methods do: its one sentence replaces the
+// context it was wrapped in. Other errors pass through.
+func unreachable(err error) error {
+	var u *images.UnreachableError
+	if errors.As(err, &u) {
+		return u
 	}
-	return nil
+	return err
 }
+
+// postgresRecipe is tako's PostgreSQL image ref, built FROM executor and
+// verified by starting it with a random password.
+func postgresRecipe(executor, ref string) images.Recipe {
+	return images.Recipe{
+		Name:       "postgres image",
+		Kind:       kindPostgres,
+		Headline:   fmt.Sprintf("building PostgreSQL image %s (Debian postgresql-%s)", ref, postgresMajor),
+		Dockerfile: postgresDockerfile(executor),
+		Files:      map[string]string{"tako-postgres-entrypoint": postgresEntrypoint},
+		// The server comes up and answers "select 1" over TCP with the
+		// password. The container has no network but its own loopback.
+		Verify: container.Config{
+			Entrypoint:      []string{"bash", "-c", postgresVerifyScript},
+			Env:             []string{"POSTGRES_PASSWORD=" + rand.Text(), "POSTGRES_DB=tako_verify"},
+			NetworkDisabled: true,
+		},
+		VerifyHost: container.HostConfig{
+			NetworkMode: "none",
+			Resources: container.Resources{
+				Memory:    1 << 30,
+				PidsLimit: ptr(int64(256)),
+			},
+		},
+	}
+}
+
+// ptr returns a pointer to v.
+func ptr[T any](v T) *T { return &v }
 
 // postgresVerifyScript starts the server through the image's entrypoint,
 // as a container of the image would, waits until it accepts TCP
@@ -176,32 +216,3 @@ fi
 kill -INT "$pid"
 wait "$pid" || { echo "the server did not stop cleanly (code $?)"; exit 1; }
 echo tako-ok`
-
-// verifyPostgres starts a container of ref with a random password and a
-// database to create, and checks that the server comes up and answers
-// "select 1" over TCP with that password. The container has no network but
-// its own loopback.
-func (b *Builder) verifyPostgres(ctx context.Context, ref string) error {
-	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
-	defer cancel()
-	text, code, err := b.testRun(ctx, ref, &container.Config{
-		Image:           ref,
-		Entrypoint:      []string{"bash", "-c", postgresVerifyScript},
-		Env:             []string{"POSTGRES_PASSWORD=" + rand.Text(), "POSTGRES_DB=tako_verify"},
-		NetworkDisabled: true,
-		Labels:          map[string]string{labelManaged: "true", labelKind: kindVerify},
-	}, &container.HostConfig{
-		NetworkMode: "none",
-		Resources: container.Resources{
-			Memory:    1 << 30,
-			PidsLimit: ptr(int64(256)),
-		},
-	})
-	if err != nil {
-		return err
-	}
-	if code != 0 || !strings.Contains(text, "tako-ok") {
-		return fmt.Errorf("verify %s: test run exited with code %d: %s", ref, code, quoteOutput(text))
-	}
-	return nil
-}

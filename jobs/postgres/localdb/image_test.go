@@ -1,17 +1,22 @@
-package images
+package localdb
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
 
-	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/runner/images"
+	"github.com/tako-run/tako/runner/runnertest"
 )
 
 func TestPostgresRef(t *testing.T) {
@@ -67,10 +72,70 @@ func lockImages(t *testing.T) {
 	})
 }
 
-func TestEnsurePostgres(t *testing.T) {
-	cli := dockerClient(t)
+// syncBuffer is a progress writer tests can read while builds write.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// testRun runs a container made from cfg and hostCfg to its end, removes
+// it, and returns its combined output and exit code.
+func testRun(t *testing.T, ctx context.Context, dc *client.Client, cfg *container.Config, hostCfg *container.HostConfig) (string, int64) {
+	t.Helper()
+	created, err := dc.ContainerCreate(ctx, cfg, hostCfg, nil, nil, "")
+	if err != nil {
+		t.Fatalf("create container: %v", err)
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = dc.ContainerRemove(rctx, created.ID, container.RemoveOptions{Force: true})
+	}()
+	waitCh, waitErrCh := dc.ContainerWait(ctx, created.ID, container.WaitConditionNextExit)
+	if err := dc.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		t.Fatalf("start container: %v", err)
+	}
+	var code int64
+	select {
+	case res := <-waitCh:
+		code = res.StatusCode
+	case err := <-waitErrCh:
+		t.Fatalf("wait: %v", err)
+	}
+	logs, err := dc.ContainerLogs(ctx, created.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		t.Fatalf("logs: %v", err)
+	}
+	defer logs.Close()
+	var out bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &out, logs); err != nil {
+		t.Fatalf("read logs: %v", err)
+	}
+	return strings.TrimSpace(out.String()), code
+}
+
+func TestEnsureImage(t *testing.T) {
+	dc := runnertest.Docker(t)
 	var progress syncBuffer
-	b := newTestBuilder(t, cli, jobtypes.PipIndex{}, &progress)
+	b := images.NewBuilder(dc, images.Options{
+		BaseImage:    "debian:bookworm-slim",
+		BuildTimeout: 15 * time.Minute,
+		DebianSuite:  "bookworm",
+		Executor:     "tako-executor",
+		WorkDir:      t.TempDir(),
+	}, testLogger(t), &progress)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	// Nothing can be pulled here, and in CI this name does not exist.
@@ -78,11 +143,11 @@ func TestEnsurePostgres(t *testing.T) {
 
 	lockImages(t)
 	start := time.Now()
-	ref, err := b.EnsurePostgres(ctx, unpullable)
+	ref, err := EnsureImage(ctx, b, unpullable)
 	if err != nil {
-		t.Fatalf("EnsurePostgres: %v", err)
+		t.Fatalf("EnsureImage: %v", err)
 	}
-	t.Logf("first EnsurePostgres took %s", time.Since(start))
+	t.Logf("first EnsureImage took %s", time.Since(start))
 	if !strings.HasPrefix(ref, "tako-postgres:") {
 		t.Fatalf("ref = %q, want tako-postgres:<hash>", ref)
 	}
@@ -98,25 +163,25 @@ func TestEnsurePostgres(t *testing.T) {
 			}
 		}
 	}
-	info, ok, err := b.inspect(ctx, ref)
-	if err != nil || !ok {
-		t.Fatalf("inspect %s: %v (exists %v)", ref, err, ok)
+	info, err := dc.ImageInspect(ctx, ref)
+	if err != nil {
+		t.Fatalf("inspect %s: %v", ref, err)
 	}
-	if got := info.Config.Labels; got[labelManaged] != "true" || got[labelKind] != kindPostgres {
+	if got := info.Config.Labels; got["tako.managed"] != "true" || got["tako.kind"] != kindPostgres {
 		t.Errorf("labels = %v, want tako.managed=true and tako.kind=postgres", got)
 	}
 
 	before := progress.String()
 	start = time.Now()
-	again, err := b.EnsurePostgres(ctx, unpullable)
+	again, err := EnsureImage(ctx, b, unpullable)
 	took := time.Since(start)
 	if err != nil || again != ref {
-		t.Fatalf("second EnsurePostgres = %q, %v; want %q", again, err, ref)
+		t.Fatalf("second EnsureImage = %q, %v; want %q", again, err, ref)
 	}
 	if after := progress.String(); after != before {
-		t.Errorf("second EnsurePostgres did work:\n%s", strings.TrimPrefix(after, before))
+		t.Errorf("second EnsureImage did work:\n%s", strings.TrimPrefix(after, before))
 	}
-	t.Logf("second EnsurePostgres took %s", took)
+	t.Logf("second EnsureImage took %s", took)
 
 	// The entrypoint follows the official image's contract beyond tako's
 	// own use: another superuser whose name is the default database, and a
@@ -132,15 +197,12 @@ func TestEnsurePostgres(t *testing.T) {
 			{"no password", nil, false, "POSTGRES_PASSWORD is not set"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				text, code, err := b.testRun(ctx, ref, &container.Config{
+				text, code := testRun(t, ctx, dc, &container.Config{
 					Image:      ref,
 					Entrypoint: []string{"bash", "-c", postgresVerifyScript},
 					Env:        tc.env,
-					Labels:     map[string]string{labelManaged: "true", labelKind: kindVerify},
+					Labels:     map[string]string{"tako.managed": "true", "tako.kind": "image_verify"},
 				}, &container.HostConfig{NetworkMode: "none"})
-				if err != nil {
-					t.Fatal(err)
-				}
 				if (code == 0) != tc.ok || !strings.Contains(text, tc.want) {
 					t.Errorf("exit code %d, output:\n%s\nwant ok=%v and %q", code, text, tc.ok, tc.want)
 				}

@@ -1,15 +1,16 @@
-// Package dbcontainer starts, or finds and reuses, the PostgreSQL container
-// tako uses when no database.url is configured: "tako-postgres" on
+// Package localdb is the local PostgreSQL tako runs for itself when no
+// database.url is configured: its image (EnsureImage), the official
+// postgres image or tako's own, built from Debian's packages on the
+// executor image; and its container (Ensure), "tako-postgres" on
 // 127.0.0.1:55432 with its data in a named volume, as the original Tako VM
-// does. It works with the official postgres image and with tako's own
-// Debian-built image alike (see images.Builder.EnsurePostgres): both follow
-// the same environment contract.
+// does. Both images follow the same environment contract, so the
+// container works with either.
 //
 // Job and build containers must never reach it: it sits alone on a Docker
 // network of its own (Docker keeps bridge networks apart), is published on
 // the host's loopback only, and its superuser's password is a random one
 // the caller keeps (see Password).
-package dbcontainer
+package localdb
 
 import (
 	"context"
@@ -56,7 +57,7 @@ type Options struct {
 	// Name is the container's name; default "tako-postgres".
 	Name string
 	// Image is the PostgreSQL image to create the container from, the ref
-	// images.Builder.EnsurePostgres returns.
+	// EnsureImage returns.
 	Image string
 	// Port is the host port on 127.0.0.1 the server is published on;
 	// default 55432.
