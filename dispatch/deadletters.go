@@ -104,8 +104,8 @@ func (s *Dispatcher) RetryDeadLetter(ctx context.Context, c jobs.Caller, id int6
 	if err != nil {
 		return nil, s.dbError("retry dead letter", err)
 	}
-	if queued > s.opts.MaxPending {
-		return nil, &jobs.Error{Code: jobs.EUNAVAILABLE, Message: fmt.Sprintf("the queue is full (%d jobs pending); try again later", s.opts.MaxPending), RetryAfter: 5}
+	if err := queueFull(queued, s.opts.MaxPending); err != nil {
+		return nil, err
 	}
 	// River makes a discarded job available, now, and gives it one more
 	// attempt when it had used all of them.

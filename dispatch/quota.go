@@ -93,6 +93,13 @@ func (s *Dispatcher) checkConcurrent(ctx context.Context, tx pgx.Tx, apiKey, exc
 	if err != nil {
 		return err
 	}
+	return overConcurrent(apiKey, n, limit)
+}
+
+// overConcurrent returns EOVERQUOTA when the API key apiKey, running n
+// executions besides the one to start, is at its max_concurrent quota
+// limit; nil otherwise.
+func overConcurrent(apiKey string, n, limit int) error {
 	if n >= limit {
 		return &jobs.Error{
 			Code:       jobs.EOVERQUOTA,
@@ -116,7 +123,7 @@ func (s *Dispatcher) checkPending(ctx context.Context, tx pgx.Tx, e *jobs.Execut
 	if err != nil {
 		return err
 	}
-	if n+lockMargin > limit {
+	if nearLimit(n, limit) {
 		if err := s.store.LockAPIKey(ctx, tx, e.APIKey); err != nil {
 			return err
 		}
@@ -124,10 +131,17 @@ func (s *Dispatcher) checkPending(ctx context.Context, tx pgx.Tx, e *jobs.Execut
 			return err
 		}
 	}
+	return overPending(e.APIKey, n, limit)
+}
+
+// overPending returns EOVERQUOTA when the API key apiKey, with n queued
+// executions including the one being admitted, is over its max_pending
+// quota limit; nil otherwise.
+func overPending(apiKey string, n, limit int) error {
 	if n > limit {
 		return &jobs.Error{
 			Code:       jobs.EOVERQUOTA,
-			Message:    fmt.Sprintf("API key %q is at its max_pending quota (%d queued jobs); retry when some have run", e.APIKey, limit),
+			Message:    fmt.Sprintf("API key %q is at its max_pending quota (%d queued jobs); retry when some have run", apiKey, limit),
 			RetryAfter: pendingRetryAfter,
 		}
 	}

@@ -248,3 +248,57 @@ func TestWaitAndCancelAreScoped(t *testing.T) {
 		t.Errorf("an admin reruns A's job: %+v %v; want a job recorded as the admin's", child, err)
 	}
 }
+
+// TestQuotaOf: a key's quota is the configured one; a key the
+// configuration does not list, and work without a key, have none.
+func TestQuotaOf(t *testing.T) {
+	t.Parallel()
+	s := &Dispatcher{opts: Options{Quotas: map[string]jobs.Quota{"ci": {MaxPending: 2, MaxConcurrent: 1}, "": {MaxPending: 1}}}}
+	for _, tc := range []struct {
+		key  string
+		want jobs.Quota
+	}{
+		{"ci", jobs.Quota{MaxPending: 2, MaxConcurrent: 1}},
+		{"other", jobs.Quota{}},
+		{"", jobs.Quota{}},
+	} {
+		if got := s.quota(tc.key); got != tc.want {
+			t.Errorf("quota(%q) = %+v, want %+v", tc.key, got, tc.want)
+		}
+	}
+}
+
+// TestOverQuota: max_pending counts the execution being admitted;
+// max_concurrent counts the others running, so reaching it refuses.
+func TestOverQuota(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		err        error
+		over       bool
+		quota      string
+		retryAfter int
+	}{
+		{"pending below the quota", overPending("ci", 1, 2), false, "", 0},
+		{"pending at the quota", overPending("ci", 2, 2), false, "", 0},
+		{"pending over the quota", overPending("ci", 3, 2), true, `API key "ci" is at its max_pending quota (2 queued jobs)`, pendingRetryAfter},
+		{"running below the quota", overConcurrent("ci", 0, 1), false, "", 0},
+		{"running at the quota", overConcurrent("ci", 1, 1), true, `API key "ci" is at its max_concurrent quota (1 running executions)`, concurrentRetryAfter},
+		{"running over the quota", overConcurrent("ci", 2, 1), true, "max_concurrent", concurrentRetryAfter},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if !tc.over {
+				if tc.err != nil {
+					t.Fatalf("error %v, want none", tc.err)
+				}
+				return
+			}
+			assertOverQuota(t, tc.err, tc.quota)
+			var e *jobs.Error
+			if errors.As(tc.err, &e) && e.RetryAfter != tc.retryAfter {
+				t.Errorf("Retry-After %d, want %d", e.RetryAfter, tc.retryAfter)
+			}
+		})
+	}
+}

@@ -74,10 +74,8 @@ func (s *Dispatcher) Submit(ctx context.Context, sub jobs.Submission) (*jobs.Exe
 		return nil, false, s.dbError("submit", err)
 	}
 	if existing != nil {
-		if existing.Fingerprint != e.Fingerprint {
-			return nil, false, jobs.Errorf(jobs.ECONFLICT, "Idempotency key reused with different payload")
-		}
-		return existing, false, nil
+		prior, err := reuse(existing, e)
+		return prior, false, err
 	}
 	// The key's quota before the global limit: every submission takes the
 	// two locks in this order.
@@ -88,8 +86,8 @@ func (s *Dispatcher) Submit(ctx context.Context, sub jobs.Submission) (*jobs.Exe
 	if err != nil {
 		return nil, false, s.dbError("submit", err)
 	}
-	if queued > s.opts.MaxPending {
-		return nil, false, &jobs.Error{Code: jobs.EUNAVAILABLE, Message: fmt.Sprintf("the queue is full (%d jobs pending); try again later", s.opts.MaxPending), RetryAfter: 5}
+	if err := queueFull(queued, s.opts.MaxPending); err != nil {
+		return nil, false, err
 	}
 	res, err := s.river.InsertTx(ctx, tx, executeArgs{ExecutionID: e.ID, MaxRunMS: s.maxRun(e).Milliseconds()}, &river.InsertOpts{
 		MaxAttempts: s.opts.MaxAttempts,
@@ -107,17 +105,42 @@ func (s *Dispatcher) Submit(ctx context.Context, sub jobs.Submission) (*jobs.Exe
 	return e, true, nil
 }
 
+// reuse decides a submission e whose idempotency key existing already
+// took: the same payload gets existing back, another payload ECONFLICT.
+func reuse(existing, e *jobs.Execution) (*jobs.Execution, error) {
+	if existing.Fingerprint != e.Fingerprint {
+		return nil, jobs.Errorf(jobs.ECONFLICT, "Idempotency key reused with different payload")
+	}
+	return existing, nil
+}
+
 // lockMargin is how close to queue.max_pending the queue must be before
 // submissions take the submission lock. Far from the limit they do not
 // serialize on it; near it they do, so the limit holds unless more than
-// this many submissions race past it at once.
+// this many submissions race past it at once. A key's max_pending quota
+// uses the same margin for its quota lock.
 const lockMargin = 64
+
+// nearLimit reports whether a count of n is close enough to limit that
+// the count must be taken again under a lock to be exact.
+func nearLimit(n, limit int) bool {
+	return n+lockMargin > limit
+}
+
+// queueFull returns EUNAVAILABLE when queued, the queued executions with
+// the one being admitted, exceed queue.max_pending; nil otherwise.
+func queueFull(queued, maxPending int) error {
+	if queued > maxPending {
+		return &jobs.Error{Code: jobs.EUNAVAILABLE, Message: fmt.Sprintf("the queue is full (%d jobs pending); try again later", maxPending), RetryAfter: 5}
+	}
+	return nil
+}
 
 // queued counts the queued executions, this transaction's included, for the
 // max_pending check.
 func (s *Dispatcher) queued(ctx context.Context, tx pgx.Tx) (int, error) {
 	n, err := s.store.CountQueued(ctx, tx, s.opts.MaxPending+1)
-	if err != nil || n+lockMargin <= s.opts.MaxPending {
+	if err != nil || !nearLimit(n, s.opts.MaxPending) {
 		return n, err
 	}
 	if err := s.store.LockSubmissions(ctx, tx); err != nil {

@@ -60,9 +60,15 @@ func (w *executeWorker) Timeout(job *river.Job[executeArgs]) time.Duration {
 	return time.Duration(job.Args.MaxRunMS) * time.Millisecond
 }
 
-// NextRetry retries infrastructure failures soon: 1 s, 2 s, 4 s ... at most 30 s.
+// NextRetry retries infrastructure failures soon; see retryDelay.
 func (w *executeWorker) NextRetry(job *river.Job[executeArgs]) time.Time {
-	return time.Now().Add(min(time.Second<<max(job.Attempt-1, 0), 30*time.Second))
+	return time.Now().Add(retryDelay(job.Attempt))
+}
+
+// retryDelay is how long a job waits after its attempt failed on
+// infrastructure: 1 s, 2 s, 4 s ... at most 30 s.
+func retryDelay(attempt int) time.Duration {
+	return min(time.Second<<max(attempt-1, 0), 30*time.Second)
 }
 
 // Work runs the execution. A program that fails is a finished job; only a
@@ -97,48 +103,116 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) e
 	log := s.jobLogger(e).With("attempt", job.Attempt)
 
 	res, err := s.runner.Execute(ctx, request(e, jt))
-	switch {
-	case cancelledRemotely(ctx):
-		if res == nil || res.Status != jobs.StatusCancelled {
-			res = cancelledResult("the execution was cancelled")
-		}
-		s.finish(e, res, queued)
-		return nil
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		// The attempt ran out of the time it was given, build included:
-		// another attempt would only do the same.
-		if res == nil || res.Status == jobs.StatusCancelled {
-			res = &jobs.Result{Status: jobs.StatusTimeout, ExitCode: -1, Error: &jobs.ExecError{
-				Type: jobs.ErrTimeout, Message: fmt.Sprintf("the execution did not finish within its attempt's %s, building its requirements included", w.Timeout(job)),
-			}}
-		}
-		s.finish(e, res, queued)
-		return nil
-	case ctx.Err() != nil:
-		// The node is shutting down: run it again, here after a restart or
-		// on another node. The error wraps River's stop cause, so River
-		// retries the job whatever its attempt instead of dead-lettering it.
+	d := attemptOutcome(endOf(ctx), res, err, job.Attempt, job.MaxAttempts, w.Timeout(job))
+	switch d.verdict {
+	case verdictRequeue:
+		// The error wraps River's stop cause, so River retries the job
+		// whatever its attempt instead of dead-lettering it.
 		s.requeue(e)
 		return fmt.Errorf("execution %s interrupted by shutdown: %w", id, context.Cause(ctx))
-	case jobs.ErrorCodeOf(err) == jobs.EINVALID || jobs.ErrorCodeOf(err) == jobs.ENOTALLOWED:
-		// The request itself cannot be met (a requirement pip cannot
-		// resolve): retrying would only fail again.
-		s.finish(e, infrastructureResult(err), queued)
-		return nil
-	case err != nil && job.Attempt < job.MaxAttempts:
+	case verdictRetry:
 		log.Warn("execution failed on infrastructure; retrying", "error", err)
 		s.requeue(e)
 		return err
-	case err != nil:
+	case verdictGiveUp:
 		log.Error("execution failed on infrastructure; giving up", "error", err)
-		s.finish(e, infrastructureResult(err), queued)
+		s.finish(e, d.result, queued)
 		// Returned on the last attempt, the error makes River discard the
 		// job rather than complete it: the dead-letter queue is River's
 		// discarded jobs.
 		return err
 	}
-	s.finish(e, res, queued)
+	s.finish(e, d.result, queued)
 	return nil
+}
+
+// attemptEnd is how an attempt's context stood when the runner returned.
+type attemptEnd int
+
+const (
+	// endRan: the context is live; the runner's answer stands.
+	endRan attemptEnd = iota
+	// endCancelled: someone cancelled the job, from whichever node.
+	endCancelled
+	// endDeadline: the attempt ran out of the time it was given.
+	endDeadline
+	// endShutdown: the context ended otherwise; the node is stopping.
+	endShutdown
+)
+
+// endOf reports how ctx, an attempt's context, stands. A remote cancel
+// wins over the deadline, and both over a shutdown.
+func endOf(ctx context.Context) attemptEnd {
+	switch {
+	case cancelledRemotely(ctx):
+		return endCancelled
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return endDeadline
+	case ctx.Err() != nil:
+		return endShutdown
+	}
+	return endRan
+}
+
+// verdict is what becomes of an execution and its River job after an
+// attempt.
+type verdict int
+
+const (
+	// verdictFinish stores the decision's result and completes the job.
+	verdictFinish verdict = iota
+	// verdictRequeue puts the execution back in the queue for River to run
+	// again whatever its attempt: the node is shutting down.
+	verdictRequeue
+	// verdictRetry puts the execution back in the queue and fails the
+	// attempt, for River to retry: infrastructure failed, attempts remain.
+	verdictRetry
+	// verdictGiveUp stores the decision's result and fails the attempt, so
+	// River discards the job into the dead-letter queue: infrastructure
+	// failed on the last attempt.
+	verdictGiveUp
+)
+
+// decision is what attemptOutcome decided: the verdict, and the result to
+// store for verdictFinish and verdictGiveUp.
+type decision struct {
+	verdict verdict
+	result  *jobs.Result
+}
+
+// attemptOutcome decides what an attempt that ended as end, with the
+// runner's res and err, means for its execution: attempt of maxAttempts,
+// each allowed limit. A program that fails is a finished execution; only
+// a failure of tako's own is retried.
+func attemptOutcome(end attemptEnd, res *jobs.Result, err error, attempt, maxAttempts int, limit time.Duration) decision {
+	switch {
+	case end == endCancelled:
+		if res == nil || res.Status != jobs.StatusCancelled {
+			res = cancelledResult("the execution was cancelled")
+		}
+		return decision{verdict: verdictFinish, result: res}
+	case end == endDeadline:
+		// The attempt ran out of the time it was given, build included:
+		// another attempt would only do the same.
+		if res == nil || res.Status == jobs.StatusCancelled {
+			res = &jobs.Result{Status: jobs.StatusTimeout, ExitCode: -1, Error: &jobs.ExecError{
+				Type: jobs.ErrTimeout, Message: fmt.Sprintf("the execution did not finish within its attempt's %s, building its requirements included", limit),
+			}}
+		}
+		return decision{verdict: verdictFinish, result: res}
+	case end == endShutdown:
+		// Run it again, here after a restart or on another node.
+		return decision{verdict: verdictRequeue}
+	case jobs.ErrorCodeOf(err) == jobs.EINVALID || jobs.ErrorCodeOf(err) == jobs.ENOTALLOWED:
+		// The request itself cannot be met (a requirement pip cannot
+		// resolve): retrying would only fail again.
+		return decision{verdict: verdictFinish, result: infrastructureResult(err)}
+	case err != nil && attempt < maxAttempts:
+		return decision{verdict: verdictRetry}
+	case err != nil:
+		return decision{verdict: verdictGiveUp, result: infrastructureResult(err)}
+	}
+	return decision{verdict: verdictFinish, result: res}
 }
 
 // cancelledRemotely reports whether ctx ended because someone cancelled the
