@@ -135,7 +135,7 @@ func (s *Server) handleRetryDeadLetter(c *fiber.Ctx) error {
 	ctx, cancel := s.opContext()
 	defer cancel()
 	exec, err := s.service.RetryDeadLetter(ctx, callerOf(c), id)
-	if exec, err = found(exec, err, dlqNotFound); err != nil {
+	if exec, err = executionOrNotFound(exec, err, dlqNotFound); err != nil {
 		return err
 	}
 	return c.JSON(DeadLetterRetryResponse{Status: jobs.StatusQueued, EntryID: id, JobID: exec.ID})

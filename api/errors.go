@@ -59,7 +59,7 @@ func statusFor(code jobs.ErrorCode) int {
 // writeError writes err as the JSON error body. Internal errors are logged
 // here, once, and reach the client only as "Internal server error".
 func (s *Server) writeError(c *fiber.Ctx, err error) {
-	cid := s.prepare(c)
+	cid := s.correlate(c)
 	status, detail := s.describe(c, err)
 	if status >= http.StatusInternalServerError && detail == internalDetail {
 		s.logger.LogAttrs(s.base, slog.LevelError, "request failed",
@@ -138,10 +138,10 @@ func (s *Server) describeFiber(ferr *fiber.Error) (int, string) {
 // maxToken bounds an echoed X-Correlation-ID and an execution id.
 const maxToken = 128
 
-// prepare gives the request its correlation id (the client's, when it is a
+// correlate gives the request its correlation id (the client's, when it is a
 // sane token, else a new uuid) and sets it and the security headers on the
 // response. It is idempotent and returns the id.
-func (s *Server) prepare(c *fiber.Ctx) string {
+func (s *Server) correlate(c *fiber.Ctx) string {
 	if cid, ok := c.Locals(localCorrelationID).(string); ok {
 		return cid
 	}

@@ -15,10 +15,6 @@ type SubmitResponse struct {
 	Status jobs.Status `json:"status"`
 }
 
-// idempotencyConflict is the original's detail for a key re-used with a
-// different payload.
-const idempotencyConflict = "Idempotency key reused with different payload"
-
 // handleExecute is POST /execute: validate, run synchronously through the
 // Service (which records the execution), answer with the result.
 func (s *Server) handleExecute(c *fiber.Ctx) error {
@@ -56,7 +52,7 @@ func (s *Server) handleSubmit(c *fiber.Ctx) error {
 	exec, created, err := s.service.Submit(ctx, sub)
 	switch {
 	case jobs.ErrorCodeOf(err) == jobs.ECONFLICT:
-		return jobs.Errorf(jobs.ECONFLICT, idempotencyConflict)
+		return jobs.Errorf(jobs.ECONFLICT, jobs.IdempotencyConflictMessage)
 	case err != nil:
 		return err
 	case exec == nil:
@@ -80,7 +76,7 @@ func (s *Server) decodeSubmission(c *fiber.Ctx, mode jobs.Mode) (jobs.Submission
 		return jobs.Submission{}, err
 	}
 	sub.Mode = mode
-	sub.CorrelationID = s.prepare(c)
+	sub.CorrelationID = s.correlate(c)
 	sub.APIKey = callerOf(c).APIKey
 	return sub, nil
 }

@@ -53,7 +53,7 @@ type CancelResponse struct {
 
 // handleJob is GET /jobs/:id.
 func (s *Server) handleJob(c *fiber.Ctx) error {
-	exec, err := s.lookup(c, jobNotFound)
+	exec, err := s.routeExecution(c, jobNotFound)
 	if err != nil {
 		return err
 	}
@@ -81,7 +81,7 @@ func (s *Server) handleResult(c *fiber.Ctx) error {
 		defer cancel()
 		exec, err = s.service.Get(ctx, callerOf(c), id)
 	}
-	if exec, err = found(exec, err, jobNotFound); err != nil {
+	if exec, err = executionOrNotFound(exec, err, jobNotFound); err != nil {
 		return err
 	}
 	if !exec.Terminal() {
@@ -120,7 +120,7 @@ func (s *Server) handleCancel(c *fiber.Ctx) error {
 	ctx, cancel := s.opContext()
 	defer cancel()
 	exec, err := s.service.Cancel(ctx, callerOf(c), id)
-	if exec, err = found(exec, err, cancelNotFound); err != nil {
+	if exec, err = executionOrNotFound(exec, err, cancelNotFound); err != nil {
 		return err
 	}
 	return c.JSON(CancelResponse{Status: exec.Status, JobID: exec.ID})
@@ -131,16 +131,16 @@ func (s *Server) handleExecution(c *fiber.Ctx) error {
 	if err := checkView(c); err != nil {
 		return err
 	}
-	exec, err := s.lookup(c, executionNotFound)
+	exec, err := s.routeExecution(c, executionNotFound)
 	if err != nil {
 		return err
 	}
 	return c.JSON(newExecutionResponse(exec))
 }
 
-// lookup returns the execution named by the route's :id, or ENOTFOUND
-// with notFound as its detail.
-func (s *Server) lookup(c *fiber.Ctx, notFound string) (*jobs.Execution, error) {
+// routeExecution returns the execution named by the route's :id, or
+// ENOTFOUND with notFound as its detail.
+func (s *Server) routeExecution(c *fiber.Ctx, notFound string) (*jobs.Execution, error) {
 	id, err := pathID(c, notFound)
 	if err != nil {
 		return nil, err
@@ -148,12 +148,13 @@ func (s *Server) lookup(c *fiber.Ctx, notFound string) (*jobs.Execution, error) 
 	ctx, cancel := s.opContext()
 	defer cancel()
 	exec, err := s.service.Get(ctx, callerOf(c), id)
-	return found(exec, err, notFound)
+	return executionOrNotFound(exec, err, notFound)
 }
 
-// found checks what the Service returned for one execution: ENOTFOUND gets
-// the route's fixed detail, and a nil execution without an error is a bug.
-func found(exec *jobs.Execution, err error, notFound string) (*jobs.Execution, error) {
+// executionOrNotFound checks what the Service returned for one execution:
+// ENOTFOUND gets the route's fixed detail, and a nil execution without an
+// error is a bug.
+func executionOrNotFound(exec *jobs.Execution, err error, notFound string) (*jobs.Execution, error) {
 	switch {
 	case jobs.ErrorCodeOf(err) == jobs.ENOTFOUND:
 		return nil, &jobs.Error{Code: jobs.ENOTFOUND, Message: notFound}

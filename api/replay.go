@@ -37,14 +37,14 @@ type replayRequest struct {
 
 // handleRerun is POST /jobs/:id/rerun: run the stored code and input of a
 // finished job again.
-func (s *Server) handleRerun(c *fiber.Ctx) error { return s.replay(c, jobs.RelRerun) }
+func (s *Server) handleRerun(c *fiber.Ctx) error { return s.handleReplay(c, jobs.RelRerun) }
 
 // handleFork is POST /jobs/:id/fork: run new code on the stored input of a
 // job.
-func (s *Server) handleFork(c *fiber.Ctx) error { return s.replay(c, jobs.RelFork) }
+func (s *Server) handleFork(c *fiber.Ctx) error { return s.handleReplay(c, jobs.RelFork) }
 
-// replay validates a rerun or fork and queues it through the Service.
-func (s *Server) replay(c *fiber.Ctx, rel jobs.Relationship) error {
+// handleReplay validates a rerun or fork and queues it through the Service.
+func (s *Server) handleReplay(c *fiber.Ctx, rel jobs.Relationship) error {
 	id, err := pathID(c, jobNotFound)
 	if err != nil {
 		return err
@@ -64,7 +64,7 @@ func (s *Server) replay(c *fiber.Ctx, rel jobs.Relationship) error {
 		// The new job inherits the parent's job type, so the timeout must
 		// fit that one's limit.
 		parent, err := s.service.Get(ctx, caller, id)
-		if parent, err = found(parent, err, jobNotFound); err != nil {
+		if parent, err = executionOrNotFound(parent, err, jobNotFound); err != nil {
 			return err
 		}
 		if jt, ok := s.registry.Get(parent.JobType); ok {
@@ -73,7 +73,7 @@ func (s *Server) replay(c *fiber.Ctx, rel jobs.Relationship) error {
 			}
 		}
 	}
-	o := jobs.Overrides{CorrelationID: s.prepare(c), Timeout: req.timeout}
+	o := jobs.Overrides{CorrelationID: s.correlate(c), Timeout: req.timeout}
 	if req.jobType != nil {
 		o.JobType = req.jobType.Name
 	}
@@ -83,7 +83,7 @@ func (s *Server) replay(c *fiber.Ctx, rel jobs.Relationship) error {
 	} else {
 		exec, err = s.service.Rerun(ctx, caller, id, o)
 	}
-	if exec, err = found(exec, err, jobNotFound); err != nil {
+	if exec, err = executionOrNotFound(exec, err, jobNotFound); err != nil {
 		return err
 	}
 	resp := ReplayResponse{JobID: exec.ID, Status: jobs.StatusQueued, ParentID: exec.ParentID, Relationship: exec.Relationship}

@@ -269,7 +269,7 @@ const (
 // body, and logs one line.
 func (s *Server) middleware(c *fiber.Ctx) error {
 	start := time.Now()
-	cid := s.prepare(c)
+	cid := s.correlate(c)
 	own := c.Route()
 	if err := callNext(c); err != nil {
 		s.writeError(c, err)
@@ -298,7 +298,7 @@ func callNext(c *fiber.Ctx) (err error) {
 // such as a body over BodyLimit.
 func (s *Server) serverError(c *fiber.Ctx, err error) error {
 	start := time.Now()
-	cid := s.prepare(c)
+	cid := s.correlate(c)
 	s.writeError(c, err)
 	s.logRequest(c, "unrouted", cid, start)
 	return nil

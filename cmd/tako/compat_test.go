@@ -377,20 +377,11 @@ func TestDeadLetterQueue(t *testing.T) {
 	tag()
 	t.Cleanup(untag)
 
-	dbURL, drop, err := createDatabase()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(drop)
-	s, stop, err := launchServer(dbURL, []string{
+	s := startOwnServer(t,
 		"TAKO_QUEUE_MAX_ATTEMPTS=2",
-		"TAKO_JOB_TYPES_DOOMED_IMAGE=" + doomed, "TAKO_JOB_TYPES_DOOMED_POOL_MIN=0", "TAKO_JOB_TYPES_DOOMED_POOL_MAX=0",
+		"TAKO_JOB_TYPES_DOOMED_IMAGE="+doomed, "TAKO_JOB_TYPES_DOOMED_POOL_MIN=0", "TAKO_JOB_TYPES_DOOMED_POOL_MAX=0",
 		"TAKO_JOB_TYPES_DEFAULT_POOL_MIN=0", "TAKO_JOB_TYPES_DATA_POOL_MIN=0",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
+	)
 	// The server found the image at start; from now on the engine has none.
 	untag()
 

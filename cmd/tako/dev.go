@@ -16,7 +16,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
-	"github.com/tako-run/tako/config"
 	"github.com/tako-run/tako/jobs/postgres"
 )
 
@@ -50,55 +49,52 @@ func runDev(ctx context.Context, args []string, environ []string, stdout, stderr
 		fmt.Fprintf(stderr, "unknown dev command %q\n\n%s", cmd, devUsage)
 		return errUsage
 	}
-	f := newFlags("dev "+cmd, stderr)
-	f.fs.Usage = func() {
-		fmt.Fprint(f.fs.Output(), devUsage+"\nFlags:\n")
-		f.fs.PrintDefaults()
+	c := newCommand("dev "+cmd, environ, stderr)
+	fs := c.flags.fs
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), devUsage+"\nFlags:\n")
+		fs.PrintDefaults()
 	}
-	// Not f.parse: -h must print the help and do nothing else.
-	if err := f.fs.Parse(args[1:]); err != nil {
+	// Not c.parse: -h must print the help and do nothing else.
+	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if f.fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q (tako dev %s takes only --config)", errUsage, f.fs.Arg(0), cmd)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q (tako dev %s takes only --config)", errUsage, fs.Arg(0), cmd)
 	}
-	cfg, err := f.load(environ)
-	if err != nil {
+	if err := c.load(); err != nil {
 		return err
 	}
-	work, err := workDir(cfg, environ)
-	if err != nil {
+	if err := c.findWorkDir(); err != nil {
 		return err
 	}
-	m := newManagedDatabase(cfg, work)
-	if cfg.Database.URL != "" {
+	m := newManagedDatabase(c.cfg, c.work)
+	if c.cfg.Database.URL != "" {
 		fmt.Fprintf(stdout, "note: database.url is set, so this configuration does not use the managed database; tako dev %s acts on the %s container all the same\n", cmd, m.Container)
 	}
 	if cmd == "status" {
 		return devStatus(ctx, environ, m, stdout)
 	}
-	dc, err := dockerClient(ctx, environ)
-	if err != nil {
+	if err := c.dialDocker(ctx); err != nil {
 		return err
 	}
-	defer dc.Close()
+	defer c.close()
 	if cmd == "up" {
-		return devUp(ctx, dc, cfg, work, m, stdout, stderr)
+		return devUp(ctx, c, m, stdout)
 	}
-	return devDown(ctx, dc, m, stdout)
+	return devDown(ctx, c.docker, m, stdout)
 }
 
 // devUp starts the managed database the way tako server does, building its
 // image if needed with progress on stdout, and prints its URL, password
-// masked, and where the password is kept. Log lines go to stderr.
-func devUp(ctx context.Context, dc *client.Client, cfg *config.Config, work string, m managedDatabase, stdout, stderr io.Writer) error {
-	logger := newLogger(cfg.Log, stderr)
-	b := newBuilder(dc, cfg, work, nil, logger, stdout)
+// masked, and where the password is kept. Log lines go to c's logger.
+func devUp(ctx context.Context, c *command, m managedDatabase, stdout io.Writer) error {
+	b := newBuilder(c.docker, c.cfg, c.work, nil, c.logger, stdout)
 	fmt.Fprintf(stdout, "==> database: starting the %s container on 127.0.0.1:%d (volume %s)\n", m.Container, m.Port, m.Volume)
-	dbURL, err := autoStartDatabase(ctx, dc, b, m, logger)
+	dbURL, err := autoStartDatabase(ctx, c.docker, b, m, c.logger)
 	if err != nil {
 		return err
 	}

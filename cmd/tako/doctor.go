@@ -53,8 +53,8 @@ func (r *report) line(level, check, format string, args ...any) {
 // directory. It prints a line per finding and returns an error when any
 // check failed; warnings alone do not fail it.
 func runDoctor(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	f := newFlags("doctor", stderr)
-	if err := f.parse(args); err != nil {
+	c := newCommand("doctor", environ, stderr)
+	if err := c.parse(args); err != nil {
 		return err
 	}
 	r := &report{w: stdout}
@@ -62,16 +62,11 @@ func runDoctor(ctx context.Context, args []string, environ []string, stdout, std
 		fmt.Fprintf(stdout, "%d failed, %d warnings\n", r.failures, r.warnings)
 	}()
 
-	cfg, err := f.load(environ)
-	if err != nil {
+	if err := c.load(); err != nil {
 		r.fail("config", "%v", err)
 		return errDoctor(r)
 	}
-	reg, err := cfg.Registry()
-	if err != nil {
-		r.fail("config", "%v", err)
-		return errDoctor(r)
-	}
+	cfg, reg := c.cfg, c.reg
 	source := cfg.Path
 	if source == "" {
 		source = "built-in defaults"
@@ -80,15 +75,15 @@ func runDoctor(ctx context.Context, args []string, environ []string, stdout, std
 	doctorAuth(r, cfg)
 	work := doctorWorkDir(r, cfg, environ)
 
-	dc, err := dockerClient(ctx, environ)
-	if err != nil {
+	if err := c.dialDocker(ctx); err != nil {
 		r.fail("docker", "%v", err)
 		r.fail("runtimes", "not checked: Docker does not answer")
 		r.fail("images", "not checked: Docker does not answer")
 		doctorDatabase(ctx, r, cfg, nil)
 		return errDoctor(r)
 	}
-	defer dc.Close()
+	defer c.close()
+	dc := c.docker
 	if doctorDocker(ctx, r, dc) && work != "" {
 		b := newBuilder(dc, cfg, work, nil, nil, io.Discard)
 		doctorRuntimes(ctx, r, dc, cfg, reg, b, work)

@@ -19,20 +19,11 @@ func TestGVisorThatFailsItsCheckOnTheServer(t *testing.T) {
 	runnertest.GVisorRuntime(t, dc)
 	startServer(t) // the images, built once before the parallel tests start
 	t.Parallel()
-	dbURL, dropDB, err := createDatabase()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dropDB()
-	s, stop, err := launchServer(dbURL, []string{
+	s := startOwnServer(t,
 		"TAKO_RUNNER_GVISOR_RUNTIME=tako-test-runsc-nofifo",
 		"TAKO_JOB_TYPES_LOCKED_SECURITY_MODE=strict",
 		"TAKO_JOB_TYPES_LOCKED_POOL_MIN=1", "TAKO_JOB_TYPES_LOCKED_POOL_MAX=2",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	)
 
 	_, body := s.get(t, "/health")
 	h := body.(map[string]any)

@@ -608,12 +608,7 @@ func TestHostilePrograms(t *testing.T) {
 func startHostileServer(t *testing.T) *testServer {
 	t.Helper()
 	runnertest.Docker(t)
-	dbURL, dropDB, err := createDatabase()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dropDB)
-	s, stop, err := launchServer(dbURL, []string{
+	return startOwnServer(t,
 		"TAKO_JOB_TYPES_WARM_POOL_MIN=2", "TAKO_JOB_TYPES_WARM_POOL_MAX=4",
 		"TAKO_JOB_TYPES_COLD_POOL_MIN=0", "TAKO_JOB_TYPES_COLD_POOL_MAX=0",
 		"TAKO_JOB_TYPES_WARM_LIMITS_TIMEOUT=120s", "TAKO_JOB_TYPES_COLD_LIMITS_TIMEOUT=120s",
@@ -622,14 +617,9 @@ func startHostileServer(t *testing.T) *testServer {
 		"TAKO_JOB_TYPES_GCOLD_POOL_MIN=0", "TAKO_JOB_TYPES_GCOLD_POOL_MAX=0",
 		"TAKO_JOB_TYPES_GWARM_LIMITS_TIMEOUT=120s", "TAKO_JOB_TYPES_GCOLD_LIMITS_TIMEOUT=120s",
 		"TAKO_JOB_TYPES_GWARM_SECURITY_MODE=strict", "TAKO_JOB_TYPES_GCOLD_SECURITY_MODE=strict",
-		"TAKO_RUNNER_GVISOR_RUNTIME=" + runnertest.GVisorRuntime(t, runnertest.Docker(t)),
-		"HOSTILE_SECRET=" + hostileCanary,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	return s
+		"TAKO_RUNNER_GVISOR_RUNTIME="+runnertest.GVisorRuntime(t, runnertest.Docker(t)),
+		"HOSTILE_SECRET="+hostileCanary,
+	)
 }
 
 // runHostile runs tc on job type mode. A warm run goes through gate (nil

@@ -50,10 +50,10 @@ func newBuilder(dc *client.Client, cfg *config.Config, work string, m *metrics.M
 	}, logger, progress)
 }
 
-// prepareImages builds (or finds) the image of every job type in reg. A job
+// ensureImages builds (or finds) the image of every job type in reg. A job
 // type whose image fails is reported in errors; an unreachable Docker
 // engine is an error.
-func prepareImages(ctx context.Context, b *images.Builder, reg *jobtypes.Registry) (imageSet, error) {
+func ensureImages(ctx context.Context, b *images.Builder, reg *jobtypes.Registry) (imageSet, error) {
 	set := imageSet{errors: map[string]string{}, python: map[string]string{}}
 	refs, err := b.EnsureAll(ctx, reg.All())
 	set.refs = refs

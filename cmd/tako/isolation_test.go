@@ -110,21 +110,12 @@ func TestCallerIsolation(t *testing.T) {
 	runnertest.Docker(t)
 	startServer(t) // the images, built once before the parallel tests start
 	t.Parallel()
-	dbURL, dropDB, err := createDatabase()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dropDB()
-	s, stop, err := launchServer(dbURL, []string{
-		"TAKO_AUTH_API_KEYS_A=" + keyA,
-		"TAKO_AUTH_API_KEYS_B_KEY=" + keyB,
-		"TAKO_AUTH_API_KEYS_Q_KEY=" + keyQ, "TAKO_AUTH_API_KEYS_Q_MAX_PENDING=1", "TAKO_AUTH_API_KEYS_Q_MAX_CONCURRENT=1",
-		"TAKO_AUTH_API_KEYS_OPS_KEY=" + keyAdmin, "TAKO_AUTH_API_KEYS_OPS_ROLE=admin",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	s := startOwnServer(t,
+		"TAKO_AUTH_API_KEYS_A="+keyA,
+		"TAKO_AUTH_API_KEYS_B_KEY="+keyB,
+		"TAKO_AUTH_API_KEYS_Q_KEY="+keyQ, "TAKO_AUTH_API_KEYS_Q_MAX_PENDING=1", "TAKO_AUTH_API_KEYS_Q_MAX_CONCURRENT=1",
+		"TAKO_AUTH_API_KEYS_OPS_KEY="+keyAdmin, "TAKO_AUTH_API_KEYS_OPS_ROLE=admin",
+	)
 
 	// A's work: a finished job with a secret input and an artifact, and
 	// one that keeps running.

@@ -34,20 +34,11 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	startServer(t) // the images, built once before the parallel tests start
 	t.Parallel()
 	promBin, promtool := prometheusTools(t)
-	dbURL, dropDB, err := createDatabase()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dropDB()
-	s, stop, err := launchServer(dbURL, []string{
+	s := startOwnServer(t,
 		"TAKO_JOB_TYPES_PROBE_POOL_MIN=1", "TAKO_JOB_TYPES_PROBE_POOL_MAX=2",
 		"TAKO_METRICS_SAMPLE_INTERVAL=500ms",
 		"TAKO_LOG_LEVEL=info", "TAKO_LOG_FORMAT=json",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	)
 
 	// Known outcomes: four successes (one of them async), a failure and a
 	// timeout, all of job type probe.

@@ -24,20 +24,11 @@ func TestAdHocRequirements(t *testing.T) {
 	startServer(t) // the images, built once before the parallel tests start
 	t.Parallel()
 	index := pkgindex.Start(t, dc, runnertest.ExecutorImage(t, dc))
-	dbURL, drop, err := createDatabase()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer drop()
-	s, stop, err := launchServer(dbURL, []string{
-		"TAKO_PIP_INDEX_URL=http://" + index + ":8080/simple", "TAKO_PIP_TRUSTED_HOSTS=" + index,
-		"TAKO_RUNNER_GVISOR_RUNTIME=" + runnertest.GVisorRuntime(t, dc),
+	s := startOwnServer(t,
+		"TAKO_PIP_INDEX_URL=http://"+index+":8080/simple", "TAKO_PIP_TRUSTED_HOSTS="+index,
+		"TAKO_RUNNER_GVISOR_RUNTIME="+runnertest.GVisorRuntime(t, dc),
 		"TAKO_JOB_TYPES_PINNED_RUNTIME=runc", "TAKO_JOB_TYPES_SANDBOXED_SECURITY_MODE=strict",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	)
 	builds := func() int { return strings.Count(s.logs.String(), "==> building requirements image") }
 	// Requirement sets of this run only, so that images of earlier runs are
 	// not found; all are met by takotiny 0.1. Their images go at the end.

@@ -140,49 +140,47 @@ func (f *commonFlags) load(environ []string) (*config.Config, error) {
 	return config.Load(config.LoadOptions{File: f.config, Environ: environ, Flags: f.set})
 }
 
+// runValidate is `tako validate [FILE]`: it loads the configuration, the
+// file named or the one --config and the search find, and prints its job
+// types.
 func runValidate(args []string, environ []string, stdout, stderr io.Writer) error {
-	f := newFlags("validate", stderr)
-	if err := f.parse(args); err != nil {
+	c := newCommand("validate", environ, stderr)
+	if err := c.parse(args); err != nil {
 		return err
 	}
-	if f.fs.NArg() > 1 {
+	fs := c.flags.fs
+	if fs.NArg() > 1 {
 		fmt.Fprintln(stderr, "usage: tako validate [FILE]")
 		return errUsage
 	}
-	if f.fs.NArg() == 1 {
-		f.config = f.fs.Arg(0)
+	if fs.NArg() == 1 {
+		c.flags.config = fs.Arg(0)
 	}
-	cfg, err := f.load(environ)
-	if err != nil {
+	if err := c.load(); err != nil {
 		return err
 	}
-	reg, err := cfg.Registry()
-	if err != nil {
-		return err
-	}
-	source := cfg.Path
+	source := c.cfg.Path
 	if source == "" {
 		source = "built-in defaults (no tako.yaml found)"
 	}
-	fmt.Fprintf(stdout, "%s: ok, %d job types: %s\n", source, len(reg.Names()), strings.Join(reg.Names(), ", "))
+	names := c.reg.Names()
+	fmt.Fprintf(stdout, "%s: ok, %d job types: %s\n", source, len(names), strings.Join(names, ", "))
 	return nil
 }
 
+// runConfig is `tako config`: it prints the effective configuration,
+// secrets masked.
 func runConfig(args []string, environ []string, stdout, stderr io.Writer) error {
-	f := newFlags("config", stderr)
-	if err := f.parse(args); err != nil {
+	c := newCommand("config", environ, stderr)
+	if err := c.open(args); err != nil {
 		return err
 	}
-	cfg, err := f.load(environ)
-	if err != nil {
-		return err
-	}
-	if cfg.Path != "" {
-		fmt.Fprintf(stdout, "# from %s, TAKO_* variables and built-in defaults\n", cfg.Path)
+	if c.cfg.Path != "" {
+		fmt.Fprintf(stdout, "# from %s, TAKO_* variables and built-in defaults\n", c.cfg.Path)
 	} else {
 		fmt.Fprintln(stdout, "# no tako.yaml found: built-in defaults and TAKO_* variables")
 	}
-	return cfg.WriteYAML(stdout)
+	return c.cfg.WriteYAML(stdout)
 }
 
 // newLogger returns the logger cfg asks for: JSON, or text when format is

@@ -55,23 +55,14 @@ func TestAPIKeysAndStrictMode(t *testing.T) {
 	runnertest.Docker(t)
 	startServer(t) // the images, built once before the parallel tests start
 	t.Parallel()
-	dbURL, dropDB, err := createDatabase()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dropDB()
-	s, stop, err := launchServer(dbURL, []string{
-		"TAKO_AUTH_API_KEYS_CI=" + ciKey,
+	s := startOwnServer(t,
+		"TAKO_AUTH_API_KEYS_CI="+ciKey,
 		"TAKO_JOB_TYPES_LOCKED_SECURITY_MODE=strict",
 		"TAKO_JOB_TYPES_LOCKED_POOL_MIN=1", "TAKO_JOB_TYPES_LOCKED_POOL_MAX=2",
 		"TAKO_RUNNER_GVISOR_RUNTIME=tako-test-no-such-runtime",
 		// Slow refill, so the last subtest can run out.
 		"TAKO_SERVER_RATE_LIMIT_REQUESTS_PER_SECOND=0.2", "TAKO_SERVER_RATE_LIMIT_BURST=40",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	)
 	key := map[string]string{"X-API-Key": ciKey}
 
 	t.Run("unauthenticated", func(t *testing.T) {
@@ -196,18 +187,9 @@ func TestBindGuard(t *testing.T) {
 		t.Fatalf("open network bind: %v", err)
 	}
 
-	dbURL, dropDB, err := createDatabase()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dropDB()
-	s, stop, err := launchServer(dbURL, []string{
+	s := startOwnServer(t,
 		"TAKO_SERVER_HOST=0.0.0.0", "TAKO_SERVER_ALLOW_UNAUTHENTICATED_NETWORK_ACCESS=true",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	)
 	if !strings.Contains(s.logs.String(), "WARNING: the API is open: serving on 0.0.0.0 without API keys") {
 		t.Errorf("no start-up warning in:\n%s", s.logs.String())
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tako-run/tako/api"
 	"github.com/tako-run/tako/config"
@@ -27,62 +29,110 @@ import (
 // shutdownGrace is how long running jobs get to finish when the server stops.
 const shutdownGrace = 30 * time.Second
 
+// runServer is `tako server`: it builds the images it misses, starts the
+// server's components and serves the API until ctx ends, then shuts them
+// down in order.
 func runServer(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	f := newFlags("server", stderr)
-	f.key("host", "server.host", "address to listen on (default 127.0.0.1)")
-	f.key("port", "server.port", "port to listen on (default 8000; 0 picks a free port)")
-	f.key("workers", "runner.max_concurrent", "jobs run at once on this node (runner.max_concurrent; Tako VM's --workers)")
-	if err := f.parse(args); err != nil {
+	c := newCommand("server", environ, stderr)
+	c.flags.key("host", "server.host", "address to listen on (default 127.0.0.1)")
+	c.flags.key("port", "server.port", "port to listen on (default 8000; 0 picks a free port)")
+	c.flags.key("workers", "runner.max_concurrent", "jobs run at once on this node (runner.max_concurrent; Tako VM's --workers)")
+	if err := c.open(args); err != nil {
 		return err
 	}
-	cfg, err := f.load(environ)
+	keys, warnings, err := checkExposure(c)
 	if err != nil {
 		return err
 	}
-	reg, err := cfg.Registry()
+	if err := c.connect(ctx); err != nil {
+		return err
+	}
+	defer c.close()
+	s, err := startComponents(ctx, c, keys, warnings)
 	if err != nil {
 		return err
 	}
-	logger := newLogger(cfg.Log, stderr)
-	keys, err := cfg.APIKeys()
+	defer s.release()
+	return s.serve(ctx, stdout)
+}
+
+// checkExposure returns the configured API keys and the warnings to show
+// at start-up and in /health. It refuses an API without keys that other
+// hosts can reach (checkBind), and logs and prints the warning of one that
+// is allowed to be open.
+func checkExposure(c *command) (map[string]config.APIKey, []string, error) {
+	keys, err := c.cfg.APIKeys()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	exposure, err := checkBind(cfg.Server.Host, len(keys), cfg.Server.AllowUnauthenticatedNetworkAccess)
+	exposure, err := checkBind(c.cfg.Server.Host, len(keys), c.cfg.Server.AllowUnauthenticatedNetworkAccess)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	var warnings []string
 	if exposure != "" {
-		logger.Warn(exposure)
-		fmt.Fprintf(stderr, "WARNING: %s\n", exposure)
+		c.logger.Warn(exposure)
+		fmt.Fprintf(c.stderr, "WARNING: %s\n", exposure)
 		warnings = append(warnings, exposure)
 	}
-	work, err := workDir(cfg, environ)
-	if err != nil {
-		return err
-	}
-	dc, err := dockerClient(ctx, environ)
-	if err != nil {
-		return err
-	}
-	defer dc.Close()
+	return keys, warnings, nil
+}
+
+// components are the parts of a running tako server, in the order
+// startComponents starts them. serve runs the API on them; shutdown stops
+// them in the documented order: stop accepting HTTP, stop claiming jobs and
+// let the running ones finish up to a deadline, then the metrics sampler,
+// the egress gateway, the runner and its pools, and the database.
+type components struct {
+	cfg    *config.Config
+	reg    *jobtypes.Registry
+	logger *slog.Logger
+
+	pool     *pgxpool.Pool   // the database
+	runner   *runner.Runner  // started
+	egress   *egress.Gateway // nil when it could not start
+	service  jobService      // started; serve and shutdown stop it
+	sampling func()          // stops the metrics sampler
+	api      *api.Server
+}
+
+// jobService is what components do with the job service themselves; the
+// API and the sampler get the service itself.
+type jobService interface {
+	// Stop stops claiming jobs and lets the running ones finish until ctx
+	// is done; then it cancels them, back to the queue.
+	Stop(ctx context.Context)
+}
+
+// startComponents builds and starts a server's parts with c's
+// configuration, Docker client and work directory: the job types' images,
+// the database, the runner, the egress gateway, the job service, the
+// metrics sampler and the API, in that order. keys and warnings are
+// checkExposure's. On error, what it started is released.
+func startComponents(ctx context.Context, c *command, keys map[string]config.APIKey, warnings []string) (_ *components, err error) {
+	cfg, reg, logger, dc := c.cfg, c.reg, c.logger, c.docker
+	s := &components{cfg: cfg, reg: reg, logger: logger}
+	defer func() {
+		if err != nil {
+			s.release()
+		}
+	}()
 
 	m := metrics.New(version)
 	instance := runner.NewInstanceID()
-	b := newBuilder(dc, cfg, work, m, logger, stderr)
-	set, err := prepareImages(ctx, b, reg)
+	b := newBuilder(dc, cfg, c.work, m, logger, c.stderr)
+	set, err := ensureImages(ctx, b, reg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for name, reason := range set.errors {
 		logger.Error("job type unavailable: its image could not be built", "job_type", name, "reason", reason)
 	}
-	pool, err := openDatabase(ctx, dc, b, cfg, work, logger, stderr)
+	pool, err := openDatabase(ctx, dc, b, cfg, c.work, logger, c.stderr)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer pool.Close()
+	s.pool = pool
 
 	uidFirst, uidCount, _ := config.ParseUIDRange(cfg.Runner.UIDRange) // validated
 	run := runner.New(dc, runner.Options{
@@ -103,18 +153,18 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		},
 		Requirements: b,
 		UIDs:         runner.UIDRange{First: uidFirst, Count: uidCount},
-		WorkDir:      work,
+		WorkDir:      c.work,
 	}, logger)
 	if err := run.Start(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	defer run.Stop()
+	s.runner = run
 	// The egress gateway is labelled with the instance's lock, which Start
 	// took: another node's reaper leaves it alone from the first moment.
-	if g, err := egress.Start(ctx, dc, egress.Options{Instance: instance, LockPath: runner.LockPath(work, instance), Logger: logger}); err != nil {
+	if g, err := egress.Start(ctx, dc, egress.Options{Instance: instance, LockPath: runner.LockPath(c.work, instance), Logger: logger}); err != nil {
 		logger.Error("egress gateway unavailable: requests with requirements will be refused", "error", err)
 	} else {
-		defer g.Close()
+		s.egress = g
 		b.SetEgress(g)
 	}
 	for _, jt := range reg.All() {
@@ -136,22 +186,22 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		Retention:    time.Duration(cfg.Queue.RetentionDays) * 24 * time.Hour,
 	}, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Not ctx: cancelling River's start context cancels running jobs at
-	// once, and a signal should drain them instead (see below).
+	// once, and a signal should drain them instead (see shutdown).
 	if err := svc.Start(context.WithoutCancel(ctx)); err != nil {
-		return err
+		return nil, err
 	}
+	s.service = svc
 
-	sampling := startSampling(ctx, cfg, m, reg, run, svc, b, logger)
-	defer sampling()
+	s.sampling = startSampling(ctx, cfg, m, reg, run, svc, b, logger)
 
 	var served *metrics.Metrics
 	if cfg.Metrics.Enabled {
 		served = m
 	}
-	srv := api.New(api.Options{
+	s.api = api.New(api.Options{
 		AllowedHosts: cfg.AllowedHosts(len(keys) > 0),
 		Auth: api.Auth{
 			Header:      cfg.Auth.Header,
@@ -175,33 +225,70 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 		Version:   version,
 		Warnings:  warnings,
 	})
-	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port)))
+	return s, nil
+}
+
+// serve listens on the configured address and serves the API until ctx
+// ends, then shuts down (shutdown) and returns nil. When it cannot listen,
+// or serving fails, it stops the job service and returns the error; the
+// caller releases the rest.
+func (s *components) serve(ctx context.Context, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.Server.Host, strconv.Itoa(s.cfg.Server.Port)))
 	if err != nil {
-		svc.Stop(context.Background())
+		s.service.Stop(context.Background())
 		return fmt.Errorf("listen: %w", err)
 	}
-	logger.Info("serving", "addr", ln.Addr().String(), "instance", run.InstanceID(), "job_types", reg.Names())
+	s.logger.Info("serving", "addr", ln.Addr().String(), "instance", s.runner.InstanceID(), "job_types", s.reg.Names())
 	fmt.Fprintf(stdout, "tako %s serving on http://%s\n", version, ln.Addr())
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- s.api.Serve(ln) }()
 	select {
 	case err := <-serveErr:
-		svc.Stop(context.Background())
+		s.service.Stop(context.Background())
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	// Stop taking requests, then stop claiming jobs and let the running
-	// ones finish until the deadline; the queue cancels the rest and puts
-	// them back for the next node. Deferred: the runner, then the database.
-	logger.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		logger.Warn("shutdown", "error", err)
-	}
-	svc.Stop(shutdownCtx)
+	s.shutdown()
 	return nil
+}
+
+// shutdown stops the server in the documented order: it stops taking
+// requests, then stops claiming jobs and lets the running ones finish
+// until shutdownGrace has passed (the queue cancels the rest and puts them
+// back for the next node); then it releases the rest (release).
+func (s *components) shutdown() {
+	s.logger.Info("shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	if err := s.api.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		s.logger.Warn("shutdown", "error", err)
+	}
+	s.service.Stop(ctx)
+	cancel()
+	s.release()
+}
+
+// release stops what is left once the API and the job service have
+// stopped, in reverse order of start: the metrics sampler, the egress
+// gateway, the runner and its pools, then the database. It skips what was
+// never started and is idempotent.
+func (s *components) release() {
+	if s.sampling != nil {
+		s.sampling()
+		s.sampling = nil
+	}
+	if s.egress != nil {
+		s.egress.Close()
+		s.egress = nil
+	}
+	if s.runner != nil {
+		s.runner.Stop()
+		s.runner = nil
+	}
+	if s.pool != nil {
+		s.pool.Close()
+		s.pool = nil
+	}
 }
 
 // apiKeys is the API's view of the configured keys: who they are and who
@@ -270,7 +357,6 @@ func dockerClient(ctx context.Context, environ []string) (*client.Client, error)
 	return dc, nil
 }
 
-// outputLimits is the runner's view of the configured limits.
 // gvisorOptions is how the runner finds and probes gVisor: the probe runs
 // in the default job type's image, or another job type's when that one
 // could not be built.
@@ -289,6 +375,7 @@ func gvisorOptions(cfg *config.Config, images map[string]string) runner.GVisorOp
 	}
 }
 
+// outputLimits is the runner's view of the configured limits.
 func outputLimits(cfg *config.Config) runner.OutputLimits {
 	return runner.OutputLimits{
 		MaxArtifactBytes:      int64(cfg.Limits.MaxArtifactBytes),

@@ -130,6 +130,24 @@ func launchServer(dbURL string, env []string) (*testServer, func(), error) {
 	return nil, nil, fmt.Errorf("server did not answer within 15 minutes")
 }
 
+// startOwnServer starts a `tako server` of the test's own on a fresh
+// database, with the extra environment env (see launchServer). When the
+// test ends, the server stops, then its database is dropped.
+func startOwnServer(t *testing.T, env ...string) *testServer {
+	t.Helper()
+	dbURL, drop, err := createDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop)
+	s, stop, err := launchServer(dbURL, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return s
+}
+
 type lockedWriter struct {
 	mu sync.Mutex
 	w  *bytes.Buffer
@@ -358,16 +376,7 @@ func TestBusyServerStoresNothing(t *testing.T) {
 	runnertest.Docker(t)
 	startServer(t) // the images, built once before the parallel tests start
 	t.Parallel()
-	dbURL, dropDB, err := createDatabase()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dropDB()
-	s, stop, err := launchServer(dbURL, []string{"TAKO_RUNNER_MAX_CONCURRENT=1", "TAKO_RUNNER_ACQUIRE_TIMEOUT=1s"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	s := startOwnServer(t, "TAKO_RUNNER_MAX_CONCURRENT=1", "TAKO_RUNNER_ACQUIRE_TIMEOUT=1s")
 	busy := make(chan int, 1)
 	go func() {
 		code, _ := s.post(t, "/execute", `{"code": "import time; time.sleep(20)"}`)

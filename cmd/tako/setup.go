@@ -10,33 +10,22 @@ import (
 	"github.com/tako-run/tako/jobs/postgres/localdb"
 )
 
+// runSetup is `tako setup`: it builds, or finds, every image the
+// configuration needs and prints one line per image.
 func runSetup(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	f := newFlags("setup", stderr)
-	if err := f.parse(args); err != nil {
+	c := newCommand("setup", environ, stderr)
+	if err := c.open(args); err != nil {
 		return err
 	}
-	cfg, err := f.load(environ)
-	if err != nil {
+	if err := c.connect(ctx); err != nil {
 		return err
 	}
-	reg, err := cfg.Registry()
-	if err != nil {
-		return err
-	}
-	logger := newLogger(cfg.Log, stderr)
-	work, err := workDir(cfg, environ)
-	if err != nil {
-		return err
-	}
-	dc, err := dockerClient(ctx, environ)
-	if err != nil {
-		return err
-	}
-	defer dc.Close()
+	defer c.close()
+	cfg, reg, dc := c.cfg, c.reg, c.docker
 
 	began := time.Now()
-	b := newBuilder(dc, cfg, work, nil, logger, stdout)
-	set, err := prepareImages(ctx, b, reg)
+	b := newBuilder(dc, cfg, c.work, nil, c.logger, stdout)
+	set, err := ensureImages(ctx, b, reg)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tako-run/tako/api"
+	"github.com/tako-run/tako/internal/httpclient"
 )
 
 // statusUsage is the help text of tako status.
@@ -204,26 +205,26 @@ func fetchStatus(ctx context.Context, client *http.Client, cfg statusConfig) (se
 // v. The body of a 200, or of one of the statuses also, is decoded; any
 // other status is an error that says what the user can do about it.
 func getStatusJSON(ctx context.Context, client *http.Client, cfg statusConfig, path string, v any, also ...int) error {
-	code, body, err := httpDo(ctx, client, http.MethodGet, cfg.URL+path, nil)
+	code, body, err := httpclient.Do(ctx, client, http.MethodGet, cfg.URL+path, nil)
 	if err != nil {
 		return fmt.Errorf("cannot reach tako at %s: %w", cfg.URL, err)
 	}
 	switch {
 	case code == http.StatusUnauthorized && cfg.APIKey == "":
-		return fmt.Errorf("tako at %s needs an API key for GET %s: pass it with --api-key (the server says: %s)", cfg.URL, path, errorDetail(body))
+		return fmt.Errorf("tako at %s needs an API key for GET %s: pass it with --api-key (the server says: %s)", cfg.URL, path, httpclient.ErrorDetail(body))
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return fmt.Errorf("tako at %s refused the API key given with --api-key for GET %s (HTTP %d): %s", cfg.URL, path, code, errorDetail(body))
+		return fmt.Errorf("tako at %s refused the API key given with --api-key for GET %s (HTTP %d): %s", cfg.URL, path, code, httpclient.ErrorDetail(body))
 	case code == http.StatusNotFound:
-		return fmt.Errorf("GET %s%s: HTTP 404 (is the server a tako older than this command?): %s", cfg.URL, path, errorDetail(body))
+		return fmt.Errorf("GET %s%s: HTTP 404 (is the server a tako older than this command?): %s", cfg.URL, path, httpclient.ErrorDetail(body))
 	case code != http.StatusOK && !slices.Contains(also, code):
-		return fmt.Errorf("GET %s%s: HTTP %d: %s", cfg.URL, path, code, errorDetail(body))
+		return fmt.Errorf("GET %s%s: HTTP %d: %s", cfg.URL, path, code, httpclient.ErrorDetail(body))
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		if code != http.StatusOK {
 			// Not tako's degraded answer, but perhaps a proxy's page.
-			return fmt.Errorf("GET %s%s: HTTP %d: %s", cfg.URL, path, code, errorDetail(body))
+			return fmt.Errorf("GET %s%s: HTTP %d: %s", cfg.URL, path, code, httpclient.ErrorDetail(body))
 		}
-		return fmt.Errorf("%s did not answer as tako does: GET %s: %v (the answer begins %q)", cfg.URL, path, err, clip(string(body), 80))
+		return fmt.Errorf("%s did not answer as tako does: GET %s: %v (the answer begins %q)", cfg.URL, path, err, httpclient.Clip(string(body), 80))
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -7,61 +7,31 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-
-	"github.com/tako-run/tako/jobtypes"
 )
 
-// parseCompare reads the value of --compare: comma-separated job type
-// names, each valid, none repeated and none the --job-type main, in the
-// order given. Space around a name is ignored.
-func parseCompare(list, main string) ([]string, error) {
-	if strings.TrimSpace(list) == "" {
-		return nil, fmt.Errorf("--compare must name at least one job type")
-	}
-	var names []string
-	seen := map[string]bool{}
-	for i, name := range strings.Split(list, ",") {
-		name = strings.TrimSpace(name)
-		switch {
-		case name == "":
-			return nil, fmt.Errorf("--compare: job type %d of %q is empty", i+1, list)
-		case !jobtypes.ValidName(name):
-			return nil, fmt.Errorf("--compare: %q is not a valid job type name "+
-				"(lowercase letters, digits, - and _, starting with a letter or digit, at most 63 characters)", name)
-		case name == main:
-			return nil, fmt.Errorf("--compare: %q is the --job-type every row is compared with; list only other job types", name)
-		case seen[name]:
-			return nil, fmt.Errorf("--compare: %q is listed twice", name)
-		}
-		seen[name] = true
-		names = append(names, name)
-	}
-	return names, nil
-}
-
-// compareRow is one compared job type's measurement: its name, the same
+// CompareRow is one compared job type's measurement: its name, the same
 // statistics as the --job-type row, and its p50 and p99 over that row's.
 // A ratio is nil (null) when either row had no successful job.
-type compareRow struct {
+type CompareRow struct {
 	JobType string `json:"job_type"`
-	benchStats
+	Stats
 	P50Ratio *float64 `json:"p50_ratio"`
 	P99Ratio *float64 `json:"p99_ratio"`
 }
 
 // newCompareRow is job type name's row, with st measured against main.
-func newCompareRow(name string, st, main benchStats) compareRow {
-	return compareRow{
-		JobType:    name,
-		benchStats: st,
-		P50Ratio:   latencyRatio(st, main, st.LatencyMS.P50, main.LatencyMS.P50),
-		P99Ratio:   latencyRatio(st, main, st.LatencyMS.P99, main.LatencyMS.P99),
+func newCompareRow(name string, st, main Stats) CompareRow {
+	return CompareRow{
+		JobType:  name,
+		Stats:    st,
+		P50Ratio: latencyRatio(st, main, st.LatencyMS.P50, main.LatencyMS.P50),
+		P99Ratio: latencyRatio(st, main, st.LatencyMS.P99, main.LatencyMS.P99),
 	}
 }
 
 // latencyRatio is v (a latency of st) over mainV (the same latency of
 // main), or nil when either has no successful job to measure.
-func latencyRatio(st, main benchStats, v, mainV float64) *float64 {
+func latencyRatio(st, main Stats, v, mainV float64) *float64 {
 	if st.Requests == st.Errors || main.Requests == main.Errors || mainV <= 0 {
 		return nil
 	}
@@ -72,8 +42,8 @@ func latencyRatio(st, main benchStats, v, mainV float64) *float64 {
 // measureCompare measures every job type of cfg.Compare in order, with
 // cfg's load, and returns their rows against main. It is nil without
 // --compare, and fails only when ctx ends.
-func measureCompare(ctx context.Context, cfg benchConfig, client *http.Client, main benchStats, stderr io.Writer) ([]compareRow, error) {
-	var rows []compareRow
+func measureCompare(ctx context.Context, cfg Config, client *http.Client, main Stats, stderr io.Writer) ([]CompareRow, error) {
+	var rows []CompareRow
 	for _, name := range cfg.Compare {
 		st, err := measureJobType(ctx, cfg, client, name, stderr)
 		if err != nil {
@@ -87,19 +57,19 @@ func measureCompare(ctx context.Context, cfg benchConfig, client *http.Client, m
 // writeCompareTable prints r as one row per job type, the --job-type row
 // first, each with its p50 and p99 over the first row's; then each job
 // type's error breakdown.
-func writeCompareTable(w io.Writer, r benchReport) {
+func writeCompareTable(w io.Writer, r Report) {
 	names := append([]string{r.Config.JobType}, r.Config.Compare...)
 	writeHeadline(w, r.Config, "job types "+strings.Join(names, ", "))
-	main := compareRow{JobType: r.Config.JobType, benchStats: r.Tako}
+	main := CompareRow{JobType: r.Config.JobType, Stats: r.Tako}
 	if r.Tako.Requests > r.Tako.Errors {
 		one := 1.0
 		main.P50Ratio, main.P99Ratio = &one, &one
 	}
-	all := append([]compareRow{main}, r.Compare...)
+	all := append([]CompareRow{main}, r.Compare...)
 	rows := [][]string{{"job type", "requests", "errors", "duration", "jobs/s",
 		"p50 ms", "p90 ms", "p99 ms", "max ms", "p50 ×", "p99 ×", "warm", "cold"}}
 	for _, c := range all {
-		s := c.benchStats
+		s := c.Stats
 		rows = append(rows, []string{c.JobType, strconv.Itoa(s.Requests), strconv.Itoa(s.Errors),
 			fmt.Sprintf("%.2fs", s.DurationS), fmt.Sprintf("%.1f", s.JobsPerS),
 			latCell(s, s.LatencyMS.P50), latCell(s, s.LatencyMS.P90), latCell(s, s.LatencyMS.P99), latCell(s, s.LatencyMS.Max),
@@ -107,7 +77,7 @@ func writeCompareTable(w io.Writer, r benchReport) {
 	}
 	writeRows(w, rows)
 	for _, c := range all {
-		writeErrors(w, c.JobType, c.benchStats)
+		writeErrors(w, c.JobType, c.Stats)
 	}
 }
 

@@ -1,0 +1,238 @@
+// Package bench is tako bench's load generator: closed-loop workers send
+// jobs to a running tako server, optionally run the original's model (one
+// hardened "docker run --rm" per job) with the same load, or measure more
+// job types side by side, and print latency, jobs/s and errors.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config is one benchmark run: tako bench's command line once it has been
+// checked. Run expects it valid: Concurrency at least 1; Requests at least
+// 1, or Duration positive and Requests 0; Warmup and Rate not negative;
+// Timeout positive; URL an http(s) base URL without a trailing slash; Code
+// and JobType not empty; Compare without JobType and without Baseline.
+// Its JSON is the "config" of the report.
+type Config struct {
+	URL         string        `json:"url"`
+	JobType     string        `json:"job_type"`
+	Code        string        `json:"-"`
+	File        string        `json:"file,omitempty"`
+	Concurrency int           `json:"concurrency"`
+	Rate        float64       `json:"rate,omitempty"`     // requests per second over all workers; 0 means as fast as answers come
+	Requests    int           `json:"requests,omitempty"` // 0 in --duration mode
+	Duration    time.Duration `json:"-"`                  // 0 in --requests mode
+	Async       bool          `json:"async"`
+	Warmup      int           `json:"warmup"`
+	JSON        bool          `json:"-"`
+	Baseline    bool          `json:"baseline"`
+	Image       string        `json:"image,omitempty"`
+	Timeout     time.Duration `json:"-"`
+	APIKey      string        `json:"-"`                 // sent as a bearer token when set
+	Compare     []string      `json:"compare,omitempty"` // job types measured after JobType, in order
+}
+
+// Run benchmarks the server at cfg.URL with cfg's load and prints the
+// report to stdout: a table, or with cfg.JSON one JSON object (Report).
+// Progress goes to stderr. It fails when the server cannot be reached or
+// lacks a job type, when --baseline cannot run, or when ctx ends; failed
+// jobs are counted in the report, not returned.
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	if cfg.Baseline {
+		if _, err := exec.LookPath("docker"); err != nil {
+			return errors.New("--baseline needs the docker CLI, and no docker command was found on PATH")
+		}
+	}
+	client := newClient(cfg.Concurrency, cfg.APIKey)
+	defer client.CloseIdleConnections()
+
+	// Ask for the job types first: it fails fast with a clear message when
+	// the server is not there or lacks one, and gives the baseline its
+	// image and limits.
+	jt, err := fetchJobType(ctx, client, cfg.URL, cfg.JobType, "--job-type")
+	if err != nil {
+		return err
+	}
+	for _, name := range cfg.Compare {
+		if _, err := fetchJobType(ctx, client, cfg.URL, name, "--compare"); err != nil {
+			return err
+		}
+	}
+	if cfg.Image == "" {
+		cfg.Image = jt.Image
+	}
+
+	report := Report{Config: newReportConfig(cfg, jt)}
+	report.Tako, err = measureJobType(ctx, cfg, client, cfg.JobType, stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.Baseline {
+		if report.Baseline, err = runBaseline(ctx, cfg, jt.Limits, stderr); err != nil {
+			return err
+		}
+		report.Ratio = newRatio(report.Tako, *report.Baseline)
+	}
+	if report.Compare, err = measureCompare(ctx, cfg, client, report.Tako, stderr); err != nil {
+		return err
+	}
+	if cfg.JSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(report)
+	}
+	writeTable(stdout, report)
+	return nil
+}
+
+// measureJobType runs cfg's load (warm-up included) through the server for
+// job type name and returns its statistics. It fails only when ctx ends.
+func measureJobType(ctx context.Context, cfg Config, client *http.Client, name string, stderr io.Writer) (Stats, error) {
+	cfg.JobType = name
+	model := "tako"
+	if len(cfg.Compare) > 0 {
+		model = "tako, job type " + name
+	}
+	progress(stderr, cfg, model)
+	return takoBenchmark(cfg, client).run(ctx, cfg)
+}
+
+// runBaseline measures the original's model with cfg's load and the job
+// type's limits lim.
+func runBaseline(ctx context.Context, cfg Config, lim Limits, stderr io.Writer) (*Stats, error) {
+	if cfg.Image == "" {
+		return nil, fmt.Errorf("--baseline: the server names no image for job type %q; pass --image", cfg.JobType)
+	}
+	base, cleanup, err := baselineBenchmark(cfg, lim)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	progress(stderr, cfg, "baseline")
+	st, err := base.run(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// progress prints the line that says which model is being measured, and
+// with what load.
+func progress(stderr io.Writer, cfg Config, model string) {
+	load := fmt.Sprintf("%d requests", cfg.Requests)
+	if cfg.Duration > 0 {
+		load = cfg.Duration.String()
+	}
+	fmt.Fprintf(stderr, "bench: %s: %s at concurrency %d", model, load, cfg.Concurrency)
+	if cfg.Warmup > 0 {
+		fmt.Fprintf(stderr, " after %d warm-up requests", cfg.Warmup)
+	}
+	fmt.Fprintln(stderr)
+}
+
+// benchmark is one model of running a job. do runs one job and returns its
+// latency and how it started ("warm", "cold" or ""); a failed job returns a
+// *requestError. do is called from several goroutines at once.
+type benchmark struct {
+	name string
+	do   func(ctx context.Context) (time.Duration, string, error)
+}
+
+// requestError is a failed request: kind is its class for the error
+// breakdown ("http 503", "status failed", "exit 125", "timeout"), detail a
+// sample.
+type requestError struct {
+	kind   string
+	detail string
+}
+
+func (e *requestError) Error() string { return e.kind + ": " + e.detail }
+
+// sample is the outcome of one request.
+type sample struct {
+	latency time.Duration
+	start   string
+	err     error
+}
+
+// run sends cfg.Warmup discarded requests, then measures cfg.Requests
+// requests (or cfg.Duration) from cfg.Concurrency closed-loop workers: each
+// sends its next request when the previous one has answered. It returns an
+// error only when ctx ends.
+func (b benchmark) run(ctx context.Context, cfg Config) (Stats, error) {
+	if cfg.Warmup > 0 {
+		if _, _, err := b.loop(ctx, cfg, cfg.Warmup, 0); err != nil {
+			return Stats{}, err
+		}
+	}
+	samples, elapsed, err := b.loop(ctx, cfg, cfg.Requests, cfg.Duration)
+	if err != nil {
+		return Stats{}, err
+	}
+	return newStats(samples, elapsed), nil
+}
+
+// loop runs the workers for n requests, or until duration has passed when
+// it is set; requests in flight at the deadline finish and count.
+func (b benchmark) loop(ctx context.Context, cfg Config, n int, duration time.Duration) ([]sample, time.Duration, error) {
+	var (
+		claimed  atomic.Int64
+		wg       sync.WaitGroup
+		perWork  = make([][]sample, cfg.Concurrency)
+		began    = time.Now()
+		deadline = began.Add(duration)
+		pace     <-chan time.Time // with --rate, one tick per request
+	)
+	if cfg.Rate > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) / cfg.Rate))
+		defer t.Stop()
+		pace = t.C
+	}
+	for w := range cfg.Concurrency {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if pace != nil {
+					select {
+					case <-pace:
+					case <-ctx.Done():
+						return
+					}
+				}
+				if duration > 0 {
+					if !time.Now().Before(deadline) {
+						return
+					}
+				} else if claimed.Add(1) > int64(n) {
+					return
+				}
+				rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+				lat, start, err := b.do(rctx)
+				if err != nil && rctx.Err() != nil && ctx.Err() == nil {
+					err = &requestError{kind: "timeout", detail: fmt.Sprintf("no answer within --timeout %s", cfg.Timeout)}
+				}
+				cancel()
+				if ctx.Err() != nil {
+					return // interrupted: not a sample
+				}
+				perWork[w] = append(perWork[w], sample{latency: lat, start: start, err: err})
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(began)
+	if err := ctx.Err(); err != nil {
+		return nil, 0, fmt.Errorf("%s benchmark interrupted: %w", b.name, err)
+	}
+	return slices.Concat(perWork...), elapsed, nil
+}

@@ -1,0 +1,161 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/tako-run/tako/internal/httpclient"
+)
+
+// asyncWait is the long-poll timeout of GET /jobs/{id}/result in --async
+// mode: the server's maximum.
+const asyncWait = 300
+
+// newClient returns an HTTP client that keeps one idle connection per
+// worker, so every worker reuses its connection.
+func newClient(concurrency int, apiKey string) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil // the server is usually on loopback; never route it through a proxy
+	tr.MaxIdleConns = concurrency * 2
+	tr.MaxIdleConnsPerHost = concurrency
+	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	if apiKey == "" {
+		return &http.Client{Transport: tr}
+	}
+	return &http.Client{Transport: bearer{key: apiKey, next: tr}}
+}
+
+// bearer adds an API key to every request.
+type bearer struct {
+	key  string
+	next http.RoundTripper
+}
+
+// RoundTrip implements http.RoundTripper.
+func (b bearer) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Authorization", "Bearer "+b.key)
+	return b.next.RoundTrip(req)
+}
+
+// jobType is what bench reads from GET /job-types/{name}.
+type jobType struct {
+	Image  string `json:"image"`
+	Limits Limits `json:"limits"`
+}
+
+// Limits are a job type's limits, as the baseline applies them.
+type Limits struct {
+	MemoryBytes int64   `json:"memory_bytes"`
+	CPUs        float64 `json:"cpus"`
+	Pids        int64   `json:"pids"`
+}
+
+// fetchJobType reads job type name from the server at base; flagName is
+// the flag that named it, for the error when the server has no such job type.
+func fetchJobType(ctx context.Context, client *http.Client, base, name, flagName string) (jobType, error) {
+	var jt jobType
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	status, body, err := httpclient.Do(ctx, client, http.MethodGet, base+"/job-types/"+url.PathEscape(name), nil)
+	switch {
+	case err != nil:
+		return jt, fmt.Errorf("cannot reach tako at %s (--url): %w", base, err)
+	case status == http.StatusNotFound:
+		return jt, fmt.Errorf("the server at %s has no job type %q (%s)", base, name, flagName)
+	case status != http.StatusOK:
+		return jt, fmt.Errorf("GET /job-types/%s: HTTP %d: %s", name, status, httpclient.ErrorDetail(body))
+	}
+	if err := json.Unmarshal(body, &jt); err != nil {
+		return jt, fmt.Errorf("GET /job-types/%s: %w", name, err)
+	}
+	return jt, nil
+}
+
+// jobAnswer is what bench reads from an execution's JSON.
+type jobAnswer struct {
+	JobID  string `json:"job_id"`
+	Status string `json:"status"`
+	Start  string `json:"start"`
+	Error  *struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	} `json:"error"`
+	Stderr string `json:"stderr"`
+}
+
+// takoBenchmark runs jobs through the server: POST /execute, or with
+// --async POST /execute/async and a long poll of /jobs/{id}/result.
+func takoBenchmark(cfg Config, client *http.Client) benchmark {
+	body, _ := json.Marshal(map[string]string{"code": cfg.Code, "job_type": cfg.JobType})
+	post := func(ctx context.Context, path string, want ...int) (jobAnswer, error) {
+		return call(ctx, client, http.MethodPost, cfg.URL+path, body, want...)
+	}
+	if !cfg.Async {
+		return benchmark{name: "tako", do: func(ctx context.Context) (time.Duration, string, error) {
+			t0 := time.Now()
+			a, err := post(ctx, "/execute", http.StatusOK)
+			lat := time.Since(t0)
+			if err != nil {
+				return lat, "", err
+			}
+			return lat, a.Start, jobStatusError(a)
+		}}
+	}
+	return benchmark{name: "tako", do: func(ctx context.Context) (time.Duration, string, error) {
+		t0 := time.Now()
+		sub, err := post(ctx, "/execute/async", http.StatusAccepted, http.StatusOK)
+		if err != nil {
+			return time.Since(t0), "", err
+		}
+		if sub.JobID == "" {
+			return time.Since(t0), "", &requestError{kind: "bad answer", detail: "POST /execute/async answered without a job_id"}
+		}
+		u := fmt.Sprintf("%s/jobs/%s/result?wait=true&timeout=%d", cfg.URL, url.PathEscape(sub.JobID), asyncWait)
+		for {
+			a, err := call(ctx, client, http.MethodGet, u, nil, http.StatusOK)
+			if err != nil {
+				return time.Since(t0), "", err
+			}
+			if a.Status == "queued" || a.Status == "running" {
+				continue // the long poll ended before the job did
+			}
+			return time.Since(t0), a.Start, jobStatusError(a)
+		}
+	}}
+}
+
+// call sends one request and decodes the job in its answer; a status other
+// than want is an "http NNN" error.
+func call(ctx context.Context, client *http.Client, method, u string, body []byte, want ...int) (jobAnswer, error) {
+	var a jobAnswer
+	status, b, err := httpclient.Do(ctx, client, method, u, body)
+	if err != nil {
+		return a, &requestError{kind: "connection", detail: err.Error()}
+	}
+	if !slices.Contains(want, status) {
+		return a, &requestError{kind: fmt.Sprintf("http %d", status), detail: httpclient.ErrorDetail(b)}
+	}
+	if err := json.Unmarshal(b, &a); err != nil {
+		return a, &requestError{kind: "bad answer", detail: err.Error()}
+	}
+	return a, nil
+}
+
+// jobStatusError is nil for a succeeded job and a "status X" error else.
+func jobStatusError(a jobAnswer) error {
+	if a.Status == "succeeded" {
+		return nil
+	}
+	detail := httpclient.Clip(a.Stderr, 200)
+	if a.Error != nil {
+		detail = a.Error.Type + ": " + a.Error.Message
+	}
+	return &requestError{kind: "status " + a.Status, detail: detail}
+}
