@@ -24,7 +24,7 @@ func authServer(t *testing.T, fs *fakeService, auth Auth, rl RateLimit) *Server 
 		Auth: auth, RateLimit: rl, Metrics: metrics.New("test"),
 		Registry: testRegistry(t), Runner: &fakeRunner{}, Service: fs, Version: "test",
 	})
-	t.Cleanup(s.health.stop)
+	stopOnCleanup(t, s)
 	return s
 }
 

@@ -54,7 +54,7 @@ func TestForeignHost(t *testing.T) {
 		Auth:         Auth{Keys: map[string]Key{"a": {Secret: keyA}}},
 		Registry:     testRegistry(t), Runner: &fakeRunner{}, Service: &fakeService{result: quickstartResult()}, Version: "test",
 	})
-	t.Cleanup(s.health.stop)
+	stopOnCleanup(t, s)
 	for _, host := range []string{"attacker.example:8000", "localhost.attacker.example", "0.0.0.0:8000"} {
 		for _, path := range []string{"/execute", "/health", "/executions"} {
 			method, body := "GET", ""
@@ -143,7 +143,7 @@ func TestOrigin(t *testing.T) {
 		Auth:        Auth{Keys: map[string]Key{"a": {Secret: keyA}}, Header: "X-Tako-Key"},
 		Registry:    testRegistry(t), Runner: &fakeRunner{}, Service: &fakeService{result: quickstartResult()}, Version: "test",
 	})
-	t.Cleanup(open.health.stop)
+	stopOnCleanup(t, open)
 	r = do(t, open, "POST", "/execute", body, map[string]string{"Origin": "https://app.example.com", "X-Tako-Key": keyA})
 	if r.status != http.StatusOK || r.header.Get("Access-Control-Allow-Origin") != "https://app.example.com" {
 		t.Errorf("a listed origin: %d, Access-Control-Allow-Origin %q", r.status, r.header.Get("Access-Control-Allow-Origin"))

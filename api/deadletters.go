@@ -183,7 +183,7 @@ func parseDeadLetterQuery(c *fiber.Ctx) (jobs.DeadLetterFilter, error) {
 
 // newDeadLetterResponse renders one dead-letter entry.
 func newDeadLetterResponse(d jobs.DeadLetter) DeadLetterResponse {
-	r := DeadLetterResponse{
+	return DeadLetterResponse{
 		ID:    d.ID,
 		JobID: d.ExecutionID,
 		JobData: DeadLetterJob{
@@ -191,25 +191,15 @@ func newDeadLetterResponse(d jobs.DeadLetter) DeadLetterResponse {
 			InputData: safeJSON(d.InputJSON),
 			JobType:   d.JobType,
 		},
-		ErrorType:   d.ErrorType,
-		RetryCount:  max(d.Attempts-1, 0),
-		CreatedAt:   timestamp(d.FailedAt),
-		ExecutionID: d.ExecutionID,
-		JobType:     d.JobType,
-		Attempts:    d.Attempts,
-		SubmittedAt: timestamp(d.CreatedAt),
+		ErrorType:     d.ErrorType,
+		ErrorMessage:  optString(d.ErrorMessage),
+		RetryCount:    max(d.Attempts-1, 0),
+		CreatedAt:     timestamp(d.FailedAt),
+		CorrelationID: optString(d.CorrelationID),
+		ExecutionID:   d.ExecutionID,
+		JobType:       d.JobType,
+		Attempts:      d.Attempts,
+		SubmittedAt:   timestamp(d.CreatedAt),
+		APIKey:        optString(d.APIKey),
 	}
-	if d.ErrorMessage != "" {
-		msg := d.ErrorMessage
-		r.ErrorMessage = &msg
-	}
-	if d.CorrelationID != "" {
-		cid := d.CorrelationID
-		r.CorrelationID = &cid
-	}
-	if d.APIKey != "" {
-		key := d.APIKey
-		r.APIKey = &key
-	}
-	return r
 }

@@ -31,83 +31,18 @@ type ExecutionListResponse struct {
 
 // ExecutionSummary is one execution in the history: the original's
 // ExecutionRecordResponse (what the job printed and returned included) and
-// tako's fields of the full record, without the artifacts and the hashes
-// of what was submitted; GET /executions/{id} has those.
+// tako's history fields, without the artifacts and the hashes of what was
+// submitted; GET /executions/{id} has those.
 type ExecutionSummary struct {
-	Success            bool               `json:"success"`
-	Output             json.RawMessage    `json:"output"`
-	Stdout             string             `json:"stdout"`
-	Stderr             string             `json:"stderr"`
-	ExitCode           *int               `json:"exit_code"`
-	ExecutionTime      float64            `json:"execution_time"`
-	JobType            string             `json:"job_type"`
-	ExecutionID        string             `json:"execution_id"`
-	JobID              string             `json:"job_id"`
-	Status             jobs.Status        `json:"status"`
-	Error              *jobs.ExecError    `json:"error"`
-	Runtime            string             `json:"runtime"`
-	Start              jobs.Start         `json:"start"`
-	StdoutTruncated    bool               `json:"stdout_truncated"`
-	StderrTruncated    bool               `json:"stderr_truncated"`
-	ArtifactsTruncated bool               `json:"artifacts_truncated"`
-	Timing             TimingResponse     `json:"timing"`
-	CreatedAt          string             `json:"created_at"`
-	StartedAt          *string            `json:"started_at"`
-	FinishedAt         *string            `json:"finished_at"`
-	EndedAt            *string            `json:"ended_at"`
-	DurationMS         *int64             `json:"duration_ms"`
-	JobVersion         string             `json:"job_version"`
-	Attempt            int                `json:"attempt"`
-	Node               string             `json:"node"`
-	Image              string             `json:"image"`
-	Requirements       []string           `json:"requirements"`
-	ParentID           *string            `json:"parent_id"`
-	ParentExecutionID  *string            `json:"parent_execution_id"`
-	Relationship       *jobs.Relationship `json:"relationship"`
-	IdempotencyKey     *string            `json:"idempotency_key"`
-	CorrelationID      string             `json:"correlation_id"`
-	APIKey             *string            `json:"api_key"`
+	RunResponse
+	HistoryResponse
 }
 
 // newExecutionSummary renders exec, a summary from the store, with the
 // same rules as the full record.
 func newExecutionSummary(exec *jobs.Execution) ExecutionSummary {
 	r := newExecutionResponse(exec)
-	return ExecutionSummary{
-		Success:            r.Success,
-		Output:             r.Output,
-		Stdout:             r.Stdout,
-		Stderr:             r.Stderr,
-		ExitCode:           r.ExitCode,
-		ExecutionTime:      r.ExecutionTime,
-		JobType:            r.JobType,
-		ExecutionID:        r.ExecutionID,
-		JobID:              r.JobID,
-		Status:             r.Status,
-		Error:              r.Error,
-		Runtime:            r.Runtime,
-		Start:              r.Start,
-		StdoutTruncated:    r.StdoutTruncated,
-		StderrTruncated:    r.StderrTruncated,
-		ArtifactsTruncated: r.ArtifactsTruncated,
-		Timing:             r.Timing,
-		CreatedAt:          r.CreatedAt,
-		StartedAt:          r.StartedAt,
-		FinishedAt:         r.FinishedAt,
-		EndedAt:            r.EndedAt,
-		DurationMS:         r.DurationMS,
-		JobVersion:         r.JobVersion,
-		Attempt:            r.Attempt,
-		Node:               r.Node,
-		Image:              r.Image,
-		Requirements:       r.Requirements,
-		ParentID:           r.ParentID,
-		ParentExecutionID:  r.ParentExecutionID,
-		Relationship:       r.Relationship,
-		IdempotencyKey:     r.IdempotencyKey,
-		CorrelationID:      r.CorrelationID,
-		APIKey:             r.APIKey,
-	}
+	return ExecutionSummary{RunResponse: r.RunResponse, HistoryResponse: r.HistoryResponse}
 }
 
 // handleExecutions is GET /executions: the history the caller may see.

@@ -80,6 +80,7 @@ func FuzzExecuteRequest(f *testing.F) {
 		},
 	}
 	s := New(Options{Registry: reg, Runner: &fakeRunner{}, Service: fs, Limits: Limits{MaxBodyBytes: 1 << 20, MaxCodeBytes: 4096, MaxInputBytes: 4096}})
+	stopOnCleanup(f, s)
 	handler := s.App().Handler()
 
 	f.Fuzz(func(t *testing.T, body []byte) {

@@ -25,7 +25,7 @@ func isolationServer(t *testing.T, fs *fakeService) *Server {
 		}},
 		Metrics: metrics.New("test"), Registry: testRegistry(t), Runner: &fakeRunner{}, Service: fs, Version: "test",
 	})
-	t.Cleanup(s.health.stop)
+	stopOnCleanup(t, s)
 	return s
 }
 

@@ -130,14 +130,9 @@ func (s *Server) jobTypeResponse(jt jobtypes.JobType) JobTypeResponse {
 	if network == "" {
 		network = string(jobtypes.NetworkNone)
 	}
-	var python *string
-	if av.PythonVersion != "" {
-		v := av.PythonVersion
-		python = &v
-	}
 	return JobTypeResponse{
 		Name:              jt.Name,
-		PythonVersion:     python,
+		PythonVersion:     optString(av.PythonVersion),
 		Image:             av.Image,
 		ImageExists:       av.ImageExists,
 		SystemPackages:    nonNil(jt.SystemPackages),

@@ -13,6 +13,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	t.Parallel()
 	m := metrics.New("test")
 	s := New(Options{Registry: testRegistry(t), Runner: &fakeRunner{}, Service: &fakeService{result: quickstartResult()}, Metrics: m, Version: "test"})
+	stopOnCleanup(t, s)
 
 	if r := do(t, s, "POST", "/execute", `{"code": "print(1)"}`, nil); r.status != 200 {
 		t.Fatalf("execute: %d %s", r.status, r.body)

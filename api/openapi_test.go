@@ -32,6 +32,7 @@ func openAPIPath(route string) string {
 func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	t.Parallel()
 	s := New(Options{Registry: testRegistry(t), Runner: &fakeRunner{}, Service: &fakeService{}, Metrics: metrics.New("test"), Version: "test"})
+	stopOnCleanup(t, s)
 	r := do(t, s, "GET", "/openapi.json", "", nil)
 	if r.status != 200 || r.header.Get("Content-Type") != fiber.MIMEApplicationJSON {
 		t.Fatalf("GET /openapi.json: %d %q", r.status, r.header.Get("Content-Type"))

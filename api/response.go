@@ -11,11 +11,19 @@ import (
 	"github.com/tako-run/tako/jobs"
 )
 
-// ExecuteResponse is the body of a finished POST /execute. The first seven
-// fields are the original's ExecuteResponse; the rest are tako's additions.
-// A program that failed is still a 200 with Success false. JobID and
-// ExecutionID are the same id: the first is the async API's name for it.
+// ExecuteResponse is the body of a finished POST /execute: how the program
+// ran and the files it left. A program that failed is still a 200 with
+// Success false.
 type ExecuteResponse struct {
+	RunResponse
+	Artifacts []ArtifactResponse `json:"artifacts"`
+}
+
+// RunResponse is how one program ran, in every answer that shows it. The
+// first seven fields are the original's ExecuteResponse; the rest are
+// tako's additions. JobID and ExecutionID are the same id: the first is
+// the async API's name for it.
+type RunResponse struct {
 	Success         bool            `json:"success"`
 	Output          json.RawMessage `json:"output"` // /output/result.json, or null
 	Stdout          string          `json:"stdout"`
@@ -32,10 +40,9 @@ type ExecuteResponse struct {
 	StdoutTruncated bool            `json:"stdout_truncated"`
 	// ArtifactsTruncated says files in /output were left out because of
 	// limits.max_artifacts, max_artifact_bytes or max_total_artifact_bytes.
-	ArtifactsTruncated bool               `json:"artifacts_truncated"`
-	StderrTruncated    bool               `json:"stderr_truncated"`
-	Artifacts          []ArtifactResponse `json:"artifacts"`
-	Timing             TimingResponse     `json:"timing"`
+	ArtifactsTruncated bool           `json:"artifacts_truncated"`
+	StderrTruncated    bool           `json:"stderr_truncated"`
+	Timing             TimingResponse `json:"timing"`
 }
 
 // ArtifactResponse is one file the program left in /output: its name, size
@@ -67,11 +74,25 @@ type TimingResponse struct {
 
 // ExecutionResponse is the full record of one execution: what GET
 // /jobs/:id/result and GET /executions/:id return. It is the
-// ExecuteResponse plus the record's history fields, with the fields of the
+// ExecuteResponse plus the record's history, with the fields of the
 // original's ExecutionRecordFullResponse: the original sends those only
 // for ?view=full, tako always does.
 type ExecutionResponse struct {
 	ExecuteResponse
+	HistoryResponse
+	// JobRef is JobVersion under the full view's name.
+	JobRef         string             `json:"job_ref"`
+	InputArtifacts []ArtifactResponse `json:"input_artifacts"` // always []: tako takes no input files
+	ResourceUsage  *json.RawMessage   `json:"resource_usage"`  // always null: not measured
+	// CodeHash and InputHash are the hex SHA-256 of the code and of the
+	// input JSON.
+	CodeHash  *string `json:"code_hash"`
+	InputHash *string `json:"input_hash"`
+}
+
+// HistoryResponse is what the record of an execution keeps beside how it
+// ran: when, where, in what, and who asked.
+type HistoryResponse struct {
 	CreatedAt  string  `json:"created_at"`  // RFC 3339, UTC
 	StartedAt  *string `json:"started_at"`  // null until it runs
 	FinishedAt *string `json:"finished_at"` // null until it ends
@@ -79,16 +100,9 @@ type ExecutionResponse struct {
 	// DurationMS is the run's wall time in whole milliseconds, started to
 	// finished; null until it ends.
 	DurationMS *int64 `json:"duration_ms"`
-	// JobVersion and JobRef name what ran: the job type and, once it ran,
-	// the image, as "job_type@image".
-	JobVersion     string             `json:"job_version"`
-	JobRef         string             `json:"job_ref"`
-	InputArtifacts []ArtifactResponse `json:"input_artifacts"` // always []: tako takes no input files
-	ResourceUsage  *json.RawMessage   `json:"resource_usage"`  // always null: not measured
-	// CodeHash and InputHash are the hex SHA-256 of the code and of the
-	// input JSON; null in listings, which do not read them.
-	CodeHash          *string            `json:"code_hash"`
-	InputHash         *string            `json:"input_hash"`
+	// JobVersion names what ran: the job type and, once it ran, the image,
+	// as "job_type@image".
+	JobVersion        string             `json:"job_version"`
 	ParentExecutionID *string            `json:"parent_execution_id"` // the original's name for parent_id
 	IdempotencyKey    *string            `json:"idempotency_key"`
 	Attempt           int                `json:"attempt"`
@@ -113,15 +127,14 @@ func newExecuteResponse(exec *jobs.Execution) ExecuteResponse {
 	if status == "" && res != nil {
 		status = res.Status
 	}
-	r := ExecuteResponse{
+	r := ExecuteResponse{RunResponse: RunResponse{
 		Success:     status == jobs.StatusSucceeded,
 		Output:      json.RawMessage("null"),
 		JobType:     exec.JobType,
 		ExecutionID: exec.ID,
 		JobID:       exec.ID,
 		Status:      status,
-		Artifacts:   []ArtifactResponse{},
-	}
+	}, Artifacts: []ArtifactResponse{}}
 	if res == nil {
 		r.Error = missingResultError(status)
 		return r
@@ -191,55 +204,63 @@ func missingResultError(status jobs.Status) *jobs.ExecError {
 func newExecutionResponse(exec *jobs.Execution) ExecutionResponse {
 	r := ExecutionResponse{
 		ExecuteResponse: newExecuteResponse(exec),
-		CreatedAt:       timestamp(exec.CreatedAt),
-		StartedAt:       optTimestamp(exec.StartedAt),
-		FinishedAt:      optTimestamp(exec.FinishedAt),
-		EndedAt:         optTimestamp(exec.FinishedAt),
-		JobVersion:      exec.JobType,
+		HistoryResponse: newHistoryResponse(exec),
 		InputArtifacts:  []ArtifactResponse{},
-		Attempt:         exec.Attempt,
-		Node:            exec.Node,
-		Requirements:    nonNil(exec.Requirements),
-		CorrelationID:   exec.CorrelationID,
-	}
-	if exec.Result != nil {
-		r.Image = exec.Result.Image
-		if r.Image != "" {
-			r.JobVersion += "@" + r.Image
-		}
 	}
 	r.JobRef = r.JobVersion
-	if exec.FinishedAt != nil {
-		var d time.Duration
-		if exec.StartedAt != nil {
-			d = max(exec.FinishedAt.Sub(*exec.StartedAt), 0)
-		}
-		msi := d.Milliseconds()
-		r.DurationMS = &msi
-	}
 	if exec.Code != "" {
 		r.CodeHash = sha256Hex([]byte(exec.Code))
 	}
 	if len(exec.InputJSON) > 0 {
 		r.InputHash = sha256Hex(exec.InputJSON)
 	}
-	if exec.IdempotencyKey != "" {
-		key := exec.IdempotencyKey
-		r.IdempotencyKey = &key
+	return r
+}
+
+// newHistoryResponse renders the history fields of exec's record.
+func newHistoryResponse(exec *jobs.Execution) HistoryResponse {
+	h := HistoryResponse{
+		CreatedAt:      timestamp(exec.CreatedAt),
+		StartedAt:      optTimestamp(exec.StartedAt),
+		FinishedAt:     optTimestamp(exec.FinishedAt),
+		EndedAt:        optTimestamp(exec.FinishedAt),
+		JobVersion:     exec.JobType,
+		IdempotencyKey: optString(exec.IdempotencyKey),
+		Attempt:        exec.Attempt,
+		Node:           exec.Node,
+		Requirements:   nonNil(exec.Requirements),
+		ParentID:       optString(exec.ParentID),
+		CorrelationID:  exec.CorrelationID,
+		APIKey:         optString(exec.APIKey),
 	}
-	if exec.APIKey != "" {
-		name := exec.APIKey
-		r.APIKey = &name
+	h.ParentExecutionID = h.ParentID
+	if exec.Result != nil {
+		h.Image = exec.Result.Image
+		if h.Image != "" {
+			h.JobVersion += "@" + h.Image
+		}
 	}
-	if exec.ParentID != "" {
-		parent := exec.ParentID
-		r.ParentID, r.ParentExecutionID = &parent, &parent
+	if exec.FinishedAt != nil {
+		var d time.Duration
+		if exec.StartedAt != nil {
+			d = max(exec.FinishedAt.Sub(*exec.StartedAt), 0)
+		}
+		msi := d.Milliseconds()
+		h.DurationMS = &msi
 	}
 	if exec.Relationship != "" {
 		rel := exec.Relationship
-		r.Relationship = &rel
+		h.Relationship = &rel
 	}
-	return r
+	return h
+}
+
+// optString is s, or nil (JSON null) when it is empty.
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // sha256Hex returns the hex SHA-256 of b.

@@ -107,7 +107,7 @@ func newTestServer(t testing.TB, fs *fakeService, fr *fakeRunner, lim Limits) *S
 		fr = &fakeRunner{}
 	}
 	s := New(Options{Registry: testRegistry(t), Runner: fr, Service: fs, Limits: lim, Version: "test"})
-	t.Cleanup(s.health.stop)
+	stopOnCleanup(t, s)
 	return s
 }
 
@@ -369,6 +369,7 @@ func TestRequestLogging(t *testing.T) {
 	var buf syncBuffer
 	fs := &fakeService{err: errors.New("create container: /var/lib/tako/slot-3: permission denied")}
 	s := New(Options{Registry: testRegistry(t), Runner: &fakeRunner{}, Service: fs, Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	stopOnCleanup(t, s)
 
 	do(t, s, "GET", "/job-types/default", "", map[string]string{"X-Correlation-ID": "log-1"})
 	do(t, s, "POST", "/execute", `{"code": "print(1)"}`, map[string]string{"X-Correlation-ID": "log-2"})

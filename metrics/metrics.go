@@ -79,88 +79,59 @@ type Metrics struct {
 func New(version string) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
-		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "tako_job_duration_seconds",
-			Help:    "Time from a job's acceptance to its stored result, by job type, final status and whether its container was prewarmed.",
-			Buckets: latencyBuckets,
-		}, []string{"job_type", "status", "start"}),
-		jobPhase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "tako_job_phase_seconds",
-			Help:    "Time a job spent in each phase: queue (waiting for the queue and a slot), start (getting a container ready), run, collect (reading output).",
-			Buckets: latencyBuckets,
-		}, []string{"job_type", "phase"}),
-		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tako_jobs_total",
-			Help: "Jobs that ended, by job type and final status.",
-		}, []string{"job_type", "status"}),
-		jobErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tako_job_errors_total",
-			Help: "Jobs that ended with an error, by job type and error type (the original's taxonomy).",
-		}, []string{"job_type", "error_type"}),
-		jobsRunning: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "tako_jobs_running",
-			Help: "Jobs holding an execution slot on this node.",
-		}, []string{"job_type"}),
-		checkouts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tako_pool_checkouts_total",
-			Help: "Containers jobs got, by job type: hit when a prewarmed one was ready, miss when one had to be started.",
-		}, []string{"job_type", "result"}),
-		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "tako_queue_depth",
-			Help: "Async executions waiting in the queue, over all nodes, sampled periodically.",
-		}, []string{"job_type"}),
-		queueMax: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tako_queue_max_pending",
-			Help: "The most executions the queue accepts (queue.max_pending).",
-		}),
-		maxConcurrent: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tako_runner_max_concurrent",
-			Help: "Execution slots on this node (runner.max_concurrent).",
-		}),
-		builds: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tako_image_builds_total",
-			Help: "Image builds, by kind (executor, job_type, requirements, postgres) and outcome (success, failure).",
-		}, []string{"kind", "outcome"}),
-		buildDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "tako_image_build_duration_seconds",
-			Help:    "Time an image build took, verification included, by kind.",
-			Buckets: buildBuckets,
-		}, []string{"kind"}),
-		reqCache: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tako_requirements_cache_requests_total",
-			Help: "Requests with ad-hoc requirements: hit when their image existed, miss when it had to be built.",
-		}, []string{"result"}),
-		reqImages: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tako_requirements_cached_images",
-			Help: "Ad-hoc requirement images on this Docker engine.",
-		}),
-		reqBytes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tako_requirements_cached_bytes",
-			Help: "Bytes the ad-hoc requirement images take.",
-		}),
-		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tako_http_requests_total",
-			Help: "HTTP requests, by route template, method and status code.",
-		}, []string{"route", "method", "code"}),
-		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "tako_http_request_duration_seconds",
-			Help:    "HTTP request latency, by route template and method.",
-			Buckets: latencyBuckets,
-		}, []string{"route", "method"}),
-		dockerUp: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tako_docker_up",
-			Help: "1 when the Docker engine answered the last probe.",
-		}),
-		databaseUp: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tako_database_up",
-			Help: "1 when the database answered the last probe.",
-		}),
+		jobDuration: histogramVec("tako_job_duration_seconds",
+			"Time from a job's acceptance to its stored result, by job type, final status and whether its container was prewarmed.",
+			latencyBuckets, "job_type", "status", "start"),
+		jobPhase: histogramVec("tako_job_phase_seconds",
+			"Time a job spent in each phase: queue (waiting for the queue and a slot), start (getting a container ready), run, collect (reading output).",
+			latencyBuckets, "job_type", "phase"),
+		jobs: counterVec("tako_jobs_total",
+			"Jobs that ended, by job type and final status.",
+			"job_type", "status"),
+		jobErrors: counterVec("tako_job_errors_total",
+			"Jobs that ended with an error, by job type and error type (the original's taxonomy).",
+			"job_type", "error_type"),
+		jobsRunning: gaugeVec("tako_jobs_running",
+			"Jobs holding an execution slot on this node.",
+			"job_type"),
+		checkouts: counterVec("tako_pool_checkouts_total",
+			"Containers jobs got, by job type: hit when a prewarmed one was ready, miss when one had to be started.",
+			"job_type", "result"),
+		queueDepth: gaugeVec("tako_queue_depth",
+			"Async executions waiting in the queue, over all nodes, sampled periodically.",
+			"job_type"),
+		queueMax: gauge("tako_queue_max_pending",
+			"The most executions the queue accepts (queue.max_pending)."),
+		maxConcurrent: gauge("tako_runner_max_concurrent",
+			"Execution slots on this node (runner.max_concurrent)."),
+		builds: counterVec("tako_image_builds_total",
+			"Image builds, by kind (executor, job_type, requirements, postgres) and outcome (success, failure).",
+			"kind", "outcome"),
+		buildDuration: histogramVec("tako_image_build_duration_seconds",
+			"Time an image build took, verification included, by kind.",
+			buildBuckets, "kind"),
+		reqCache: counterVec("tako_requirements_cache_requests_total",
+			"Requests with ad-hoc requirements: hit when their image existed, miss when it had to be built.",
+			"result"),
+		reqImages: gauge("tako_requirements_cached_images",
+			"Ad-hoc requirement images on this Docker engine."),
+		reqBytes: gauge("tako_requirements_cached_bytes",
+			"Bytes the ad-hoc requirement images take."),
+		httpRequests: counterVec("tako_http_requests_total",
+			"HTTP requests, by route template, method and status code.",
+			"route", "method", "code"),
+		httpDuration: histogramVec("tako_http_request_duration_seconds",
+			"HTTP request latency, by route template and method.",
+			latencyBuckets, "route", "method"),
+		dockerUp: gauge("tako_docker_up",
+			"1 when the Docker engine answered the last probe."),
+		databaseUp: gauge("tako_database_up",
+			"1 when the database answered the last probe."),
 		pools: &poolCollector{},
 	}
-	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "tako_build_info",
-		Help: "Always 1; its labels say which tako this is.",
-	}, []string{"version", "goversion", "revision"})
+	buildInfo := gaugeVec("tako_build_info",
+		"Always 1; its labels say which tako this is.",
+		"version", "goversion", "revision")
 	buildInfo.WithLabelValues(version, runtime.Version(), revision()).Set(1)
 
 	m.reg.MustRegister(
@@ -418,4 +389,22 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(poolBusyDesc, prometheus.GaugeValue, float64(p.Busy), p.JobType)
 		ch <- prometheus.MustNewConstMetric(poolTargetDesc, prometheus.GaugeValue, float64(p.Target), p.JobType)
 	}
+}
+
+// The instruments' constructors: a name, its help and its labels.
+
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+}
+
+func gauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+}
+
+func histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
 }

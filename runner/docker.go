@@ -10,6 +10,8 @@ import (
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/tako-run/tako/internal/dockerlabel"
 )
 
 // dockerAPI is the part of the Docker client the runner uses.
@@ -32,14 +34,15 @@ type dockerAPI interface {
 	Ping(ctx context.Context) (types.Ping, error)
 }
 
-// Labels tako puts on every container it creates.
+// Labels tako puts on every container it creates, for the runner's users
+// (see package dockerlabel for what each means).
 const (
-	LabelManaged  = "tako.managed"  // "true" on everything tako creates
-	LabelKind     = "tako.kind"     // "job" for job containers
-	LabelInstance = "tako.instance" // the id of the tako instance that owns it
-	LabelLock     = "tako.lock"     // path of the owning instance's lock file
-	LabelJobType  = "tako.job_type" // the job type it runs
-	LabelSlot     = "tako.slot"     // host path of its slot directory
+	LabelManaged  = dockerlabel.Managed
+	LabelKind     = dockerlabel.Kind
+	LabelInstance = dockerlabel.Instance
+	LabelLock     = dockerlabel.Lock
+	LabelJobType  = dockerlabel.JobType
+	LabelSlot     = dockerlabel.Slot
 )
 
 // NewDockerClient returns a Docker client for the engine at host (a

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tako-run/tako/internal/loop"
 	"github.com/tako-run/tako/jobtypes"
 )
 
@@ -95,20 +96,12 @@ func watchOutput(ctx context.Context, dir string, maxBytes int64) <-chan string 
 	if maxBytes <= 0 {
 		return over
 	}
-	go func() {
-		t := time.NewTicker(outputWatchEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if why := overLimit(dir, maxBytes); why != "" {
-					over <- why
-					return
-				}
-			}
+	go loop.Every(ctx, outputWatchEvery, func() bool {
+		if why := overLimit(dir, maxBytes); why != "" {
+			over <- why
+			return false
 		}
-	}()
+		return true
+	})
 	return over
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tako-run/tako/internal/loop"
 	"github.com/tako-run/tako/jobs"
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/metrics"
@@ -205,16 +206,10 @@ func (r *Runner) runPool(spec containerSpec) *pool {
 // a container whose creation was in flight when its instance died appears
 // only after that.
 func (r *Runner) reapLoop(ctx context.Context) {
-	t := time.NewTicker(r.opts.ReapInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			r.reap(ctx)
-		}
-	}
+	loop.Every(ctx, r.opts.ReapInterval, func() bool {
+		r.reap(ctx)
+		return true
+	})
 }
 
 func (r *Runner) reap(ctx context.Context) {

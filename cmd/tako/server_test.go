@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 
+	"github.com/tako-run/tako/internal/leaktest"
 	"github.com/tako-run/tako/runner"
 	"github.com/tako-run/tako/runner/runnertest"
 )
@@ -37,11 +38,9 @@ var (
 	stopServer = func() {}
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	stopServer()
-	os.Exit(code)
-}
+// TestMain stops the shared server after the tests, then fails them when
+// a goroutine outlives it.
+func TestMain(m *testing.M) { leaktest.MainAfter(m, func() { stopServer() }) }
 
 // startServer starts the shared server the first time it is called.
 func startServer(t *testing.T) *testServer {

@@ -33,6 +33,8 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+
+	"github.com/tako-run/tako/internal/dockerlabel"
 )
 
 // DockerAPI is the part of the Docker client a Gateway uses.
@@ -45,10 +47,10 @@ type DockerAPI interface {
 
 // Labels on the networks a Gateway creates.
 const (
-	labelManaged  = "tako.managed"
-	labelKind     = "tako.kind"
-	labelInstance = "tako.instance"
-	labelLock     = "tako.lock"
+	labelManaged  = dockerlabel.Managed
+	labelKind     = dockerlabel.Kind
+	labelInstance = dockerlabel.Instance
+	labelLock     = dockerlabel.Lock
 	kindEgress    = "egress"
 )
 

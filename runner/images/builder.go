@@ -25,6 +25,7 @@ import (
 	"github.com/docker/docker/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/tako-run/tako/internal/dockerlabel"
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/metrics"
 )
@@ -99,9 +100,9 @@ type Options struct {
 
 // Label keys and values on every image and container this package creates.
 const (
-	labelManaged   = "tako.managed"
-	labelKind      = "tako.kind"
-	labelJobType   = "tako.job_type"
+	labelManaged   = dockerlabel.Managed
+	labelKind      = dockerlabel.Kind
+	labelJobType   = dockerlabel.JobType
 	labelBuildHash = "tako.build_hash"
 
 	kindExecutor       = "executor"
