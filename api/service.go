@@ -7,9 +7,9 @@ import (
 	"github.com/tako-run/tako/jobs"
 )
 
-// Service is what the API needs from tako's job service: recorded sync
+// Service is what the API needs from tako's dispatcher: recorded sync
 // runs, the durable queue and the history. The real implementation lives
-// in jobs/service; tests use a fake. Every error is a *jobs.Error where the
+// in package dispatch; tests use a fake. Every error is a *jobs.Error where the
 // caller can act on it (ENOTFOUND, ECONFLICT, EUNAVAILABLE, EOVERQUOTA,
 // ETIMEOUT ...); anything else is internal.
 //

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
 	"github.com/tako-run/tako/jobs"
 	"github.com/tako-run/tako/jobs/postgres/pgtest"
 	"github.com/tako-run/tako/jobtypes"
@@ -219,6 +222,50 @@ func TestMaintenanceEndsOrphanedExecutions(t *testing.T) {
 	if err != nil || got.Status != jobs.StatusFailed || got.Result.Error.Type != jobs.ErrInternal {
 		t.Errorf("orphaned execution: %+v %v", got, err)
 	}
+}
+
+// TestCancelBeforeTheWorkerRecordsIt: River may cancel a job whose worker
+// has not recorded anything yet (the cancel arrives as the worker starts).
+// The execution ends as cancelled, whether the worker sees the cancel or
+// maintenance finds the execution later; never as failed.
+func TestCancelBeforeTheWorkerRecordsIt(t *testing.T) {
+	t.Parallel()
+	run := &scriptedRunner{script: []func() (*jobs.Result, error){succeeded}}
+	s := newDispatcher(t, run, Options{})
+	bg := context.Background()
+
+	t.Run("the worker sees it", func(t *testing.T) {
+		e, _, err := s.Submit(bg, submission("print(1)"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancelCause(bg)
+		cancel(river.ErrJobCancelledRemotely)
+		job := &river.Job[executeArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 3}, Args: executeArgs{ExecutionID: e.ID}}
+		if err := (&executeWorker{s: s}).Work(ctx, job); err != nil {
+			t.Fatalf("Work: %v", err)
+		}
+		got, err := s.Get(bg, jobs.System, e.ID)
+		if err != nil || got.Status != jobs.StatusCancelled || run.count() != 0 {
+			t.Errorf("execution %+v after %d runs, %v; want cancelled, never run", got, run.count(), err)
+		}
+	})
+	t.Run("maintenance finds it", func(t *testing.T) {
+		e, _, err := s.Submit(bg, submission("print(2)"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.pool.Exec(bg, `UPDATE river_job SET state = 'cancelled', finalized_at = now() WHERE id = (SELECT river_job_id FROM tako_executions WHERE id = $1)`, e.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := (&maintenanceWorker{s: s}).Work(bg, nil); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(bg, jobs.System, e.ID)
+		if err != nil || got.Status != jobs.StatusCancelled || got.Result.Error.Type != jobs.ErrCancelled {
+			t.Errorf("orphan of a cancelled job: %+v %v", got, err)
+		}
+	})
 }
 
 // TestAttemptDeadlineIsNotAShutdown: an attempt that runs out of its time

@@ -80,7 +80,11 @@ func retryDelay(attempt int) time.Duration {
 func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) error {
 	s := w.s
 	id := job.Args.ExecutionID
-	e, err := s.store.Get(ctx, jobs.System, id)
+	// Read even when River has already cancelled ctx, so that a cancel
+	// that came first is recorded below.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	e, err := s.store.Get(rctx, jobs.System, id)
+	cancel()
 	if jobs.ErrorCodeOf(err) == jobs.ENOTFOUND {
 		return river.JobCancel(fmt.Errorf("execution %s no longer exists", id))
 	}
@@ -91,6 +95,12 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) e
 		return nil
 	}
 	queued := time.Since(e.CreatedAt)
+	// Cancelled before it ran here: River would mark the job cancelled and
+	// leave the execution to look abandoned; record the cancel instead.
+	if cancelledRemotely(ctx) {
+		s.finish(e, cancelledResult("the execution was cancelled"), queued)
+		return nil
+	}
 	jt, ok := s.registry.Get(e.JobType)
 	if !ok {
 		s.finish(e, &jobs.Result{Status: jobs.StatusFailed, ExitCode: -1, Error: &jobs.ExecError{Type: jobs.ErrConfig, Message: fmt.Sprintf("job type %q is not configured on this server", e.JobType)}}, queued)
@@ -98,6 +108,10 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) e
 	}
 	// A key at its max_concurrent quota: back to the queue for a while.
 	if ok, err := s.markRunning(ctx, e, job.Attempt); err != nil || !ok {
+		if cancelledRemotely(ctx) {
+			s.finish(e, cancelledResult("the execution was cancelled"), queued)
+			return nil
+		}
 		return err
 	}
 	log := s.jobLogger(e).With("attempt", job.Attempt)
@@ -262,10 +276,15 @@ func (w *maintenanceWorker) Work(ctx context.Context, _ *river.Job[maintenanceAr
 	if err != nil {
 		return err
 	}
-	for _, id := range orphans {
-		e, err := w.s.store.Get(ctx, jobs.System, id)
+	for _, o := range orphans {
+		e, err := w.s.store.Get(ctx, jobs.System, o.ID)
 		if err != nil {
 			return fmt.Errorf("get orphaned execution: %w", err)
+		}
+		if o.Cancelled {
+			w.s.jobLogger(e).Info("ending an execution whose queue job was cancelled before it ran")
+			w.s.finish(e, cancelledResult("the execution was cancelled"), 0)
+			continue
 		}
 		w.s.jobLogger(e).Warn("ending an execution whose queue job ended without it")
 		w.s.finish(e, abandonedResult(), 0)

@@ -131,3 +131,17 @@ func TestConfigBeforeCommand(t *testing.T) {
 		t.Errorf("tako --config FILE validate: %v %s %s", err, out.String(), errOut.String())
 	}
 }
+
+// TestHelpRunsNothing: -h prints a command's help and stops there, with
+// success, for every command that reads the configuration.
+func TestHelpRunsNothing(t *testing.T) {
+	for _, cmd := range []string{"server", "setup", "doctor", "validate", "config"} {
+		var out, errOut strings.Builder
+		// A configuration that does not exist: any command that went on
+		// past its help would fail on it.
+		err := run(context.Background(), []string{"tako", cmd, "--config", "/nonexistent/tako.yaml", "-h"}, nil, &out, &errOut)
+		if err != nil || !strings.Contains(errOut.String(), "-config") || out.Len() != 0 {
+			t.Errorf("tako %s -h: %v\nstdout %q\nstderr %q", cmd, err, out.String(), errOut.String())
+		}
+	}
+}

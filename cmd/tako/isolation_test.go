@@ -205,7 +205,8 @@ func TestCallerIsolation(t *testing.T) {
 		}
 		r := s.send(t, keyAdmin, "POST", "/jobs/"+runningA+"/cancel", "", nil)
 		if r.status != http.StatusOK || r.object(t)["status"] != "cancelled" {
-			t.Errorf("the admin cancels A's job: %d %s", r.status, r.body)
+			rec := s.send(t, keyAdmin, "GET", "/executions/"+runningA, "", nil)
+			t.Errorf("the admin cancels A's job: %d %s\nits record: %s", r.status, r.body, rec.body)
 		}
 	})
 

@@ -20,6 +20,10 @@ var version = "0.1.0-dev"
 // errUsage marks a command-line mistake; the usage text has been printed.
 var errUsage = errors.New("usage")
 
+// errHelp says -h was given: the help has been printed, and the command
+// stops there with success.
+var errHelp = errors.New("help")
+
 const usage = `tako runs untrusted Python in hardened, single-use Docker containers.
 
 Usage:
@@ -41,7 +45,15 @@ Configuration comes from built-in defaults, then tako.yaml (--config, $TAKO_CONF
 // run is tako's whole program: main only adds the process's signals,
 // arguments, environment and standard streams, so tests can call it.
 func run(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	args = configAfterCommand(args)
+	err := runCommand(ctx, configAfterCommand(args), environ, stdout, stderr)
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}
+
+// runCommand runs the command args names.
+func runCommand(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
 		fmt.Fprint(stderr, usage)
 		return errUsage
@@ -128,7 +140,7 @@ func (f *commonFlags) key(name, key, help string) {
 func (f *commonFlags) parse(args []string) error {
 	if err := f.fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil
+			return errHelp // printed; the command must not run
 		}
 		return errUsage
 	}

@@ -88,17 +88,17 @@ type components struct {
 	reg    *jobtypes.Registry
 	logger *slog.Logger
 
-	pool     *pgxpool.Pool   // the database
-	runner   *runner.Runner  // started
-	egress   *egress.Gateway // nil when it could not start
-	service  jobService      // started; serve and shutdown stop it
-	sampling func()          // stops the metrics sampler
+	pool     *pgxpool.Pool     // the database
+	runner   *runner.Runner    // started
+	egress   *egress.Gateway   // nil when it could not start
+	service  dispatcherStopper // started; serve and shutdown stop it
+	sampling func()            // stops the metrics sampler
 	api      *api.Server
 }
 
-// jobService is what components do with the job service themselves; the
-// API and the sampler get the service itself.
-type jobService interface {
+// dispatcherStopper is what components do with the dispatcher themselves;
+// the API and the sampler get the dispatcher itself.
+type dispatcherStopper interface {
 	// Stop stops claiming jobs and lets the running ones finish until ctx
 	// is done; then it cancels them, back to the queue.
 	Stop(ctx context.Context)
@@ -106,7 +106,7 @@ type jobService interface {
 
 // startComponents builds and starts a server's parts with c's
 // configuration, Docker client and work directory: the job types' images,
-// the database, the runner, the egress gateway, the job service, the
+// the database, the runner, the egress gateway, the dispatcher, the
 // metrics sampler and the API, in that order. keys and warnings are
 // checkExposure's. On error, what it started is released.
 func startComponents(ctx context.Context, c *command, keys map[string]config.APIKey, warnings []string) (_ *components, err error) {
@@ -230,7 +230,7 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 
 // serve listens on the configured address and serves the API until ctx
 // ends, then shuts down (shutdown) and returns nil. When it cannot listen,
-// or serving fails, it stops the job service and returns the error; the
+// or serving fails, it stops the dispatcher and returns the error; the
 // caller releases the rest.
 func (s *components) serve(ctx context.Context, stdout io.Writer) error {
 	ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.Server.Host, strconv.Itoa(s.cfg.Server.Port)))
@@ -268,7 +268,7 @@ func (s *components) shutdown() {
 	s.release()
 }
 
-// release stops what is left once the API and the job service have
+// release stops what is left once the API and the dispatcher have
 // stopped, in reverse order of start: the metrics sampler, the egress
 // gateway, the runner and its pools, then the database. It skips what was
 // never started and is idempotent.
@@ -301,7 +301,7 @@ func apiKeys(keys map[string]config.APIKey) map[string]api.Key {
 	return out
 }
 
-// quotas is the job service's view of the configured keys: what each may
+// quotas is the dispatcher's view of the configured keys: what each may
 // have queued and running.
 func quotas(keys map[string]config.APIKey) map[string]jobs.Quota {
 	out := make(map[string]jobs.Quota, len(keys))

@@ -36,6 +36,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/tako-run/tako/internal/dockerlabel"
 )
 
 // DockerAPI is the part of the Docker client Ensure uses.
@@ -99,8 +101,8 @@ const (
 
 // Labels on the container and the volume Ensure creates.
 const (
-	labelManaged = "tako.managed"
-	labelKind    = "tako.kind"
+	labelManaged = dockerlabel.Managed
+	labelKind    = dockerlabel.Kind
 	kindDatabase = "database"
 
 	// dataDir is where both images keep the data directory.
