@@ -9,6 +9,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/tako-run/tako/internal/loop"
 	"github.com/tako-run/tako/jobs"
 	"github.com/tako-run/tako/jobs/postgres"
 )
@@ -34,20 +35,14 @@ func startHeartbeat(ctx context.Context, store *postgres.Store, node string, int
 	h := &heartbeat{cancel: cancel, done: make(chan struct{}), store: store, node: node}
 	go func() {
 		defer close(h.done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-bctx.Done():
-				return
-			case <-t.C:
-				cctx, stop := context.WithTimeout(bctx, interval)
-				if err := store.Heartbeat(cctx, node); err != nil && bctx.Err() == nil {
-					logger.Warn("heartbeat", "error", err)
-				}
-				stop()
+		loop.Every(bctx, interval, func() bool {
+			cctx, stop := context.WithTimeout(bctx, interval)
+			defer stop()
+			if err := store.Heartbeat(cctx, node); err != nil && bctx.Err() == nil {
+				logger.Warn("heartbeat", "error", err)
 			}
-		}
+			return true
+		})
 	}()
 	return h, nil
 }

@@ -226,23 +226,23 @@ func gvisorApply(ctx context.Context, cfg gvisorConfig, environ []string, stdout
 		}
 		return applied(info), nil
 	}
-	report := func() {
-		if cfg.Register {
+	// settled reports, and says so, when docker shows the change.
+	settled := func() (bool, error) {
+		ok, err := done()
+		switch {
+		case err != nil || !ok:
+		case cfg.Register:
 			fmt.Fprintf(stdout, "docker reports runtime %s\n", cfg.Name)
-		} else {
+		default:
 			fmt.Fprintf(stdout, "docker no longer reports runtime %s\n", cfg.Name)
 		}
+		return ok, err
 	}
 	// An unchanged file may still be newer than what dockerd loaded (edited
 	// with --no-reload, or by hand): reload only when docker disagrees.
 	if !changed {
-		ok, err := done()
-		if err != nil {
+		if ok, err := settled(); err != nil || ok {
 			return err
-		}
-		if ok {
-			report()
-			return nil
 		}
 		// docker lists a runtime the file lacks: dockerd drops it on
 		// SIGHUP only when the file has a "runtimes" key.
@@ -271,13 +271,8 @@ func gvisorApply(ctx context.Context, cfg gvisorConfig, environ []string, stdout
 	tick := time.NewTicker(runtimePollInterval)
 	defer tick.Stop()
 	for {
-		ok, err := done()
-		if err != nil {
+		if ok, err := settled(); err != nil || ok {
 			return err
-		}
-		if ok {
-			report()
-			return nil
 		}
 		select {
 		case <-ctx.Done():
