@@ -24,36 +24,31 @@ type ErrorResponse struct {
 // internalDetail is all a client learns about a 5xx that is a bug.
 const internalDetail = "Internal server error"
 
-// statusFor is the one place a domain error code becomes an HTTP status.
+// httpStatus is the one place a domain error code becomes an HTTP status;
+// a code it does not list (EINTERNAL) is a 500.
+var httpStatus = map[jobs.ErrorCode]int{
+	jobs.EINVALID:      http.StatusUnprocessableEntity,
+	jobs.EMALFORMED:    http.StatusBadRequest,
+	jobs.ENOTREADY:     http.StatusBadRequest,
+	jobs.ENOTFOUND:     http.StatusNotFound,
+	jobs.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	jobs.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	jobs.ENOTALLOWED:   http.StatusForbidden,
+	jobs.ECONFLICT:     http.StatusConflict,
+	jobs.ETIMEOUT:      http.StatusRequestTimeout,
+	jobs.EUNAUTHORIZED: http.StatusUnauthorized,
+	jobs.ERATELIMITED:  http.StatusTooManyRequests,
+	jobs.EOVERQUOTA:    http.StatusTooManyRequests,
+	jobs.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
+	jobs.EMISDIRECTED:  http.StatusMisdirectedRequest,
+}
+
+// statusFor returns the HTTP status of a domain error code.
 func statusFor(code jobs.ErrorCode) int {
-	switch code {
-	case jobs.EINVALID:
-		return http.StatusUnprocessableEntity
-	case jobs.EMALFORMED, jobs.ENOTREADY:
-		return http.StatusBadRequest
-	case jobs.ENOTFOUND:
-		return http.StatusNotFound
-	case jobs.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge
-	case jobs.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	case jobs.ENOTALLOWED:
-		return http.StatusForbidden
-	case jobs.ECONFLICT:
-		return http.StatusConflict
-	case jobs.ETIMEOUT:
-		return http.StatusRequestTimeout
-	case jobs.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case jobs.ERATELIMITED, jobs.EOVERQUOTA:
-		return http.StatusTooManyRequests
-	case jobs.EUNSUPPORTED:
-		return http.StatusUnsupportedMediaType
-	case jobs.EMISDIRECTED:
-		return http.StatusMisdirectedRequest
-	default:
-		return http.StatusInternalServerError
+	if status, ok := httpStatus[code]; ok {
+		return status
 	}
+	return http.StatusInternalServerError
 }
 
 // writeError writes err as the JSON error body. Internal errors are logged

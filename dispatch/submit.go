@@ -109,7 +109,7 @@ func (s *Dispatcher) Submit(ctx context.Context, sub jobs.Submission) (*jobs.Exe
 // took: the same payload gets existing back, another payload ECONFLICT.
 func reuse(existing, e *jobs.Execution) (*jobs.Execution, error) {
 	if existing.Fingerprint != e.Fingerprint {
-		return nil, jobs.Errorf(jobs.ECONFLICT, "Idempotency key reused with different payload")
+		return nil, &jobs.Error{Code: jobs.ECONFLICT, Message: jobs.IdempotencyConflictMessage}
 	}
 	return existing, nil
 }

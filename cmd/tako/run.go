@@ -59,25 +59,10 @@ func runCommand(ctx context.Context, args []string, environ []string, stdout, st
 		return errUsage
 	}
 	cmd, rest := args[1], args[2:]
+	if run, ok := commands[cmd]; ok {
+		return run(ctx, rest, environ, stdout, stderr)
+	}
 	switch cmd {
-	case "server":
-		return runServer(ctx, rest, environ, stdout, stderr)
-	case "setup":
-		return runSetup(ctx, rest, environ, stdout, stderr)
-	case "doctor":
-		return runDoctor(ctx, rest, environ, stdout, stderr)
-	case "status":
-		return runStatus(ctx, rest, environ, stdout, stderr)
-	case "dev":
-		return runDev(ctx, rest, environ, stdout, stderr)
-	case "bench":
-		return runBench(ctx, rest, environ, stdout, stderr)
-	case "gvisor":
-		return runGVisor(ctx, rest, environ, stdout, stderr)
-	case "validate":
-		return runValidate(rest, environ, stdout, stderr)
-	case "config":
-		return runConfig(rest, environ, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "tako %s\n", version)
 		return nil
@@ -88,6 +73,26 @@ func runCommand(ctx context.Context, args []string, environ []string, stdout, st
 		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
 		return errUsage
 	}
+}
+
+// commandFunc runs one command with the arguments after its name.
+type commandFunc func(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error
+
+// commands are tako's commands by name; version and help are runCommand's.
+var commands = map[string]commandFunc{
+	"server": runServer,
+	"setup":  runSetup,
+	"doctor": runDoctor,
+	"status": runStatus,
+	"dev":    runDev,
+	"bench":  runBench,
+	"gvisor": runGVisor,
+	"validate": func(_ context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+		return runValidate(args, environ, stdout, stderr)
+	},
+	"config": func(_ context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+		return runConfig(args, environ, stdout, stderr)
+	},
 }
 
 // configAfterCommand moves a --config (or -c) given before the command,
