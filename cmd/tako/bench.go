@@ -42,12 +42,7 @@ func runBench(ctx context.Context, args []string, environ []string, stdout, stde
 // the flag at fault and wraps errUsage; ok is false (with a nil error) when
 // the user asked for help.
 func parseBenchFlags(args []string, stderr io.Writer) (cfg bench.Config, ok bool, err error) {
-	fs := flag.NewFlagSet("tako bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), benchUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("tako bench", benchUsage, stderr)
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8000", "tako server `URL`")
 	fs.StringVar(&cfg.JobType, "job-type", "default", "job type to run")
 	fs.StringVar(&cfg.Code, "code", "print(1+1)", "Python `code` each job runs")

@@ -96,12 +96,7 @@ func runGVisor(ctx context.Context, args []string, environ []string, stdout, std
 // errUsage; ok is false (with a nil error) when the user asked for help.
 func parseGVisorFlags(cmd string, args []string, stderr io.Writer) (cfg gvisorConfig, ok bool, err error) {
 	cfg.Register = cmd == "register"
-	set := flag.NewFlagSet("tako gvisor "+cmd, flag.ContinueOnError)
-	set.SetOutput(stderr)
-	set.Usage = func() {
-		fmt.Fprint(set.Output(), gvisorUsage+"\nFlags:\n")
-		set.PrintDefaults()
-	}
+	set := newFlagSet("tako gvisor "+cmd, gvisorUsage+"\nFlags:\n", stderr)
 	var noArgs, noReload bool
 	set.StringVar(&cfg.Name, "name", defaultRuntimeName, "Docker runtime `NAME`")
 	set.StringVar(&cfg.DaemonJSON, "daemon-json", defaultDaemonJSON, "Docker's daemon configuration `FILE`")

@@ -75,6 +75,18 @@ func runCommand(ctx context.Context, args []string, environ []string, stdout, st
 	}
 }
 
+// newFlagSet returns the flag set of command name (such as "tako bench"),
+// whose -h prints usage and then the flags on stderr.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
 // commandFunc runs one command with the arguments after its name.
 type commandFunc func(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error
 

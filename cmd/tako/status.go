@@ -100,12 +100,7 @@ func runStatus(ctx context.Context, args []string, environ []string, stdout, std
 // names the flag at fault and wraps errUsage; ok is false (with a nil
 // error) when the user asked for help.
 func parseStatusFlags(args []string, stderr io.Writer) (cfg statusConfig, ok bool, err error) {
-	fs := flag.NewFlagSet("tako status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), statusUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("tako status", statusUsage, stderr)
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8000", "tako server `URL`")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "API `KEY` for a server that has keys (needed for /pool/stats and /dlq/stats)")
 	fs.StringVar(&cfg.Header, "header", "X-API-Key", "header `NAME` the API key is sent in (the server's auth.header)")
