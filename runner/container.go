@@ -70,6 +70,9 @@ type containerSpec struct {
 	image   string
 	jobType jobtypes.JobType
 	runtime string
+	// cmd replaces the bootstrap as the container's command when set: only
+	// the floors that tako bench measures (FloorProbe) set it.
+	cmd []string
 }
 
 // launcher creates, starts and removes job containers: all the Docker work
@@ -239,8 +242,12 @@ func (l *launcher) config(spec containerSpec, s slot, uid int) (*container.Confi
 	}
 	init := true
 	user := strconv.Itoa(uid) + ":" + strconv.Itoa(uid)
+	cmd := bootstrap.Command(jt.Preload)
+	if spec.cmd != nil {
+		cmd = spec.cmd
+	}
 	config := &container.Config{
-		Cmd:             bootstrap.Command(jt.Preload),
+		Cmd:             cmd,
 		Env:             envList,
 		Image:           spec.image,
 		NetworkDisabled: network == string(jobtypes.NetworkNone),

@@ -64,3 +64,20 @@ func TriggerLine(nonce string) []byte {
 func Command(preload []string) []string {
 	return append([]string{"python3", "-u", "-c", Source}, preload...)
 }
+
+// FloorSource is the trigger floor's Python source: a bare interpreter that
+// writes ReadyMarker on the stdout FIFO, then answers each TriggerLine read
+// from the trigger FIFO with one end marker (EndPrefix of the line's nonce,
+// an End of exit 0, EndTerminator and a newline), until the trigger FIFO
+// ends. Its one argument is the directory of the FIFOs. It runs no
+// program: tako bench --floors times the round trip.
+//
+//go:embed floor.py
+var FloorSource string
+
+// FloorCommand returns the container command of the trigger floor, run by
+// the same interpreter, with the same flags, as the bootstrap; its FIFOs
+// are in ControlDir.
+func FloorCommand() []string {
+	return []string{"python3", "-u", "-c", FloorSource, ControlDir}
+}
