@@ -41,13 +41,22 @@ type Config struct {
 	Timeout     time.Duration `json:"-"`
 	APIKey      string        `json:"-"`                 // sent as a bearer token when set
 	Compare     []string      `json:"compare,omitempty"` // job types measured after JobType, in order
+
+	// Floors, when set, measures the floors of JobType before and after
+	// its run with the probes it opens (--floors): FloorRuns timed runs of
+	// each latency floor, at least 1, and the engine churn floor at
+	// Concurrency for FloorDuration, positive. The report's floors object
+	// says how they were measured.
+	Floors        FloorOpener   `json:"-"`
+	FloorRuns     int           `json:"-"`
+	FloorDuration time.Duration `json:"-"`
 }
 
 // Run benchmarks the server at cfg.URL with cfg's load and prints the
 // report to stdout: a table, or with cfg.JSON one JSON object (Report).
 // Progress goes to stderr. It fails when the server cannot be reached or
-// lacks a job type, when --baseline cannot run, or when ctx ends; failed
-// jobs are counted in the report, not returned.
+// lacks a job type, when --baseline or a floor cannot run, or when ctx
+// ends; failed jobs are counted in the report, not returned.
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if cfg.Baseline {
 		if _, err := exec.LookPath("docker"); err != nil {
@@ -74,7 +83,15 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 
 	report := Report{Config: newReportConfig(cfg, jt)}
-	report.Tako, err = measureJobType(ctx, cfg, client, cfg.JobType, stderr)
+	measureTako := func() (err error) {
+		report.Tako, err = measureJobType(ctx, cfg, client, cfg.JobType, stderr)
+		return err
+	}
+	if cfg.Floors == nil {
+		err = measureTako()
+	} else if report.Floors, err = measureAroundFloors(ctx, cfg, jt, stderr, measureTako); err == nil {
+		report.FloorRatios = newFloorRatios(report.Tako, *report.Floors)
+	}
 	if err != nil {
 		return err
 	}

@@ -37,22 +37,35 @@ func newReportConfig(cfg Config, jt jobType) ReportConfig {
 
 // Report is the whole result; --json prints it as is. Tako is the
 // --job-type row; Compare, with --compare only, holds the other job types.
+// Floors and FloorRatios are there with --floors only, and FloorRatios
+// only when tako had a successful job.
 type Report struct {
-	Tako     Stats        `json:"tako"`
-	Baseline *Stats       `json:"baseline"`
-	Ratio    *Ratio       `json:"ratio"`
-	Config   ReportConfig `json:"config"`
-	Compare  []CompareRow `json:"compare,omitempty"`
+	Tako        Stats        `json:"tako"`
+	Baseline    *Stats       `json:"baseline"`
+	Ratio       *Ratio       `json:"ratio"`
+	Config      ReportConfig `json:"config"`
+	Compare     []CompareRow `json:"compare,omitempty"`
+	Floors      *Floors      `json:"floors,omitempty"`
+	FloorRatios *FloorRatios `json:"floor_ratios,omitempty"`
 }
 
 // writeTable prints r as an aligned table, then the ratios and the
 // error breakdown. A report with compared job types gets the side-by-side
-// table of writeCompareTable instead.
+// table of writeCompareTable instead. The floors, with --floors, come last.
 func writeTable(w io.Writer, r Report) {
 	if len(r.Compare) > 0 {
 		writeCompareTable(w, r)
-		return
+	} else {
+		writeMainTable(w, r)
 	}
+	if r.Floors != nil {
+		writeFloors(w, *r.Floors, r.FloorRatios, r.Tako)
+	}
+}
+
+// writeMainTable prints the --job-type row, and the baseline's with
+// --baseline, then their ratio and error breakdowns.
+func writeMainTable(w io.Writer, r Report) {
 	writeHeadline(w, r.Config, "job type "+r.Config.JobType)
 	rows := [][]string{{"", "requests", "errors", "duration", "jobs/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "warm", "cold"}}
 	row := func(name string, s Stats) []string {

@@ -46,8 +46,9 @@ func (b bearer) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // jobType is what bench reads from GET /job-types/{name}.
 type jobType struct {
-	Image  string `json:"image"`
-	Limits Limits `json:"limits"`
+	Image   string `json:"image"`
+	Limits  Limits `json:"limits"`
+	Runtime string `json:"runtime"` // the OCI runtime its jobs run under: runc or runsc
 }
 
 // Limits are a job type's limits, as the baseline applies them.

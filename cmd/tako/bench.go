@@ -25,24 +25,64 @@ load and prints the ratio of the two. With --compare it then measures each
 listed job type the same way and prints one row per job type, with each
 row's p50 and p99 over the --job-type row's ("p50 ×", "p99 ×").
 
+With --floors it measures, before and after tako's run, what no server can
+go below on this machine at this hour, and prints tako's p50, p99 and jobs/s
+over the mean of the two: the host's python3 -c pass; the round trip of a
+trigger into a bare interpreter waiting in a container of the job type; the
+database's insert and finish of one sync job's record (in a scratch schema,
+dropped afterwards); and the engine's create, start, wait and remove of
+true with tako's container configuration, one at a time (cold) and at
+--concurrency (churn). It needs the Docker engine (DOCKER_HOST), the
+database (--database-url, or database.url of the configuration --config
+loads) and tako's work directory, and runs as tako server does.
+
 Flags:
 `
 
-// runBench is `tako bench`: it checks the flags and runs package bench, a
-// load generator, against a running tako server.
-func runBench(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	cfg, ok, err := parseBenchFlags(args, stderr)
-	if err != nil || !ok {
-		return err
-	}
-	return bench.Run(ctx, cfg, stdout, stderr)
+// benchFlags is tako bench's checked command line: the load, and with
+// --floors the database the store floor uses.
+type benchFlags struct {
+	cfg    bench.Config
+	floors bool
+	// databaseURL is --database-url; "" means the configuration's
+	// database.url.
+	databaseURL string
 }
 
-// parseBenchFlags reads and checks tako bench's arguments. Every error names
-// the flag at fault and wraps errUsage; ok is false (with a nil error) when
-// the user asked for help.
-func parseBenchFlags(args []string, stderr io.Writer) (cfg bench.Config, ok bool, err error) {
-	fs := newFlagSet("tako bench", benchUsage, stderr)
+// defaultFloorDuration is how long the engine churn floor runs in
+// --requests mode when --floor-duration is not given.
+const defaultFloorDuration = 10 * time.Second
+
+// runBench is `tako bench`: it checks the flags and runs package bench, a
+// load generator, against a running tako server. With --floors it first
+// loads the configuration and connects to Docker, for the floors' probes.
+func runBench(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	c := newCommand("bench", environ, stderr)
+	f, err := parseBenchFlags(c, args)
+	if err != nil {
+		return err
+	}
+	if f.floors {
+		opener, err := newFloorOpener(ctx, c, f.databaseURL)
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		f.cfg.Floors = opener
+	}
+	return bench.Run(ctx, f.cfg, stdout, stderr)
+}
+
+// parseBenchFlags reads and checks tako bench's arguments, on c's flag set
+// (which has --config). Every error names the flag at fault and wraps
+// errUsage; -h prints the help and returns errHelp.
+func parseBenchFlags(c *command, args []string) (f benchFlags, err error) {
+	cfg := &f.cfg
+	fs := c.flags.fs
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), benchUsage)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8000", "tako server `URL`")
 	fs.StringVar(&cfg.JobType, "job-type", "default", "job type to run")
 	fs.StringVar(&cfg.Code, "code", "print(1+1)", "Python `code` each job runs")
@@ -59,16 +99,20 @@ func parseBenchFlags(args []string, stderr io.Writer) (cfg bench.Config, ok bool
 	fs.DurationVar(&cfg.Timeout, "timeout", 60*time.Second, "per-request timeout")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "API `KEY` for a server that has keys (sent as Authorization: Bearer)")
 	compare := fs.String("compare", "", "then measure each of these comma-separated `JOBTYPES` with the same load and print them side by side with --job-type")
+	fs.BoolVar(&f.floors, "floors", false, "also measure the floors before and after, and print tako's figures over them (needs Docker and the database)")
+	fs.IntVar(&cfg.FloorRuns, "floor-runs", 20, "with --floors: timed runs of each latency floor")
+	fs.DurationVar(&cfg.FloorDuration, "floor-duration", 0, "with --floors: how long the engine churn floor runs (default: --duration, or 10s)")
+	fs.StringVar(&f.databaseURL, "database-url", "", "with --floors: the `URL` of tako's PostgreSQL (default: database.url of the configuration)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return cfg, false, nil
+			return f, errHelp
 		}
-		return cfg, false, fmt.Errorf("%w: %v", errUsage, err)
+		return f, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	bad := func(format string, a ...any) (bench.Config, bool, error) {
-		return cfg, false, fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	bad := func(format string, a ...any) (benchFlags, error) {
+		return f, fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -96,13 +140,24 @@ func parseBenchFlags(args []string, stderr io.Writer) (cfg bench.Config, ok bool
 	case set["compare"] && cfg.Baseline:
 		return bad("--compare and --baseline cannot be used together (the baseline is measured against one job type; run them separately)")
 	}
+	if err := checkFloorFlags(f, set); err != nil {
+		return f, err
+	}
 	if set["compare"] {
 		if cfg.Compare, err = parseCompare(*compare, cfg.JobType); err != nil {
-			return cfg, false, fmt.Errorf("%w: %w", errUsage, err)
+			return f, fmt.Errorf("%w: %w", errUsage, err)
 		}
 	}
 	if set["duration"] {
 		cfg.Requests = 0
+	}
+	if !f.floors {
+		cfg.FloorRuns = 0
+	} else if !set["floor-duration"] {
+		cfg.FloorDuration = defaultFloorDuration
+		if cfg.Duration > 0 {
+			cfg.FloorDuration = cfg.Duration
+		}
 	}
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -122,7 +177,33 @@ func parseBenchFlags(args []string, stderr io.Writer) (cfg bench.Config, ok bool
 		}
 		return bad("--code must not be empty")
 	}
-	return cfg, true, nil
+	return f, nil
+}
+
+// checkFloorFlags checks the flags of --floors: set are the flags given.
+// They mean nothing without --floors, and --config is read only for it.
+func checkFloorFlags(f benchFlags, set map[string]bool) error {
+	if !f.floors {
+		for _, name := range []string{"floor-runs", "floor-duration", "database-url", "config", "c"} {
+			if set[name] {
+				dashes := "--"
+				if len(name) == 1 {
+					dashes = "-"
+				}
+				return fmt.Errorf("%w: %s%s is used only with --floors", errUsage, dashes, name)
+			}
+		}
+		return nil
+	}
+	switch {
+	case f.cfg.FloorRuns < 1:
+		return fmt.Errorf("%w: --floor-runs must be at least 1, not %d", errUsage, f.cfg.FloorRuns)
+	case set["floor-duration"] && f.cfg.FloorDuration <= 0:
+		return fmt.Errorf("%w: --floor-duration must be positive, not %s", errUsage, f.cfg.FloorDuration)
+	case set["database-url"] && f.databaseURL == "":
+		return fmt.Errorf("%w: --database-url must not be empty", errUsage)
+	}
+	return nil
 }
 
 // parseCompare reads the value of --compare: comma-separated job type

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tako-run/tako/bench"
 )
 
@@ -26,7 +28,7 @@ func TestBenchFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("defaults", func(t *testing.T) {
-		cfg, ok, err := parseBenchFlags(nil, io.Discard)
+		cfg, ok, err := parseBench(nil, io.Discard)
 		if err != nil || !ok {
 			t.Fatalf("parse: %v %v", ok, err)
 		}
@@ -37,7 +39,7 @@ func TestBenchFlags(t *testing.T) {
 		}
 	})
 	t.Run("file and duration", func(t *testing.T) {
-		cfg, _, err := parseBenchFlags([]string{"--file", code, "--duration", "30s", "--url", "http://h:1/"}, io.Discard)
+		cfg, _, err := parseBench([]string{"--file", code, "--duration", "30s", "--url", "http://h:1/"}, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,8 +49,8 @@ func TestBenchFlags(t *testing.T) {
 	})
 	t.Run("help", func(t *testing.T) {
 		var out bytes.Buffer
-		_, ok, err := parseBenchFlags([]string{"-h"}, &out)
-		if err != nil || ok || !strings.Contains(out.String(), "-baseline") {
+		_, ok, err := parseBench([]string{"-h"}, &out)
+		if err != nil || ok || !strings.Contains(out.String(), "-baseline") || !strings.Contains(out.String(), "-floors") {
 			t.Errorf("help: ok %v, err %v, output %q", ok, err, out.String())
 		}
 	})
@@ -77,7 +79,7 @@ func TestBenchFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			_, ok, err := parseBenchFlags(tt.args, &stderr)
+			_, ok, err := parseBench(tt.args, &stderr)
 			if ok || !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("parseBenchFlags(%q) = %v, %v; want a usage error containing %q", tt.args, ok, err, tt.want)
 			}
@@ -104,7 +106,7 @@ func TestBenchCompareFlags(t *testing.T) {
 	}
 	for _, tt := range ok {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, ok, err := parseBenchFlags(tt.args, io.Discard)
+			cfg, ok, err := parseBench(tt.args, io.Discard)
 			if err != nil || !ok || !slices.Equal(cfg.Compare, tt.want) {
 				t.Errorf("parseBenchFlags(%q) = %q, %v, %v; want %q", tt.args, cfg.Compare, ok, err, tt.want)
 			}
@@ -130,11 +132,88 @@ func TestBenchCompareFlags(t *testing.T) {
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
-			_, ok, err := parseBenchFlags(tt.args, io.Discard)
+			_, ok, err := parseBench(tt.args, io.Discard)
 			if ok || !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("parseBenchFlags(%q) = %v, %v; want a usage error containing %q", tt.args, ok, err, tt.want)
 			}
 		})
+	}
+}
+
+// parseBench is parseBenchFlags on a fresh command, with its results as
+// the tests read them: the load, whether the command runs (false after
+// -h), and the error.
+func parseBench(args []string, stderr io.Writer) (bench.Config, bool, error) {
+	f, err := parseBenchFlags(newCommand("bench", nil, stderr), args)
+	if errors.Is(err, errHelp) {
+		return f.cfg, false, nil
+	}
+	return f.cfg, err == nil, err
+}
+
+func TestBenchFloorFlags(t *testing.T) {
+	t.Parallel()
+	ok := []struct {
+		name     string
+		args     []string
+		runs     int
+		duration time.Duration
+		dbURL    string
+	}{
+		{"defaults", []string{"--floors"}, 20, 10 * time.Second, ""},
+		{"churn for --duration", []string{"--floors", "--duration", "30s"}, 20, 30 * time.Second, ""},
+		{"all given", []string{"--floors", "--floor-runs", "3", "--floor-duration", "2s", "--database-url", "postgres://h/db",
+			"--config", "../../tako.yaml"}, 3, 2 * time.Second, "postgres://h/db"},
+		{"--floor-duration over --duration", []string{"--floors", "--duration", "30s", "--floor-duration", "5s"}, 20, 5 * time.Second, ""},
+	}
+	for _, tt := range ok {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := parseBenchFlags(newCommand("bench", nil, io.Discard), tt.args)
+			if err != nil || !f.floors || f.cfg.FloorRuns != tt.runs || f.cfg.FloorDuration != tt.duration || f.databaseURL != tt.dbURL {
+				t.Errorf("parseBenchFlags(%q) = floors %v, %d runs, %s, %q, %v; want %d runs, %s, %q",
+					tt.args, f.floors, f.cfg.FloorRuns, f.cfg.FloorDuration, f.databaseURL, err, tt.runs, tt.duration, tt.dbURL)
+			}
+		})
+	}
+
+	bad := []struct {
+		name string
+		args []string
+		want string // in the error message
+	}{
+		{"runs without --floors", []string{"--floor-runs", "3"}, "--floor-runs is used only with --floors"},
+		{"duration without --floors", []string{"--floor-duration", "3s"}, "--floor-duration is used only with --floors"},
+		{"database without --floors", []string{"--database-url", "postgres://h/db"}, "--database-url is used only with --floors"},
+		{"config without --floors", []string{"--config", "../../tako.yaml"}, "--config is used only with --floors"},
+		{"-c without --floors", []string{"-c", "../../tako.yaml"}, "-c is used only with --floors"},
+		{"zero runs", []string{"--floors", "--floor-runs", "0"}, "--floor-runs must be at least 1, not 0"},
+		{"zero duration", []string{"--floors", "--floor-duration", "0s"}, "--floor-duration must be positive"},
+		{"empty database", []string{"--floors", "--database-url", ""}, "--database-url must not be empty"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ok, err := parseBench(tt.args, io.Discard)
+			if ok || !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("parseBenchFlags(%q) = %v, %v; want a usage error containing %q", tt.args, ok, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestBenchFloorDatabaseMissing runs tako bench --floors with a
+// configuration that names no database and no --database-url: it stops
+// before it measures anything, naming the flag and the key.
+func TestBenchFloorDatabaseMissing(t *testing.T) {
+	t.Parallel()
+	environ := []string{"HOME=" + t.TempDir()} // no TAKO_DATABASE_URL
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"tako", "bench", "--floors", "--config", "../../tako.yaml"}, environ, &stdout, &stderr)
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--database-url") || !strings.Contains(err.Error(), "database.url") ||
+		!strings.Contains(err.Error(), "tako.yaml") {
+		t.Errorf("err %v", err)
+	}
+	if stdout.Len() > 0 || strings.Contains(stderr.String(), "bench:") {
+		t.Errorf("measured without a database:\n%s\n%s", stdout.String(), stderr.String())
 	}
 }
 
@@ -213,6 +292,113 @@ func TestBenchEndToEnd(t *testing.T) {
 			t.Fatalf("baseline containers left behind: %s", out)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestBenchFloorsEndToEnd measures the floors around a short run against a
+// real server, Docker engine and database, with the server's work
+// directory. It checks the output, never the speed.
+func TestBenchFloorsEndToEnd(t *testing.T) {
+	s := startServer(t)
+	dbURL, drop, err := createDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop)
+	var stdout, stderr bytes.Buffer
+	args := []string{"tako", "bench", "--url", s.url, "--floors", "--json", "--requests", "10",
+		"--floor-runs", "3", "--floor-duration", "1s", "--config", "../../tako.yaml", "--database-url", dbURL}
+	environ := append(os.Environ(), "TAKO_RUNNER_WORK_DIR="+s.workDir)
+	if err := run(t.Context(), args, environ, &stdout, &stderr); err != nil {
+		t.Fatalf("%q: %v\n%s", args, err, stderr.String())
+	}
+	out := stdout.String()
+	var r bench.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("decode %s: %v", out, err)
+	}
+	if r.Tako.Requests != 10 || r.Tako.Errors != 0 {
+		t.Errorf("tako: %d requests, %d errors %v; want 10 and 0", r.Tako.Requests, r.Tako.Errors, r.Tako.ErrorKinds)
+	}
+	f, ratios := r.Floors, r.FloorRatios
+	if f == nil || ratios == nil {
+		t.Fatalf("no floors or no floor ratios:\n%s", out)
+	}
+	if f.Runs != 3 || f.ChurnConcurrency != 1 || f.ChurnDurationS != 1 || (f.Runtime != "runc" && f.Runtime != "runsc") {
+		t.Errorf("floors measured with %d runs, churn at %d for %vs, runtime %q", f.Runs, f.ChurnConcurrency, f.ChurnDurationS, f.Runtime)
+	}
+	_, pyErr := exec.LookPath("python3")
+	hasPython := pyErr == nil
+	positive := func(name string, v float64) {
+		if v <= 0 {
+			t.Errorf("%s = %v, want a positive number:\n%s", name, v, out)
+		}
+	}
+	for when, set := range map[string]bench.FloorSet{"before": f.Before, "after": f.After, "mean": f.Mean} {
+		lats := map[string]bench.FloorLatency{"trigger": set.Trigger, "store": set.Store, "engine cold": set.EngineCold}
+		if (set.HostInterpreter != nil) != hasPython {
+			t.Errorf("%s: host interpreter floor %v with python3 on PATH %v", when, set.HostInterpreter, hasPython)
+		} else if hasPython {
+			lats["host interpreter"] = *set.HostInterpreter
+		}
+		for name, l := range lats {
+			positive(when+" "+name+" p50", l.P50)
+			if l.P99 < l.P50 {
+				t.Errorf("%s %s: p99 %v below p50 %v", when, name, l.P99, l.P50)
+			}
+		}
+		positive(when+" engine churn", set.EngineChurn)
+	}
+	for side, lr := range map[string]bench.LatencyFloorRatios{"p50": ratios.P50, "p99": ratios.P99} {
+		for name, v := range map[string]float64{"trigger": lr.Trigger, "store": lr.Store, "trigger + store": lr.TriggerStore, "engine cold": lr.EngineCold} {
+			positive(side+" over "+name, v)
+		}
+		if (lr.HostInterpreter != nil) != hasPython {
+			t.Errorf("%s over the host interpreter: %v with python3 on PATH %v", side, lr.HostInterpreter, hasPython)
+		} else if hasPython {
+			positive(side+" over the host interpreter", *lr.HostInterpreter)
+		}
+	}
+	positive("jobs/s over the engine churn", ratios.JobsPerS)
+	// The JSON's own names, as a script reads them.
+	var raw map[string]map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for key, fields := range map[string][]string{
+		"floors":       {"runs", "churn_concurrency", "churn_duration_s", "runtime", "before", "after", "mean"},
+		"floor_ratios": {"p50", "p99", "jobs_per_s_over_engine_churn"},
+	} {
+		for _, field := range fields {
+			if _, ok := raw[key][field]; !ok {
+				t.Errorf("%s has no %q:\n%s", key, field, out)
+			}
+		}
+	}
+	if !strings.Contains(stderr.String(), "floors before tako") || !strings.Contains(stderr.String(), "floors after tako") {
+		t.Errorf("progress:\n%s", stderr.String())
+	}
+
+	// Nothing is left behind: the floors' containers are removed before
+	// the command returns, and so is the store floor's scratch schema.
+	left, err := exec.Command("docker", "ps", "-aq", "--filter", "label=tako.kind=bench-floor").Output()
+	if err != nil {
+		t.Fatalf("docker ps: %v", err)
+	}
+	if len(bytes.TrimSpace(left)) > 0 {
+		t.Errorf("floor containers left behind: %s", left)
+	}
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var schemas int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tako_scratch_%'`).Scan(&schemas); err != nil {
+		t.Fatal(err)
+	}
+	if schemas != 0 {
+		t.Errorf("%d scratch schemas left behind", schemas)
 	}
 }
 
