@@ -14,10 +14,10 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/tako-run/tako/internal/testsync"
 	"github.com/tako-run/tako/jobs"
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/runner"
@@ -366,7 +366,7 @@ func containsBytes(b []byte, s string) bool { return strings.Contains(string(b),
 
 func TestRequestLogging(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf testsync.Buffer
 	fs := &fakeService{err: errors.New("create container: /var/lib/tako/slot-3: permission denied")}
 	s := New(Options{Registry: testRegistry(t), Runner: &fakeRunner{}, Service: fs, Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	stopOnCleanup(t, s)
@@ -402,22 +402,4 @@ func TestRequestLogging(t *testing.T) {
 			t.Errorf("line %d\n got %+v\nwant %+v", i, lines[i], want[i])
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

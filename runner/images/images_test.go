@@ -9,10 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/tako-run/tako/internal/testsync"
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/runner/runnertest/pkgindex"
 )
@@ -47,43 +46,6 @@ func dockerClient(t *testing.T) *client.Client {
 	}
 	t.Cleanup(func() { cli.Close() })
 	return cli
-}
-
-// syncBuffer is a progress writer tests can read while builds write.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
-// lockImages makes test processes that build shared images take turns (the
-// same lock file runnertest.ExecutorImage uses), so each image is built once.
-func lockImages(t *testing.T) {
-	t.Helper()
-	path := filepath.Join(os.TempDir(), "tako-test-images.lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		t.Fatalf("lock %s: %v", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		t.Fatalf("lock %s: %v", path, err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	})
 }
 
 // testLogger sends the builder's logs to the test log.
@@ -185,7 +147,7 @@ func TestIntegration(t *testing.T) {
 
 	t.Run("executor image runs python as uid 1000", func(t *testing.T) {
 		ctx := context.Background()
-		var progress syncBuffer
+		var progress testsync.Buffer
 		b := newTestBuilder(t, cli, jobtypes.PipIndex{}, &progress)
 		start := time.Now()
 		ref, err := b.EnsureExecutor(ctx)
@@ -217,7 +179,7 @@ func TestIntegration(t *testing.T) {
 	})
 
 	t.Run("second run has nothing to do", func(t *testing.T) {
-		var progress syncBuffer
+		var progress testsync.Buffer
 		b := newTestBuilder(t, cli, jobtypes.PipIndex{}, &progress)
 		start := time.Now()
 		refs, err := b.EnsureAll(context.Background(), []jobtypes.JobType{{Name: "default"}})
@@ -249,7 +211,7 @@ func TestIntegration(t *testing.T) {
 	t.Run("job types", func(t *testing.T) {
 		t.Run("debian package numpy", func(t *testing.T) {
 			t.Parallel()
-			var progress syncBuffer
+			var progress testsync.Buffer
 			b := newTestBuilder(t, cli, pip, &progress)
 			jt := jobtypes.JobType{Name: uniqueName("test-numpy"), SystemPackages: []string{"python3-numpy"}, Preload: []string{"numpy"}}
 			start := time.Now()
@@ -275,7 +237,7 @@ func TestIntegration(t *testing.T) {
 
 		t.Run("requirements from a local index, concurrent callers share one build", func(t *testing.T) {
 			t.Parallel()
-			var progress syncBuffer
+			var progress testsync.Buffer
 			b := newTestBuilder(t, cli, pip, &progress)
 			jt := jobtypes.JobType{Name: uniqueName("test-tiny"), Requirements: []string{"takotiny"}, Preload: []string{"takotiny"}}
 			refs := make([]string, 3)
@@ -353,7 +315,7 @@ func TestIntegration(t *testing.T) {
 			if _, err := cli.ImageInspect(context.Background(), base); err != nil {
 				t.Skipf("no local Debian base image to build from: %v", err)
 			}
-			var progress syncBuffer
+			var progress testsync.Buffer
 			b := NewBuilder(cli, Options{
 				BaseImage:    base,
 				BuildTimeout: 15 * time.Minute,
@@ -394,7 +356,7 @@ func TestIntegration(t *testing.T) {
 		if len(built) != 2 {
 			t.Skipf("%d job types built", len(built))
 		}
-		var progress syncBuffer
+		var progress testsync.Buffer
 		b := newTestBuilder(t, cli, pip, &progress)
 		all := append([]jobtypes.JobType{{Name: "default"}}, built...)
 		refs, err := b.EnsureAll(context.Background(), all)

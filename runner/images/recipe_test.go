@@ -9,6 +9,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
+	"github.com/tako-run/tako/internal/testsync"
 	"github.com/tako-run/tako/jobtypes"
 )
 
@@ -31,10 +32,10 @@ func testRecipe(base, ref, prints string) Recipe {
 // a recipe whose test fails leaves nothing tagged and quotes the output.
 func TestBuildVerified(t *testing.T) {
 	cli := dockerClient(t)
-	lockImages(t)
+	testsync.LockImages(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	var progress syncBuffer
+	var progress testsync.Buffer
 	b := newTestBuilder(t, cli, jobtypes.PipIndex{}, &progress)
 	base, err := b.EnsureExecutor(ctx)
 	if err != nil {

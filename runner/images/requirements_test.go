@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"github.com/tako-run/tako/internal/testsync"
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/runner/egress"
 	"github.com/tako-run/tako/runner/runnertest/pkgindex"
@@ -44,9 +45,9 @@ func TestNormalizeRequirements(t *testing.T) {
 // and collection keeps the cap without removing an image in use.
 func TestEnsureRequirements(t *testing.T) {
 	cli := dockerClient(t)
-	lockImages(t)
+	testsync.LockImages(t)
 	ctx := context.Background()
-	var progress syncBuffer
+	var progress testsync.Buffer
 	base, err := newTestBuilder(t, cli, jobtypes.PipIndex{}, nil).EnsureExecutor(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +161,7 @@ func testEgress(t *testing.T, cli *client.Client) *egress.Gateway {
 // its own report proves both.
 func TestSourceBuilds(t *testing.T) {
 	cli := dockerClient(t)
-	lockImages(t)
+	testsync.LockImages(t)
 	ctx := context.Background()
 	base, err := newTestBuilder(t, cli, jobtypes.PipIndex{}, nil).EnsureExecutor(ctx)
 	if err != nil {
@@ -188,7 +189,7 @@ func TestSourceBuilds(t *testing.T) {
 	}})
 	pip := jobtypes.PipIndex{IndexURL: "http://" + index + ":8080/simple", TrustedHosts: []string{index}}
 
-	var progress syncBuffer
+	var progress testsync.Buffer
 	b := newTestBuilder(t, cli, pip, &progress)
 	b.opts.Egress = gw
 	jt := jobtypes.JobType{Name: "default"}

@@ -8,13 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/client"
 
+	"github.com/tako-run/tako/internal/testsync"
 	"github.com/tako-run/tako/runner/images"
 )
 
@@ -43,8 +42,7 @@ func Docker(t testing.TB) *client.Client {
 // time take turns through a lock file, so it is built once.
 func ExecutorImage(t testing.TB, dc *client.Client) string {
 	t.Helper()
-	unlock := lockFile(t, filepath.Join(os.TempDir(), "tako-test-images.lock"))
-	defer unlock()
+	defer testsync.LockImagesUntil(t)()
 	b := images.NewBuilder(dc, images.Options{WorkDir: t.TempDir()}, slog.New(slog.DiscardHandler), testWriter{t})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -53,22 +51,6 @@ func ExecutorImage(t testing.TB, dc *client.Client) string {
 		t.Fatalf("executor image: %v", err)
 	}
 	return ref
-}
-
-func lockFile(t testing.TB, path string) func() {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		t.Fatalf("lock %s: %v", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		t.Fatalf("lock %s: %v", path, err)
-	}
-	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}
 }
 
 // testWriter sends build progress to the test log.

@@ -3,11 +3,7 @@ package localdb
 import (
 	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +11,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/tako-run/tako/internal/testsync"
 	"github.com/tako-run/tako/runner/images"
 	"github.com/tako-run/tako/runner/runnertest"
 )
@@ -51,43 +48,6 @@ func TestPostgresDockerfile(t *testing.T) {
 	if !strings.HasPrefix(postgresEntrypoint, "#!/bin/bash\n") {
 		t.Error("entrypoint script has no bash shebang")
 	}
-}
-
-// lockImages makes test processes that build shared images take turns (the
-// same lock file runnertest.ExecutorImage uses), so each image is built once.
-func lockImages(t *testing.T) {
-	t.Helper()
-	path := filepath.Join(os.TempDir(), "tako-test-images.lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		t.Fatalf("lock %s: %v", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		t.Fatalf("lock %s: %v", path, err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	})
-}
-
-// syncBuffer is a progress writer tests can read while builds write.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
 
 // testRun runs a container made from cfg and hostCfg to its end, removes
@@ -128,7 +88,7 @@ func testRun(t *testing.T, ctx context.Context, dc *client.Client, cfg *containe
 
 func TestEnsureImage(t *testing.T) {
 	dc := runnertest.Docker(t)
-	var progress syncBuffer
+	var progress testsync.Buffer
 	b := images.NewBuilder(dc, images.Options{
 		BaseImage:    "debian:bookworm-slim",
 		BuildTimeout: 15 * time.Minute,
@@ -141,7 +101,7 @@ func TestEnsureImage(t *testing.T) {
 	// Nothing can be pulled here, and in CI this name does not exist.
 	const unpullable = "tako-test/no-such-postgres:none"
 
-	lockImages(t)
+	testsync.LockImages(t)
 	start := time.Now()
 	ref, err := EnsureImage(ctx, b, unpullable)
 	if err != nil {
