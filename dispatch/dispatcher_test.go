@@ -316,3 +316,21 @@ func TestMaxRun(t *testing.T) {
 		t.Errorf("maxRun with requirements = %s, want the build timeout counted", got)
 	}
 }
+
+// TestWaitWhoseCallerGivesUpFirst: a long poll whose caller's deadline
+// fires before, or with, the wait's own timer is the same timeout
+// (ETIMEOUT, a 408), never the shutdown's EUNAVAILABLE. The API's long poll
+// sets both to the same duration, so either may fire first.
+func TestWaitWhoseCallerGivesUpFirst(t *testing.T) {
+	t.Parallel()
+	s := newDispatcher(t, &scriptedRunner{script: []func() (*jobs.Result, error){succeeded}}, Options{})
+	e, _, err := s.Submit(context.Background(), submission("print(1)")) // never started: stays queued
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := s.Wait(ctx, jobs.System, e.ID, time.Hour); jobs.ErrorCodeOf(err) != jobs.ETIMEOUT {
+		t.Errorf("wait past the caller's deadline: %v, want ETIMEOUT", err)
+	}
+}

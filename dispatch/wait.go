@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -42,6 +43,11 @@ func (s *Dispatcher) Wait(ctx context.Context, c jobs.Caller, id string, timeout
 		case <-deadline.C:
 			return nil, jobs.Errorf(jobs.ETIMEOUT, "Timeout waiting for job")
 		case <-ctx.Done():
+			// A caller's deadline that fires with the timer is the same
+			// timeout; only a cancelled context is the server going away.
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, jobs.Errorf(jobs.ETIMEOUT, "Timeout waiting for job")
+			}
 			return nil, jobs.Errorf(jobs.EUNAVAILABLE, "server is shutting down")
 		}
 	}
