@@ -159,6 +159,10 @@ type RunnerConfig struct {
 	GVisorRequiredArgs []string `koanf:"gvisor_required_args"`
 	// MaxConcurrent is the number of executions this node runs at once.
 	MaxConcurrent int `koanf:"max_concurrent"`
+	// MaxConcurrentStarts is the most job containers this node creates and
+	// starts at once on its Docker engine; cold starts go before pool
+	// refills.
+	MaxConcurrentStarts int `koanf:"max_concurrent_starts"`
 	// ReapInterval is how often the node removes containers and slot
 	// directories left by tako instances that are gone.
 	ReapInterval Duration `koanf:"reap_interval"`

@@ -197,13 +197,14 @@ func defaults() map[string]any {
 		"auth.default_quota.max_pending":    100,
 		"auth.default_quota.max_concurrent": 0,
 
-		"runner.max_concurrent":       4,
-		"runner.work_dir":             "",
-		"runner.acquire_timeout":      "10s",
-		"runner.reap_interval":        "30s",
-		"runner.uid_range":            "200000-265535",
-		"runner.gvisor_runtime":       "runsc",
-		"runner.gvisor_required_args": []any{"--host-fifo=open"},
+		"runner.max_concurrent":        4,
+		"runner.max_concurrent_starts": 1,
+		"runner.work_dir":              "",
+		"runner.acquire_timeout":       "10s",
+		"runner.reap_interval":         "30s",
+		"runner.uid_range":             "200000-265535",
+		"runner.gvisor_runtime":        "runsc",
+		"runner.gvisor_required_args":  []any{"--host-fifo=open"},
 
 		"security_mode": "permissive",
 

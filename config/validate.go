@@ -240,6 +240,9 @@ func (c *Config) validateRunner(p *problems) {
 	if r.MaxConcurrent < 1 {
 		p.add("runner.max_concurrent", "%d must be at least 1", r.MaxConcurrent)
 	}
+	if r.MaxConcurrentStarts < 1 {
+		p.add("runner.max_concurrent_starts", "%d must be at least 1", r.MaxConcurrentStarts)
+	}
 	if r.ReapInterval < Duration(time.Second) {
 		p.add("runner.reap_interval", "%s must be at least 1s", seconds(r.ReapInterval))
 	}

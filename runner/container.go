@@ -88,7 +88,9 @@ type launcher struct {
 	startupTimeout time.Duration
 	uids           *uidPool
 
-	removals sync.WaitGroup
+	// engine schedules the starts and removals; its zero value does not
+	// limit them.
+	engine engineWork
 }
 
 // Why prepare failed, besides the engine's errors.
@@ -98,9 +100,10 @@ var (
 )
 
 // prepare starts a container for spec and waits until its bootstrap has
-// preloaded and waits for the trigger: a container ready for a pool.
+// preloaded and waits for the trigger: a container ready for a pool. Its
+// start waits behind cold starts and pending removals (engineWork).
 func (l *launcher) prepare(ctx context.Context, spec containerSpec) (*jobContainer, error) {
-	c, err := l.start(ctx, spec)
+	c, err := l.start(ctx, spec, refill)
 	if err != nil {
 		return nil, err
 	}
@@ -124,8 +127,14 @@ func (l *launcher) prepare(ctx context.Context, spec containerSpec) (*jobContain
 }
 
 // start creates and starts a job container for spec, reading its output
-// FIFOs from the start. On failure it undoes whatever it had done.
-func (l *launcher) start(ctx context.Context, spec containerSpec) (_ *jobContainer, err error) {
+// FIFOs from the start, when the engine's schedule lets a start of
+// priority p begin. On failure it undoes whatever it had done.
+func (l *launcher) start(ctx context.Context, spec containerSpec, p priority) (_ *jobContainer, err error) {
+	endStart, err := l.engine.startSlot(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	defer endStart()
 	uid, err := l.uids.claim()
 	if err != nil {
 		return nil, err
@@ -296,12 +305,11 @@ func (l *launcher) config(spec containerSpec, s slot, uid int) (*container.Confi
 func gvisorPids(pids int64) int64 { return 64 + 4*pids }
 
 // discard removes the container, its slot directory and its uid claim in
-// the background, off the request path. wait waits for pending removals.
+// the background, off the request path, in the engine's schedule. wait
+// waits for pending removals.
 func (l *launcher) discard(c *jobContainer) {
 	c.closeTrigger()
-	l.removals.Add(1)
-	go func() {
-		defer l.removals.Done()
+	l.engine.remove(func() {
 		if c.id != "" {
 			var err error
 			c.slot.unblocking(func() {
@@ -320,11 +328,11 @@ func (l *launcher) discard(c *jobContainer) {
 			l.logger.Warn("remove slot directory", "slot", c.slot.dir, "error", err)
 		}
 		l.uids.release(c.uid)
-	}()
+	})
 }
 
 // wait waits for the removals discard started.
-func (l *launcher) wait() { l.removals.Wait() }
+func (l *launcher) wait() { l.engine.wait() }
 
 // kill sends SIGKILL to the container; "not found" and "not running" count
 // as done.

@@ -90,7 +90,7 @@ func (res *reservation) run(ctx context.Context) (*jobs.Result, error) {
 	if c == nil {
 		start = jobs.StartCold
 		var err error
-		if c, err = r.launch.start(ctx, res.spec); err != nil {
+		if c, err = r.launch.start(ctx, res.spec, urgent); err != nil {
 			return nil, dockerError(err)
 		}
 	}

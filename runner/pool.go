@@ -15,14 +15,16 @@ import (
 // interpreter running. A container leaves the pool for one job and is never
 // returned; the pool starts a replacement at once, off the request path.
 // Its size follows demand between the job type's pool.min and pool.max: it
-// grows to min plus the peak of concurrent executions, and by one more for
-// each checkout that found it empty; containers idle for longer than
-// pool.idle_ttl are trimmed back to min. The pool owns its containers: it
+// grows to min plus the larger of two needs, the peak of concurrent
+// executions (one more for each checkout that found it empty) and the
+// arrivals expected while one container starts (demand); containers idle
+// for longer than pool.idle_ttl are trimmed back to min. The pool owns its containers: it
 // starts and removes them through its launcher and calls nobody back.
 type pool struct {
 	launch *launcher
 	logger *slog.Logger
 	cfg    jobtypes.Pool
+	now    func() time.Time // time.Now, or a test's fake clock
 
 	mu       sync.Mutex
 	spec     containerSpec
@@ -31,6 +33,7 @@ type pool struct {
 	inflight int // executions of this job type running now
 	peak     int // most concurrent executions since peakAt
 	peakAt   time.Time
+	demand   demand
 	failures int       // consecutive failed starts, for backoff
 	lastErr  string    // why the last start failed, safe to show callers
 	retryAt  time.Time // no start before this, after a failure
@@ -70,6 +73,7 @@ func newPool(launch *launcher, spec containerSpec, logger *slog.Logger) *pool {
 		launch: launch,
 		logger: logger,
 		cfg:    spec.jobType.Pool,
+		now:    time.Now,
 		spec:   spec,
 		peakAt: time.Now(),
 		wake:   make(chan struct{}, 1),
@@ -81,29 +85,45 @@ func newPool(launch *launcher, spec containerSpec, logger *slog.Logger) *pool {
 func (p *pool) take() *jobContainer {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	now := p.now()
+	p.demand.arrive(now)
 	p.inflight++
 	if p.inflight > p.peak {
-		p.peak, p.peakAt = p.inflight, time.Now()
+		p.peak, p.peakAt = p.inflight, now
 	}
-	// Newest first: the oldest are the ones idle trimming removes.
+	if c := p.takeReady(); c != nil {
+		p.hits++
+		if len(p.ready)+p.starting < p.demand.ahead(now) {
+			// The next arrivals would find the pool empty before a
+			// replacement started after this job could be ready.
+			p.signal()
+		}
+		return c
+	}
+	// A miss means the pool is smaller than demand: grow it, up to max.
+	p.misses++
+	p.peak, p.peakAt = p.peak+1, now
+	return nil
+}
+
+// takeReady removes and returns the newest live ready container, or nil;
+// newest first, since idle trimming removes the oldest. Callers hold mu.
+func (p *pool) takeReady() *jobContainer {
 	for len(p.ready) > 0 {
 		pc := p.ready[len(p.ready)-1]
 		p.ready = p.ready[:len(p.ready)-1]
 		if pc.c.alive() {
-			p.hits++
 			return pc.c
 		}
 		p.launch.discard(pc.c)
 	}
-	// A miss means the pool is smaller than demand: grow it, up to max.
-	p.misses++
-	p.peak, p.peakAt = p.peak+1, time.Now()
 	return nil
 }
 
 // done records the end of an execution that called take, and has the
-// pool start the replacement now: on a small machine a container start
-// running beside the job would take the job's CPU.
+// pool start the replacement now unless take already did: while the
+// pool has enough ready for the arrivals expected, a container start
+// running beside the job would only take the job's CPU on a small machine.
 func (p *pool) done() {
 	p.mu.Lock()
 	p.inflight--
@@ -138,10 +158,12 @@ func (p *pool) image() string {
 
 // target is how many ready containers the pool aims for. Callers hold mu.
 func (p *pool) target() int {
-	if time.Since(p.peakAt) > p.cfg.IdleTTL {
-		p.peak, p.peakAt = p.inflight, time.Now()
+	now := p.now()
+	if now.Sub(p.peakAt) > p.cfg.IdleTTL {
+		p.peak, p.peakAt = p.inflight, now
 	}
-	return max(p.cfg.Min, min(p.cfg.Min+p.peak, p.cfg.Max))
+	need := max(p.peak, p.demand.ahead(now))
+	return max(p.cfg.Min, min(p.cfg.Min+need, p.cfg.Max))
 }
 
 func (p *pool) stats() PoolStats {
@@ -192,11 +214,11 @@ func (p *pool) maintain(ctx context.Context) {
 		}
 	}
 	p.ready = live
-	for len(p.ready) > target && time.Since(p.ready[0].readyAt) > p.cfg.IdleTTL {
+	for len(p.ready) > target && p.now().Sub(p.ready[0].readyAt) > p.cfg.IdleTTL {
 		p.launch.discard(p.ready[0].c)
 		p.ready = p.ready[1:]
 	}
-	if ctx.Err() != nil || time.Now().Before(p.retryAt) {
+	if ctx.Err() != nil || p.now().Before(p.retryAt) {
 		return // stopping, or backing off after a failed start
 	}
 	for n := len(p.ready) + p.starting; n < target; n++ {
@@ -209,6 +231,7 @@ func (p *pool) maintain(ctx context.Context) {
 // startOne starts a container for spec and adds it once its bootstrap is
 // ready.
 func (p *pool) startOne(ctx context.Context, spec containerSpec) {
+	began := p.now()
 	c, err := p.launch.prepare(ctx, spec)
 	p.mu.Lock()
 	p.starting--
@@ -218,7 +241,7 @@ func (p *pool) startOne(ctx context.Context, spec containerSpec) {
 		p.failures++
 		p.lastErr = startFailure(err)
 		backoff := min(time.Second<<min(p.failures, 6), time.Minute)
-		p.retryAt = time.Now().Add(backoff)
+		p.retryAt = p.now().Add(backoff)
 		failures := p.failures
 		p.mu.Unlock()
 		if ctx.Err() == nil {
@@ -237,7 +260,9 @@ func (p *pool) startOne(ctx context.Context, spec containerSpec) {
 		return
 	}
 	p.failures, p.lastErr = 0, ""
-	p.ready = append(p.ready, &pooled{c: c, readyAt: time.Now()})
+	now := p.now()
+	p.demand.started(now.Sub(began))
+	p.ready = append(p.ready, &pooled{c: c, readyAt: now})
 }
 
 // drain removes every ready container.

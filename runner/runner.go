@@ -44,6 +44,11 @@ type Options struct {
 	Limits OutputLimits
 	// MaxConcurrent bounds the executions running at once on this node.
 	MaxConcurrent int
+	// MaxStarts bounds the container starts running at once on the engine
+	// (runner.max_concurrent_starts); 0 means 1. Removals run as many at
+	// once, and pool refills wait while more than maxBacklogPerStart
+	// removals per start are pending.
+	MaxStarts int
 	// Metrics records running jobs and pool checkouts; nil records nothing.
 	Metrics *metrics.Metrics
 	// ReapInterval is how often the runner removes what instances that are
@@ -99,6 +104,9 @@ type Runner struct {
 func New(docker dockerAPI, opts Options, logger *slog.Logger) *Runner {
 	if opts.MaxConcurrent < 1 {
 		opts.MaxConcurrent = 1
+	}
+	if opts.MaxStarts < 1 {
+		opts.MaxStarts = 1
 	}
 	if opts.StartupTimeout == 0 {
 		opts.StartupTimeout = 60 * time.Second
@@ -161,6 +169,11 @@ func (r *Runner) Start(ctx context.Context) error {
 		seccomp:        SeccompProfile,
 		startupTimeout: r.opts.StartupTimeout,
 		uids:           uids,
+		engine: engineWork{
+			maxStarts:   r.opts.MaxStarts,
+			maxRemovals: r.opts.MaxStarts,
+			maxBacklog:  maxBacklogPerStart * r.opts.MaxStarts,
+		},
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	r.stopBackground = cancel

@@ -96,7 +96,7 @@ func (r *Runner) probe(ctx context.Context, image string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*probeTimeout)
 	defer cancel()
 	began := time.Now()
-	c, err := r.launch.start(ctx, containerSpec{image: image, jobType: jt, runtime: runtimeGVisor})
+	c, err := r.launch.start(ctx, containerSpec{image: image, jobType: jt, runtime: runtimeGVisor}, urgent)
 	if err != nil {
 		return err
 	}

@@ -145,6 +145,7 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 		JobTypes:       reg.All(),
 		Limits:         outputLimits(cfg),
 		MaxConcurrent:  cfg.Runner.MaxConcurrent,
+		MaxStarts:      cfg.Runner.MaxConcurrentStarts,
 		Metrics:        m,
 		ReapInterval:   cfg.Runner.ReapInterval.Std(),
 		RequirementCache: runner.CacheLimits{
