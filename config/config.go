@@ -58,6 +58,11 @@ type DatabaseConfig struct {
 	AutoStart AutoStartConfig `koanf:"auto_start"`
 	// MaxConns bounds the connection pool.
 	MaxConns int `koanf:"max_conns"`
+	// SyncHistoryCommit is how the records of sync executions commit:
+	// "async" (the default) does not wait for the disk, and a database
+	// crash can lose the last moment's records, never an accepted job;
+	// "sync" waits like every other write.
+	SyncHistoryCommit string `koanf:"sync_history_commit"`
 	// URL is a PostgreSQL connection URL; "" means auto-start a local one.
 	URL string `koanf:"url"`
 }

@@ -236,6 +236,7 @@ func defaults() map[string]any {
 
 		"database.url":                  "",
 		"database.max_conns":            20,
+		"database.sync_history_commit":  "async",
 		"database.auto_start.container": "tako-postgres",
 		"database.auto_start.image":     "postgres:16-alpine",
 		"database.auto_start.port":      55432,

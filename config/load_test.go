@@ -53,7 +53,7 @@ func TestLoadDefaults(t *testing.T) {
 		Cluster: ClusterConfig{HeartbeatInterval: Duration(2 * time.Second), NodeTimeout: Duration(15 * time.Second)},
 		Database: DatabaseConfig{
 			AutoStart: AutoStartConfig{Container: "tako-postgres", Image: "postgres:16-alpine", Port: 55432, Volume: "tako-postgres-data"},
-			MaxConns:  20,
+			MaxConns:  20, SyncHistoryCommit: "async",
 		},
 		Queue: QueueConfig{MaxAttempts: 3, MaxPending: 1000, RetentionDays: 30},
 		Requirements: RequirementsConfig{
@@ -81,7 +81,7 @@ func TestLoadDefaults(t *testing.T) {
 		Log:     LogConfig{Format: "auto", Level: "info"},
 		Metrics: MetricsConfig{Enabled: true, RequireAuth: true, SampleInterval: Duration(5 * time.Second)},
 		Pip:     PipConfig{ExtraIndexURLs: []string{}, TrustedHosts: []string{}},
-		Runner: RunnerConfig{AcquireTimeout: Duration(10 * time.Second), MaxConcurrent: 4, ReapInterval: Duration(30 * time.Second),
+		Runner: RunnerConfig{AcquireTimeout: Duration(10 * time.Second), MaxConcurrent: 4, MaxConcurrentStarts: 1, ReapInterval: Duration(30 * time.Second),
 			UIDRange: "200000-265535", GVisorRuntime: "runsc", GVisorRequiredArgs: []string{"--host-fifo=open"}},
 		SecurityMode: "permissive",
 		Server: ServerConfig{Host: "127.0.0.1", MaxBodyBytes: 2 << 20, Port: 8000,
@@ -354,6 +354,16 @@ func TestLoadErrors(t *testing.T) {
 			name: "max_concurrent",
 			yaml: "runner: {max_concurrent: 0}",
 			want: []string{"config: runner.max_concurrent: 0 must be at least 1"},
+		},
+		{
+			name: "max_concurrent_starts",
+			yaml: "runner: {max_concurrent_starts: 0}",
+			want: []string{"config: runner.max_concurrent_starts: 0 must be at least 1"},
+		},
+		{
+			name: "sync_history_commit",
+			yaml: "database: {sync_history_commit: later}",
+			want: []string{`config: database.sync_history_commit: "later" must be async or sync`},
 		},
 		{
 			name: "job type name",

@@ -110,6 +110,9 @@ func (c *Config) validateDatabase(p *problems) {
 	if d.MaxConns < 2 {
 		p.add("database.max_conns", "%d must be at least 2", d.MaxConns)
 	}
+	if d.SyncHistoryCommit != "async" && d.SyncHistoryCommit != "sync" {
+		p.add("database.sync_history_commit", "%q must be async or sync", d.SyncHistoryCommit)
+	}
 	a := d.AutoStart
 	if a.Port < 1 || a.Port > 65535 {
 		p.add("database.auto_start.port", "%d is not a port (1-65535)", a.Port)

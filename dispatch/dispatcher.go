@@ -30,10 +30,10 @@ import (
 type Runner interface {
 	// Reserve admits req on this node (its image, a slot) without running
 	// it, so that sync executions are stored only once admitted. run runs
-	// the program once; release gives the reservation up unrun.
+	// the program once; release, called run or not, ends the reservation
+	// and starts the engine work its run leaves (removal, refill): the
+	// dispatcher calls it once the result is recorded.
 	Reserve(ctx context.Context, req runner.Request) (run func(context.Context) (*jobs.Result, error), release func(), err error)
-	// Execute reserves and runs req.
-	Execute(ctx context.Context, req runner.Request) (*jobs.Result, error)
 }
 
 // Options configure a Dispatcher.
@@ -66,6 +66,11 @@ type Options struct {
 	RescueAfter time.Duration
 	// Retention is how long records and artifacts are kept.
 	Retention time.Duration
+	// SyncHistory is the database the records of sync executions are
+	// written through: a pool with asynchronous commit
+	// (postgres.AsyncCommit), since their callers get the result in the
+	// answer; nil means the main pool.
+	SyncHistory *pgxpool.Pool
 }
 
 // Dispatcher records, queues and runs executions: it admits each one (job

@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/tako-run/tako/jobs"
+	"github.com/tako-run/tako/jobs/postgres"
 	"github.com/tako-run/tako/jobs/postgres/pgtest"
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/runner"
@@ -298,10 +299,13 @@ func TestAttemptDeadlineIsNotAShutdown(t *testing.T) {
 // outlives the attempt would.
 type blockingRunner struct{ *scriptedRunner }
 
-func (r *blockingRunner) Execute(ctx context.Context, req runner.Request) (*jobs.Result, error) {
-	r.scriptedRunner.Execute(ctx, req)
-	<-ctx.Done()
-	return nil, ctx.Err()
+func (r *blockingRunner) Reserve(ctx context.Context, req runner.Request) (func(context.Context) (*jobs.Result, error), func(), error) {
+	run := func(ctx context.Context) (*jobs.Result, error) {
+		r.scriptedRunner.Execute(ctx, req)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return run, func() {}, nil
 }
 
 func TestMaxRun(t *testing.T) {
@@ -332,5 +336,89 @@ func TestWaitWhoseCallerGivesUpFirst(t *testing.T) {
 	defer cancel()
 	if _, err := s.Wait(ctx, jobs.System, e.ID, time.Hour); jobs.ErrorCodeOf(err) != jobs.ETIMEOUT {
 		t.Errorf("wait past the caller's deadline: %v, want ETIMEOUT", err)
+	}
+}
+
+// releaseRunner records, at each release, whether the execution it ran
+// was already stored as ended.
+type releaseRunner struct {
+	s *Dispatcher
+
+	mu       sync.Mutex
+	releases map[string]int
+	stored   map[string]bool // at release: the execution's record had ended
+}
+
+func (r *releaseRunner) Reserve(ctx context.Context, req runner.Request) (func(context.Context) (*jobs.Result, error), func(), error) {
+	run := func(context.Context) (*jobs.Result, error) { return succeeded() }
+	release := func() {
+		e, err := r.s.Get(context.Background(), jobs.System, req.ExecutionID)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.releases[req.ExecutionID]++
+		r.stored[req.ExecutionID] = err == nil && e.Terminal()
+	}
+	return run, release, nil
+}
+
+// TestReleaseFollowsTheRecord proves that the runner's engine work after
+// a run (removing the container, refilling the pool), which starts at
+// release, waits until the result is stored, sync or async.
+func TestReleaseFollowsTheRecord(t *testing.T) {
+	t.Parallel()
+	run := &releaseRunner{releases: map[string]int{}, stored: map[string]bool{}}
+	s := newDispatcher(t, run, Options{})
+	run.s = s
+	start(t, s)
+	sub := submission("print('sync')")
+	sub.Mode = jobs.ModeSync
+	done, err := s.Execute(context.Background(), sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	async := runToEnd(t, s, "print('async')")
+	// The worker releases after the record that ended Wait.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		run.mu.Lock()
+		n := run.releases[async.ID]
+		run.mu.Unlock()
+		if n > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	for _, id := range []string{done.ID, async.ID} {
+		if run.releases[id] != 1 || !run.stored[id] {
+			t.Errorf("execution %s: released %d times, stored when released: %v; want once, after the record", id, run.releases[id], run.stored[id])
+		}
+	}
+}
+
+func TestSyncHistoryCommitsAsynchronously(t *testing.T) {
+	t.Parallel()
+	s := newDispatcher(t, &scriptedRunner{script: []func() (*jobs.Result, error){succeeded}}, Options{})
+	async, err := postgres.AsyncCommit(context.Background(), s.pool, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(async.Close)
+	s.opts.SyncHistory = async
+	start(t, s)
+	sub := submission("print('sync')")
+	sub.Mode = jobs.ModeSync
+	if s.historyOf(&jobs.Execution{Mode: jobs.ModeSync}) != async || s.historyOf(&jobs.Execution{Mode: jobs.ModeAsync}) != s.pool {
+		t.Fatal("sync records must go through the async-commit pool, async ones through the main pool")
+	}
+	e, err := s.Execute(context.Background(), sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(context.Background(), jobs.System, e.ID)
+	if err != nil || got.Status != jobs.StatusSucceeded || got.Result == nil || got.Result.Stdout != "ok\n" {
+		t.Fatalf("the sync record read back: %+v, %v", got, err)
+	}
+	if got := runToEnd(t, s, "print('async')"); got.Status != jobs.StatusSucceeded {
+		t.Errorf("an async execution beside it: %s", got.Status)
 	}
 }

@@ -37,12 +37,12 @@ func (s *Dispatcher) quota(apiKey string) jobs.Quota {
 func (s *Dispatcher) recordRunning(ctx context.Context, e *jobs.Execution) error {
 	limit := s.quota(e.APIKey).MaxConcurrent
 	if limit <= 0 {
-		if _, err := s.store.Insert(ctx, s.pool, e); err != nil {
+		if _, err := s.store.Insert(ctx, s.historyOf(e), e); err != nil {
 			return s.dbError("record execution", err)
 		}
 		return nil
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.historyOf(e), func(tx pgx.Tx) error {
 		if err := s.checkConcurrent(ctx, tx, e.APIKey, "", limit); err != nil {
 			return err
 		}

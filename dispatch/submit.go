@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
 	"github.com/tako-run/tako/jobs"
@@ -35,9 +36,11 @@ func (s *Dispatcher) Execute(ctx context.Context, sub jobs.Submission) (*jobs.Ex
 	if err != nil {
 		return nil, err
 	}
+	// After the record: the container's removal and the pool's refill
+	// then do not slow it.
+	defer release()
 	// Recorded as running on this node from the start.
 	if err := s.recordRunning(ctx, e); err != nil {
-		release()
 		return nil, err
 	}
 	res, err := run(ctx)
@@ -224,7 +227,7 @@ func (s *Dispatcher) finish(e *jobs.Execution, res *jobs.Result, queued time.Dur
 		}
 	}
 	log := s.jobLogger(e)
-	if _, err := s.store.Finish(ctx, s.pool, jobs.System, e.ID, res, arts); err != nil {
+	if _, err := s.store.Finish(ctx, s.historyOf(e), jobs.System, e.ID, res, arts); err != nil {
 		log.Error("store result", "error", err)
 		return err
 	}
@@ -240,6 +243,17 @@ func (s *Dispatcher) finish(e *jobs.Execution, res *jobs.Result, queued time.Dur
 	}
 	log.LogAttrs(ctx, slog.LevelInfo, "execution finished", attrs...)
 	return nil
+}
+
+// historyOf is the database e's record is written through: the pool with
+// asynchronous commit for a sync execution, when there is one. Async
+// submissions and their results always commit synchronously: nothing
+// accepted may be lost.
+func (s *Dispatcher) historyOf(e *jobs.Execution) *pgxpool.Pool {
+	if e.Mode == jobs.ModeSync && s.opts.SyncHistory != nil {
+		return s.opts.SyncHistory
+	}
+	return s.pool
 }
 
 // jobLogger returns the logger for lines about e: each carries its

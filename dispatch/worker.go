@@ -116,7 +116,12 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) e
 	}
 	log := s.jobLogger(e).With("attempt", job.Attempt)
 
-	res, err := s.runner.Execute(ctx, request(e, jt))
+	var res *jobs.Result
+	run, release, err := s.runner.Reserve(ctx, request(e, jt))
+	if err == nil {
+		defer release() // after the record, as Execute does
+		res, err = run(ctx)
+	}
 	d := attemptOutcome(endOf(ctx), res, err, job.Attempt, job.MaxAttempts, w.Timeout(job))
 	switch d.verdict {
 	case verdictRequeue:

@@ -371,10 +371,11 @@ func (c *jobContainer) endStreams(timeout time.Duration) bool {
 	}
 }
 
-// sendTrigger hands the nonce to the bootstrap, which reads it from the
-// trigger FIFO when it is ready (or has already started to wait).
-func (c *jobContainer) sendTrigger() error {
-	if _, err := c.trigger.Write(bootstrap.TriggerLine(c.nonce)); err != nil {
+// sendTrigger hands the nonce and the program's source to the bootstrap,
+// which reads them from the trigger FIFO when it is ready (or has already
+// started to wait).
+func (c *jobContainer) sendTrigger(source string) error {
+	if _, err := c.trigger.Write(bootstrap.SourceTriggerLine(c.nonce, source)); err != nil {
 		return fmt.Errorf("trigger container: %w", err)
 	}
 	return nil

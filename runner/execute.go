@@ -17,8 +17,9 @@ import (
 )
 
 // reservation is a program admitted to run on this node: the image it runs
-// in exists and it holds an execution slot. run runs it once; a
-// reservation that is not run must be released.
+// in exists and it holds an execution slot. run runs it once; release,
+// which must follow, gives the slot back and hands the used container to
+// the engine's schedule for removal.
 type reservation struct {
 	r       *Runner
 	req     Request
@@ -29,15 +30,20 @@ type reservation struct {
 
 	free func()
 	once sync.Once
+	used *jobContainer // the container run used, removed by release
+	took bool          // run took from pool, and release tells it
 }
 
 // Reserve admits req on this node. It finds or builds the image of the
 // request's ad-hoc requirements, then waits at most AcquireTimeout for an
-// execution slot. run runs the program once and gives the slot back;
-// release gives it back without running (it is idempotent, and harmless
-// after run). Errors mean the program cannot run here: a *jobs.Error with
-// EUNAVAILABLE when the node is busy, the job type cannot run or Docker is
-// down, EINVALID when the requirements cannot be met.
+// execution slot. run runs the program once. release gives the slot back
+// and, after run, starts the removal of the used container and the pool's
+// refill; it must be called, run or not, and is idempotent. A caller that
+// records the result calls release after that, so that this engine work
+// does not slow the record on a small machine. Errors mean the program
+// cannot run here: a *jobs.Error with EUNAVAILABLE when the node is busy,
+// the job type cannot run or Docker is down, EINVALID when the
+// requirements cannot be met.
 func (r *Runner) Reserve(ctx context.Context, req Request) (run func(context.Context) (*jobs.Result, error), release func(), err error) {
 	arrived := time.Now()
 	jt := req.JobType
@@ -67,15 +73,26 @@ func (r *Runner) Reserve(ctx context.Context, req Request) (run func(context.Con
 	return res.run, res.release, nil
 }
 
-// release gives back the reservation's slot, once.
-func (res *reservation) release() { res.once.Do(res.free) }
+// release ends the reservation, once: the used container goes to the
+// engine's schedule for removal, the pool learns that the job ended, and
+// the slot is given back.
+func (res *reservation) release() {
+	res.once.Do(func() {
+		if res.used != nil {
+			res.r.launch.discard(res.used)
+		}
+		if res.took {
+			res.pool.done()
+		}
+		res.free()
+	})
+}
 
 // run runs the reserved program in a container of its own, warm from the
 // pool when there is one, and returns its result. A program that fails is
 // a Result with a failure status, not an error; errors mean tako could not
 // run the program.
 func (res *reservation) run(ctx context.Context) (*jobs.Result, error) {
-	defer res.release()
 	r, jt := res.r, res.spec.jobType
 	defer r.opts.Metrics.JobStarted(jt.Name)()
 
@@ -84,8 +101,7 @@ func (res *reservation) run(ctx context.Context) (*jobs.Result, error) {
 	start, began := jobs.StartWarm, time.Now()
 	var c *jobContainer
 	if res.pool != nil {
-		c = res.pool.take()
-		defer res.pool.done()
+		c, res.took = res.pool.take(), true
 	}
 	if c == nil {
 		start = jobs.StartCold
@@ -95,7 +111,7 @@ func (res *reservation) run(ctx context.Context) (*jobs.Result, error) {
 		}
 	}
 	r.opts.Metrics.Checkout(jt.Name, start == jobs.StartWarm)
-	defer r.launch.discard(c)
+	res.used = c
 	result, err := r.run(ctx, c, res.req, began)
 	if err != nil {
 		return nil, dockerError(err)
@@ -106,12 +122,13 @@ func (res *reservation) run(ctx context.Context) (*jobs.Result, error) {
 	return result, nil
 }
 
-// Execute reserves and runs req: Reserve, then Run.
+// Execute reserves, runs and releases req.
 func (r *Runner) Execute(ctx context.Context, req Request) (*jobs.Result, error) {
-	run, _, err := r.Reserve(ctx, req)
+	run, release, err := r.Reserve(ctx, req)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	return run(ctx)
 }
 
@@ -270,7 +287,7 @@ func (r *Runner) observe(ctx context.Context, c *jobContainer, req Request, bega
 			return r.stop(c, outcome{kind: endCancelled}), nil
 		}
 	}
-	if err := c.sendTrigger(); err != nil {
+	if err := c.sendTrigger(req.Code); err != nil {
 		return r.exited(c)
 	}
 	triggered := time.Now()

@@ -198,6 +198,10 @@ func TestWarmColdConformance(t *testing.T) {
 		{"subprocess", "import subprocess\nprint(subprocess.run(['python3', '-c', 'print(41 + 1)'], capture_output=True, text=True).stdout.strip())", "", 0},
 		{"threads", "import threading\nt = threading.Thread(target=lambda: print('thread'))\nt.start()", "", 0},
 		{"atexit", "import atexit\natexit.register(lambda: print('bye'))\nprint('hi')", "", 0},
+		// A program under bootstrap.MaxTriggerLine comes with the trigger,
+		// a longer one from /code/main.py: both run the same.
+		{"long program, from the file", "x = 1\n# " + strings.Repeat("a", 40<<10) + "\nprint(len(open(__file__).read()), x)\nraise KeyError('k')", "", 0},
+		{"coding declaration", "# -*- coding: latin-1 -*-\nprint(len('\u00e9'))", "", 0},
 		{"modules", "import sys\nprint('numpy' in sys.modules, '__main__' in sys.modules, sys.modules['__main__'].__file__)", "", 0},
 	}
 	for _, tc := range cases {

@@ -19,6 +19,7 @@ import (
 	"github.com/tako-run/tako/config"
 	"github.com/tako-run/tako/dispatch"
 	"github.com/tako-run/tako/jobs"
+	"github.com/tako-run/tako/jobs/postgres"
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/metrics"
 	"github.com/tako-run/tako/runner"
@@ -88,12 +89,16 @@ type components struct {
 	reg    *jobtypes.Registry
 	logger *slog.Logger
 
-	pool     *pgxpool.Pool     // the database
-	runner   *runner.Runner    // started
-	egress   *egress.Gateway   // nil when it could not start
-	service  dispatcherStopper // started; serve and shutdown stop it
-	sampling func()            // stops the metrics sampler
-	api      *api.Server
+	pool *pgxpool.Pool // the database
+	// syncHistory is the database with asynchronous commit, for the
+	// records of sync executions; nil with database.sync_history_commit
+	// sync.
+	syncHistory *pgxpool.Pool
+	runner      *runner.Runner    // started
+	egress      *egress.Gateway   // nil when it could not start
+	service     dispatcherStopper // started; serve and shutdown stop it
+	sampling    func()            // stops the metrics sampler
+	api         *api.Server
 }
 
 // dispatcherStopper is what components do with the dispatcher themselves;
@@ -174,6 +179,12 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 		}
 	}
 
+	if cfg.Database.SyncHistoryCommit == "async" {
+		// One connection per execution slot, and one for the quota's lock.
+		if s.syncHistory, err = postgres.AsyncCommit(ctx, pool, cfg.Runner.MaxConcurrent+1); err != nil {
+			return nil, err
+		}
+	}
 	svc, err := dispatch.New(pool, reg, run, dispatch.Options{
 		BuildTimeout: cfg.Images.BuildTimeout.Std(),
 		Heartbeat:    cfg.Cluster.HeartbeatInterval.Std(),
@@ -185,6 +196,7 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 		Quotas:       quotas(keys),
 		RescueAfter:  cfg.Rescue(),
 		Retention:    time.Duration(cfg.Queue.RetentionDays) * 24 * time.Hour,
+		SyncHistory:  s.syncHistory,
 	}, logger)
 	if err != nil {
 		return nil, err
@@ -285,6 +297,10 @@ func (s *components) release() {
 	if s.runner != nil {
 		s.runner.Stop()
 		s.runner = nil
+	}
+	if s.syncHistory != nil {
+		s.syncHistory.Close()
+		s.syncHistory = nil
 	}
 	if s.pool != nil {
 		s.pool.Close()

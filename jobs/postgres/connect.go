@@ -62,6 +62,21 @@ func WaitReady(ctx context.Context, url string, maxConns int, timeout time.Durat
 	}
 }
 
+// AsyncCommit opens a second pool to pool's database, of at most maxConns
+// connections, whose transactions commit without waiting for their WAL to
+// reach the disk (synchronous_commit off). What it writes is visible to
+// everyone at once and never corrupt, but a crash of the database server
+// within about 600 ms (three wal_writer_delay) of a commit can lose it. It
+// is for records whose loss costs no accepted work: the history of sync
+// executions, whose callers already have their answer.
+func AsyncCommit(ctx context.Context, pool *pgxpool.Pool, maxConns int) (*pgxpool.Pool, error) {
+	cfg := pool.Config()
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	cfg.MaxConns = int32(max(maxConns, 1))
+	cfg.MinConns = 0
+	return connect(ctx, cfg)
+}
+
 // connect opens a pool with cfg and pings the server.
 func connect(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

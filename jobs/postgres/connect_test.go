@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/tako-run/tako/jobs/postgres"
 	"github.com/tako-run/tako/jobs/postgres/pgtest"
 )
@@ -113,4 +115,37 @@ func testServerURL() string {
 		return u
 	}
 	return pgtest.DefaultURL
+}
+
+func TestAsyncCommit(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.DB(t)
+	async, err := postgres.AsyncCommit(context.Background(), pool, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer async.Close()
+	setting := func(p *pgxpool.Pool) string {
+		var v string
+		if err := p.QueryRow(context.Background(), "SHOW synchronous_commit").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if got := setting(async); got != "off" {
+		t.Errorf("the async pool's synchronous_commit is %q, want off", got)
+	}
+	if got := setting(pool); got == "off" {
+		t.Errorf("the main pool's synchronous_commit became off too")
+	}
+	if got := async.Config().MaxConns; got != 2 {
+		t.Errorf("MaxConns = %d, want 2", got)
+	}
+	// Same database: a row written through one is there through the other.
+	var db1, db2 string
+	pool.QueryRow(context.Background(), "SELECT current_database()").Scan(&db1)
+	async.QueryRow(context.Background(), "SELECT current_database()").Scan(&db2)
+	if db1 == "" || db1 != db2 {
+		t.Errorf("the async pool is on database %q, the main one on %q", db2, db1)
+	}
 }

@@ -7,7 +7,8 @@
 // the preload modules, forks the process that will run the program (it
 // waits), writes ReadyMarker on both streams, and reads one trigger line
 // (TriggerLine) from the trigger FIFO. It then lets the program run
-// /code/main.py as __main__, waits for it, kills whatever it left running,
+// /code/main.py as __main__ (from the source the trigger carries, when it
+// does), waits for it, kills whatever it left running,
 // and writes an end marker ("\x1eTAKO-END <nonce> <json>\x1e\n") on both
 // streams before it exits. The program never learns the nonce, so it cannot
 // write a marker that tako would take for the end.
@@ -16,6 +17,7 @@ package bootstrap
 import (
 	_ "embed"
 	"encoding/json"
+	"unicode/utf8"
 )
 
 // Source is the bootstrap's Python source.
@@ -51,12 +53,36 @@ type End struct {
 	Signal   int    `json:"signal"` // the signal that killed the program, 0 when it exited
 }
 
-// TriggerLine returns the line that starts the user program.
+// MaxTriggerLine bounds a trigger line that carries the program's source:
+// half a FIFO's buffer, so that writing it never waits for the bootstrap
+// to read.
+const MaxTriggerLine = 32 << 10
+
+// trigger is a trigger line's JSON.
+type trigger struct {
+	Nonce  string  `json:"nonce"`
+	Source *string `json:"source,omitempty"` // nil: run /code/main.py
+}
+
+// TriggerLine returns the line that starts the user program in
+// /code/main.py.
 func TriggerLine(nonce string) []byte {
-	b, _ := json.Marshal(struct {
-		Nonce string `json:"nonce"`
-	}{nonce})
+	b, _ := json.Marshal(trigger{Nonce: nonce})
 	return append(b, '\n')
+}
+
+// SourceTriggerLine returns the line that starts the user program whose
+// source, also in /code/main.py, it carries: the bootstrap compiles it
+// without reading the file, which a gVisor sandbox reads through its
+// gofer. When the line would not stay within MaxTriggerLine, or source is
+// not valid UTF-8, it is TriggerLine(nonce).
+func SourceTriggerLine(nonce, source string) []byte {
+	if len(source) < MaxTriggerLine && utf8.ValidString(source) {
+		if b, err := json.Marshal(trigger{nonce, &source}); err == nil && len(b) < MaxTriggerLine {
+			return append(b, '\n')
+		}
+	}
+	return TriggerLine(nonce)
 }
 
 // Command returns the container command that runs the bootstrap with the
