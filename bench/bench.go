@@ -158,12 +158,13 @@ func progress(stderr io.Writer, cfg Config, model string) {
 	fmt.Fprintln(stderr)
 }
 
-// benchmark is one model of running a job. do runs one job and returns its
-// latency and how it started ("warm", "cold" or ""); a failed job returns a
-// *requestError. do is called from several goroutines at once.
+// benchmark is one model of running a job. do runs one job and returns
+// its sample: latency, how it started ("warm", "cold" or ""), the server's
+// timing when it sent one, and for a failed job a *requestError. do is
+// called from several goroutines at once.
 type benchmark struct {
 	name string
-	do   func(ctx context.Context) (time.Duration, string, error)
+	do   func(ctx context.Context) sample
 }
 
 // requestError is a failed request: kind is its class for the error
@@ -176,10 +177,12 @@ type requestError struct {
 
 func (e *requestError) Error() string { return e.kind + ": " + e.detail }
 
-// sample is the outcome of one request.
+// sample is the outcome of one request. timing is the server's account of
+// the job, nil when it gave none (the baseline, a failed request).
 type sample struct {
 	latency time.Duration
 	start   string
+	timing  *serverTiming
 	err     error
 }
 
@@ -233,16 +236,11 @@ func (b benchmark) loop(ctx context.Context, cfg Config, n int, duration time.Du
 				} else if claimed.Add(1) > int64(n) {
 					return
 				}
-				rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-				lat, start, err := b.do(rctx)
-				if err != nil && rctx.Err() != nil && ctx.Err() == nil {
-					err = &requestError{kind: "timeout", detail: fmt.Sprintf("no answer within --timeout %s", cfg.Timeout)}
-				}
-				cancel()
-				if ctx.Err() != nil {
+				s, ok := b.one(ctx, cfg.Timeout)
+				if !ok {
 					return // interrupted: not a sample
 				}
-				perWork[w] = append(perWork[w], sample{latency: lat, start: start, err: err})
+				perWork[w] = append(perWork[w], s)
 			}
 		})
 	}
@@ -252,4 +250,17 @@ func (b benchmark) loop(ctx context.Context, cfg Config, n int, duration time.Du
 		return nil, 0, fmt.Errorf("%s benchmark interrupted: %w", b.name, err)
 	}
 	return slices.Concat(perWork...), elapsed, nil
+}
+
+// one runs one job with timeout; a job that does not answer in time is a
+// "timeout" error. ok is false when ctx ended meanwhile: the sample is then
+// an interruption, not a measurement.
+func (b benchmark) one(ctx context.Context, timeout time.Duration) (s sample, ok bool) {
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	s = b.do(rctx)
+	if s.err != nil && rctx.Err() != nil && ctx.Err() == nil {
+		s.err = &requestError{kind: "timeout", detail: fmt.Sprintf("no answer within --timeout %s", timeout)}
+	}
+	return s, ctx.Err() == nil
 }

@@ -64,7 +64,8 @@ func writeTable(w io.Writer, r Report) {
 }
 
 // writeMainTable prints the --job-type row, and the baseline's with
-// --baseline, then their ratio and error breakdowns.
+// --baseline, then where tako's time went, their ratio and their error
+// breakdowns.
 func writeMainTable(w io.Writer, r Report) {
 	writeHeadline(w, r.Config, "job type "+r.Config.JobType)
 	rows := [][]string{{"", "requests", "errors", "duration", "jobs/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "warm", "cold"}}
@@ -82,6 +83,10 @@ func writeMainTable(w io.Writer, r Report) {
 		rows = append(rows, row("baseline", *r.Baseline))
 	}
 	writeRows(w, rows)
+	if r.Tako.Phases != nil {
+		fmt.Fprintln(w)
+		writePhases(w, "where the time goes (p50)", r.Tako)
+	}
 	switch {
 	case r.Baseline == nil:
 	case r.Ratio == nil:
