@@ -49,6 +49,13 @@ type jobType struct {
 	Image   string `json:"image"`
 	Limits  Limits `json:"limits"`
 	Runtime string `json:"runtime"` // the OCI runtime its jobs run under: runc or runsc
+	Pool    pool   `json:"pool"`
+}
+
+// pool is the part of a job type's prewarmed-container policy bench reads:
+// Max is pool.max, the most ready containers the pool keeps (0: no pool).
+type pool struct {
+	Max int `json:"max"`
 }
 
 // Limits are a job type's limits, as the baseline applies them.
