@@ -52,11 +52,11 @@ func baselineBenchmark(cfg Config, lim Limits) (benchmark, func(), error) {
 		return benchmark{}, nil, fmt.Errorf("baseline workspace: %w", err)
 	}
 	var seq atomic.Int64
-	do := func(ctx context.Context) (time.Duration, string, error) {
+	do := func(ctx context.Context) sample {
 		t0 := time.Now()
 		out := filepath.Join(dir, fmt.Sprintf("output-%d", seq.Add(1)))
 		if err := os.Mkdir(out, 0o777); err != nil {
-			return time.Since(t0), "", &requestError{kind: "workspace", detail: err.Error()}
+			return sample{latency: time.Since(t0), err: &requestError{kind: "workspace", detail: err.Error()}}
 		}
 		defer os.RemoveAll(out)
 		os.Chmod(out, 0o777) // past the umask: uid 1000 writes here
@@ -73,20 +73,25 @@ func baselineBenchmark(cfg Config, lim Limits) (benchmark, func(), error) {
 			rmCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			exec.CommandContext(rmCtx, "docker", "rm", "-f", name).Run()
 			cancel()
-			return lat, "cold", ctx.Err()
+			return coldSample(lat, ctx.Err())
 		}
 		var exitErr *exec.ExitError
 		switch {
 		case errors.As(err, &exitErr):
-			return lat, "cold", &requestError{kind: fmt.Sprintf("exit %d", exitErr.ExitCode()), detail: stderr.String()}
+			return coldSample(lat, &requestError{kind: fmt.Sprintf("exit %d", exitErr.ExitCode()), detail: stderr.String()})
 		case err != nil:
-			return lat, "cold", &requestError{kind: "docker", detail: err.Error()}
+			return coldSample(lat, &requestError{kind: "docker", detail: err.Error()})
 		case strings.TrimSpace(stdout.String()) == "":
-			return lat, "cold", &requestError{kind: "empty stdout", detail: stderr.String()}
+			return coldSample(lat, &requestError{kind: "empty stdout", detail: stderr.String()})
 		}
-		return lat, "cold", nil
+		return coldSample(lat, nil)
 	}
 	return benchmark{name: "baseline", do: do}, cleanup, nil
+}
+
+// coldSample is a baseline job's sample: every one starts a container.
+func coldSample(lat time.Duration, err error) sample {
+	return sample{latency: lat, start: "cold", err: err}
 }
 
 // baselineArgs is the docker CLI argv of one baseline job: the original's

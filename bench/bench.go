@@ -22,8 +22,9 @@ import (
 // checked. Run expects it valid: Concurrency at least 1; Requests at least
 // 1, or Duration positive and Requests 0; Warmup and Rate not negative;
 // Timeout positive; URL an http(s) base URL without a trailing slash; Code
-// and JobType not empty; Compare without JobType and without Baseline.
-// Its JSON is the "config" of the report.
+// and JobType not empty; Compare without JobType and without Baseline;
+// BurstIdle and BurstSize not negative. Its JSON is the "config" of the
+// report.
 type Config struct {
 	URL         string        `json:"url"`
 	JobType     string        `json:"job_type"`
@@ -50,13 +51,22 @@ type Config struct {
 	Floors        FloorOpener   `json:"-"`
 	FloorRuns     int           `json:"-"`
 	FloorDuration time.Duration `json:"-"`
+
+	// Burst, when set, ends the run with a burst of JobType (--burst):
+	// after BurstIdle without requests, BurstSize POST /execute requests at
+	// once; BurstSize 0 means twice the job type's pool.max. The report's
+	// burst object says how they fared.
+	Burst     bool          `json:"-"`
+	BurstIdle time.Duration `json:"-"`
+	BurstSize int           `json:"-"`
 }
 
 // Run benchmarks the server at cfg.URL with cfg's load and prints the
 // report to stdout: a table, or with cfg.JSON one JSON object (Report).
 // Progress goes to stderr. It fails when the server cannot be reached or
-// lacks a job type, when --baseline or a floor cannot run, or when ctx
-// ends; failed jobs are counted in the report, not returned.
+// lacks a job type, when --baseline or a floor cannot run, when --burst has
+// no size, or when ctx ends; failed jobs are counted in the report, not
+// returned.
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if cfg.Baseline {
 		if _, err := exec.LookPath("docker"); err != nil {
@@ -66,43 +76,29 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	client := newClient(cfg.Concurrency, cfg.APIKey)
 	defer client.CloseIdleConnections()
 
-	// Ask for the job types first: it fails fast with a clear message when
-	// the server is not there or lacks one, and gives the baseline its
-	// image and limits.
-	jt, err := fetchJobType(ctx, client, cfg.URL, cfg.JobType, "--job-type")
+	jt, err := checkJobTypes(ctx, cfg, client)
 	if err != nil {
 		return err
 	}
-	for _, name := range cfg.Compare {
-		if _, err := fetchJobType(ctx, client, cfg.URL, name, "--compare"); err != nil {
+	burst := 0
+	if cfg.Burst {
+		if burst, err = burstSize(cfg, jt); err != nil {
 			return err
 		}
 	}
 	if cfg.Image == "" {
 		cfg.Image = jt.Image
 	}
-
-	report := Report{Config: newReportConfig(cfg, jt)}
-	measureTako := func() (err error) {
-		report.Tako, err = measureJobType(ctx, cfg, client, cfg.JobType, stderr)
-		return err
-	}
-	if cfg.Floors == nil {
-		err = measureTako()
-	} else if report.Floors, err = measureAroundFloors(ctx, cfg, jt, stderr, measureTako); err == nil {
-		report.FloorRatios = newFloorRatios(report.Tako, *report.Floors)
-	}
+	report, err := measure(ctx, cfg, client, jt, stderr)
 	if err != nil {
 		return err
 	}
-	if cfg.Baseline {
-		if report.Baseline, err = runBaseline(ctx, cfg, jt.Limits, stderr); err != nil {
+	if cfg.Burst {
+		// Last, so that what the burst leaves in the pool changes no
+		// other figure.
+		if report.Burst, err = runBurst(ctx, cfg, burst, jt.Pool.Max, stderr); err != nil {
 			return err
 		}
-		report.Ratio = newRatio(report.Tako, *report.Baseline)
-	}
-	if report.Compare, err = measureCompare(ctx, cfg, client, report.Tako, stderr); err != nil {
-		return err
 	}
 	if cfg.JSON {
 		enc := json.NewEncoder(stdout)
@@ -111,6 +107,52 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	writeTable(stdout, report)
 	return nil
+}
+
+// checkJobTypes asks the server for cfg's job types before anything is
+// measured: it fails fast with a clear message when the server is not
+// there or lacks one, and returns the --job-type's description, which
+// gives the baseline its image and limits and the burst its size.
+func checkJobTypes(ctx context.Context, cfg Config, client *http.Client) (jobType, error) {
+	jt, err := fetchJobType(ctx, client, cfg.URL, cfg.JobType, "--job-type")
+	if err != nil {
+		return jt, err
+	}
+	for _, name := range cfg.Compare {
+		if _, err := fetchJobType(ctx, client, cfg.URL, name, "--compare"); err != nil {
+			return jt, err
+		}
+	}
+	return jt, nil
+}
+
+// measure runs cfg's measurements but the burst, in order: tako (between
+// the floors with --floors), the baseline, the compared job types.
+func measure(ctx context.Context, cfg Config, client *http.Client, jt jobType, stderr io.Writer) (Report, error) {
+	report := Report{Config: newReportConfig(cfg, jt)}
+	measureTako := func() (err error) {
+		report.Tako, err = measureJobType(ctx, cfg, client, cfg.JobType, stderr)
+		return err
+	}
+	var err error
+	if cfg.Floors == nil {
+		err = measureTako()
+	} else if report.Floors, err = measureAroundFloors(ctx, cfg, jt, stderr, measureTako); err == nil {
+		report.FloorRatios = newFloorRatios(report.Tako, *report.Floors)
+	}
+	if err != nil {
+		return report, err
+	}
+	if cfg.Baseline {
+		if report.Baseline, err = runBaseline(ctx, cfg, jt.Limits, stderr); err != nil {
+			return report, err
+		}
+		report.Ratio = newRatio(report.Tako, *report.Baseline)
+	}
+	if report.Compare, err = measureCompare(ctx, cfg, client, report.Tako, stderr); err != nil {
+		return report, err
+	}
+	return report, nil
 }
 
 // measureJobType runs cfg's load (warm-up included) through the server for
@@ -158,12 +200,13 @@ func progress(stderr io.Writer, cfg Config, model string) {
 	fmt.Fprintln(stderr)
 }
 
-// benchmark is one model of running a job. do runs one job and returns its
-// latency and how it started ("warm", "cold" or ""); a failed job returns a
-// *requestError. do is called from several goroutines at once.
+// benchmark is one model of running a job. do runs one job and returns
+// its sample: latency, how it started ("warm", "cold" or ""), the server's
+// timing when it sent one, and for a failed job a *requestError. do is
+// called from several goroutines at once.
 type benchmark struct {
 	name string
-	do   func(ctx context.Context) (time.Duration, string, error)
+	do   func(ctx context.Context) sample
 }
 
 // requestError is a failed request: kind is its class for the error
@@ -176,10 +219,12 @@ type requestError struct {
 
 func (e *requestError) Error() string { return e.kind + ": " + e.detail }
 
-// sample is the outcome of one request.
+// sample is the outcome of one request. timing is the server's account of
+// the job, nil when it gave none (the baseline, a failed request).
 type sample struct {
 	latency time.Duration
 	start   string
+	timing  *serverTiming
 	err     error
 }
 
@@ -233,16 +278,11 @@ func (b benchmark) loop(ctx context.Context, cfg Config, n int, duration time.Du
 				} else if claimed.Add(1) > int64(n) {
 					return
 				}
-				rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-				lat, start, err := b.do(rctx)
-				if err != nil && rctx.Err() != nil && ctx.Err() == nil {
-					err = &requestError{kind: "timeout", detail: fmt.Sprintf("no answer within --timeout %s", cfg.Timeout)}
-				}
-				cancel()
-				if ctx.Err() != nil {
+				s, ok := b.one(ctx, cfg.Timeout)
+				if !ok {
 					return // interrupted: not a sample
 				}
-				perWork[w] = append(perWork[w], sample{latency: lat, start: start, err: err})
+				perWork[w] = append(perWork[w], s)
 			}
 		})
 	}
@@ -252,4 +292,17 @@ func (b benchmark) loop(ctx context.Context, cfg Config, n int, duration time.Du
 		return nil, 0, fmt.Errorf("%s benchmark interrupted: %w", b.name, err)
 	}
 	return slices.Concat(perWork...), elapsed, nil
+}
+
+// one runs one job with timeout; a job that does not answer in time is a
+// "timeout" error. ok is false when ctx ended meanwhile: the sample is then
+// an interruption, not a measurement.
+func (b benchmark) one(ctx context.Context, timeout time.Duration) (s sample, ok bool) {
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	s = b.do(rctx)
+	if s.err != nil && rctx.Err() != nil && ctx.Err() == nil {
+		s.err = &requestError{kind: "timeout", detail: fmt.Sprintf("no answer within --timeout %s", timeout)}
+	}
+	return s, ctx.Err() == nil
 }

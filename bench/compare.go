@@ -55,8 +55,8 @@ func measureCompare(ctx context.Context, cfg Config, client *http.Client, main S
 }
 
 // writeCompareTable prints r as one row per job type, the --job-type row
-// first, each with its p50 and p99 over the first row's; then each job
-// type's error breakdown.
+// first, each with its p50 and p99 over the first row's; then where each
+// job type's time went, and each job type's error breakdown.
 func writeCompareTable(w io.Writer, r Report) {
 	names := append([]string{r.Config.JobType}, r.Config.Compare...)
 	writeHeadline(w, r.Config, "job types "+strings.Join(names, ", "))
@@ -76,8 +76,25 @@ func writeCompareTable(w io.Writer, r Report) {
 			ratioCell(c.P50Ratio), ratioCell(c.P99Ratio), strconv.Itoa(s.Warm), strconv.Itoa(s.Cold)})
 	}
 	writeRows(w, rows)
+	writeComparePhases(w, all)
 	for _, c := range all {
 		writeErrors(w, c.JobType, c.Stats)
+	}
+}
+
+// writeComparePhases prints where the time of each row went, one line per
+// job type with a server timing; nothing when none has one.
+func writeComparePhases(w io.Writer, rows []CompareRow) {
+	first := true
+	for _, c := range rows {
+		if c.Phases == nil {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w)
+			first = false
+		}
+		writePhases(w, "where the time goes in "+c.JobType+" (p50)", c.Stats)
 	}
 }
 

@@ -38,7 +38,7 @@ func newReportConfig(cfg Config, jt jobType) ReportConfig {
 // Report is the whole result; --json prints it as is. Tako is the
 // --job-type row; Compare, with --compare only, holds the other job types.
 // Floors and FloorRatios are there with --floors only, and FloorRatios
-// only when tako had a successful job.
+// only when tako had a successful job. Burst is there with --burst only.
 type Report struct {
 	Tako        Stats        `json:"tako"`
 	Baseline    *Stats       `json:"baseline"`
@@ -47,11 +47,13 @@ type Report struct {
 	Compare     []CompareRow `json:"compare,omitempty"`
 	Floors      *Floors      `json:"floors,omitempty"`
 	FloorRatios *FloorRatios `json:"floor_ratios,omitempty"`
+	Burst       *Burst       `json:"burst,omitempty"`
 }
 
 // writeTable prints r as an aligned table, then the ratios and the
 // error breakdown. A report with compared job types gets the side-by-side
-// table of writeCompareTable instead. The floors, with --floors, come last.
+// table of writeCompareTable instead. The floors, with --floors, and the
+// burst, with --burst, come last.
 func writeTable(w io.Writer, r Report) {
 	if len(r.Compare) > 0 {
 		writeCompareTable(w, r)
@@ -61,10 +63,14 @@ func writeTable(w io.Writer, r Report) {
 	if r.Floors != nil {
 		writeFloors(w, *r.Floors, r.FloorRatios, r.Tako)
 	}
+	if r.Burst != nil {
+		writeBurst(w, *r.Burst)
+	}
 }
 
 // writeMainTable prints the --job-type row, and the baseline's with
-// --baseline, then their ratio and error breakdowns.
+// --baseline, then where tako's time went, their ratio and their error
+// breakdowns.
 func writeMainTable(w io.Writer, r Report) {
 	writeHeadline(w, r.Config, "job type "+r.Config.JobType)
 	rows := [][]string{{"", "requests", "errors", "duration", "jobs/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "warm", "cold"}}
@@ -82,6 +88,10 @@ func writeMainTable(w io.Writer, r Report) {
 		rows = append(rows, row("baseline", *r.Baseline))
 	}
 	writeRows(w, rows)
+	if r.Tako.Phases != nil {
+		fmt.Fprintln(w)
+		writePhases(w, "where the time goes (p50)", r.Tako)
+	}
 	switch {
 	case r.Baseline == nil:
 	case r.Ratio == nil:

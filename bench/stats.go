@@ -30,6 +30,8 @@ type LatencyStats struct {
 
 // Stats are the statistics of one model's measured run. Latencies are
 // those of the successful requests; JobsPerS counts successful jobs.
+// Phases, tako's only, is where the time of its successful jobs went by
+// the server's timing; absent for the baseline.
 type Stats struct {
 	Requests     int               `json:"requests"`
 	Errors       int               `json:"errors"`
@@ -41,6 +43,7 @@ type Stats struct {
 	WarmMS       *LatencyStats     `json:"warm_latency_ms"` // successful warm starts only; null when none
 	Warm         int               `json:"warm"`
 	Cold         int               `json:"cold"`
+	Phases       *Phases           `json:"phases,omitempty"`
 }
 
 // newStats returns the statistics of samples, measured over elapsed.
@@ -79,6 +82,7 @@ func newStats(samples []sample, elapsed time.Duration) Stats {
 		st.JobsPerS = round3(float64(len(ok)) / elapsed.Seconds())
 	}
 	st.LatencyMS = newLatencyStats(ok)
+	st.Phases = newPhases(samples)
 	if len(warm) > 0 {
 		w := newLatencyStats(warm)
 		st.WarmMS = &w

@@ -49,6 +49,13 @@ type jobType struct {
 	Image   string `json:"image"`
 	Limits  Limits `json:"limits"`
 	Runtime string `json:"runtime"` // the OCI runtime its jobs run under: runc or runsc
+	Pool    pool   `json:"pool"`
+}
+
+// pool is the part of a job type's prewarmed-container policy bench reads:
+// Max is pool.max, the most ready containers the pool keeps (0: no pool).
+type pool struct {
+	Max int `json:"max"`
 }
 
 // Limits are a job type's limits, as the baseline applies them.
@@ -88,7 +95,8 @@ type jobAnswer struct {
 		Type    string `json:"type"`
 		Message string `json:"message"`
 	} `json:"error"`
-	Stderr string `json:"stderr"`
+	Stderr string        `json:"stderr"`
+	Timing *serverTiming `json:"timing"`
 }
 
 // takoBenchmark runs jobs through the server: POST /execute, or with
@@ -99,37 +107,40 @@ func takoBenchmark(cfg Config, client *http.Client) benchmark {
 		return call(ctx, client, http.MethodPost, cfg.URL+path, body, want...)
 	}
 	if !cfg.Async {
-		return benchmark{name: "tako", do: func(ctx context.Context) (time.Duration, string, error) {
+		return benchmark{name: "tako", do: func(ctx context.Context) sample {
 			t0 := time.Now()
 			a, err := post(ctx, "/execute", http.StatusOK)
-			lat := time.Since(t0)
-			if err != nil {
-				return lat, "", err
-			}
-			return lat, a.Start, jobStatusError(a)
+			return answerSample(time.Since(t0), a, err)
 		}}
 	}
-	return benchmark{name: "tako", do: func(ctx context.Context) (time.Duration, string, error) {
+	return benchmark{name: "tako", do: func(ctx context.Context) sample {
 		t0 := time.Now()
 		sub, err := post(ctx, "/execute/async", http.StatusAccepted, http.StatusOK)
 		if err != nil {
-			return time.Since(t0), "", err
+			return sample{latency: time.Since(t0), err: err}
 		}
 		if sub.JobID == "" {
-			return time.Since(t0), "", &requestError{kind: "bad answer", detail: "POST /execute/async answered without a job_id"}
+			return sample{latency: time.Since(t0), err: &requestError{kind: "bad answer", detail: "POST /execute/async answered without a job_id"}}
 		}
 		u := fmt.Sprintf("%s/jobs/%s/result?wait=true&timeout=%d", cfg.URL, url.PathEscape(sub.JobID), asyncWait)
 		for {
 			a, err := call(ctx, client, http.MethodGet, u, nil, http.StatusOK)
-			if err != nil {
-				return time.Since(t0), "", err
-			}
-			if a.Status == "queued" || a.Status == "running" {
+			if err == nil && (a.Status == "queued" || a.Status == "running") {
 				continue // the long poll ended before the job did
 			}
-			return time.Since(t0), a.Start, jobStatusError(a)
+			return answerSample(time.Since(t0), a, err)
 		}
 	}}
+}
+
+// answerSample is the sample of a job the server answered a after lat, or
+// failed to answer with err: its start and timing, and the error of a
+// failed request or of a job that did not succeed.
+func answerSample(lat time.Duration, a jobAnswer, err error) sample {
+	if err != nil {
+		return sample{latency: lat, err: err}
+	}
+	return sample{latency: lat, start: a.Start, timing: a.Timing, err: jobStatusError(a)}
 }
 
 // call sends one request and decodes the job in its answer; a status other

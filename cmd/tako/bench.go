@@ -36,6 +36,12 @@ true with tako's container configuration, one at a time (cold) and at
 database (--database-url, or database.url of the configuration --config
 loads) and tako's work directory, and runs as tako server does.
 
+With --burst it ends by leaving the server idle for --burst-idle, then
+sending --burst-size POST /execute requests of --job-type at once, each on
+its own connection (default: twice the job type's pool.max), and prints
+their p50, p99 and max, how many started warm and cold, and whether all
+succeeded with at least min(pool.max, size) of them warm.
+
 Flags:
 `
 
@@ -103,6 +109,9 @@ func parseBenchFlags(c *command, args []string) (f benchFlags, err error) {
 	fs.IntVar(&cfg.FloorRuns, "floor-runs", 20, "with --floors: timed runs of each latency floor")
 	fs.DurationVar(&cfg.FloorDuration, "floor-duration", 0, "with --floors: how long the engine churn floor runs (default: --duration, or 10s)")
 	fs.StringVar(&f.databaseURL, "database-url", "", "with --floors: the `URL` of tako's PostgreSQL (default: database.url of the configuration)")
+	fs.BoolVar(&cfg.Burst, "burst", false, "then, after --burst-idle without requests, send --burst-size requests at once and report how they fared")
+	fs.DurationVar(&cfg.BurstIdle, "burst-idle", time.Minute, "with --burst: how long the server is left idle before the burst")
+	fs.IntVar(&cfg.BurstSize, "burst-size", 0, "with --burst: requests in the burst (0: twice the job type's pool.max)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return f, errHelp
@@ -143,6 +152,9 @@ func parseBenchFlags(c *command, args []string) (f benchFlags, err error) {
 	if err := checkFloorFlags(f, set); err != nil {
 		return f, err
 	}
+	if err := checkBurstFlags(f.cfg, set); err != nil {
+		return f, err
+	}
 	if set["compare"] {
 		if cfg.Compare, err = parseCompare(*compare, cfg.JobType); err != nil {
 			return f, fmt.Errorf("%w: %w", errUsage, err)
@@ -150,6 +162,9 @@ func parseBenchFlags(c *command, args []string) (f benchFlags, err error) {
 	}
 	if set["duration"] {
 		cfg.Requests = 0
+	}
+	if !cfg.Burst {
+		cfg.BurstIdle = 0
 	}
 	if !f.floors {
 		cfg.FloorRuns = 0
@@ -202,6 +217,27 @@ func checkFloorFlags(f benchFlags, set map[string]bool) error {
 		return fmt.Errorf("%w: --floor-duration must be positive, not %s", errUsage, f.cfg.FloorDuration)
 	case set["database-url"] && f.databaseURL == "":
 		return fmt.Errorf("%w: --database-url must not be empty", errUsage)
+	}
+	return nil
+}
+
+// checkBurstFlags checks the flags of --burst in cfg: set are the flags
+// given. They mean nothing without --burst. Whether the job type has a
+// pool to size the burst by is for bench.Run to check, with the server.
+func checkBurstFlags(cfg bench.Config, set map[string]bool) error {
+	if !cfg.Burst {
+		for _, name := range []string{"burst-idle", "burst-size"} {
+			if set[name] {
+				return fmt.Errorf("%w: --%s is used only with --burst", errUsage, name)
+			}
+		}
+		return nil
+	}
+	switch {
+	case cfg.BurstIdle < 0:
+		return fmt.Errorf("%w: --burst-idle must be 0 or more, not %s", errUsage, cfg.BurstIdle)
+	case cfg.BurstSize < 0:
+		return fmt.Errorf("%w: --burst-size must be 0 (twice the job type's pool.max) or more, not %d", errUsage, cfg.BurstSize)
 	}
 	return nil
 }

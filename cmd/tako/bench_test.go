@@ -50,7 +50,8 @@ func TestBenchFlags(t *testing.T) {
 	t.Run("help", func(t *testing.T) {
 		var out bytes.Buffer
 		_, ok, err := parseBench([]string{"-h"}, &out)
-		if err != nil || ok || !strings.Contains(out.String(), "-baseline") || !strings.Contains(out.String(), "-floors") {
+		if err != nil || ok || !strings.Contains(out.String(), "-baseline") || !strings.Contains(out.String(), "-floors") ||
+			!strings.Contains(out.String(), "-burst-idle") {
 			t.Errorf("help: ok %v, err %v, output %q", ok, err, out.String())
 		}
 	})
@@ -189,6 +190,53 @@ func TestBenchFloorFlags(t *testing.T) {
 		{"zero runs", []string{"--floors", "--floor-runs", "0"}, "--floor-runs must be at least 1, not 0"},
 		{"zero duration", []string{"--floors", "--floor-duration", "0s"}, "--floor-duration must be positive"},
 		{"empty database", []string{"--floors", "--database-url", ""}, "--database-url must not be empty"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ok, err := parseBench(tt.args, io.Discard)
+			if ok || !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("parseBenchFlags(%q) = %v, %v; want a usage error containing %q", tt.args, ok, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestBenchBurstFlags(t *testing.T) {
+	t.Parallel()
+	ok := []struct {
+		name string
+		args []string
+		idle time.Duration
+		size int
+	}{
+		{"defaults", []string{"--burst"}, time.Minute, 0},
+		{"all given", []string{"--burst", "--burst-idle", "2s", "--burst-size", "5"}, 2 * time.Second, 5},
+		{"no idle", []string{"--burst", "--burst-idle", "0s"}, 0, 0},
+		{"size 0 is twice pool.max", []string{"--burst", "--burst-size", "0"}, time.Minute, 0},
+		{"with the other modes", []string{"--burst", "--async", "--compare", "data", "--duration", "5s"}, time.Minute, 0},
+		{"off", []string{"--burst=false"}, 0, 0},
+	}
+	for _, tt := range ok {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, ok, err := parseBench(tt.args, io.Discard)
+			wantBurst := tt.name != "off"
+			if err != nil || !ok || cfg.Burst != wantBurst || cfg.BurstIdle != tt.idle || cfg.BurstSize != tt.size {
+				t.Errorf("parseBenchFlags(%q) = burst %v, idle %s, size %d, %v; want burst %v, idle %s, size %d",
+					tt.args, cfg.Burst, cfg.BurstIdle, cfg.BurstSize, err, wantBurst, tt.idle, tt.size)
+			}
+		})
+	}
+
+	bad := []struct {
+		name string
+		args []string
+		want string // in the error message
+	}{
+		{"idle without --burst", []string{"--burst-idle", "5s"}, "--burst-idle is used only with --burst"},
+		{"size without --burst", []string{"--burst-size", "4"}, "--burst-size is used only with --burst"},
+		{"negative idle", []string{"--burst", "--burst-idle", "-1s"}, "--burst-idle must be 0 or more, not -1s"},
+		{"negative size", []string{"--burst", "--burst-size", "-2"}, "--burst-size must be 0 (twice the job type's pool.max) or more, not -2"},
+		{"bad idle", []string{"--burst", "--burst-idle", "soon"}, `invalid value "soon" for flag -burst-idle`},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
@@ -472,6 +520,101 @@ func TestBenchCompareEndToEnd(t *testing.T) {
 		}
 		if out != "" || strings.Contains(stderr, "bench:") {
 			t.Errorf("measured before checking the job types:\n%s\n%s", out, stderr)
+		}
+	})
+}
+
+// TestBenchBurstEndToEnd runs a burst of twice pool.max against a real
+// server whose default job type keeps a full pool of 2, and reads the
+// server's timing of each job. It checks what the issue expects of a
+// burst (all succeed, the pool's containers are used), never the speed.
+func TestBenchBurstEndToEnd(t *testing.T) {
+	s := startOwnServer(t, "TAKO_JOB_TYPES_DEFAULT_POOL_MIN=2", "TAKO_JOB_TYPES_DEFAULT_POOL_MAX=2",
+		"TAKO_JOB_TYPES_NOPOOL_POOL_MIN=0", "TAKO_JOB_TYPES_NOPOOL_POOL_MAX=0")
+	takoBench := func(args ...string) (string, string, error) {
+		var stdout, stderr bytes.Buffer
+		args = append([]string{"tako", "bench", "--url", s.url}, args...)
+		err := run(t.Context(), args, os.Environ(), &stdout, &stderr)
+		return stdout.String(), stderr.String(), err
+	}
+
+	t.Run("json", func(t *testing.T) {
+		out, stderr, err := takoBench("--burst", "--burst-idle", "2s", "--requests", "4", "--json")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+		var r bench.Report
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("decode %s: %v", out, err)
+		}
+		if r.Tako.Requests != 4 || r.Tako.Errors != 0 {
+			t.Errorf("tako: %d requests, %d errors %v; want 4 and 0", r.Tako.Requests, r.Tako.Errors, r.Tako.ErrorKinds)
+		}
+		b := r.Burst
+		if b == nil {
+			t.Fatalf("no burst:\n%s", out)
+		}
+		if b.Size != 4 || b.OK != 4 || b.Errors != 0 || b.PoolMax != 2 || b.IdleS != 2 {
+			t.Errorf("burst of %d after %vs against pool.max %d: %d ok, %d errors %v; want 4 after 2s against 2, all ok",
+				b.Size, b.IdleS, b.PoolMax, b.OK, b.Errors, b.ErrorSamples)
+		}
+		if b.Warm < 2 || b.Warm+b.Cold != 4 {
+			t.Errorf("burst: %d warm and %d cold; want at least the pool's 2 warm, and 4 in all", b.Warm, b.Cold)
+		}
+		if b.P50MS <= 0 || b.P99MS < b.P50MS || b.MaxMS < b.P99MS {
+			t.Errorf("burst latencies p50 %v, p99 %v, max %v", b.P50MS, b.P99MS, b.MaxMS)
+		}
+		if p := r.Tako.Phases; p == nil || p.RunMS <= 0 || p.TotalMS <= 0 || p.OutsideMS <= 0 || p.QueueMS < 0 || p.StartMS < 0 || p.CollectMS < 0 {
+			t.Errorf("tako phases %+v: want the server's timing, and time outside the runner", p)
+		}
+		if !strings.Contains(stderr, "bench: burst: idle 2s, then 4 simultaneous requests\n") {
+			t.Errorf("progress:\n%s", stderr)
+		}
+		// The JSON's own names, as a script reads them.
+		var raw map[string]map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(out), &raw); err != nil {
+			t.Fatal(err)
+		}
+		var phases map[string]json.RawMessage
+		if err := json.Unmarshal(raw["tako"]["phases"], &phases); err != nil {
+			t.Fatalf("tako.phases %s: %v", raw["tako"]["phases"], err)
+		}
+		for key, fields := range map[string]map[string]json.RawMessage{
+			"burst":       raw["burst"],
+			"tako.phases": phases,
+		} {
+			want := map[string][]string{
+				"burst":       {"size", "idle_s", "pool_max", "ok", "errors", "warm", "cold", "p50_ms", "p99_ms", "max_ms"},
+				"tako.phases": {"queue_ms", "start_ms", "run_ms", "collect_ms", "total_ms", "outside_ms"},
+			}[key]
+			for _, field := range want {
+				if _, ok := fields[field]; !ok {
+					t.Errorf("%s has no %q:\n%s", key, field, out)
+				}
+			}
+		}
+	})
+
+	t.Run("human", func(t *testing.T) {
+		out, stderr, err := takoBench("--burst", "--burst-idle", "0s", "--burst-size", "2", "--requests", "2")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+		for _, want := range []string{"\nwhere the time goes (p50): queue ", "\nburst: 2 simultaneous requests after 0s idle, pool.max 2\n",
+			"\nburst  ", "the issue expects"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("no %q in\n%s", want, out)
+			}
+		}
+	})
+
+	t.Run("no pool", func(t *testing.T) {
+		out, stderr, err := takoBench("--burst", "--job-type", "nopool", "--requests", "1")
+		if err == nil || !strings.Contains(err.Error(), `job type "nopool" has no pool`) || !strings.Contains(err.Error(), "--burst-size") {
+			t.Errorf("err %v", err)
+		}
+		if out != "" || strings.Contains(stderr, "bench:") {
+			t.Errorf("measured a job type without a pool:\n%s\n%s", out, stderr)
 		}
 	})
 }
