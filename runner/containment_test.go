@@ -14,6 +14,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/tako-run/tako/jobs"
+	"github.com/tako-run/tako/jobtypes"
+	"github.com/tako-run/tako/runner/runnertest"
 )
 
 // TestForgedEndMarker: a program that hunts for the nonce in its own
@@ -97,18 +99,39 @@ func (g *gatedDocker) ContainerRemove(ctx context.Context, id string, opts conta
 // TestLeftoversStopBeforeCollection: a child the program detaches keeps
 // appending to a file in /output; it is stopped before /output is
 // collected, so the file on disk is the artifact that was returned.
+//
+// The bootstrap kills leftovers only when the program left a process
+// behind (it is their subreaper): under runc and under gVisor alike.
 func TestLeftoversStopBeforeCollection(t *testing.T) {
 	t.Parallel()
 	dc, image := executor(t)
+	for _, strict := range []bool{false, true} {
+		t.Run(map[bool]string{false: "runc", true: "gvisor"}[strict], func(t *testing.T) {
+			t.Parallel()
+			jt := testJobType()
+			opts := Options{Images: map[string]string{"default": image}}
+			if strict {
+				jt.SecurityMode = jobtypes.Strict
+				opts.GVisor = GVisorOptions{Runtime: runnertest.GVisorRuntime(t, dc), ProbeImage: image}
+			} else {
+				jt.Runtime = jobtypes.RuntimeRunc
+			}
+			leftoversStop(t, dc, opts, jt)
+		})
+	}
+}
+
+func leftoversStop(t *testing.T, dc dockerAPI, opts Options, jt jobtypes.JobType) {
 	gate := &gatedDocker{dockerAPI: dc, open: make(chan struct{})}
 	work := t.TempDir()
-	r := New(gate, Options{Images: map[string]string{"default": image}, MaxConcurrent: 1, WorkDir: work, Limits: testLimits(), AcquireTimeout: time.Minute}, discardLogger())
+	opts.MaxConcurrent, opts.WorkDir, opts.Limits, opts.AcquireTimeout = 1, work, testLimits(), time.Minute
+	r := New(gate, opts, discardLogger())
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	defer r.Stop()
 	defer close(gate.open)
-	res, err := r.Execute(context.Background(), Request{JobType: testJobType(), Code: `import os, time
+	res, err := r.Execute(context.Background(), Request{JobType: jt, Code: `import os, time
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
