@@ -21,11 +21,17 @@ type hostPython struct {
 }
 
 // NewHostInterpreter returns the host interpreter floor, `python3 -c pass`
-// with the python3 found on PATH, or nil when there is none.
+// with the python3 found on PATH, or nil when there is none. The python3
+// on PATH may be a wrapper (pyenv's shims are shell scripts that add
+// 70 ms): the floor runs the interpreter it starts, sys.executable.
 func NewHostInterpreter() HostInterpreter {
 	path, err := exec.LookPath("python3")
 	if err != nil {
 		return nil
+	}
+	out, err := exec.Command(path, "-c", "import sys; print(sys.executable)").Output()
+	if real := strings.TrimSpace(string(out)); err == nil && real != "" {
+		path = real
 	}
 	return hostPython{path: path}
 }
