@@ -36,15 +36,24 @@ type (
 	Engine interface {
 		RunTrue(ctx context.Context) error
 	}
+	// Bootstrap creates and starts one container with tako's
+	// configuration and command for the job type, and returns once its
+	// bootstrap is ready for a trigger; remove removes the container and
+	// returns once it is gone, and is nil on failure
+	// (*runner.FloorProbe). It is called from several goroutines at once.
+	Bootstrap interface {
+		StartBootstrap(ctx context.Context) (remove func(), err error)
+	}
 )
 
 // FloorProbes are what the floors time. Host is nil when the host has no
 // python3: that floor, and its ratios, are then left out.
 type FloorProbes struct {
-	Host    HostInterpreter
-	Trigger Trigger
-	Store   JobRecorder
-	Engine  Engine
+	Host      HostInterpreter
+	Trigger   Trigger
+	Store     JobRecorder
+	Engine    Engine
+	Bootstrap Bootstrap
 }
 
 // FloorTarget is the job type the floors imitate, as the server describes
@@ -86,6 +95,15 @@ type FloorSet struct {
 	// EngineChurn is how many of those containers per second the engine
 	// gets through at the run's concurrency.
 	EngineChurn float64 `json:"engine_churn_per_s"`
+	// BootstrapCold is the create and start of one container with tako's
+	// configuration and bootstrap, to both of the bootstrap's ready
+	// markers, one at a time: a cold job's floor. Its removal follows,
+	// untimed, before the next.
+	BootstrapCold FloorLatency `json:"bootstrap_cold_ms"`
+	// BootstrapChurn is how many of those containers per second, each
+	// started, ready and removed, the engine gets through at the run's
+	// concurrency: a saturated run's floor.
+	BootstrapChurn float64 `json:"bootstrap_churn_per_s"`
 }
 
 // Floors are the physical limits of a job measured in the same run as
@@ -93,8 +111,8 @@ type FloorSet struct {
 // which FloorRatios compares tako with.
 type Floors struct {
 	Runs             int      `json:"runs"`              // timed runs of each latency floor, after one untimed
-	ChurnConcurrency int      `json:"churn_concurrency"` // the engine churn floor's workers
-	ChurnDurationS   float64  `json:"churn_duration_s"`  // how long the engine churn floor runs each time, and then its last containers finish
+	ChurnConcurrency int      `json:"churn_concurrency"` // the churn floors' workers
+	ChurnDurationS   float64  `json:"churn_duration_s"`  // how long each churn floor runs each time, and then its last containers finish
 	Runtime          string   `json:"runtime"`           // the OCI runtime of the floors' containers
 	Before           FloorSet `json:"before"`
 	After            FloorSet `json:"after"`
@@ -109,19 +127,23 @@ type LatencyFloorRatios struct {
 	Store           float64  `json:"store"`
 	TriggerStore    float64  `json:"trigger_plus_store"` // over the sum of the two: a warm job's floor
 	EngineCold      float64  `json:"engine_cold"`
+	BootstrapCold   float64  `json:"bootstrap_cold"`
 }
 
 // FloorRatios are tako's figures (the --job-type row) over the floors'
 // mean: P50 compares its p50 with each floor's p50, P99 its p99 with each
-// p99, and JobsPerS its jobs/s with the engine churn floor's containers/s.
+// p99, JobsPerS its jobs/s with the engine churn floor's containers/s, and
+// JobsPerSOverBootstrap with the bootstrap churn floor's.
 type FloorRatios struct {
-	P50      LatencyFloorRatios `json:"p50"`
-	P99      LatencyFloorRatios `json:"p99"`
-	JobsPerS float64            `json:"jobs_per_s_over_engine_churn"`
+	P50                   LatencyFloorRatios `json:"p50"`
+	P99                   LatencyFloorRatios `json:"p99"`
+	JobsPerS              float64            `json:"jobs_per_s_over_engine_churn"`
+	JobsPerSOverBootstrap float64            `json:"jobs_per_s_over_bootstrap_churn"`
 }
 
 // floorLoad is how the floors are measured: runs timed round trips of each
-// latency floor, and the churn floor with concurrency workers for duration.
+// latency floor, and each churn floor with concurrency workers for
+// duration.
 type floorLoad struct {
 	runs        int
 	concurrency int
@@ -184,8 +206,9 @@ type floorMeter struct {
 }
 
 // measure measures every floor once: the host's interpreter, the trigger,
-// the store, the engine cold and the engine churn, in that order. It fails
-// when a probe fails, naming the floor, or when ctx ends.
+// the store, the engine cold, the engine churn, the bootstrap cold and the
+// bootstrap churn, in that order. It fails when a probe fails, naming the
+// floor, or when ctx ends.
 func (m floorMeter) measure(ctx context.Context) (FloorSet, error) {
 	var set FloorSet
 	if m.probes.Host != nil {
@@ -205,7 +228,13 @@ func (m floorMeter) measure(ctx context.Context) (FloorSet, error) {
 	if set.EngineCold, err = m.latency(ctx, "engine cold", m.probes.Engine.RunTrue); err != nil {
 		return set, err
 	}
-	if set.EngineChurn, err = m.churn(ctx); err != nil {
+	if set.EngineChurn, err = m.churn(ctx, "engine churn", m.probes.Engine.RunTrue); err != nil {
+		return set, err
+	}
+	if set.BootstrapCold, err = m.latencyUntil(ctx, "bootstrap cold", m.probes.Bootstrap.StartBootstrap); err != nil {
+		return set, err
+	}
+	if set.BootstrapChurn, err = m.churn(ctx, "bootstrap churn", wholeLife(m.probes.Bootstrap.StartBootstrap)); err != nil {
 		return set, err
 	}
 	return set, nil
@@ -215,28 +244,54 @@ func (m floorMeter) measure(ctx context.Context) (FloorSet, error) {
 // and connections opening), then times m.load.runs calls one after the
 // other and returns their p50 and p99.
 func (m floorMeter) latency(ctx context.Context, floor string, op func(context.Context) error) (FloorLatency, error) {
-	if err := op(ctx); err != nil {
+	return m.latencyUntil(ctx, floor, func(ctx context.Context) (func(), error) {
+		return func() {}, op(ctx)
+	})
+}
+
+// latencyUntil is latency for an op that returns before its work is
+// done: each call is timed until op returns, and the rest of its work,
+// the function op returned, then runs untimed before the next call. op
+// returns no function when it fails.
+func (m floorMeter) latencyUntil(ctx context.Context, floor string, op func(context.Context) (func(), error)) (FloorLatency, error) {
+	rest, err := op(ctx)
+	if err != nil {
 		return FloorLatency{}, fmt.Errorf("%s floor: %w", floor, err)
 	}
+	rest()
 	sample := make([]time.Duration, 0, m.load.runs)
 	for range m.load.runs {
 		t0 := m.now()
-		err := op(ctx)
+		rest, err := op(ctx)
 		d := m.now().Sub(t0)
 		if err != nil {
 			return FloorLatency{}, fmt.Errorf("%s floor: %w", floor, err)
 		}
+		rest()
 		sample = append(sample, d)
 	}
 	return newFloorLatency(sample), nil
 }
 
-// churn runs m.probes.Engine from m.load.concurrency workers, each
-// starting its next container when the last one is gone, for
-// m.load.duration, and returns the containers per second. Every worker
+// wholeLife is one container's whole life from a start that returns its
+// removal: the start, then the removal, as a churn floor counts it.
+func wholeLife(start func(context.Context) (func(), error)) func(context.Context) error {
+	return func(ctx context.Context) error {
+		remove, err := start(ctx)
+		if err != nil {
+			return err
+		}
+		remove()
+		return nil
+	}
+}
+
+// churn runs op, one container's whole life, from m.load.concurrency
+// workers, each starting its next container when the last one is gone,
+// for m.load.duration, and returns the containers per second. Every worker
 // runs at least one container, and the containers under way at the end
-// finish and count, as tako's own requests do.
-func (m floorMeter) churn(ctx context.Context) (float64, error) {
+// finish and count, as tako's own requests do. Its errors name floor.
+func (m floorMeter) churn(ctx context.Context, floor string, op func(context.Context) error) (float64, error) {
 	var (
 		done     atomic.Int64
 		wg       sync.WaitGroup
@@ -250,7 +305,7 @@ func (m floorMeter) churn(ctx context.Context) (float64, error) {
 	for range m.load.concurrency {
 		wg.Go(func() {
 			for {
-				if err := m.probes.Engine.RunTrue(ctx); err != nil {
+				if err := op(ctx); err != nil {
 					failOnce.Do(func() { failed = err; cancel() })
 					return
 				}
@@ -264,10 +319,10 @@ func (m floorMeter) churn(ctx context.Context) (float64, error) {
 	wg.Wait()
 	elapsed := m.now().Sub(began)
 	if failed != nil {
-		return 0, fmt.Errorf("engine churn floor: %w", failed)
+		return 0, fmt.Errorf("%s floor: %w", floor, failed)
 	}
 	if elapsed <= 0 {
-		return 0, fmt.Errorf("engine churn floor: no time passed over %d containers", done.Load())
+		return 0, fmt.Errorf("%s floor: no time passed over %d containers", floor, done.Load())
 	}
 	return round3(float64(done.Load()) / elapsed.Seconds()), nil
 }
@@ -286,10 +341,12 @@ func meanFloorSet(a, b FloorSet) FloorSet {
 		return FloorLatency{P50: mean(x.P50, y.P50), P99: mean(x.P99, y.P99)}
 	}
 	m := FloorSet{
-		Trigger:     lat(a.Trigger, b.Trigger),
-		Store:       lat(a.Store, b.Store),
-		EngineCold:  lat(a.EngineCold, b.EngineCold),
-		EngineChurn: mean(a.EngineChurn, b.EngineChurn),
+		Trigger:        lat(a.Trigger, b.Trigger),
+		Store:          lat(a.Store, b.Store),
+		EngineCold:     lat(a.EngineCold, b.EngineCold),
+		EngineChurn:    mean(a.EngineChurn, b.EngineChurn),
+		BootstrapCold:  lat(a.BootstrapCold, b.BootstrapCold),
+		BootstrapChurn: mean(a.BootstrapChurn, b.BootstrapChurn),
 	}
 	if a.HostInterpreter != nil && b.HostInterpreter != nil {
 		h := lat(*a.HostInterpreter, *b.HostInterpreter)
@@ -307,17 +364,19 @@ func newFloorRatios(st Stats, f Floors) *FloorRatios {
 		return nil
 	}
 	for _, v := range []float64{m.Trigger.P50, m.Trigger.P99, m.Store.P50, m.Store.P99,
-		m.EngineCold.P50, m.EngineCold.P99, m.EngineChurn} {
+		m.EngineCold.P50, m.EngineCold.P99, m.EngineChurn,
+		m.BootstrapCold.P50, m.BootstrapCold.P99, m.BootstrapChurn} {
 		if v <= 0 {
 			return nil
 		}
 	}
 	side := func(v float64, pick func(FloorLatency) float64) LatencyFloorRatios {
 		r := LatencyFloorRatios{
-			Trigger:      roundSig(v / pick(m.Trigger)),
-			Store:        roundSig(v / pick(m.Store)),
-			TriggerStore: roundSig(v / (pick(m.Trigger) + pick(m.Store))),
-			EngineCold:   roundSig(v / pick(m.EngineCold)),
+			Trigger:       roundSig(v / pick(m.Trigger)),
+			Store:         roundSig(v / pick(m.Store)),
+			TriggerStore:  roundSig(v / (pick(m.Trigger) + pick(m.Store))),
+			EngineCold:    roundSig(v / pick(m.EngineCold)),
+			BootstrapCold: roundSig(v / pick(m.BootstrapCold)),
 		}
 		if h := m.HostInterpreter; h != nil && pick(*h) > 0 {
 			x := roundSig(v / pick(*h))
@@ -326,9 +385,10 @@ func newFloorRatios(st Stats, f Floors) *FloorRatios {
 		return r
 	}
 	return &FloorRatios{
-		P50:      side(st.LatencyMS.P50, func(l FloorLatency) float64 { return l.P50 }),
-		P99:      side(st.LatencyMS.P99, func(l FloorLatency) float64 { return l.P99 }),
-		JobsPerS: roundSig(st.JobsPerS / m.EngineChurn),
+		P50:                   side(st.LatencyMS.P50, func(l FloorLatency) float64 { return l.P50 }),
+		P99:                   side(st.LatencyMS.P99, func(l FloorLatency) float64 { return l.P99 }),
+		JobsPerS:              roundSig(st.JobsPerS / m.EngineChurn),
+		JobsPerSOverBootstrap: roundSig(st.JobsPerS / m.BootstrapChurn),
 	}
 }
 
@@ -354,12 +414,12 @@ func floorRatioCell(v float64) string {
 // floorsProgress prints the line that says which floors are being
 // measured, and when.
 func floorsProgress(stderr io.Writer, load floorLoad, when string) {
-	fmt.Fprintf(stderr, "bench: floors %s: host interpreter, trigger, store and engine cold, %d runs each; engine churn at concurrency %d for %s\n",
+	fmt.Fprintf(stderr, "bench: floors %s: host interpreter, trigger, store, engine cold and bootstrap cold, %d runs each; engine churn and bootstrap churn at concurrency %d for %s each\n",
 		when, load.runs, load.concurrency, load.duration)
 }
 
 // writeFloors prints the floors before and after tako's run and tako's
-// figures over their mean, then the engine churn floor in a sentence.
+// figures over their mean, then each churn floor in a sentence.
 func writeFloors(w io.Writer, f Floors, ratios *FloorRatios, tako Stats) {
 	fmt.Fprintf(w, "\nfloors (%s): %d runs each, before and after tako's; × is tako's figure over their mean\n", f.Runtime, f.Runs)
 	rows := [][]string{{"floor", "before p50", "before p99", "after p50", "after p99", "tako p50 ×", "tako p99 ×"}}
@@ -388,11 +448,16 @@ func writeFloors(w io.Writer, f Floors, ratios *FloorRatios, tako Stats) {
 	}
 	row("trigger + store", sum(f.Before), sum(f.After), ratio(func(r LatencyFloorRatios) float64 { return r.TriggerStore }))
 	row("engine cold", f.Before.EngineCold, f.After.EngineCold, ratio(func(r LatencyFloorRatios) float64 { return r.EngineCold }))
+	row("bootstrap cold", f.Before.BootstrapCold, f.After.BootstrapCold, ratio(func(r LatencyFloorRatios) float64 { return r.BootstrapCold }))
 	writeRows(w, rows)
-	fmt.Fprintf(w, "engine churn at concurrency %d for %.1fs: %.1f containers/s before, %.1f after",
-		f.ChurnConcurrency, f.ChurnDurationS, f.Before.EngineChurn, f.After.EngineChurn)
-	if ratios != nil {
-		fmt.Fprintf(w, "; tako's %.1f jobs/s is %.2fx their mean", tako.JobsPerS, ratios.JobsPerS)
+	churn := func(name string, before, after float64, pick func(*FloorRatios) float64) {
+		fmt.Fprintf(w, "%s churn at concurrency %d for %.1fs: %.1f containers/s before, %.1f after",
+			name, f.ChurnConcurrency, f.ChurnDurationS, before, after)
+		if ratios != nil {
+			fmt.Fprintf(w, "; tako's %.1f jobs/s is %.2fx their mean", tako.JobsPerS, pick(ratios))
+		}
+		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w)
+	churn("engine", f.Before.EngineChurn, f.After.EngineChurn, func(r *FloorRatios) float64 { return r.JobsPerS })
+	churn("bootstrap", f.Before.BootstrapChurn, f.After.BootstrapChurn, func(r *FloorRatios) float64 { return r.JobsPerSOverBootstrap })
 }

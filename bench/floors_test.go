@@ -32,15 +32,17 @@ func (c *fakeClock) advance(d time.Duration) {
 
 // fakeProbe is every kind of probe: call n takes steps[n] on the clock
 // (the last step once they run out), and call failAt (counting from 1)
-// fails with err.
+// fails with err. The removal StartBootstrap returns takes removeStep.
 type fakeProbe struct {
-	clock  *fakeClock
-	steps  []time.Duration
-	failAt int
-	err    error
+	clock      *fakeClock
+	steps      []time.Duration
+	removeStep time.Duration
+	failAt     int
+	err        error
 
-	mu    sync.Mutex
-	calls int
+	mu      sync.Mutex
+	calls   int
+	removed int
 }
 
 func (p *fakeProbe) call() error {
@@ -59,6 +61,18 @@ func (p *fakeProbe) StartInterpreter(context.Context) error { return p.call() }
 func (p *fakeProbe) RoundTrip(context.Context) error        { return p.call() }
 func (p *fakeProbe) RecordJob(context.Context) error        { return p.call() }
 func (p *fakeProbe) RunTrue(context.Context) error          { return p.call() }
+
+func (p *fakeProbe) StartBootstrap(context.Context) (func(), error) {
+	if err := p.call(); err != nil {
+		return nil, err
+	}
+	return func() {
+		p.clock.advance(p.removeStep)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.removed++
+	}, nil
+}
 
 // millis is a sample of the given milliseconds.
 func millis(ms ...float64) []time.Duration {
@@ -86,8 +100,11 @@ func fakeProbes(clock *fakeClock) (FloorProbes, map[string]*fakeProbe) {
 		"trigger": {clock: clock, steps: millis(append([]float64{900}, seq(10)...)...)},
 		"store":   {clock: clock, steps: millis(append([]float64{900}, 2, 2, 2, 2, 2, 3, 3, 3, 3, 8)...)},
 		"engine":  {clock: clock, steps: millis(append([]float64{900}, 300, 300, 300, 300, 300, 300, 300, 300, 300, 400, 250)...)},
+		// Each bootstrap container's removal takes 50 ms more.
+		"bootstrap": {clock: clock, steps: millis(append([]float64{900}, 150, 150, 150, 150, 150, 150, 150, 150, 150, 200, 200)...),
+			removeStep: 50 * time.Millisecond},
 	}
-	return FloorProbes{Host: p["host"], Trigger: p["trigger"], Store: p["store"], Engine: p["engine"]}, p
+	return FloorProbes{Host: p["host"], Trigger: p["trigger"], Store: p["store"], Engine: p["engine"], Bootstrap: p["bootstrap"]}, p
 }
 
 func TestFloorMeasure(t *testing.T) {
@@ -108,14 +125,21 @@ func TestFloorMeasure(t *testing.T) {
 		// After its 11 cold calls, the engine's calls take 250 ms: four in
 		// one second.
 		EngineChurn: 4,
+		// The removal of 50 ms after each start is not timed.
+		BootstrapCold: FloorLatency{P50: 150, P99: 200},
+		// But it counts in the churn: 200 ms and 50 ms, four in a second.
+		BootstrapChurn: 4,
 	}
 	if got, _ := json.Marshal(set); string(got) != string(mustJSON(t, want)) {
 		t.Errorf("floors %s, want %s", got, mustJSON(t, want))
 	}
-	for name, n := range map[string]int{"host": 11, "trigger": 11, "store": 11, "engine": 11 + 4} {
+	for name, n := range map[string]int{"host": 11, "trigger": 11, "store": 11, "engine": 11 + 4, "bootstrap": 11 + 4} {
 		if fakes[name].calls != n {
 			t.Errorf("%s: %d calls, want %d", name, fakes[name].calls, n)
 		}
+	}
+	if b := fakes["bootstrap"]; b.removed != b.calls {
+		t.Errorf("bootstrap: %d containers removed of %d started", b.removed, b.calls)
 	}
 }
 
@@ -141,13 +165,26 @@ func TestFloorChurn(t *testing.T) {
 			t.Parallel()
 			clock := &fakeClock{}
 			engine := &fakeProbe{clock: clock, steps: []time.Duration{tt.step}}
-			m := floorMeter{probes: FloorProbes{Engine: engine}, load: floorLoad{concurrency: tt.concurrency, duration: tt.duration}, now: clock.now}
-			rate, err := m.churn(t.Context())
+			m := floorMeter{load: floorLoad{concurrency: tt.concurrency, duration: tt.duration}, now: clock.now}
+			rate, err := m.churn(t.Context(), "engine churn", engine.RunTrue)
 			if err != nil || !tt.want(rate) || engine.calls < tt.concurrency {
 				t.Errorf("churn = %v, %v after %d calls", rate, err, engine.calls)
 			}
 		})
 	}
+
+	// The bootstrap churn counts a container once it is removed: starts of
+	// 60 ms and removals of 40 ms, ten in a second.
+	t.Run("bootstrap", func(t *testing.T) {
+		t.Parallel()
+		clock := &fakeClock{}
+		b := &fakeProbe{clock: clock, steps: millis(60), removeStep: 40 * time.Millisecond}
+		m := floorMeter{load: floorLoad{concurrency: 1, duration: time.Second}, now: clock.now}
+		rate, err := m.churn(t.Context(), "bootstrap churn", wholeLife(b.StartBootstrap))
+		if err != nil || rate != 10 || b.removed != b.calls {
+			t.Errorf("churn = %v, %v; %d removed of %d started", rate, err, b.removed, b.calls)
+		}
+	})
 }
 
 func TestFloorErrors(t *testing.T) {
@@ -163,6 +200,8 @@ func TestFloorErrors(t *testing.T) {
 		{"store", 1, "store floor: boom"},
 		{"engine", 2, "engine cold floor: boom"},
 		{"engine", 13, "engine churn floor: boom"},
+		{"bootstrap", 2, "bootstrap cold floor: boom"},
+		{"bootstrap", 13, "bootstrap churn floor: boom"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
@@ -187,14 +226,16 @@ func TestFloorsAround(t *testing.T) {
 	t.Parallel()
 	clock := &fakeClock{}
 	probes, fakes := fakeProbes(clock)
-	// The second measurement's calls all take twice as long.
-	for _, f := range fakes {
+	// The second measurement's calls all take twice as long. The churn
+	// floors run four containers in the first.
+	for name, f := range fakes {
 		second := slices.Clone(f.steps)
 		for i := range second {
 			second[i] *= 2
 		}
-		if f == fakes["engine"] {
-			f.steps = append(f.steps, 250*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond)
+		if name == "engine" || name == "bootstrap" {
+			churn := f.steps[len(f.steps)-1]
+			f.steps = append(f.steps, churn, churn, churn)
 		}
 		f.steps = append(f.steps, second...)
 	}
@@ -221,6 +262,15 @@ func TestFloorsAround(t *testing.T) {
 	}
 	if f.Before.EngineChurn != 4 || f.After.EngineChurn != 2 || f.Mean.EngineChurn != 3 {
 		t.Errorf("churn before %v, after %v, mean %v", f.Before.EngineChurn, f.After.EngineChurn, f.Mean.EngineChurn)
+	}
+	if f.Before.BootstrapCold != (FloorLatency{P50: 150, P99: 200}) || f.After.BootstrapCold != (FloorLatency{P50: 300, P99: 400}) ||
+		f.Mean.BootstrapCold != (FloorLatency{P50: 225, P99: 300}) {
+		t.Errorf("bootstrap cold before %v, after %v, mean %v", f.Before.BootstrapCold, f.After.BootstrapCold, f.Mean.BootstrapCold)
+	}
+	// After tako, a bootstrap container takes 400 ms and its removal still
+	// 50: three in 1.35 s.
+	if f.Before.BootstrapChurn != 4 || f.After.BootstrapChurn != 2.222 || f.Mean.BootstrapChurn != 3.111 {
+		t.Errorf("bootstrap churn before %v, after %v, mean %v", f.Before.BootstrapChurn, f.After.BootstrapChurn, f.Mean.BootstrapChurn)
 	}
 	if h := f.Mean.HostInterpreter; h == nil || *h != (FloorLatency{P50: 30, P99: 45}) {
 		t.Errorf("host interpreter mean %v", h)
@@ -274,6 +324,8 @@ func fixedFloors() Floors {
 		Store:           FloorLatency{P50: 1.5, P99: 4},
 		EngineCold:      FloorLatency{P50: 250, P99: 350},
 		EngineChurn:     10,
+		BootstrapCold:   FloorLatency{P50: 400, P99: 500},
+		BootstrapChurn:  5,
 	}
 	after := FloorSet{
 		HostInterpreter: &FloorLatency{P50: 30, P99: 50},
@@ -281,6 +333,8 @@ func fixedFloors() Floors {
 		Store:           FloorLatency{P50: 2.5, P99: 4},
 		EngineCold:      FloorLatency{P50: 350, P99: 450},
 		EngineChurn:     6,
+		BootstrapCold:   FloorLatency{P50: 600, P99: 700},
+		BootstrapChurn:  3,
 	}
 	return Floors{Runs: 20, ChurnConcurrency: 2, ChurnDurationS: 10, Runtime: "runc",
 		Before: before, After: after, Mean: meanFloorSet(before, after)}
@@ -291,13 +345,14 @@ func TestFloorRatios(t *testing.T) {
 	f := fixedFloors()
 	tako := Stats{Requests: 10, Errors: 1, JobsPerS: 4, LatencyMS: LatencyStats{P50: 10, P90: 20, P99: 40, Max: 50}}
 	// The mean: host 25/40, trigger 2/4, store 2/4, engine cold 300/400,
-	// churn 8.
+	// engine churn 8, bootstrap cold 500/600, bootstrap churn 4.
 	got := newFloorRatios(tako, f)
 	host50, host99 := 0.4, 1.0
 	want := &FloorRatios{
-		P50:      LatencyFloorRatios{HostInterpreter: &host50, Trigger: 5, Store: 5, TriggerStore: 2.5, EngineCold: 0.03333},
-		P99:      LatencyFloorRatios{HostInterpreter: &host99, Trigger: 10, Store: 10, TriggerStore: 5, EngineCold: 0.1},
-		JobsPerS: 0.5,
+		P50:                   LatencyFloorRatios{HostInterpreter: &host50, Trigger: 5, Store: 5, TriggerStore: 2.5, EngineCold: 0.03333, BootstrapCold: 0.02},
+		P99:                   LatencyFloorRatios{HostInterpreter: &host99, Trigger: 10, Store: 10, TriggerStore: 5, EngineCold: 0.1, BootstrapCold: 0.06667},
+		JobsPerS:              0.5,
+		JobsPerSOverBootstrap: 1,
 	}
 	if string(mustJSON(t, got)) != string(mustJSON(t, want)) {
 		t.Errorf("ratios %s, want %s", mustJSON(t, got), mustJSON(t, want))
@@ -311,8 +366,15 @@ func TestFloorRatios(t *testing.T) {
 	}
 	// A warm job far below the engine's cold floor keeps a positive ratio.
 	fast := Stats{Requests: 1, JobsPerS: 0.001, LatencyMS: LatencyStats{P50: 0.1, P99: 0.1}}
-	if r := newFloorRatios(fast, fixedFloors()); r == nil || r.P50.EngineCold != 0.0003333 || r.JobsPerS != 0.000125 {
-		t.Errorf("ratios %s, want p50 over the engine cold floor 0.0003333 and jobs/s over churn 0.000125", mustJSON(t, r))
+	if r := newFloorRatios(fast, fixedFloors()); r == nil || r.P50.EngineCold != 0.0003333 || r.JobsPerS != 0.000125 ||
+		r.P50.BootstrapCold != 0.0002 || r.JobsPerSOverBootstrap != 0.00025 {
+		t.Errorf("ratios %s, want p50 over the engine cold floor 0.0003333 and the bootstrap cold floor 0.0002, jobs/s over churn 0.000125 and over bootstrap churn 0.00025", mustJSON(t, r))
+	}
+	// A bootstrap floor of zero leaves nothing to divide by.
+	zero := fixedFloors()
+	zero.Mean.BootstrapChurn = 0
+	if r := newFloorRatios(tako, zero); r != nil {
+		t.Errorf("ratios %s over a bootstrap churn of 0", mustJSON(t, r))
 	}
 	// Without a successful job there is nothing to compare.
 	if r := newFloorRatios(Stats{Requests: 3, Errors: 3}, fixedFloors()); r != nil {
@@ -342,7 +404,7 @@ func TestFloorsOutput(t *testing.T) {
 		}
 		for _, when := range []string{"before", "after", "mean"} {
 			set, _ := floors[when].(map[string]any)
-			for _, k := range []string{"host_interpreter_ms", "trigger_ms", "store_ms", "engine_cold_ms"} {
+			for _, k := range []string{"host_interpreter_ms", "trigger_ms", "store_ms", "engine_cold_ms", "bootstrap_cold_ms"} {
 				lat, _ := set[k].(map[string]any)
 				if p50, _ := lat["p50"].(float64); p50 <= 0 {
 					t.Errorf("floors.%s.%s.p50 = %v", when, k, lat["p50"])
@@ -351,21 +413,25 @@ func TestFloorsOutput(t *testing.T) {
 					t.Errorf("floors.%s.%s.p99 = %v", when, k, lat["p99"])
 				}
 			}
-			if v, _ := set["engine_churn_per_s"].(float64); v <= 0 {
-				t.Errorf("floors.%s.engine_churn_per_s = %v", when, set["engine_churn_per_s"])
+			for _, k := range []string{"engine_churn_per_s", "bootstrap_churn_per_s"} {
+				if v, _ := set[k].(float64); v <= 0 {
+					t.Errorf("floors.%s.%s = %v", when, k, set[k])
+				}
 			}
 		}
 		ratios, _ := m["floor_ratios"].(map[string]any)
 		for _, side := range []string{"p50", "p99"} {
 			rs, _ := ratios[side].(map[string]any)
-			for _, k := range []string{"host_interpreter", "trigger", "store", "trigger_plus_store", "engine_cold"} {
+			for _, k := range []string{"host_interpreter", "trigger", "store", "trigger_plus_store", "engine_cold", "bootstrap_cold"} {
 				if v, _ := rs[k].(float64); v <= 0 {
 					t.Errorf("floor_ratios.%s.%s = %v, want a positive number", side, k, rs[k])
 				}
 			}
 		}
-		if v, _ := ratios["jobs_per_s_over_engine_churn"].(float64); v <= 0 {
-			t.Errorf("floor_ratios.jobs_per_s_over_engine_churn = %v", ratios["jobs_per_s_over_engine_churn"])
+		for _, k := range []string{"jobs_per_s_over_engine_churn", "jobs_per_s_over_bootstrap_churn"} {
+			if v, _ := ratios[k].(float64); v <= 0 {
+				t.Errorf("floor_ratios.%s = %v", k, ratios[k])
+			}
 		}
 
 		// Without --floors, neither key.
@@ -391,7 +457,9 @@ func TestFloorsOutput(t *testing.T) {
 			"store ms                       1.50        4.00       2.50       4.00        5.75        9.50",
 			"trigger + store ms             2.50        6.00       5.50      10.00        2.88        4.75",
 			"engine cold ms               250.00      350.00     350.00     450.00       0.038       0.095",
+			"bootstrap cold ms            400.00      500.00     600.00     700.00       0.023       0.063",
 			"engine churn at concurrency 2 for 10.0s: 10.0 containers/s before, 6.0 after; tako's 78.4 jobs/s is 9.80x their mean",
+			"bootstrap churn at concurrency 2 for 10.0s: 5.0 containers/s before, 3.0 after; tako's 78.4 jobs/s is 19.60x their mean",
 			"",
 		}, "\n")
 		if !strings.HasSuffix(out.String(), "\n\n"+want) {

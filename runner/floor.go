@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -14,7 +15,9 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/errdefs"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/runner/bootstrap"
@@ -51,12 +54,14 @@ type FloorOptions struct {
 // FloorProbe runs the containers whose times are the physical floors of a
 // job (tako bench --floors). Each gets the configuration launcher.config
 // gives a job container of the job type, the hardening, limits, mounts,
-// user and runtime included, with only its command replaced and the label
-// tako.kind=bench-floor; no other tako code runs on the timed paths. The
-// probe is a tako instance of its own in the work directory, so the reaper
-// of a live server leaves its containers alone, and removes them once the
-// probe's process is gone. RunTrue and StartTrigger are safe for concurrent
-// use; Close must be called once they have returned.
+// user and runtime included, with the label tako.kind=bench-floor in place
+// of the job's; RunTrue's and StartTrigger's have their command replaced,
+// StartBootstrap's run tako's bootstrap as a job container does. No other
+// tako code runs on the timed paths. The probe is a tako instance of its
+// own in the work directory, so the reaper of a live server leaves its
+// containers alone, and removes them once the probe's process is gone.
+// RunTrue, StartBootstrap and StartTrigger are safe for concurrent use;
+// Close must be called once they have returned.
 type FloorProbe struct {
 	launch *launcher
 	spec   containerSpec
@@ -184,6 +189,66 @@ func (p *FloorProbe) remove(id string) {
 	if err != nil && !errdefs.IsNotFound(err) {
 		p.launch.logger.Warn("remove container", "container_id", id, "error", err)
 	}
+}
+
+// StartBootstrap creates and starts one container with the job type's
+// configuration and command, tako's bootstrap, and returns once the
+// bootstrap has preloaded and written its ready marker on both streams:
+// what launcher.prepare does for a pool, and what every job container
+// costs before its trigger. The container carries the floor's label.
+// remove removes the container, its slot directory and its uid claim, and
+// returns once they are gone; call it once. On failure StartBootstrap
+// returns once whatever it made is gone, and remove is nil.
+func (p *FloorProbe) StartBootstrap(ctx context.Context) (remove func(), err error) {
+	l := p.ownLauncher()
+	spec := p.spec
+	spec.cmd = nil // the bootstrap, as a job container runs it
+	c, err := l.prepare(ctx, spec)
+	if err != nil {
+		l.wait() // prepare has discarded what it made
+		return nil, fmt.Errorf("bootstrap floor: %w", err)
+	}
+	return func() {
+		l.discard(c)
+		l.wait()
+	}, nil
+}
+
+// ownLauncher is a launcher like the probe's, whose containers carry the
+// floor's label, with an engine schedule of its own: its wait waits for
+// its own containers' removals alone, so that a run of a floor ends when
+// its container is gone, whatever the other workers of a churn floor do.
+func (p *FloorProbe) ownLauncher() *launcher {
+	l := p.launch
+	return &launcher{
+		docker:         floorLabeler{l.docker},
+		gvisorRuntime:  l.gvisorRuntime,
+		instance:       l.instance,
+		limits:         l.limits,
+		logger:         l.logger,
+		seccomp:        l.seccomp,
+		startupTimeout: l.startupTimeout,
+		uids:           l.uids,
+	}
+}
+
+// floorLabeler is the engine as the launcher sees it, but every container
+// it creates carries tako.kind=bench-floor in place of the job's kind: the
+// launcher's own configuration, hardening included, with the floors'
+// label, and no change to the launcher for it.
+type floorLabeler struct {
+	dockerAPI
+}
+
+// ContainerCreate creates the container with the floor's kind label.
+func (f floorLabeler) ContainerCreate(ctx context.Context, config *container.Config, host *container.HostConfig, net *network.NetworkingConfig, platform *ocispec.Platform, name string) (container.CreateResponse, error) {
+	labelled := *config
+	labelled.Labels = maps.Clone(config.Labels)
+	if labelled.Labels == nil {
+		labelled.Labels = map[string]string{}
+	}
+	labelled.Labels[LabelKind] = floorKind
+	return f.dockerAPI.ContainerCreate(ctx, &labelled, host, net, platform, name)
 }
 
 // Close removes the probe's slot directory and uid claim once the removals

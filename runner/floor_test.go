@@ -5,18 +5,26 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/runner/bootstrap"
+	"github.com/tako-run/tako/runner/runnertest"
 )
 
 // TestFloorConfig checks that a floor container is a job container of its
@@ -164,5 +172,159 @@ func TestTriggerFloorNeverReady(t *testing.T) {
 	l.wait()
 	if _, err := os.Stat(s.dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("slot directory left behind: %v", err)
+	}
+}
+
+// recordingDocker records the configuration of the containers it is asked
+// to create, and creates none.
+type recordingDocker struct {
+	dockerAPI
+	created []*container.Config
+}
+
+func (d *recordingDocker) ContainerCreate(_ context.Context, c *container.Config, _ *container.HostConfig, _ *network.NetworkingConfig, _ *ocispec.Platform, _ string) (container.CreateResponse, error) {
+	d.created = append(d.created, c)
+	return container.CreateResponse{}, errors.New("no engine")
+}
+
+// TestFloorLabeler checks that the bootstrap floor's containers are job
+// containers of the job type, the bootstrap's command included, but for
+// their kind label, and that the launcher's configuration is left as it
+// was.
+func TestFloorLabeler(t *testing.T) {
+	t.Parallel()
+	l := &launcher{
+		instance: &instance{id: "0123456789abcdef", lockPath: "/work/instances/0123456789abcdef.lock"},
+		seccomp:  SeccompProfile,
+	}
+	spec := containerSpec{image: "tako-executor:abc", jobType: jobtypes.JobType{Name: "data", Preload: []string{"numpy"}}, runtime: runtimeGVisor}
+	job, jobHost := l.config(spec, slot{dir: "/work/slots/0123456789abcdef/aa"}, 200123)
+	sent := *job
+	sent.Labels = maps.Clone(job.Labels)
+	rec := &recordingDocker{}
+	if _, err := (floorLabeler{rec}).ContainerCreate(t.Context(), &sent, jobHost, nil, nil, "tako-x"); err == nil {
+		t.Fatal("the recording engine created a container")
+	}
+	if len(rec.created) != 1 {
+		t.Fatalf("%d creates, want 1", len(rec.created))
+	}
+	got := rec.created[0]
+	if got.Labels[LabelKind] != "bench-floor" || sent.Labels[LabelKind] != "job" {
+		t.Errorf("kind labels: created %q, the launcher's %q", got.Labels[LabelKind], sent.Labels[LabelKind])
+	}
+	if !slices.Equal(got.Cmd, bootstrap.Command(spec.jobType.Preload)) {
+		t.Errorf("command %.60q, want the bootstrap's", got.Cmd)
+	}
+	f, j := *got, *job
+	f.Labels, j.Labels = nil, nil
+	if !reflect.DeepEqual(f, j) {
+		t.Errorf("container configuration\n%+v\nwant the job's\n%+v", f, j)
+	}
+	for k, v := range job.Labels {
+		if k != LabelKind && got.Labels[k] != v {
+			t.Errorf("label %s = %q, want the job's %q", k, got.Labels[k], v)
+		}
+	}
+}
+
+// TestFloorProbeBootstrap starts the bootstrap floor's containers on the
+// real engine, under runc and gVisor: each runs the job type's bootstrap
+// with its configuration and the floor's label, is ready when
+// StartBootstrap returns and gone, slot directory included, when its
+// remove returns, also when several start at once; a start that fails
+// leaves nothing behind.
+func TestFloorProbeBootstrap(t *testing.T) {
+	t.Parallel()
+	dc, image := executor(t)
+	gvisor := runnertest.GVisorRuntime(t, dc)
+	jt := testJobType()
+	for _, runtime := range []string{runtimeRunc, runtimeGVisor} {
+		t.Run(runtime, func(t *testing.T) {
+			t.Parallel()
+			work := t.TempDir()
+			p, err := NewFloorProbe(dc, FloorOptions{WorkDir: work, GVisorRuntime: gvisor, Image: image, JobType: jt, Runtime: runtime},
+				slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := p.launch.instance.id
+			slots := filepath.Join(work, "slots", id)
+			// Only the probe's own slot directory is left between runs.
+			settled := func(when string) {
+				t.Helper()
+				if n := containersOf(t, dc, id); n != 0 {
+					t.Errorf("%s: %d containers left", when, n)
+				}
+				if entries, err := os.ReadDir(slots); err != nil || len(entries) != 1 {
+					t.Errorf("%s: slot directories %v (%v), want the probe's own", when, entries, err)
+				}
+			}
+
+			remove, err := p.StartBootstrap(t.Context())
+			if err != nil {
+				p.Close()
+				t.Fatal(err)
+			}
+			list, err := dc.ContainerList(t.Context(), container.ListOptions{All: true,
+				Filters: filters.NewArgs(filters.Arg("label", LabelInstance+"="+id))})
+			if err != nil || len(list) != 1 {
+				t.Errorf("containers of the probe: %d, %v; want 1", len(list), err)
+			} else {
+				c, err := dc.ContainerInspect(t.Context(), list[0].ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.Config.Labels[LabelKind] != "bench-floor" || c.Config.Labels[LabelJobType] != jt.Name {
+					t.Errorf("labels %v", c.Config.Labels)
+				}
+				if !slices.Equal(c.Config.Cmd, bootstrap.Command(jt.Preload)) {
+					t.Errorf("command %.60q, want the bootstrap's", c.Config.Cmd)
+				}
+				if !c.State.Running || c.Config.User == "" || !c.HostConfig.ReadonlyRootfs {
+					t.Errorf("running %v, user %q, read-only root %v", c.State.Running, c.Config.User, c.HostConfig.ReadonlyRootfs)
+				}
+				if want := map[string]string{runtimeRunc: "runc", runtimeGVisor: gvisor}[runtime]; c.HostConfig.Runtime != want {
+					t.Errorf("runtime %q, want %q", c.HostConfig.Runtime, want)
+				}
+			}
+			remove()
+			settled("after remove")
+
+			// Two at once, as the churn floor runs them: neither waits for
+			// the other's removal.
+			var wg sync.WaitGroup
+			errs := make(chan error, 2)
+			for range 2 {
+				wg.Go(func() {
+					remove, err := p.StartBootstrap(t.Context())
+					if err != nil {
+						errs <- err
+						return
+					}
+					remove()
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Errorf("concurrent start: %v", err)
+			}
+			settled("after concurrent starts")
+
+			// A start whose context has ended fails, and undoes itself
+			// before it returns.
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			if remove, err := p.StartBootstrap(ctx); !errors.Is(err, context.Canceled) || remove != nil ||
+				!strings.HasPrefix(err.Error(), "bootstrap floor: ") {
+				t.Errorf("StartBootstrap after cancel: %v", err)
+			}
+			settled("after a failed start")
+
+			p.Close()
+			if _, err := os.Stat(slots); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the probe's slot directories are left after Close: %v", err)
+			}
+		})
 	}
 }

@@ -383,7 +383,8 @@ func TestBenchFloorsEndToEnd(t *testing.T) {
 		}
 	}
 	for when, set := range map[string]bench.FloorSet{"before": f.Before, "after": f.After, "mean": f.Mean} {
-		lats := map[string]bench.FloorLatency{"trigger": set.Trigger, "store": set.Store, "engine cold": set.EngineCold}
+		lats := map[string]bench.FloorLatency{"trigger": set.Trigger, "store": set.Store, "engine cold": set.EngineCold,
+			"bootstrap cold": set.BootstrapCold}
 		if (set.HostInterpreter != nil) != hasPython {
 			t.Errorf("%s: host interpreter floor %v with python3 on PATH %v", when, set.HostInterpreter, hasPython)
 		} else if hasPython {
@@ -396,9 +397,11 @@ func TestBenchFloorsEndToEnd(t *testing.T) {
 			}
 		}
 		positive(when+" engine churn", set.EngineChurn)
+		positive(when+" bootstrap churn", set.BootstrapChurn)
 	}
 	for side, lr := range map[string]bench.LatencyFloorRatios{"p50": ratios.P50, "p99": ratios.P99} {
-		for name, v := range map[string]float64{"trigger": lr.Trigger, "store": lr.Store, "trigger + store": lr.TriggerStore, "engine cold": lr.EngineCold} {
+		for name, v := range map[string]float64{"trigger": lr.Trigger, "store": lr.Store, "trigger + store": lr.TriggerStore,
+			"engine cold": lr.EngineCold, "bootstrap cold": lr.BootstrapCold} {
 			positive(side+" over "+name, v)
 		}
 		if (lr.HostInterpreter != nil) != hasPython {
@@ -408,6 +411,7 @@ func TestBenchFloorsEndToEnd(t *testing.T) {
 		}
 	}
 	positive("jobs/s over the engine churn", ratios.JobsPerS)
+	positive("jobs/s over the bootstrap churn", ratios.JobsPerSOverBootstrap)
 	// The JSON's own names, as a script reads them.
 	var raw map[string]map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(out), &raw); err != nil {
@@ -415,7 +419,7 @@ func TestBenchFloorsEndToEnd(t *testing.T) {
 	}
 	for key, fields := range map[string][]string{
 		"floors":       {"runs", "churn_concurrency", "churn_duration_s", "runtime", "before", "after", "mean"},
-		"floor_ratios": {"p50", "p99", "jobs_per_s_over_engine_churn"},
+		"floor_ratios": {"p50", "p99", "jobs_per_s_over_engine_churn", "jobs_per_s_over_bootstrap_churn"},
 	} {
 		for _, field := range fields {
 			if _, ok := raw[key][field]; !ok {
@@ -423,6 +427,20 @@ func TestBenchFloorsEndToEnd(t *testing.T) {
 			}
 		}
 	}
+	for _, when := range []string{"before", "after", "mean"} {
+		var set map[string]json.RawMessage
+		if err := json.Unmarshal(raw["floors"][when], &set); err != nil {
+			t.Fatalf("floors.%s: %v", when, err)
+		}
+		for _, field := range []string{"bootstrap_cold_ms", "bootstrap_churn_per_s"} {
+			if _, ok := set[field]; !ok {
+				t.Errorf("floors.%s has no %q:\n%s", when, field, out)
+			}
+		}
+	}
+	t.Logf("bootstrap floors (%s), mean: cold p50 %.1f ms, p99 %.1f ms; churn %.2f containers/s at concurrency %d (engine cold p50 %.1f ms, churn %.2f/s)",
+		f.Runtime, f.Mean.BootstrapCold.P50, f.Mean.BootstrapCold.P99, f.Mean.BootstrapChurn, f.ChurnConcurrency,
+		f.Mean.EngineCold.P50, f.Mean.EngineChurn)
 	if !strings.Contains(stderr.String(), "floors before tako") || !strings.Contains(stderr.String(), "floors after tako") {
 		t.Errorf("progress:\n%s", stderr.String())
 	}

@@ -49,8 +49,9 @@ func newFloorOpener(ctx context.Context, c *command, databaseURL string) (*floor
 }
 
 // OpenFloors implements bench.FloorOpener: it gives target's containers the
-// configuration of the job type of that name in tako's configuration,
-// starts the trigger floor's container and creates the scratch schema.
+// configuration of the job type of that name in tako's configuration (the
+// engine and bootstrap floors' containers alike), starts the trigger
+// floor's container and creates the scratch schema.
 func (o *floorOpener) OpenFloors(ctx context.Context, target bench.FloorTarget) (_ bench.FloorProbes, _ func(), err error) {
 	cfg := o.c.cfg
 	jt, ok := o.c.reg.Get(target.JobType)
@@ -97,10 +98,11 @@ func (o *floorOpener) OpenFloors(ctx context.Context, target bench.FloorTarget) 
 	logger := o.c.logger
 	closers = append(closers, func() { dropScratch(scratch, logger) })
 	return bench.FloorProbes{
-		Host:    bench.NewHostInterpreter(),
-		Trigger: trigger,
-		Store:   bench.NewStoreFloor(scratch.Store, jt.Name),
-		Engine:  probe,
+		Host:      bench.NewHostInterpreter(),
+		Trigger:   trigger,
+		Store:     bench.NewStoreFloor(scratch.Store, jt.Name),
+		Engine:    probe,
+		Bootstrap: probe,
 	}, release, nil
 }
 
