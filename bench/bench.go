@@ -45,7 +45,7 @@ type Config struct {
 
 	// Floors, when set, measures the floors of JobType before and after
 	// its run with the probes it opens (--floors): FloorRuns timed runs of
-	// each latency floor, at least 1, and the engine churn floor at
+	// each latency floor, at least 1, and each churn floor at
 	// Concurrency for FloorDuration, positive. The report's floors object
 	// says how they were measured.
 	Floors        FloorOpener   `json:"-"`

@@ -30,9 +30,10 @@ go below on this machine at this hour, and prints tako's p50, p99 and jobs/s
 over the mean of the two: the host's python3 -c pass; the round trip of a
 trigger into a bare interpreter waiting in a container of the job type; the
 database's insert and finish of one sync job's record (in a scratch schema,
-dropped afterwards); and the engine's create, start, wait and remove of
-true with tako's container configuration, one at a time (cold) and at
---concurrency (churn). It needs the Docker engine (DOCKER_HOST), the
+dropped afterwards); the engine's create, start, wait and remove of true
+with tako's container configuration, one at a time (cold) and at
+--concurrency (churn); and the same container started with tako's
+bootstrap until it is ready, one at a time and at --concurrency. It needs the Docker engine (DOCKER_HOST), the
 database (--database-url, or database.url of the configuration --config
 loads) and tako's work directory, and runs as tako server does.
 
@@ -55,7 +56,7 @@ type benchFlags struct {
 	databaseURL string
 }
 
-// defaultFloorDuration is how long the engine churn floor runs in
+// defaultFloorDuration is how long each churn floor runs in
 // --requests mode when --floor-duration is not given.
 const defaultFloorDuration = 10 * time.Second
 
@@ -107,7 +108,7 @@ func parseBenchFlags(c *command, args []string) (f benchFlags, err error) {
 	compare := fs.String("compare", "", "then measure each of these comma-separated `JOBTYPES` with the same load and print them side by side with --job-type")
 	fs.BoolVar(&f.floors, "floors", false, "also measure the floors before and after, and print tako's figures over them (needs Docker and the database)")
 	fs.IntVar(&cfg.FloorRuns, "floor-runs", 20, "with --floors: timed runs of each latency floor")
-	fs.DurationVar(&cfg.FloorDuration, "floor-duration", 0, "with --floors: how long the engine churn floor runs (default: --duration, or 10s)")
+	fs.DurationVar(&cfg.FloorDuration, "floor-duration", 0, "with --floors: how long each churn floor runs (default: --duration, or 10s)")
 	fs.StringVar(&f.databaseURL, "database-url", "", "with --floors: the `URL` of tako's PostgreSQL (default: database.url of the configuration)")
 	fs.BoolVar(&cfg.Burst, "burst", false, "then, after --burst-idle without requests, send --burst-size requests at once and report how they fared")
 	fs.DurationVar(&cfg.BurstIdle, "burst-idle", time.Minute, "with --burst: how long the server is left idle before the burst")
