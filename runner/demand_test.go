@@ -190,9 +190,9 @@ func TestPoolTargetFallsBackToMinWhenIdle(t *testing.T) {
 func TestPoolTargetCountsConcurrentPeaks(t *testing.T) {
 	clock := newFakeClock()
 	p := fakePool(clock, jobtypes.Pool{Min: 1, Max: 8, IdleTTL: time.Minute})
-	// Three jobs at once, each finding the pool empty: a peak of three
-	// running, and the second and third misses add one each (the first
-	// miss is the first running job).
+	// Three jobs at once, each finding the pool empty. A take raises the
+	// peak to the running count when that is higher, then its miss adds
+	// one: 1 then 2, 2 (not higher) then 3, 3 (not higher) then 4.
 	for range 3 {
 		p.take()
 	}

@@ -274,12 +274,11 @@ func TestBenchEndToEnd(t *testing.T) {
 	}
 	takoBench := func(t *testing.T, args ...string) string {
 		t.Helper()
-		var stdout, stderr bytes.Buffer
-		args = append([]string{"tako", "bench", "--url", s.url}, args...)
-		if err := run(t.Context(), args, os.Environ(), &stdout, &stderr); err != nil {
-			t.Fatalf("%q: %v\n%s", args, err, stderr.String())
+		out, stderr, err := benchCommand(t, s.url)(args...)
+		if err != nil {
+			t.Fatalf("%q: %v\n%s", args, err, stderr)
 		}
-		return stdout.String()
+		return out
 	}
 
 	t.Run("baseline json", func(t *testing.T) {
@@ -468,16 +467,22 @@ func TestBenchFloorsEndToEnd(t *testing.T) {
 	}
 }
 
+// benchCommand returns a function that runs tako bench against the server
+// at url with more arguments, and returns its stdout, stderr and error.
+func benchCommand(t *testing.T, url string) func(args ...string) (string, string, error) {
+	return func(args ...string) (string, string, error) {
+		var stdout, stderr bytes.Buffer
+		args = append([]string{"tako", "bench", "--url", url}, args...)
+		err := run(t.Context(), args, os.Environ(), &stdout, &stderr)
+		return stdout.String(), stderr.String(), err
+	}
+}
+
 // TestBenchCompareEndToEnd measures two job types of a real server in one
 // run. It checks the output, never the speed.
 func TestBenchCompareEndToEnd(t *testing.T) {
 	s := startServer(t)
-	takoBench := func(args ...string) (string, string, error) {
-		var stdout, stderr bytes.Buffer
-		args = append([]string{"tako", "bench", "--url", s.url}, args...)
-		err := run(t.Context(), args, os.Environ(), &stdout, &stderr)
-		return stdout.String(), stderr.String(), err
-	}
+	takoBench := benchCommand(t, s.url)
 
 	t.Run("json", func(t *testing.T) {
 		out, stderr, err := takoBench("--compare", "data", "--requests", "4", "--concurrency", "2", "--warmup", "1", "--json")
@@ -549,12 +554,7 @@ func TestBenchCompareEndToEnd(t *testing.T) {
 func TestBenchBurstEndToEnd(t *testing.T) {
 	s := startOwnServer(t, "TAKO_JOB_TYPES_DEFAULT_POOL_MIN=2", "TAKO_JOB_TYPES_DEFAULT_POOL_MAX=2",
 		"TAKO_JOB_TYPES_NOPOOL_POOL_MIN=0", "TAKO_JOB_TYPES_NOPOOL_POOL_MAX=0")
-	takoBench := func(args ...string) (string, string, error) {
-		var stdout, stderr bytes.Buffer
-		args = append([]string{"tako", "bench", "--url", s.url}, args...)
-		err := run(t.Context(), args, os.Environ(), &stdout, &stderr)
-		return stdout.String(), stderr.String(), err
-	}
+	takoBench := benchCommand(t, s.url)
 
 	t.Run("json", func(t *testing.T) {
 		out, stderr, err := takoBench("--burst", "--burst-idle", "2s", "--requests", "4", "--json")
