@@ -111,30 +111,40 @@ func New(pool *pgxpool.Pool, registry *jobtypes.Registry, run Runner, opts Optio
 	}
 	s.notifier = newNotifier(pool, s.logger)
 
-	workers := river.NewWorkers()
-	river.AddWorker(workers, &executeWorker{s: s})
-	river.AddWorker(workers, &maintenanceWorker{s: s})
-	river.AddWorker(workers, &sweepWorker{s: s})
-	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}}
-	for _, jt := range registry.All() {
-		queues[queueName(jt.Name)] = river.QueueConfig{MaxWorkers: max(jt.Concurrency, 1)}
-	}
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		FetchCooldown:        10 * time.Millisecond,
-		ID:                   opts.Node,
-		JobTimeout:           opts.RescueAfter, // for maintenance; executions bound their own
-		Logger:               logger.With("component", "river"),
-		MaxAttempts:          opts.MaxAttempts,
-		PeriodicJobs:         []*river.PeriodicJob{maintenanceJob(), sweepJob(opts.NodeTimeout)},
-		Queues:               queues,
-		RescueStuckJobsAfter: opts.RescueAfter,
-		Workers:              workers,
-	})
+	client, err := river.NewClient(riverpgxv5.New(pool), s.riverConfig(logger.With("component", "river")))
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)
 	}
 	s.river = client
 	return s, nil
+}
+
+// riverConfig is the configuration of the dispatcher's River client: its
+// workers, one queue per job type with the job type's concurrency, and the
+// periodic maintenance. Discarded jobs, the dead-letter queue, are kept as
+// long as the records they belong to (queue.retention_days), not River's
+// default week. River logs to logger.
+func (s *Dispatcher) riverConfig(logger *slog.Logger) *river.Config {
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &executeWorker{s: s})
+	river.AddWorker(workers, &maintenanceWorker{s: s})
+	river.AddWorker(workers, &sweepWorker{s: s})
+	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}}
+	for _, jt := range s.registry.All() {
+		queues[queueName(jt.Name)] = river.QueueConfig{MaxWorkers: max(jt.Concurrency, 1)}
+	}
+	return &river.Config{
+		DiscardedJobRetentionPeriod: s.opts.Retention,
+		FetchCooldown:               10 * time.Millisecond,
+		ID:                          s.opts.Node,
+		JobTimeout:                  s.opts.RescueAfter, // for maintenance; executions bound their own
+		Logger:                      logger,
+		MaxAttempts:                 s.opts.MaxAttempts,
+		PeriodicJobs:                []*river.PeriodicJob{maintenanceJob(), sweepJob(s.opts.NodeTimeout)},
+		Queues:                      queues,
+		RescueStuckJobsAfter:        s.opts.RescueAfter,
+		Workers:                     workers,
+	}
 }
 
 // Start announces this node, starts working the queues and listening for

@@ -422,3 +422,19 @@ func TestSyncHistoryCommitsAsynchronously(t *testing.T) {
 		t.Errorf("an async execution beside it: %s", got.Status)
 	}
 }
+
+func TestDeadLettersLastAsLongAsTheirRecords(t *testing.T) {
+	t.Parallel()
+	reg, err := jobtypes.NewRegistry([]jobtypes.JobType{{Name: "default", Concurrency: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Dispatcher{registry: reg, opts: Options{Retention: 30 * 24 * time.Hour, Node: "n"}}
+	cfg := s.riverConfig(slog.New(slog.DiscardHandler))
+	if cfg.DiscardedJobRetentionPeriod != s.opts.Retention {
+		t.Errorf("discarded jobs (the dead-letter queue) are kept %s, want queue.retention_days (%s)", cfg.DiscardedJobRetentionPeriod, s.opts.Retention)
+	}
+	if q := cfg.Queues[queueName("default")]; q.MaxWorkers != 3 {
+		t.Errorf("the job type's queue has %d workers, want its concurrency 3", q.MaxWorkers)
+	}
+}

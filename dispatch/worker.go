@@ -66,9 +66,11 @@ func (w *executeWorker) NextRetry(job *river.Job[executeArgs]) time.Time {
 }
 
 // retryDelay is how long a job waits after its attempt failed on
-// infrastructure: 1 s, 2 s, 4 s ... at most 30 s.
+// infrastructure: 1 s, 2 s, 4 s ... at most 30 s. The shift is bounded,
+// so a job with queue.max_attempts in the dozens never overflows to no
+// delay at all.
 func retryDelay(attempt int) time.Duration {
-	return min(time.Second<<max(attempt-1, 0), 30*time.Second)
+	return min(time.Second<<min(max(attempt-1, 0), 5), 30*time.Second)
 }
 
 // Work runs the execution. A program that fails is a finished job; only a

@@ -169,6 +169,8 @@ func TestRetryDelay(t *testing.T) {
 		{5, 16 * time.Second},
 		{6, 30 * time.Second},
 		{25, 30 * time.Second},
+		{36, 30 * time.Second}, // 1 s << 35 overflows int64
+		{1000, 30 * time.Second},
 	} {
 		if got := retryDelay(tc.attempt); got != tc.want {
 			t.Errorf("retryDelay(%d) = %s, want %s", tc.attempt, got, tc.want)
