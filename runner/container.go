@@ -312,12 +312,8 @@ func (l *launcher) discard(c *jobContainer) {
 	l.engine.remove(func() {
 		if c.id != "" {
 			var err error
-			c.slot.unblocking(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				err = l.docker.ContainerRemove(ctx, c.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
-			})
-			if err != nil && !errdefs.IsNotFound(err) {
+			c.slot.unblocking(func() { err = l.removeContainer(c.id, removeAttempts) })
+			if err != nil {
 				l.logger.Warn("remove container", "container_id", c.id, "error", err)
 			}
 		}
@@ -329,6 +325,30 @@ func (l *launcher) discard(c *jobContainer) {
 		}
 		l.uids.release(c.uid)
 	})
+}
+
+// removeAttempts bounds the forced removals of one container.
+const removeAttempts = 5
+
+// removeContainer removes container id by force, trying again up to
+// attempts times while the engine refuses: Docker 20.10 answers a forced
+// removal of a container that is exiting by itself with "cannot remove -
+// Container ... is not running", and a container left there would stay
+// until this instance is gone. Not found counts as removed.
+func (l *launcher) removeContainer(id string, attempts int) error {
+	var err error
+	for i := range attempts {
+		if i > 0 {
+			time.Sleep(time.Duration(i) * 200 * time.Millisecond)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = l.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		cancel()
+		if err == nil || errdefs.IsNotFound(err) {
+			return nil
+		}
+	}
+	return fmt.Errorf("after %d attempts: %w", attempts, err)
 }
 
 // wait waits for the removals discard started.

@@ -1,13 +1,18 @@
 package runner
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/errdefs"
 )
 
 // TestRemoveTreeDeep removes slot directories whose /output a program
@@ -102,4 +107,42 @@ func withFileLimit(t *testing.T, n uint64, f func() error) error {
 	}
 	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
 	return f()
+}
+
+// refusingDocker refuses the first refusals forced removals the way
+// Docker 20.10 does for a container that is exiting by itself.
+type refusingDocker struct {
+	dockerAPI
+	mu       sync.Mutex
+	refusals int
+	calls    int
+}
+
+func (d *refusingDocker) ContainerRemove(ctx context.Context, id string, opts container.RemoveOptions) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls++
+	if d.calls <= d.refusals {
+		return errdefs.Conflict(errors.New("Could not kill running container " + id + ", cannot remove - Container " + id + " is not running"))
+	}
+	return errdefs.NotFound(errors.New("No such container: " + id))
+}
+
+func TestRemoveContainerTriesAgainWhileRefused(t *testing.T) {
+	d := &refusingDocker{refusals: 2}
+	l := &launcher{docker: d}
+	if err := l.removeContainer("c1", removeAttempts); err != nil {
+		t.Fatalf("a removal refused twice, then found gone: %v", err)
+	}
+	if d.calls != 3 {
+		t.Errorf("%d removal calls, want 3", d.calls)
+	}
+	always := &refusingDocker{refusals: 100}
+	l = &launcher{docker: always}
+	if err := l.removeContainer("c2", 3); err == nil || !strings.Contains(err.Error(), "after 3 attempts") {
+		t.Errorf("a removal refused every time: %v", err)
+	}
+	if always.calls != 3 {
+		t.Errorf("%d removal calls, want 3", always.calls)
+	}
 }
