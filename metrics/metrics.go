@@ -71,7 +71,8 @@ type Metrics struct {
 	dockerUp   prometheus.Gauge
 	databaseUp prometheus.Gauge
 
-	pools *poolCollector
+	pools    *poolCollector
+	removals *sourceGauge
 }
 
 // New returns Metrics on a fresh registry that also carries the Go and
@@ -128,6 +129,8 @@ func New(version string) *Metrics {
 		databaseUp: gauge("tako_database_up",
 			"1 when the database answered the last probe."),
 		pools: &poolCollector{},
+		removals: &sourceGauge{desc: prometheus.NewDesc("tako_container_removals_pending",
+			"Used containers waiting for their removal on this node's engine; pool refills wait while there are more than four per concurrent start.", nil, nil)},
 	}
 	buildInfo := gaugeVec("tako_build_info",
 		"Always 1; its labels say which tako this is.",
@@ -143,7 +146,7 @@ func New(version string) *Metrics {
 		m.builds, m.buildDuration, m.reqCache, m.reqImages, m.reqBytes,
 		m.httpRequests, m.httpDuration,
 		m.dockerUp, m.databaseUp,
-		m.pools,
+		m.pools, m.removals,
 	)
 	return m
 }
@@ -354,6 +357,39 @@ func (m *Metrics) SetPoolSource(f func() []PoolSample) {
 	m.pools.mu.Lock()
 	m.pools.source = f
 	m.pools.mu.Unlock()
+}
+
+// SetRemovalSource makes each scrape read from f how many used containers
+// wait for their removal; f must be cheap (no I/O) and safe for concurrent
+// use.
+func (m *Metrics) SetRemovalSource(f func() int) {
+	if m == nil {
+		return
+	}
+	m.removals.mu.Lock()
+	m.removals.source = f
+	m.removals.mu.Unlock()
+}
+
+// sourceGauge is a gauge without labels read from a function when scraped;
+// without a function it has no series.
+type sourceGauge struct {
+	desc   *prometheus.Desc
+	mu     sync.Mutex
+	source func() int
+}
+
+// Describe implements prometheus.Collector.
+func (g *sourceGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+// Collect implements prometheus.Collector.
+func (g *sourceGauge) Collect(ch chan<- prometheus.Metric) {
+	g.mu.Lock()
+	source := g.source
+	g.mu.Unlock()
+	if source != nil {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(source()))
+	}
 }
 
 // poolCollector reads pool sizes when scraped: they change on every job,

@@ -103,6 +103,25 @@ tako_pool_target_containers{job_type="default"} 3
 	}
 }
 
+func TestRemovalsReadAtScrape(t *testing.T) {
+	t.Parallel()
+	m := New("test")
+	if n := testutil.CollectAndCount(m.removals); n != 0 {
+		t.Errorf("%d series before a source is set, want none", n)
+	}
+	pending := 1
+	m.SetRemovalSource(func() int { return pending })
+	pending = 3
+	want := `
+# HELP tako_container_removals_pending Used containers waiting for their removal on this node's engine; pool refills wait while there are more than four per concurrent start.
+# TYPE tako_container_removals_pending gauge
+tako_container_removals_pending 3
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "tako_container_removals_pending"); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestGaugesAndBuilds(t *testing.T) {
 	t.Parallel()
 	m := New("test")

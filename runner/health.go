@@ -62,6 +62,15 @@ func (r *Runner) poolTotals(name string) (total PoolStats, ok bool) {
 	return total, ok
 }
 
+// RemovalsPending is how many used containers wait for their removal on
+// this node, for the metrics; 0 before Start. It does no I/O.
+func (r *Runner) RemovalsPending() int {
+	if r.launch == nil {
+		return 0
+	}
+	return r.launch.engine.backlog()
+}
+
 // PoolSamples returns the pools of every job type that has one, for the
 // metrics. It does no I/O.
 func (r *Runner) PoolSamples() []metrics.PoolSample {

@@ -32,6 +32,7 @@ func startSampling(ctx context.Context, cfg *config.Config, m *metrics.Metrics, 
 	}
 	m.SetLimits(cfg.Queue.MaxPending, cfg.Runner.MaxConcurrent)
 	m.SetPoolSource(run.PoolSamples)
+	m.SetRemovalSource(run.RemovalsPending)
 
 	logger = logger.With("component", "metrics")
 	interval := cfg.Metrics.SampleInterval.Std()

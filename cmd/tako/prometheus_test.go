@@ -101,6 +101,7 @@ func TestPrometheusEndToEnd(t *testing.T) {
 			`count(tako_build_info)`:                               1,
 			`sum(tako_jobs_running)`:                               0,
 			`count(tako_pool_target_containers{job_type="probe"})`: 1,
+			`count(tako_container_removals_pending)`:               1,
 			`sum(tako_job_duration_seconds_bucket{job_type="probe",status="timeout",le="+Inf"})`:            1,
 			`sum(tako_job_duration_seconds_bucket{job_type="probe",status="succeeded",le="+Inf"}) > bool 0`: 1,
 		}
