@@ -576,7 +576,7 @@ func TestBenchBurstEndToEnd(t *testing.T) {
 			t.Fatalf("no burst:\n%s", out)
 		}
 		if b.Size != 4 || b.OK != 4 || b.Errors != 0 || b.PoolMax != 2 || b.IdleS != 30 {
-			t.Errorf("burst of %d after %vs against pool.max %d: %d ok, %d errors %v; want 4 after 2s against 2, all ok",
+			t.Errorf("burst of %d after %vs against pool.max %d: %d ok, %d errors %v; want 4 after 30s against 2, all ok",
 				b.Size, b.IdleS, b.PoolMax, b.OK, b.Errors, b.ErrorSamples)
 		}
 		if b.Warm < 2 || b.Warm+b.Cold != 4 {
