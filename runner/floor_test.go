@@ -88,24 +88,9 @@ func TestTriggerFloorRoundTrip(t *testing.T) {
 	t.Parallel()
 	python, err := exec.LookPath("python3")
 	if err != nil {
-		t.Skip("no python3 on the host")
+		t.Fatalf("the trigger floor runs on the host's python3 (make testdeps installs it): %v", err)
 	}
-	s := slot{dir: filepath.Join(t.TempDir(), "slot")}
-	if err := os.MkdirAll(s.control(), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{bootstrap.StdoutFIFO, bootstrap.StderrFIFO, bootstrap.TriggerFIFO} {
-		if err := syscall.Mkfifo(s.fifo(name), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	work := t.TempDir()
-	uids, err := newUIDPool(work, filepath.Join(work, "instances", "x.lock"), UIDRange{First: 300000, Count: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &launcher{logger: slog.New(slog.DiscardHandler), uids: uids, startupTimeout: time.Minute}
-	tf := newTriggerFloor(l, &jobContainer{slot: s, uid: 300000})
+	s, l, tf := hostTriggerFloor(t)
 	if err := tf.open(); err != nil {
 		t.Fatal(err)
 	}
@@ -138,11 +123,11 @@ func TestTriggerFloorRoundTrip(t *testing.T) {
 	}
 }
 
-// TestTriggerFloorNeverReady closes a trigger floor whose interpreter never
-// opened its stdout: the open waiting for it is released, and nothing is
-// left behind.
-func TestTriggerFloorNeverReady(t *testing.T) {
-	t.Parallel()
+// hostTriggerFloor returns a trigger floor on a slot with the bootstrap's
+// FIFOs in a temporary directory, for an interpreter on the host, and the
+// launcher it removes the slot with.
+func hostTriggerFloor(t *testing.T) (slot, *launcher, *TriggerFloor) {
+	t.Helper()
 	s := slot{dir: filepath.Join(t.TempDir(), "slot")}
 	if err := os.MkdirAll(s.control(), 0o755); err != nil {
 		t.Fatal(err)
@@ -159,6 +144,15 @@ func TestTriggerFloorNeverReady(t *testing.T) {
 	}
 	l := &launcher{logger: slog.New(slog.DiscardHandler), uids: uids, startupTimeout: time.Minute}
 	tf := newTriggerFloor(l, &jobContainer{slot: s, uid: 300000})
+	return s, l, tf
+}
+
+// TestTriggerFloorNeverReady closes a trigger floor whose interpreter never
+// opened its stdout: the open waiting for it is released, and nothing is
+// left behind.
+func TestTriggerFloorNeverReady(t *testing.T) {
+	t.Parallel()
+	s, l, tf := hostTriggerFloor(t)
 	if err := tf.open(); err != nil {
 		t.Fatal(err)
 	}
