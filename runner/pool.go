@@ -13,13 +13,15 @@ import (
 // pool keeps started containers of one job type and image whose bootstrap
 // has preloaded and waits for its trigger, so that a job finds its
 // interpreter running. A container leaves the pool for one job and is never
-// returned; the pool starts a replacement at once, off the request path.
-// Its size follows demand between the job type's pool.min and pool.max: it
-// grows to min plus the larger of two needs, the peak of concurrent
-// executions (one more for each checkout that found it empty) and the
-// arrivals expected while one container starts (demand); containers idle
-// for longer than pool.idle_ttl are trimmed back to min. The pool owns its containers: it
-// starts and removes them through its launcher and calls nobody back.
+// returned; the pool starts a replacement off the request path, once the
+// job's result is recorded (done), or at once when the arrivals expected
+// would otherwise find it empty. Its size follows demand between the job
+// type's pool.min and pool.max: it grows to min plus the larger of two
+// needs, the peak of concurrent executions (one more for each checkout
+// that found it empty) and the arrivals expected while one container
+// starts (demand); containers idle for longer than pool.idle_ttl are
+// trimmed back to min. The pool owns its containers: it starts and
+// removes them through its launcher and calls nobody back.
 type pool struct {
 	launch *launcher
 	logger *slog.Logger
