@@ -588,7 +588,7 @@ func TestBenchBurstEndToEnd(t *testing.T) {
 		if p := r.Tako.Phases; p == nil || p.RunMS <= 0 || p.TotalMS <= 0 || p.OutsideMS <= 0 || p.QueueMS < 0 || p.StartMS < 0 || p.CollectMS < 0 {
 			t.Errorf("tako phases %+v: want the server's timing, and time outside the runner", p)
 		}
-		if !strings.Contains(stderr, "bench: burst: idle 2s, then 4 simultaneous requests\n") {
+		if !strings.Contains(stderr, "bench: burst: idle 30s, then 4 simultaneous requests\n") {
 			t.Errorf("progress:\n%s", stderr)
 		}
 		// The JSON's own names, as a script reads them.
