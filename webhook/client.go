@@ -89,9 +89,17 @@ func NewClient(p Policy, timeout time.Duration) *http.Client {
 	if !p.AllowPrivateNetworks {
 		dialer.Control = newAddressGuard().dialControl
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = nil // a proxy would dial the receiver, past the guard
-	tr.DialContext = dialer.DialContext
+	// A fresh transport, not a clone of http.DefaultTransport, which
+	// another package may have replaced or wrapped.
+	tr := &http.Transport{
+		Proxy:                 nil, // a proxy would dial the receiver, past the guard
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
 	return &http.Client{
 		Transport: tr,
 		Timeout:   timeout,

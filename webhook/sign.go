@@ -162,5 +162,13 @@ func Verify(secrets []Secret, h http.Header, body []byte, now time.Time, toleran
 	if checked == 0 {
 		return fmt.Errorf("%s header has no v1 signature", HeaderSignature)
 	}
-	return fmt.Errorf("no signature in the %s header matches (%d checked against %d secrets)", HeaderSignature, checked, len(secrets))
+	return fmt.Errorf("no signature in the %s header matches (%s checked against %s)", HeaderSignature, plural(checked, "signature"), plural(len(secrets), "secret"))
+}
+
+// plural is "1 secret" or "2 secrets".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
