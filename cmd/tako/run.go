@@ -36,6 +36,7 @@ Usage:
   tako dev      up|down|status [--config FILE]                start, stop or inspect the local PostgreSQL container
   tako bench    [--url URL] [--concurrency N] [--baseline]     load-test a running server (tako bench -h)
   tako gvisor   register --path RUNSC [--name NAME]           add gVisor's runsc to Docker's runtimes (tako gvisor -h)
+  tako webhook  verify --secret whsec_... < request           check a captured webhook request's signature (tako webhook -h)
   tako version                                                print tako's version
 
 Configuration comes from built-in defaults, then tako.yaml (--config, $TAKO_CONFIG,
@@ -104,6 +105,11 @@ var commands = map[string]commandFunc{
 	},
 	"config": func(_ context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
 		return runConfig(args, environ, stdout, stderr)
+	},
+	// webhook verify reads the request from standard input, which run
+	// does not pass on; it also takes --request FILE.
+	"webhook": func(_ context.Context, args []string, _ []string, stdout, stderr io.Writer) error {
+		return runWebhook(args, os.Stdin, stdout, stderr)
 	},
 }
 
