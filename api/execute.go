@@ -22,6 +22,9 @@ func (s *Server) handleExecute(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if wantsEvents(c) {
+		return s.executeStreaming(c, sub)
+	}
 	// The server's context, not the request's: fiber does not cancel on
 	// disconnect, and Shutdown must be able to stop the work.
 	ctx, cancel := context.WithCancel(s.base)
@@ -47,6 +50,9 @@ func (s *Server) handleSubmit(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if wantsEvents(c) {
+		return s.submitStreaming(c, sub)
+	}
 	ctx, cancel := s.opContext()
 	defer cancel()
 	exec, created, err := s.service.Submit(ctx, sub)
@@ -61,6 +67,57 @@ func (s *Server) handleSubmit(c *fiber.Ctx) error {
 		return c.JSON(SubmitResponse{JobID: exec.ID, Status: jobs.StatusQueued})
 	default:
 		return c.JSON(SubmitResponse{JobID: exec.ID, Status: exec.Status})
+	}
+}
+
+// executeStreaming is POST /execute with Accept: text/event-stream: the
+// job runs on this node as without the header, and the answer is its
+// event stream instead of its result.
+func (s *Server) executeStreaming(c *fiber.Ctx, sub jobs.Submission) error {
+	if err := s.acquireStream(); err != nil {
+		return err
+	}
+	// The job's context is the server's: it runs to its end whether or
+	// not the client stays.
+	ctx, cancel := context.WithCancel(s.base)
+	exec, run, err := s.service.Begin(ctx, sub)
+	if err != nil {
+		cancel()
+		s.streams.release()
+		return err
+	}
+	go func() {
+		defer cancel()
+		_, _ = run() // recorded by the Service; the stream reads the record
+	}()
+	return s.serveEvents(c, s.follow(callerOf(c), exec.ID))
+}
+
+// submitStreaming is POST /execute/async with Accept: text/event-stream:
+// the job is queued as without the header (an idempotent hit follows the
+// existing job), and the answer is its event stream.
+func (s *Server) submitStreaming(c *fiber.Ctx, sub jobs.Submission) error {
+	if err := s.acquireStream(); err != nil {
+		return err
+	}
+	ctx, cancel := s.opContext()
+	defer cancel()
+	exec, _, err := s.service.Submit(ctx, sub)
+	if err != nil {
+		s.streams.release()
+		if jobs.ErrorCodeOf(err) == jobs.ECONFLICT {
+			return jobs.Errorf(jobs.ECONFLICT, jobs.IdempotencyConflictMessage)
+		}
+		return err
+	}
+	return s.serveEvents(c, s.follow(callerOf(c), exec.ID))
+}
+
+// follow is the feed of execution id's events from the start, as caller
+// may see them.
+func (s *Server) follow(caller jobs.Caller, id string) followFunc {
+	return func(ctx context.Context, emit func(jobs.Event) error) error {
+		return s.service.Events(ctx, caller, id, "", emit)
 	}
 }
 

@@ -33,6 +33,10 @@ type JobStatusResponse struct {
 	DurationMS    *float64    `json:"duration_ms"`
 	QueuePosition *int        `json:"queue_position"`
 	Attempt       int         `json:"attempt"`
+	// Stdout and Stderr are what a running job has printed so far (tako's
+	// own); absent once it has ended: GET /jobs/{id}/result has it all.
+	Stdout *string `json:"stdout,omitempty"`
+	Stderr *string `json:"stderr,omitempty"`
 }
 
 // PendingResultResponse is the body of GET /jobs/:id/result?wait=false for
@@ -57,7 +61,17 @@ func (s *Server) handleJob(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(newJobStatusResponse(exec))
+	r := newJobStatusResponse(exec)
+	if exec.Status == jobs.StatusRunning {
+		ctx, cancel := s.opContext()
+		defer cancel()
+		out, err := s.service.OutputSoFar(ctx, callerOf(c), exec.ID)
+		if err != nil {
+			return err
+		}
+		r.Stdout, r.Stderr = &out.Stdout, &out.Stderr
+	}
+	return c.JSON(r)
 }
 
 // handleResult is GET /jobs/:id/result: the full record once the job has

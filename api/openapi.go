@@ -48,6 +48,12 @@ var operations = []operation{
 			viewParam,
 		},
 		responses: map[int]any{200: oneOf{ExecutionResponse{}, PendingResultResponse{}}, 404: errorBody, 408: errorBody}},
+	{method: "GET", path: "/jobs/{id}/events", summary: "The job's events as Server-Sent Events (text/event-stream), from any node: queued, started, stdout, stderr, truncated, result, error, done; send Last-Event-ID to resume; a ': ping' comment every 15 s",
+		responses: map[int]any{200: "event-stream", 404: errorBody, 422: errorBody, 503: errorBody}},
+	{method: "GET", path: "/jobs/{id}/deliveries", summary: "Every attempt to deliver the job's webhook, oldest first",
+		responses: map[int]any{200: DeliveriesResponse{}, 404: errorBody}},
+	{method: "POST", path: "/jobs/{id}/deliveries/retry", summary: "Deliver an ended job's webhook again, with a fresh retry schedule",
+		responses: map[int]any{202: RetryDeliveryResponse{}, 400: errorBody, 404: errorBody, 409: errorBody}},
 	{method: "POST", path: "/jobs/{id}/cancel", summary: "Cancel a queued or running job, on any node; 404 when it has ended",
 		responses: map[int]any{200: CancelResponse{}, 404: errorBody}},
 	{method: "POST", path: "/jobs/{id}/rerun", summary: "Run a finished job's code and input again; 400 when it has not ended",
@@ -109,6 +115,7 @@ func executeRequestSchema() map[string]any {
 		"startup_timeout": prop("integer", "seconds to get a container ready"),
 		"requirements":    map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "description": "ad-hoc pip requirements (PEP 508), at most 50"},
 		"idempotency_key": prop("string", "async only: 8 to 255 of [A-Za-z0-9_-]; the same key and body return the same job"),
+		"callback_url":    prop("string", "where to POST the result, signed (Standard Webhooks), when the job ends; https unless webhooks.allow_http"),
 	}, "code")
 }
 
@@ -217,6 +224,8 @@ func responsesOf(op operation, schemas map[string]any) map[string]any {
 			r["content"] = map[string]any{"text/html": map[string]any{"schema": map[string]any{"type": "string"}}}
 		case "json":
 			r["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}
+		case "event-stream":
+			r["content"] = map[string]any{"text/event-stream": map[string]any{"schema": map[string]any{"type": "string"}}}
 		default:
 			r["content"] = map[string]any{"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(body), schemas)}}
 		}

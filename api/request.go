@@ -29,7 +29,7 @@ const (
 
 // executeFieldNames are the fields of a POST /execute body, in the order of
 // the original's model (and of the "unknown field" message).
-var executeFieldNames = []string{"code", "input_data", "job_type", "timeout", "startup_timeout", "requirements", "idempotency_key"}
+var executeFieldNames = []string{"code", "input_data", "job_type", "timeout", "startup_timeout", "requirements", "idempotency_key", "callback_url"}
 
 // emptyExecuteBody is the detail for an empty POST /execute body.
 const emptyExecuteBody = "request body is empty; send a JSON object such as {\"code\": \"print(1)\"}"
@@ -200,6 +200,9 @@ func (f bodyFields) validateExecute(reg *jobtypes.Registry, lim Limits) (jobs.Su
 		return sub, err
 	}
 	if sub.IdempotencyKey, err = decodeIdempotencyKey(f["idempotency_key"]); err != nil {
+		return sub, err
+	}
+	if sub.CallbackURL, err = decodeCallbackURL(f["callback_url"]); err != nil {
 		return sub, err
 	}
 	return sub, nil
@@ -417,6 +420,26 @@ func decodeIdempotencyKey(raw json.RawMessage) (string, error) {
 		}
 	}
 	return key, nil
+}
+
+// maxCallbackURLBytes bounds "callback_url".
+const maxCallbackURLBytes = 2048
+
+// decodeCallbackURL decodes the optional "callback_url": a string of at
+// most maxCallbackURLBytes. Whether it may be used (scheme, address) is
+// the dispatcher's decision, which knows the webhook settings.
+func decodeCallbackURL(raw json.RawMessage) (string, error) {
+	u, err := decodeString(raw, "callback_url", false)
+	if err != nil || isNull(raw) {
+		return "", err
+	}
+	switch {
+	case u == "":
+		return "", jobs.FieldErrorf("callback_url", "must not be empty; leave the field out for no webhook")
+	case len(u) > maxCallbackURLBytes:
+		return "", jobs.FieldErrorf("callback_url", "must be at most %d bytes (got %d)", maxCallbackURLBytes, len(u))
+	}
+	return u, nil
 }
 
 // jsonKind names the JSON type of a raw value for messages.

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -92,6 +93,9 @@ type Options struct {
 	Metrics  *metrics.Metrics
 	Registry *jobtypes.Registry
 	Runner   Runner
+	// MaxStreams is the most event streams served at once; more get 503.
+	// 0 means 1000.
+	MaxStreams int
 	// RateLimit meters each caller; zero means no limit.
 	RateLimit RateLimit
 	Service   Service
@@ -123,6 +127,12 @@ type Server struct {
 	warnings []string
 
 	openMetrics bool
+
+	// streams counts the open event streams; streamsCtx ends them when
+	// the server shuts down, before it waits for its requests.
+	streams     *streamSlots
+	streamsCtx  context.Context
+	stopStreams context.CancelFunc
 }
 
 // The fasthttp timeouts. Reads are bounded to stop slow-loris clients; a sync
@@ -145,7 +155,11 @@ func New(opts Options) *Server {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	base, cancel := context.WithCancel(context.Background())
+	streamsCtx, stopStreams := context.WithCancel(base)
 	s := &Server{
+		streams:     &streamSlots{max: int64(cmp.Or(opts.MaxStreams, 1000))},
+		streamsCtx:  streamsCtx,
+		stopStreams: stopStreams,
 		base:     base,
 		cancel:   cancel,
 		hosts:    newHostPolicy(opts.AllowedHosts),
@@ -198,6 +212,9 @@ func New(opts Options) *Server {
 	s.app.Post("/execute/async", s.handleSubmit)
 	s.app.Get("/jobs/:id", s.handleJob)
 	s.app.Get("/jobs/:id/result", s.handleResult)
+	s.app.Get("/jobs/:id/events", s.handleEvents)
+	s.app.Get("/jobs/:id/deliveries", s.handleDeliveries)
+	s.app.Post("/jobs/:id/deliveries/retry", s.handleRetryDelivery)
 	s.app.Post("/jobs/:id/cancel", s.handleCancel)
 	s.app.Post("/jobs/:id/rerun", s.handleRerun)
 	s.app.Post("/jobs/:id/fork", s.handleFork)
@@ -252,6 +269,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // until ctx is done; then it cancels the executions still running. It
 // returns ctx's error when the wait was cut short.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopStreams()
 	err := s.app.ShutdownWithContext(ctx)
 	s.cancel()
 	s.health.stop()

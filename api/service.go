@@ -20,6 +20,10 @@ type Service interface {
 	// Execute records sub and runs it now, returning the finished
 	// execution. A key at its max_concurrent quota gets EOVERQUOTA.
 	Execute(ctx context.Context, sub jobs.Submission) (*jobs.Execution, error)
+	// Begin admits and records sub as Execute does, and returns its
+	// record and run, which runs it under ctx and returns it finished;
+	// run must be called once. In between, the execution can be followed.
+	Begin(ctx context.Context, sub jobs.Submission) (exec *jobs.Execution, run func() (*jobs.Execution, error), err error)
 	// Submit records sub and queues it. created is false when an execution
 	// with the same idempotency key and payload already exists; that one is
 	// returned instead (a different payload is ECONFLICT). A key at its
@@ -27,6 +31,20 @@ type Service interface {
 	Submit(ctx context.Context, sub jobs.Submission) (exec *jobs.Execution, created bool, err error)
 	// Get returns one execution.
 	Get(ctx context.Context, c jobs.Caller, id string) (*jobs.Execution, error)
+	// OutputSoFar returns what a running execution has printed up to now.
+	OutputSoFar(ctx context.Context, c jobs.Caller, id string) (jobs.OutputSoFar, error)
+	// Events sends an execution's events to emit, from just after the
+	// event lastEventID names ("" for the first), until the last (nil),
+	// emit fails or ctx ends. EINVALID names Last-Event-ID when it is not
+	// one of the stream's.
+	Events(ctx context.Context, c jobs.Caller, id, lastEventID string, emit func(jobs.Event) error) error
+	// Deliveries returns the recorded attempts to deliver an execution's
+	// webhook, oldest first.
+	Deliveries(ctx context.Context, c jobs.Caller, id string) ([]jobs.Delivery, error)
+	// RetryDelivery delivers an ended execution's webhook again, with a
+	// fresh schedule: ENOTREADY while it runs, ECONFLICT when it has no
+	// callback URL.
+	RetryDelivery(ctx context.Context, c jobs.Caller, id string) error
 	// Wait returns the execution once it has ended, or ETIMEOUT when it has
 	// not ended within timeout; the job itself keeps running.
 	Wait(ctx context.Context, c jobs.Caller, id string, timeout time.Duration) (*jobs.Execution, error)

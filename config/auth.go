@@ -5,8 +5,11 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tako-run/tako/webhook"
 )
 
 // AuthConfig says who may call the API. With no keys at all the API is
@@ -31,6 +34,9 @@ type AuthConfig struct {
 // APIKeyConfig is one API key as written in the block form. The short form
 // "name: key" means a user key with the default quotas.
 type APIKeyConfig struct {
+	// CallbackURL is where the webhook of the key's jobs goes when a
+	// request names none; it comes before the job type's.
+	CallbackURL string `koanf:"callback_url"`
 	// Key is the secret, at least MinAPIKeyLength characters.
 	Key string `koanf:"key"`
 	// MaxConcurrent overrides auth.default_quota.max_concurrent; nil
@@ -41,6 +47,10 @@ type APIKeyConfig struct {
 	MaxPending *int `koanf:"max_pending"`
 	// Role is RoleUser (the default when empty) or RoleAdmin.
 	Role string `koanf:"role"`
+	// WebhookSecret signs the webhooks of the key's jobs instead of
+	// webhooks.secret: one secret, or several separated by commas to
+	// rotate.
+	WebhookSecret string `koanf:"webhook_secret"`
 }
 
 // QuotaConfig bounds the work of one API key across every node; 0 means
@@ -70,6 +80,10 @@ type APIKey struct {
 	Role          string // RoleUser or RoleAdmin
 	MaxConcurrent int    // 0: no limit
 	MaxPending    int    // 0: no limit
+	// CallbackURL is the key's default callback URL; "" for none.
+	CallbackURL string
+	// WebhookSecrets sign the key's webhooks; none means webhooks.secret.
+	WebhookSecrets []string
 }
 
 // Admin reports whether the key's holder sees and acts on every execution.
@@ -125,7 +139,8 @@ func (c *Config) APIKeys() (map[string]APIKey, error) {
 			return nil, fmt.Errorf("config: %s: the same key as %s; give each caller its own", e.where, seen[k.Key])
 		}
 		seen[k.Key] = name
-		key := APIKey{Key: k.Key, Role: k.Role, MaxConcurrent: c.Auth.DefaultQuota.MaxConcurrent, MaxPending: c.Auth.DefaultQuota.MaxPending}
+		key := APIKey{Key: k.Key, Role: k.Role, MaxConcurrent: c.Auth.DefaultQuota.MaxConcurrent, MaxPending: c.Auth.DefaultQuota.MaxPending,
+			CallbackURL: k.CallbackURL, WebhookSecrets: splitList(k.WebhookSecret)}
 		switch key.Role {
 		case "":
 			key.Role = RoleUser
@@ -146,9 +161,29 @@ func (c *Config) APIKeys() (map[string]APIKey, error) {
 			}
 			*q.dst = *q.set
 		}
+		if why := c.callbackURLProblem(k.CallbackURL); k.CallbackURL != "" && why != "" {
+			return nil, fmt.Errorf("config: %s.callback_url: %s", e.where, why)
+		}
+		for i, secret := range key.WebhookSecrets {
+			if _, err := webhook.ParseSecret(secret); err != nil {
+				return nil, fmt.Errorf("config: %s.webhook_secret: secret %d: %v", e.where, i+1, err)
+			}
+		}
 		keys[name] = key
 	}
 	return keys, nil
+}
+
+// splitList splits a comma-separated value into its trimmed, non-empty
+// items; nil when there are none.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // readKeysFile reads auth.api_keys_file: a YAML map of name to either a
@@ -184,7 +219,7 @@ func keyEntry(n *yaml.Node) (APIKeyConfig, error) {
 		return k, nil
 	case yaml.MappingNode:
 	default:
-		return k, fmt.Errorf(": must be a key or a block {key, role, max_pending, max_concurrent}")
+		return k, fmt.Errorf(": must be a key or a block {key, role, max_pending, max_concurrent, callback_url, webhook_secret}")
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		field, v := n.Content[i].Value, n.Content[i+1]
@@ -196,6 +231,10 @@ func keyEntry(n *yaml.Node) (APIKeyConfig, error) {
 			k.Key = v.Value
 		case "role":
 			k.Role = v.Value
+		case "callback_url":
+			k.CallbackURL = v.Value
+		case "webhook_secret":
+			k.WebhookSecret = v.Value
 		case "max_pending", "max_concurrent":
 			q, err := strconv.Atoi(v.Value)
 			if err != nil {
@@ -207,7 +246,7 @@ func keyEntry(n *yaml.Node) (APIKeyConfig, error) {
 				k.MaxConcurrent = &q
 			}
 		default:
-			return k, fmt.Errorf(": unknown key %q (key, role, max_pending or max_concurrent)", field)
+			return k, fmt.Errorf(": unknown key %q (key, role, max_pending, max_concurrent, callback_url or webhook_secret)", field)
 		}
 	}
 	return k, nil

@@ -36,6 +36,8 @@ type Config struct {
 	Runner       RunnerConfig             `koanf:"runner"`
 	SecurityMode string                   `koanf:"security_mode"`
 	Server       ServerConfig             `koanf:"server"`
+	Streaming    StreamingConfig          `koanf:"streaming"`
+	Webhooks     WebhooksConfig           `koanf:"webhooks"`
 
 	// Path is the file Load read, or "" when no file was found and only
 	// defaults, environment and flags apply. It is not a configuration key.
@@ -94,6 +96,37 @@ type QueueConfig struct {
 	RescueAfter Duration `koanf:"rescue_after"`
 	// RetentionDays is how long records and artifacts are kept.
 	RetentionDays int `koanf:"retention_days"`
+}
+
+// StreamingConfig governs live output: the chunks a running job's output
+// is written to the database in, and the event streams that read them.
+type StreamingConfig struct {
+	// KeepChunks keeps a job's output chunks after its record is written,
+	// for debugging; by default they are deleted then, since the record
+	// holds the whole output.
+	KeepChunks bool `koanf:"keep_chunks"`
+	// MaxStreams is the most event streams this node serves at once; more
+	// get 503.
+	MaxStreams int `koanf:"max_streams"`
+}
+
+// WebhooksConfig governs the signed callbacks tako sends when a job ends.
+type WebhooksConfig struct {
+	// AllowHTTP lets callback URLs use plain http; by default only https.
+	AllowHTTP bool `koanf:"allow_http"`
+	// AllowPrivateNetworks lets callbacks reach loopback, private,
+	// link-local (the metadata address included) and CGNAT addresses,
+	// for on-premises receivers and tests.
+	AllowPrivateNetworks bool `koanf:"allow_private_networks"`
+	// RetrySchedule is the wait before each retry of a failed delivery;
+	// its length bounds the retries.
+	RetrySchedule []Duration `koanf:"retry_schedule"`
+	// Secret is the signing secret ("whsec_" and base64), or several to
+	// rotate: every one listed signs each delivery. An API key may have
+	// its own (auth.api_keys.NAME.webhook_secret).
+	Secret []string `koanf:"secret"`
+	// Timeout bounds one delivery attempt.
+	Timeout Duration `koanf:"timeout"`
 }
 
 // RequirementsConfig governs ad-hoc pip requirements in requests.
@@ -251,6 +284,9 @@ type JobTypeConfig struct {
 	// AllowSourceBuilds overrides requirements.allow_source_builds for
 	// this job type; unset inherits it.
 	AllowSourceBuilds *bool `koanf:"allow_source_builds"`
+	// CallbackURL is where a webhook goes when a job of this type ends,
+	// unless the request or its API key names another.
+	CallbackURL string `koanf:"callback_url"`
 	// Concurrency is the most jobs of this type running at once on one
 	// node; 0 means runner.max_concurrent.
 	Concurrency  int               `koanf:"concurrency"`

@@ -247,6 +247,15 @@ func defaults() map[string]any {
 		"queue.rescue_after":   "0s",
 		"queue.retention_days": 30,
 
+		"streaming.keep_chunks": false,
+		"streaming.max_streams": 1000,
+
+		"webhooks.allow_http":             false,
+		"webhooks.allow_private_networks": false,
+		"webhooks.retry_schedule":         []string{"5s", "30s", "2m", "10m", "30m", "1h", "2h"},
+		"webhooks.secret":                 []string{},
+		"webhooks.timeout":                "15s",
+
 		"requirements.allow_ad_hoc":          true,
 		"requirements.allow_source_builds":   false,
 		"requirements.max_concurrent_builds": 1,

@@ -87,6 +87,13 @@ func TestLoadDefaults(t *testing.T) {
 		Server: ServerConfig{Host: "127.0.0.1", MaxBodyBytes: 2 << 20, Port: 8000,
 			RateLimit:    RateLimitConfig{RequestsPerSecond: 100, Burst: 200},
 			AllowedHosts: []string{}, CORSOrigins: []string{}},
+		Streaming: StreamingConfig{MaxStreams: 1000},
+		Webhooks: WebhooksConfig{
+			RetrySchedule: []Duration{Duration(5 * time.Second), Duration(30 * time.Second), Duration(2 * time.Minute),
+				Duration(10 * time.Minute), Duration(30 * time.Minute), Duration(time.Hour), Duration(2 * time.Hour)},
+			Secret:  []string{},
+			Timeout: Duration(15 * time.Second),
+		},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)

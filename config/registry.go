@@ -39,6 +39,7 @@ func (c *Config) resolve(name string, jc JobTypeConfig) jobtypes.JobType {
 	jt := DefaultJobType()
 	jt.Name = name
 	jt.Image = jc.Image
+	jt.CallbackURL = jc.CallbackURL
 	// Copies, so the registry shares nothing with the Config; empty is nil
 	// however it was written.
 	if len(jc.Env) > 0 {

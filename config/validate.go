@@ -49,6 +49,8 @@ func (c *Config) Validate() error {
 	c.validatePip(&p)
 	c.validateDatabase(&p)
 	c.validateQueue(&p)
+	c.validateStreaming(&p)
+	c.validateWebhooks(&p)
 	if c.Requirements.MaxConcurrentBuilds < 1 {
 		p.add("requirements.max_concurrent_builds", "%d must be at least 1", c.Requirements.MaxConcurrentBuilds)
 	}
@@ -353,6 +355,7 @@ func (c *Config) validateJobType(p *problems, name string, jc JobTypeConfig) {
 	if jc.Image != "" {
 		p.imageRef(key+".image", jc.Image, false)
 	}
+	c.callbackURL(p, key+".callback_url", jc.CallbackURL)
 
 	envNames := make([]string, 0, len(jc.Env))
 	for n := range jc.Env {

@@ -44,8 +44,14 @@ func (s *Dispatcher) Cancel(ctx context.Context, c jobs.Caller, id string) (*job
 	}
 	if row.State == rivertype.JobStateCancelled {
 		// It had not started: nobody else will write its result.
-		if _, err := s.store.Finish(ctx, tx, c, id, cancelledResult("the execution was cancelled before it ran"), nil); err != nil {
+		done, err := s.store.Finish(ctx, tx, c, id, cancelledResult("the execution was cancelled before it ran"), nil)
+		if err != nil {
 			return nil, s.dbError("cancel", err)
+		}
+		if done && e.CallbackURL != "" {
+			if err := s.enqueueDelivery(ctx, tx, id, 1); err != nil {
+				return nil, s.dbError("cancel", err)
+			}
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {

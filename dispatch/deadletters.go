@@ -63,6 +63,11 @@ func (s *Dispatcher) RemoveDeadLetter(ctx context.Context, c jobs.Caller, id int
 		if ended, err = s.store.Finish(ctx, tx, c, e.ID, abandonedResult(), nil); err != nil {
 			return s.dbError("remove dead letter", err)
 		}
+		if ended && e.CallbackURL != "" {
+			if err := s.enqueueDelivery(ctx, tx, e.ID, 1); err != nil {
+				return s.dbError("remove dead letter", err)
+			}
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return s.dbError("remove dead letter", err)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,6 +25,7 @@ import (
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/metrics"
 	"github.com/tako-run/tako/runner"
+	"github.com/tako-run/tako/webhook"
 )
 
 // Runner runs one program; *runner.Runner satisfies it.
@@ -41,6 +43,9 @@ type Options struct {
 	// BuildTimeout bounds building the image of an execution's ad-hoc
 	// requirements; an async attempt is allowed that much more time.
 	BuildTimeout time.Duration
+	// KeepOutput keeps a job's live output log after its record is written
+	// (streaming.keep_chunks).
+	KeepOutput bool
 	// Heartbeat is how often this node tells the database it is alive;
 	// 0 means 2 seconds.
 	Heartbeat time.Duration
@@ -66,6 +71,8 @@ type Options struct {
 	RescueAfter time.Duration
 	// Retention is how long records and artifacts are kept.
 	Retention time.Duration
+	// Webhooks configure the callbacks sent when jobs end.
+	Webhooks Webhooks
 	// SyncHistory is the database the records of sync executions are
 	// written through: a pool with asynchronous commit
 	// (postgres.AsyncCommit), since their callers get the result in the
@@ -87,6 +94,8 @@ type Dispatcher struct {
 	river    *river.Client[pgx.Tx]
 	runner   Runner
 	store    *postgres.Store
+	// webhooks delivers webhooks: it dials only addresses the policy allows.
+	webhooks *http.Client
 }
 
 // queueName is the River queue of a job type.
@@ -110,6 +119,7 @@ func New(pool *pgxpool.Pool, registry *jobtypes.Registry, run Runner, opts Optio
 		store:    postgres.NewStore(pool),
 	}
 	s.notifier = newNotifier(pool, s.logger)
+	s.webhooks = webhook.NewClient(opts.Webhooks.Policy, opts.Webhooks.Timeout)
 
 	client, err := river.NewClient(riverpgxv5.New(pool), s.riverConfig(logger.With("component", "river")))
 	if err != nil {
@@ -129,7 +139,11 @@ func (s *Dispatcher) riverConfig(logger *slog.Logger) *river.Config {
 	river.AddWorker(workers, &executeWorker{s: s})
 	river.AddWorker(workers, &maintenanceWorker{s: s})
 	river.AddWorker(workers, &sweepWorker{s: s})
-	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}}
+	river.AddWorker(workers, &deliverWorker{s: s, client: s.webhooks})
+	queues := map[string]river.QueueConfig{
+		river.QueueDefault: {MaxWorkers: 1},
+		webhookQueue:       {MaxWorkers: webhookWorkers},
+	}
 	for _, jt := range s.registry.All() {
 		queues[queueName(jt.Name)] = river.QueueConfig{MaxWorkers: max(jt.Concurrency, 1)}
 	}
@@ -175,6 +189,7 @@ func (s *Dispatcher) Stop(ctx context.Context) {
 		}
 	}
 	s.notifier.stop()
+	s.webhooks.CloseIdleConnections()
 	if s.beats != nil {
 		s.beats.stop()
 	}

@@ -23,37 +23,64 @@ import (
 // history like any other; the returned execution carries its result. A key
 // at its max_concurrent quota gets EOVERQUOTA, and nothing is stored.
 func (s *Dispatcher) Execute(ctx context.Context, sub jobs.Submission) (*jobs.Execution, error) {
+	_, run, err := s.Begin(ctx, sub)
+	if err != nil {
+		return nil, err
+	}
+	return run()
+}
+
+// Begin admits sub on this node and records it as running, as Execute
+// does, and returns its record and run, which runs it under ctx and
+// returns it finished. run must be called, once. Between the two, the
+// execution can be followed by its id (Events).
+func (s *Dispatcher) Begin(ctx context.Context, sub jobs.Submission) (*jobs.Execution, func() (*jobs.Execution, error), error) {
 	jt, ok := s.registry.Get(sub.JobType)
 	if !ok {
-		return nil, jobs.FieldErrorf("job_type", "%s", s.registry.UnknownError(sub.JobType))
+		return nil, nil, jobs.FieldErrorf("job_type", "%s", s.registry.UnknownError(sub.JobType))
 	}
 	sub.IdempotencyKey = "" // honoured by async submissions only, as in Tako VM
+	if err := s.resolveCallback(ctx, &sub, jt.CallbackURL); err != nil {
+		return nil, nil, err
+	}
 	e := newExecution(sub, jobs.StatusRunning)
 	e.Attempt, e.Node = 1, s.opts.Node
+	out := s.newOutputLog(e)
+	req := request(e, jt)
+	req.Output = out
 	// Admitted before it is stored: a request this node cannot take (503)
 	// or that is over its key's quota (429) leaves no record behind.
-	run, release, err := s.runner.Reserve(ctx, request(e, jt))
+	runReserved, release, err := s.runner.Reserve(ctx, req)
 	if err != nil {
-		return nil, err
+		out.close()
+		return nil, nil, err
 	}
-	// After the record: the container's removal and the pool's refill
-	// then do not slow it.
-	defer release()
 	// Recorded as running on this node from the start.
 	if err := s.recordRunning(ctx, e); err != nil {
-		return nil, err
+		out.close()
+		release()
+		return nil, nil, err
 	}
-	res, err := run(ctx)
-	if err != nil {
-		s.finish(e, infrastructureResult(err), 0)
-		return nil, err
+	run := func() (*jobs.Execution, error) {
+		// After the record: the container's removal and the pool's refill
+		// then do not slow it.
+		defer release()
+		res, err := runReserved(ctx)
+		logged := out.close()
+		if err != nil {
+			s.finish(e, infrastructureResult(err), 0)
+			s.dropOutput(e, logged, false)
+			return nil, err
+		}
+		if err := s.finish(e, res, 0); err != nil {
+			return nil, s.dbError("record result", err)
+		}
+		s.dropOutput(e, logged, false)
+		now := time.Now()
+		e.Status, e.Result, e.FinishedAt = res.Status, res, &now
+		return e, nil
 	}
-	if err := s.finish(e, res, 0); err != nil {
-		return nil, s.dbError("record result", err)
-	}
-	now := time.Now()
-	e.Status, e.Result, e.FinishedAt = res.Status, res, &now
-	return e, nil
+	return e, run, nil
 }
 
 // Submit records sub and queues it, in one transaction. An idempotency key
@@ -65,6 +92,10 @@ func (s *Dispatcher) Execute(ctx context.Context, sub jobs.Submission) (*jobs.Ex
 func (s *Dispatcher) Submit(ctx context.Context, sub jobs.Submission) (*jobs.Execution, bool, error) {
 	if _, ok := s.registry.Get(sub.JobType); !ok {
 		return nil, false, jobs.FieldErrorf("job_type", "%s", s.registry.UnknownError(sub.JobType))
+	}
+	jt, _ := s.registry.Get(sub.JobType)
+	if err := s.resolveCallback(ctx, &sub, jt.CallbackURL); err != nil {
+		return nil, false, err
 	}
 	e := newExecution(sub, jobs.StatusQueued)
 	tx, err := s.pool.Begin(ctx)
@@ -173,6 +204,7 @@ func newExecution(sub jobs.Submission, status jobs.Status) *jobs.Execution {
 		ID:             newID(),
 		IdempotencyKey: sub.IdempotencyKey,
 		APIKey:         sub.APIKey,
+		CallbackURL:    sub.CallbackURL,
 		InputJSON:      input,
 		JobType:        sub.JobType,
 		Mode:           sub.Mode,
@@ -227,7 +259,7 @@ func (s *Dispatcher) finish(e *jobs.Execution, res *jobs.Result, queued time.Dur
 		}
 	}
 	log := s.jobLogger(e)
-	if _, err := s.store.Finish(ctx, s.historyOf(e), jobs.System, e.ID, res, arts); err != nil {
+	if err := s.storeResult(ctx, e, res, arts); err != nil {
 		log.Error("store result", "error", err)
 		return err
 	}
@@ -245,15 +277,52 @@ func (s *Dispatcher) finish(e *jobs.Execution, res *jobs.Result, queued time.Dur
 	return nil
 }
 
+// storeResult stores res as e's result, and queues e's webhook in the same
+// transaction when it has one.
+func (s *Dispatcher) storeResult(ctx context.Context, e *jobs.Execution, res *jobs.Result, arts []jobs.ArtifactContent) error {
+	if e.CallbackURL == "" {
+		_, err := s.store.Finish(ctx, s.historyOf(e), jobs.System, e.ID, res, arts)
+		return err
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		done, err := s.store.Finish(ctx, tx, jobs.System, e.ID, res, arts)
+		if err != nil || !done {
+			return err
+		}
+		return s.enqueueDelivery(ctx, tx, e.ID, 1)
+	})
+}
+
 // historyOf is the database e's record is written through: the pool with
 // asynchronous commit for a sync execution, when there is one. Async
 // submissions and their results always commit synchronously: nothing
 // accepted may be lost.
 func (s *Dispatcher) historyOf(e *jobs.Execution) *pgxpool.Pool {
-	if e.Mode == jobs.ModeSync && s.opts.SyncHistory != nil {
+	// A record that starts a webhook commits with its delivery job, which
+	// must not be lost.
+	if e.Mode == jobs.ModeSync && s.opts.SyncHistory != nil && e.CallbackURL == "" {
 		return s.opts.SyncHistory
 	}
 	return s.pool
+}
+
+// newOutputLog starts the live output log of e, run on this node.
+func (s *Dispatcher) newOutputLog(e *jobs.Execution) *outputLog {
+	return newOutputLog(s.store, e.ID, s.opts.Node, s.jobLogger(e))
+}
+
+// dropOutput deletes e's output log once its record holds the output
+// (unless streaming.keep_chunks), or before it runs again (again): logged
+// says the log has rows.
+func (s *Dispatcher) dropOutput(e *jobs.Execution, logged, again bool) {
+	if !logged || (s.opts.KeepOutput && !again) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.store.DeleteOutput(ctx, e.ID); err != nil {
+		s.jobLogger(e).Warn("delete live output", "error", err)
+	}
 }
 
 // jobLogger returns the logger for lines about e: each carries its

@@ -23,7 +23,7 @@ const pollInterval = time.Second
 // pollInterval), reads only the execution's status; the whole record is
 // read once, when it has ended.
 func (s *Dispatcher) Wait(ctx context.Context, c jobs.Caller, id string, timeout time.Duration) (*jobs.Execution, error) {
-	done, unsubscribe := s.notifier.subscribe(id)
+	done, unsubscribe := s.notifier.subscribe(id, postgres.NotifyChannel)
 	defer unsubscribe()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -54,45 +54,60 @@ func (s *Dispatcher) Wait(ctx context.Context, c jobs.Caller, id string, timeout
 }
 
 // notifier holds one connection that LISTENs for finished executions and
-// wakes the waiters of each. It reconnects by itself.
+// for their live output, and wakes the waiters of each. It reconnects by
+// itself.
 type notifier struct {
 	logger *slog.Logger
 	pool   *pgxpool.Pool
 
 	mu      sync.Mutex
-	waiters map[string]map[chan struct{}]struct{}
+	waiters map[notice]map[chan struct{}]struct{}
 
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 func newNotifier(pool *pgxpool.Pool, logger *slog.Logger) *notifier {
-	return &notifier{logger: logger, pool: pool, waiters: map[string]map[chan struct{}]struct{}{}}
+	return &notifier{logger: logger, pool: pool, waiters: map[notice]map[chan struct{}]struct{}{}}
 }
 
-// subscribe returns a channel that receives when execution id ends.
-func (n *notifier) subscribe(id string) (<-chan struct{}, func()) {
+// notice is one notification a waiter waits for: a channel, and the
+// execution id its payload names.
+type notice struct{ channel, id string }
+
+// notifyChannels are the channels the notifier listens on.
+var notifyChannels = []string{postgres.NotifyChannel, postgres.OutputChannel}
+
+// subscribe returns a channel that receives whenever a notification on
+// each of channels names execution id.
+func (n *notifier) subscribe(id string, channels ...string) (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	n.mu.Lock()
-	if n.waiters[id] == nil {
-		n.waiters[id] = map[chan struct{}]struct{}{}
+	for _, c := range channels {
+		k := notice{c, id}
+		if n.waiters[k] == nil {
+			n.waiters[k] = map[chan struct{}]struct{}{}
+		}
+		n.waiters[k][ch] = struct{}{}
 	}
-	n.waiters[id][ch] = struct{}{}
 	n.mu.Unlock()
 	return ch, func() {
 		n.mu.Lock()
-		delete(n.waiters[id], ch)
-		if len(n.waiters[id]) == 0 {
-			delete(n.waiters, id)
+		for _, c := range channels {
+			k := notice{c, id}
+			delete(n.waiters[k], ch)
+			if len(n.waiters[k]) == 0 {
+				delete(n.waiters, k)
+			}
 		}
 		n.mu.Unlock()
 	}
 }
 
-func (n *notifier) wake(id string) {
+func (n *notifier) wake(k notice) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for ch := range n.waiters[id] {
+	for ch := range n.waiters[k] {
 		select {
 		case ch <- struct{}{}:
 		default:
@@ -124,16 +139,18 @@ func (n *notifier) listen(ctx context.Context) error {
 		return err
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN "+postgres.NotifyChannel); err != nil {
-		return err
+	for _, c := range notifyChannels {
+		if _, err := conn.Exec(ctx, "LISTEN "+c); err != nil {
+			return err
+		}
 	}
-	defer conn.Exec(context.Background(), "UNLISTEN "+postgres.NotifyChannel)
+	defer conn.Exec(context.Background(), "UNLISTEN *")
 	for {
 		note, err := conn.Conn().WaitForNotification(ctx)
 		if err != nil {
 			return err
 		}
-		n.wake(note.Payload)
+		n.wake(notice{note.Channel, note.Payload})
 	}
 }
 

@@ -119,31 +119,39 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) e
 	log := s.jobLogger(e).With("attempt", job.Attempt)
 
 	var res *jobs.Result
-	run, release, err := s.runner.Reserve(ctx, request(e, jt))
+	out := s.newOutputLog(e)
+	req := request(e, jt)
+	req.Output = out
+	run, release, err := s.runner.Reserve(ctx, req)
 	if err == nil {
 		defer release() // after the record, as Execute does
 		res, err = run(ctx)
 	}
+	logged := out.close()
 	d := attemptOutcome(endOf(ctx), res, err, job.Attempt, job.MaxAttempts, w.Timeout(job))
 	switch d.verdict {
 	case verdictRequeue:
 		// The error wraps River's stop cause, so River retries the job
 		// whatever its attempt instead of dead-lettering it.
+		s.dropOutput(e, logged, true)
 		s.requeue(e)
 		return fmt.Errorf("execution %s interrupted by shutdown: %w", id, context.Cause(ctx))
 	case verdictRetry:
 		log.Warn("execution failed on infrastructure; retrying", "error", err)
+		s.dropOutput(e, logged, true)
 		s.requeue(e)
 		return err
 	case verdictGiveUp:
 		log.Error("execution failed on infrastructure; giving up", "error", err)
 		s.finish(e, d.result, queued)
+		s.dropOutput(e, logged, false)
 		// Returned on the last attempt, the error makes River discard the
 		// job rather than complete it: the dead-letter queue is River's
 		// discarded jobs.
 		return err
 	}
 	s.finish(e, d.result, queued)
+	s.dropOutput(e, logged, false)
 	return nil
 }
 

@@ -27,7 +27,9 @@ const (
 type Submission struct {
 	// APIKey names the API key that submitted it; "" when the server has
 	// none.
-	APIKey         string
+	APIKey string
+	// CallbackURL is where the webhook goes when it ends; "" for none.
+	CallbackURL    string
 	Code           string
 	CorrelationID  string
 	IdempotencyKey string
@@ -46,6 +48,7 @@ type Submission struct {
 type Execution struct {
 	APIKey         string // the name of the API key that submitted it
 	Attempt        int
+	CallbackURL    string // where its webhook goes; "" for none
 	CorrelationID  string
 	Code           string
 	CreatedAt      time.Time

@@ -84,18 +84,21 @@ type JobType struct {
 	// packages from source distributions (their build code runs without
 	// network); false takes wheels only.
 	AllowSourceBuilds bool
-	Concurrency       int               // most jobs of this type running at once on one node
-	Env               map[string]string // not secret: user code can read it
-	Image             string            // base image; "" means tako's executor image
-	Limits            Limits
-	Name              string
-	Network           Network
-	Pool              Pool
-	Preload           []string // modules imported before the trigger
-	Requirements      []string // pip requirements baked into the job type's image
-	Runtime           Runtime  // pinned runtime; RuntimeAuto lets SecurityMode decide
-	SecurityMode      SecurityMode
-	SystemPackages    []string // Debian packages baked into the job type's image
+	// CallbackURL is where a webhook goes when a job ends, unless its
+	// request or API key names another; "" for none.
+	CallbackURL    string
+	Concurrency    int               // most jobs of this type running at once on one node
+	Env            map[string]string // not secret: user code can read it
+	Image          string            // base image; "" means tako's executor image
+	Limits         Limits
+	Name           string
+	Network        Network
+	Pool           Pool
+	Preload        []string // modules imported before the trigger
+	Requirements   []string // pip requirements baked into the job type's image
+	Runtime        Runtime  // pinned runtime; RuntimeAuto lets SecurityMode decide
+	SecurityMode   SecurityMode
+	SystemPackages []string // Debian packages baked into the job type's image
 }
 
 // NeedsBuild reports whether the job type needs an image of its own on top of

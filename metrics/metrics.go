@@ -73,6 +73,12 @@ type Metrics struct {
 
 	pools    *poolCollector
 	removals *sourceGauge
+
+	streamsOpen      prometheus.Gauge
+	streams          *prometheus.CounterVec
+	webhookAttempts  *prometheus.CounterVec
+	webhookDuration  prometheus.Histogram
+	webhookDelivered prometheus.Histogram
 }
 
 // New returns Metrics on a fresh registry that also carries the Go and
@@ -132,6 +138,26 @@ func New(version string) *Metrics {
 		removals: &sourceGauge{desc: prometheus.NewDesc("tako_container_removals_pending",
 			"Used containers waiting for their removal on this node's engine; pool refills wait while there are more than four per concurrent start.", nil, nil)},
 	}
+	m.streamsOpen = gauge("tako_event_streams_open",
+		"Event streams (GET /jobs/{id}/events, or POST /execute with Accept: text/event-stream) this node is serving.")
+	m.streams = counterVec("tako_event_streams_total",
+		"Event streams asked of this node: opened, or rejected past streaming.max_streams.",
+		"result")
+	m.webhookAttempts = counterVec("tako_webhook_attempts_total",
+		"Webhook delivery attempts, by outcome: delivered, retry, stopped (410), failed (schedule used up), refused (address not allowed).",
+		"outcome")
+	m.webhookDuration = histogram("tako_webhook_attempt_duration_seconds",
+		"Time one webhook delivery attempt took, until the receiver answered or the attempt failed.",
+		latencyBuckets)
+	m.webhookDelivered = histogram("tako_webhook_delivery_delay_seconds",
+		"Time from a job's end to the delivery of its webhook, retries included.",
+		latencyBuckets)
+	for _, r := range []string{"opened", "rejected"} {
+		m.streams.WithLabelValues(r)
+	}
+	for _, o := range []string{"delivered", "retry", "stopped", "failed", "refused"} {
+		m.webhookAttempts.WithLabelValues(o)
+	}
 	buildInfo := gaugeVec("tako_build_info",
 		"Always 1; its labels say which tako this is.",
 		"version", "goversion", "revision")
@@ -147,6 +173,7 @@ func New(version string) *Metrics {
 		m.httpRequests, m.httpDuration,
 		m.dockerUp, m.databaseUp,
 		m.pools, m.removals,
+		m.streamsOpen, m.streams, m.webhookAttempts, m.webhookDuration, m.webhookDelivered,
 	)
 	return m
 }

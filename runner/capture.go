@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"sync"
 
+	"github.com/tako-run/tako/jobs"
 	"github.com/tako-run/tako/runner/bootstrap"
 )
 
@@ -30,6 +31,16 @@ type capture struct {
 	readyCh   chan struct{}
 	endCh     chan struct{}
 	truncated bool
+
+	// follower, when set, gets every kept byte as it is kept, and hears
+	// once when output starts to be dropped.
+	follower capturedStream
+}
+
+// capturedStream is one of a running program's streams as Output sees it.
+type capturedStream struct {
+	out  Output
+	kind jobs.ChunkKind
 }
 
 type captureState int
@@ -108,21 +119,39 @@ func (c *capture) step(p []byte) []byte {
 	return nil
 }
 
+// follow sends what c keeps from now on to out, as stream kind.
+func (c *capture) follow(out Output, kind jobs.ChunkKind) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.follower = capturedStream{out: out, kind: kind}
+}
+
 // keep appends user output, up to the limit.
 func (c *capture) keep(b []byte) {
 	c.total += int64(len(b))
 	room := c.limit - len(c.kept)
 	if room <= 0 {
 		if len(b) > 0 {
-			c.truncated = true
+			c.truncate()
 		}
 		return
 	}
 	if len(b) > room {
 		b = b[:room]
-		c.truncated = true
+		defer c.truncate()
 	}
 	c.kept = append(c.kept, b...)
+	if c.follower.out != nil && len(b) > 0 {
+		c.follower.out.Write(c.follower.kind, b)
+	}
+}
+
+// truncate marks the output as cut short, telling the follower once.
+func (c *capture) truncate() {
+	if !c.truncated && c.follower.out != nil {
+		c.follower.out.Truncated(c.follower.kind)
+	}
+	c.truncated = true
 }
 
 // flush treats held-back bytes as output; it is called when the stream ends

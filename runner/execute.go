@@ -112,6 +112,11 @@ func (res *reservation) run(ctx context.Context) (*jobs.Result, error) {
 	}
 	r.opts.Metrics.Checkout(jt.Name, start == jobs.StartWarm)
 	res.used = c
+	if out := res.req.Output; out != nil {
+		out.Started(start)
+		c.stdout.follow(out, jobs.ChunkStdout)
+		c.stderr.follow(out, jobs.ChunkStderr)
+	}
 	result, err := r.run(ctx, c, res.req, began)
 	if err != nil {
 		return nil, dockerError(err)

@@ -3,6 +3,7 @@ package runner
 import (
 	"time"
 
+	"github.com/tako-run/tako/jobs"
 	"github.com/tako-run/tako/jobtypes"
 )
 
@@ -15,6 +16,9 @@ type Request struct {
 	ExecutionID string
 	// InputJSON is written to /input/data.json; nil means "{}".
 	InputJSON []byte
+	// Output, when set, follows the program while it runs: how it
+	// started, and its output as it is kept.
+	Output Output
 	// JobType is the job type to run under.
 	JobType jobtypes.JobType
 	// Requirements are ad-hoc pip requirements: the program runs in an image
@@ -24,6 +28,21 @@ type Request struct {
 	StartupTimeout time.Duration
 	// Timeout is the run-time limit, trigger to exit; 0 means the job type's.
 	Timeout time.Duration
+}
+
+// Output follows a running program. Its methods are called from the
+// goroutines that copy the container's streams, in the order of each
+// stream, and must not block.
+type Output interface {
+	// Started says the program got its container, warm or cold.
+	Started(start jobs.Start)
+	// Write takes bytes of stream kind (jobs.ChunkStdout or
+	// jobs.ChunkStderr) as they are kept: only what fits the output caps.
+	// It must not keep p.
+	Write(kind jobs.ChunkKind, p []byte)
+	// Truncated says stream kind has reached its cap: what follows is
+	// dropped. It is called at most once per stream.
+	Truncated(kind jobs.ChunkKind)
 }
 
 // Availability says whether a job type can run on this node, and if not why.

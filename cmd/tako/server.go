@@ -23,6 +23,7 @@ import (
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/metrics"
 	"github.com/tako-run/tako/runner"
+	"github.com/tako-run/tako/webhook"
 	"github.com/tako-run/tako/runner/egress"
 	"github.com/tako-run/tako/runner/images"
 )
@@ -185,8 +186,13 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 			return nil, err
 		}
 	}
+	hooks, err := webhooks(cfg, keys)
+	if err != nil {
+		return nil, err
+	}
 	svc, err := dispatch.New(pool, reg, run, dispatch.Options{
 		BuildTimeout: cfg.Images.BuildTimeout.Std(),
+		KeepOutput:   cfg.Streaming.KeepChunks,
 		Heartbeat:    cfg.Cluster.HeartbeatInterval.Std(),
 		NodeTimeout:  cfg.Cluster.NodeTimeout.Std(),
 		MaxAttempts:  cfg.Queue.MaxAttempts,
@@ -197,6 +203,7 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 		RescueAfter:  cfg.Rescue(),
 		Retention:    time.Duration(cfg.Queue.RetentionDays) * 24 * time.Hour,
 		SyncHistory:  s.syncHistory,
+		Webhooks:     hooks,
 	}, logger)
 	if err != nil {
 		return nil, err
@@ -229,8 +236,9 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 			MaxTimeout:    cfg.Limits.MaxTimeout.Std(),
 			AdHocDisabled: !cfg.Requirements.AllowAdHoc,
 		},
-		Logger:    logger,
-		Metrics:   served,
+		Logger:     logger,
+		MaxStreams: cfg.Streaming.MaxStreams,
+		Metrics:    served,
 		RateLimit: api.RateLimit{PerSecond: cfg.Server.RateLimit.RequestsPerSecond, Burst: cfg.Server.RateLimit.Burst},
 		Registry:  reg,
 		Runner:    run,
@@ -326,6 +334,39 @@ func quotas(keys map[string]config.APIKey) map[string]jobs.Quota {
 		out[name] = jobs.Quota{MaxPending: k.MaxPending, MaxConcurrent: k.MaxConcurrent}
 	}
 	return out
+}
+
+// webhooks is the dispatcher's webhook settings: webhooks.*, and each API
+// key's own secret and default callback URL.
+func webhooks(cfg *config.Config, keys map[string]config.APIKey) (dispatch.Webhooks, error) {
+	w := dispatch.Webhooks{
+		Policy:       webhook.Policy{AllowHTTP: cfg.Webhooks.AllowHTTP, AllowPrivateNetworks: cfg.Webhooks.AllowPrivateNetworks},
+		KeySecrets:   map[string][]webhook.Secret{},
+		KeyCallbacks: map[string]string{},
+		Schedule:     cfg.RetrySchedule(),
+		Timeout:      cfg.Webhooks.Timeout.Std(),
+		Render:       api.ResultJSON,
+	}
+	if len(cfg.Webhooks.Secret) > 0 {
+		secrets, err := cfg.WebhookSecrets()
+		if err != nil {
+			return w, fmt.Errorf("webhooks.secret: %w", err)
+		}
+		w.Secrets = secrets
+	}
+	for name, k := range keys {
+		if k.CallbackURL != "" {
+			w.KeyCallbacks[name] = k.CallbackURL
+		}
+		if len(k.WebhookSecrets) > 0 {
+			secrets, err := webhook.ParseSecrets(k.WebhookSecrets)
+			if err != nil {
+				return w, fmt.Errorf("auth.api_keys.%s.webhook_secret: %w", name, err)
+			}
+			w.KeySecrets[name] = secrets
+		}
+	}
+	return w, nil
 }
 
 // checkBind refuses an API without keys on an address other hosts can

@@ -30,7 +30,7 @@ func insertArtifacts(ctx context.Context, q DBTX, id string, artifacts []jobs.Ar
 	names, sums := make([]string, n), make([]string, n)
 	sizes, contents := make([]int64, n), make([][]byte, n)
 	for i, a := range artifacts {
-		names[i] = cleanText(a.Name)
+		names[i] = CleanText(a.Name)
 		sizes[i] = a.SizeBytes
 		if sizes[i] == 0 {
 			sizes[i] = int64(len(a.Content))
@@ -91,7 +91,7 @@ func (s *Store) Artifact(ctx context.Context, c jobs.Caller, id, name string) (*
 		return nil, notFound
 	}
 	w := byID(c, id)
-	w.add("a.name = $%d", cleanText(name))
+	w.add("a.name = $%d", CleanText(name))
 	var a jobs.ArtifactContent
 	err := s.pool.QueryRow(ctx, artifactSQL+w.String(), w.args...).Scan(&a.Name, &a.SizeBytes, &a.SHA256, &a.Content)
 	if err != nil {

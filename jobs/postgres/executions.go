@@ -22,11 +22,11 @@ const insertSQL = `
 INSERT INTO tako_executions (
     id, status, mode, job_type, code, input, requirements, timeout_ms, startup_timeout_ms,
     started_at, attempt, node, idempotency_key, fingerprint, parent_id, relationship, correlation_id,
-    api_key
+    api_key, callback_url
 ) VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8, $9,
     CASE WHEN $2 = 'running' THEN now() END, $10, nullif($11, ''), nullif($12, ''), nullif($13, ''),
-    nullif($14, '')::uuid, nullif($15, ''), nullif($16, ''), nullif($17, '')
+    nullif($14, '')::uuid, nullif($15, ''), nullif($16, ''), nullif($17, ''), nullif($18, '')
 )
 ON CONFLICT ((coalesce(api_key, '')), idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING created_at, started_at, seq`
@@ -53,15 +53,15 @@ func (s *Store) Insert(ctx context.Context, q DBTX, e *jobs.Execution) (existing
 		input = []byte(`{}`)
 	}
 	input = cleanJSON(input)
-	key := cleanText(e.IdempotencyKey)
+	key := CleanText(e.IdempotencyKey)
 	q = s.db(q)
 	for range insertAttempts {
 		err := q.QueryRow(ctx, insertSQL,
-			e.ID, string(e.Status), string(e.Mode), cleanText(e.JobType), cleanText(e.Code), string(input),
+			e.ID, string(e.Status), string(e.Mode), CleanText(e.JobType), CleanText(e.Code), string(input),
 			cleanTexts(e.Requirements), e.Timeout.Milliseconds(), e.StartupTimeout.Milliseconds(),
-			e.Attempt, cleanText(e.Node), key, cleanText(e.Fingerprint),
-			e.ParentID, string(e.Relationship), cleanText(e.CorrelationID),
-			e.APIKey,
+			e.Attempt, CleanText(e.Node), key, CleanText(e.Fingerprint),
+			e.ParentID, string(e.Relationship), CleanText(e.CorrelationID),
+			e.APIKey, CleanText(e.CallbackURL),
 		).Scan(&e.CreatedAt, &e.StartedAt, &e.Seq)
 		if err == nil {
 			return nil, nil
@@ -155,7 +155,7 @@ func (s *Store) MarkRunning(ctx context.Context, q DBTX, c jobs.Caller, id strin
 		return false, errJobNotFound()
 	}
 	q = s.db(q)
-	w := &where{args: []any{id, attempt, cleanText(node)}}
+	w := &where{args: []any{id, attempt, CleanText(node)}}
 	w.cond("e.id = $1")
 	w.cond("e.status IN ('queued', 'running')")
 	w.scope(c)
@@ -275,7 +275,7 @@ func finishArgs(id string, res *jobs.Result) ([]any, error) {
 		output = string(cleanJSON(res.Output))
 	}
 	if res.Error != nil {
-		b, err := json.Marshal(jobs.ExecError{Type: cleanText(res.Error.Type), Message: cleanText(res.Error.Message)})
+		b, err := json.Marshal(jobs.ExecError{Type: CleanText(res.Error.Type), Message: CleanText(res.Error.Message)})
 		if err != nil {
 			return nil, fmt.Errorf("finish execution: error: %w", err)
 		}
@@ -286,9 +286,9 @@ func finishArgs(id string, res *jobs.Result) ([]any, error) {
 		return nil, fmt.Errorf("finish execution: timing: %w", err)
 	}
 	return []any{id, string(res.Status), clampInt32(res.ExitCode),
-		cleanText(res.Stdout), cleanText(res.Stderr), res.StdoutTruncated, res.StderrTruncated,
+		CleanText(res.Stdout), CleanText(res.Stderr), res.StdoutTruncated, res.StderrTruncated,
 		output, execErr, string(timing),
-		cleanText(res.Runtime), string(res.Start), cleanText(res.Image), res.ArtifactsTruncated}, nil
+		CleanText(res.Runtime), string(res.Start), CleanText(res.Image), res.ArtifactsTruncated}, nil
 }
 
 // clampInt32 is n within the range of PostgreSQL's int.

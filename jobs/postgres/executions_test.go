@@ -108,7 +108,7 @@ func TestInsertGetRoundTrip(t *testing.T) {
 	wantResult := jobs.Result{
 		Status:             jobs.StatusFailed,
 		ExitCode:           3,
-		Stdout:             "ok\uFFFDthen \uFFFD bad\n",
+		Stdout:             "ok\uFFFDthen \uFFFD\uFFFD bad\n",
 		Stderr:             "Traceback\uFFFD",
 		StdoutTruncated:    true,
 		ArtifactsTruncated: true,

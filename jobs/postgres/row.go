@@ -23,6 +23,7 @@ const executionColumns = `
     e.stdout_truncated, e.stderr_truncated, e.artifacts_truncated, e.output, e.error, e.timing,
     coalesce(e.idempotency_key, ''), coalesce(e.fingerprint, ''), coalesce(e.parent_id::text, ''),
     coalesce(e.relationship, ''), coalesce(e.correlation_id, ''), coalesce(e.api_key, ''),
+    coalesce(e.callback_url, ''),
     CASE WHEN e.status = 'queued' THEN 1 + (
         SELECT count(*) FROM tako_executions q
         WHERE q.status = 'queued' AND q.job_type = e.job_type AND q.seq < e.seq
@@ -39,7 +40,8 @@ const summaryColumns = `
     coalesce(e.image, ''), coalesce(e.exit_code, 0), coalesce(e.stdout, ''), coalesce(e.stderr, ''),
     e.stdout_truncated, e.stderr_truncated, e.artifacts_truncated, e.output, e.error, e.timing,
     coalesce(e.idempotency_key, ''), coalesce(e.fingerprint, ''), coalesce(e.parent_id::text, ''),
-    coalesce(e.relationship, ''), coalesce(e.correlation_id, ''), coalesce(e.api_key, '')`
+    coalesce(e.relationship, ''), coalesce(e.correlation_id, ''), coalesce(e.api_key, ''),
+    coalesce(e.callback_url, '')`
 
 // rowScan holds one row of executionColumns or summaryColumns while it is
 // scanned.
@@ -60,7 +62,7 @@ func (x *rowScan) head() []any {
 func (x *rowScan) tail() []any {
 	return []any{
 		&x.e.IdempotencyKey, &x.e.Fingerprint, &x.e.ParentID,
-		&x.relation, &x.e.CorrelationID, &x.e.APIKey,
+		&x.relation, &x.e.CorrelationID, &x.e.APIKey, &x.e.CallbackURL,
 	}
 }
 

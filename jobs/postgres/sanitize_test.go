@@ -11,13 +11,13 @@ func TestCleanText(t *testing.T) {
 		{"plain", "plain"},
 		{"héllo ✓", "héllo ✓"},
 		{"a\x00b", "a\uFFFDb"},
-		{"bad \xff\xfe end", "bad \uFFFD end"},
+		{"bad \xff\xfe end", "bad \uFFFD\uFFFD end"},
 		{"\xc3", "\uFFFD"},
 		{"", ""},
 	}
 	for _, tt := range tests {
-		if got := cleanText(tt.in); got != tt.want {
-			t.Errorf("cleanText(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := CleanText(tt.in); got != tt.want {
+			t.Errorf("CleanText(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
