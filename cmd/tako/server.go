@@ -23,9 +23,9 @@ import (
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/metrics"
 	"github.com/tako-run/tako/runner"
-	"github.com/tako-run/tako/webhook"
 	"github.com/tako-run/tako/runner/egress"
 	"github.com/tako-run/tako/runner/images"
+	"github.com/tako-run/tako/webhook"
 )
 
 // shutdownGrace is how long running jobs get to finish when the server stops.
@@ -239,12 +239,12 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 		Logger:     logger,
 		MaxStreams: cfg.Streaming.MaxStreams,
 		Metrics:    served,
-		RateLimit: api.RateLimit{PerSecond: cfg.Server.RateLimit.RequestsPerSecond, Burst: cfg.Server.RateLimit.Burst},
-		Registry:  reg,
-		Runner:    run,
-		Service:   svc,
-		Version:   version,
-		Warnings:  warnings,
+		RateLimit:  api.RateLimit{PerSecond: cfg.Server.RateLimit.RequestsPerSecond, Burst: cfg.Server.RateLimit.Burst},
+		Registry:   reg,
+		Runner:     run,
+		Service:    svc,
+		Version:    version,
+		Warnings:   warnings,
 	})
 	return s, nil
 }
