@@ -147,6 +147,9 @@ func TestCallerIsolation(t *testing.T) {
 			{"POST", "/jobs/%s/cancel", ""},
 			{"POST", "/jobs/%s/rerun", "{}"},
 			{"POST", "/jobs/%s/fork", `{"code": "print(open('/input/data.json').read())"}`},
+			{"GET", "/jobs/%s/events", ""},
+			{"GET", "/jobs/%s/deliveries", ""},
+			{"POST", "/jobs/%s/deliveries/retry", ""},
 		}
 		for _, p := range probes {
 			want := s.send(t, keyB, p.method, fmt.Sprintf(p.path, missing), p.body, nil)
@@ -190,6 +193,16 @@ func TestCallerIsolation(t *testing.T) {
 		}
 		if onlyB := s.listIDs(t, keyAdmin, "&api_key=B"); len(onlyB) != 1 || !onlyB[doneB] {
 			t.Errorf("the admin's list filtered by B: %v", onlyB)
+		}
+	})
+
+	t.Run("the owner and the admin follow the events", func(t *testing.T) {
+		for _, key := range []string{keyA, keyAdmin} {
+			r := s.send(t, key, "GET", "/jobs/"+doneA+"/events", "", nil)
+			if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "text/event-stream") ||
+				!strings.Contains(string(r.body), "event: done\n") || !strings.Contains(string(r.body), `"data":"ok\n"`) {
+				t.Errorf("events of A's job: %d %s", r.status, r.body)
+			}
 		}
 	})
 
