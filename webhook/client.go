@@ -62,7 +62,9 @@ func CheckURL(ctx context.Context, raw string, p Policy) error {
 		return nil // best effort: DNS may be down now and fine at delivery
 	}
 	for _, ip := range addrs {
-		if err := g.check(ip); err != nil {
+		// The resolver answers an IPv4 name as IPv4-mapped IPv6: say it
+		// as it is written.
+		if err := g.check(ip.Unmap()); err != nil {
 			var refused *RefusedError
 			if errors.As(err, &refused) {
 				refused.Host = host

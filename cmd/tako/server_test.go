@@ -62,6 +62,8 @@ func launch() (*testServer, error) {
 	s, stop, err := launchServer(dbURL, []string{
 		"TAKO_JOB_TYPES_SERIAL_CONCURRENCY=1", "TAKO_JOB_TYPES_SERIAL_LIMITS_TIMEOUT=120s",
 		"TAKO_JOB_TYPES_SERIAL_POOL_MIN=0", "TAKO_JOB_TYPES_SERIAL_POOL_MAX=0",
+		// Webhooks with the default policy: TestCallbackSSRF.
+		"TAKO_WEBHOOKS_SECRET=whsec_dGFrby1zaGFyZWQtdGVzdC1zZWNyZXQ=",
 	})
 	if err != nil {
 		dropDB()
