@@ -35,6 +35,10 @@ type Config struct {
 	Requests    int           `json:"requests,omitempty"` // 0 in --duration mode
 	Duration    time.Duration `json:"-"`                  // 0 in --requests mode
 	Async       bool          `json:"async"`
+	// Stream asks each POST /execute for its event stream (Accept:
+	// text/event-stream) and reads it to its end: latency is to the done
+	// event.
+	Stream bool `json:"stream,omitempty"`
 	Warmup      int           `json:"warmup"`
 	JSON        bool          `json:"-"`
 	Baseline    bool          `json:"baseline"`

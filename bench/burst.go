@@ -57,7 +57,7 @@ func runBurst(ctx context.Context, cfg Config, size, poolMax int, stderr io.Writ
 	}
 	client := newClient(size, cfg.APIKey)
 	defer client.CloseIdleConnections()
-	cfg.Async = false // the burst is of synchronous executions, whatever the main run's mode
+	cfg.Async, cfg.Stream = false, false // the burst is of synchronous executions, whatever the main run's mode
 	samples, err := takoBenchmark(cfg, client).burst(ctx, size, cfg.Timeout)
 	if err != nil {
 		return nil, fmt.Errorf("--burst: %w", err)

@@ -23,8 +23,11 @@ type ReportConfig struct {
 // described.
 func newReportConfig(cfg Config, jt jobType) ReportConfig {
 	rc := ReportConfig{Config: cfg, Mode: "sync", Timeout: cfg.Timeout.String(), CodeLen: len(cfg.Code), Limits: jt.Limits}
-	if cfg.Async {
+	switch {
+	case cfg.Async:
 		rc.Mode = "async"
+	case cfg.Stream:
+		rc.Mode = "sync, streamed"
 	}
 	if cfg.Duration > 0 {
 		rc.Duration = cfg.Duration.String()

@@ -1,13 +1,17 @@
 package bench
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tako-run/tako/internal/httpclient"
@@ -106,6 +110,13 @@ func takoBenchmark(cfg Config, client *http.Client) benchmark {
 	post := func(ctx context.Context, path string, want ...int) (jobAnswer, error) {
 		return call(ctx, client, http.MethodPost, cfg.URL+path, body, want...)
 	}
+	if cfg.Stream {
+		return benchmark{name: "tako", do: func(ctx context.Context) sample {
+			t0 := time.Now()
+			a, err := streamCall(ctx, client, cfg.URL+"/execute", body)
+			return answerSample(time.Since(t0), a, err)
+		}}
+	}
 	if !cfg.Async {
 		return benchmark{name: "tako", do: func(ctx context.Context) sample {
 			t0 := time.Now()
@@ -158,6 +169,48 @@ func call(ctx context.Context, client *http.Client, method, u string, body []byt
 		return a, &requestError{kind: "bad answer", detail: err.Error()}
 	}
 	return a, nil
+}
+
+// streamCall posts body to u asking for the event stream, and reads it
+// to its done event: the job is the result event's.
+func streamCall(ctx context.Context, client *http.Client, u string, body []byte) (jobAnswer, error) {
+	var a jobAnswer
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return a, &requestError{kind: "connection", detail: err.Error()}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := client.Do(req)
+	if err != nil {
+		return a, &requestError{kind: "connection", detail: err.Error()}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		return a, &requestError{kind: fmt.Sprintf("http %d", resp.StatusCode), detail: httpclient.ErrorDetail(b)}
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	event, got := "", false
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+		case event == "result" && strings.HasPrefix(line, "data: "):
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &a); err != nil {
+				return a, &requestError{kind: "bad answer", detail: err.Error()}
+			}
+			got = true
+		case event == "done" && line == "":
+			if !got {
+				return a, &requestError{kind: "bad answer", detail: "the stream ended without a result event"}
+			}
+			return a, nil
+		}
+	}
+	return a, &requestError{kind: "connection", detail: fmt.Sprintf("the stream broke off before its done event: %v", sc.Err())}
 }
 
 // jobStatusError is nil for a succeeded job and a "status X" error else.

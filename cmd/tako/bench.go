@@ -99,6 +99,7 @@ func parseBenchFlags(c *command, args []string) (f benchFlags, err error) {
 	fs.DurationVar(&cfg.Duration, "duration", 0, "measure for this long (e.g. 30s) instead of a number of requests")
 	fs.IntVar(&cfg.Requests, "requests", 100, "measured requests, shared by all workers")
 	fs.BoolVar(&cfg.Async, "async", false, "submit to /execute/async and long-poll /jobs/{id}/result; latency is submit to result")
+	fs.BoolVar(&cfg.Stream, "stream", false, "ask each POST /execute for its event stream and read it to its end; latency is to the done event")
 	fs.IntVar(&cfg.Warmup, "warmup", 0, "requests sent and discarded before measuring")
 	fs.BoolVar(&cfg.JSON, "json", false, "print one JSON object instead of a table")
 	fs.BoolVar(&cfg.Baseline, "baseline", false, "then run the original's model (one hardened docker run --rm per job) and compare")
@@ -131,6 +132,8 @@ func parseBenchFlags(c *command, args []string) (f benchFlags, err error) {
 		return bad("--code and --file cannot be used together")
 	case set["duration"] && set["requests"]:
 		return bad("--duration and --requests cannot be used together")
+	case cfg.Stream && cfg.Async:
+		return bad("--stream and --async cannot be used together (--stream follows POST /execute)")
 	case cfg.Concurrency < 1:
 		return bad("--concurrency must be at least 1, not %d", cfg.Concurrency)
 	case set["duration"] && cfg.Duration <= 0:

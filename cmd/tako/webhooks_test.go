@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -12,7 +13,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -276,6 +279,54 @@ func TestWebhooks(t *testing.T) {
 		}
 		sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
 		t.Logf("webhook delivery after the job ended, %d jobs: p50 %s, p99 %s, max %s", n, delays[n/2], delays[n*99/100], delays[n-1])
+	})
+
+	t.Run("the README's Python receiver accepts the webhook", func(t *testing.T) {
+		readme, err := os.ReadFile("../../README.md")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, section, _ := strings.Cut(string(readme), "### Webhooks")
+		_, code, ok := strings.Cut(section, "```python\n")
+		code, _, ok2 := strings.Cut(code, "```")
+		const serve = `http.server.HTTPServer(("", 9000), Hook).serve_forever()`
+		if !ok || !ok2 || !strings.Contains(code, `"whsec_..."`) || !strings.Contains(code, serve) {
+			t.Fatalf("the README's receiver has changed shape:\n%s", code)
+		}
+		// One request, on a port of its own, with the server's old
+		// secret: rotation keeps old receivers working.
+		code = strings.NewReplacer(`"whsec_..."`, strconv.Quote(oldSecret),
+			serve, `srv = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+print(srv.server_address[1], flush=True)
+srv.handle_request()`).Replace(code)
+		cmd := exec.Command(python, "-c", code)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Process.Kill()
+		lines := bufio.NewScanner(stdout)
+		if !lines.Scan() {
+			t.Fatalf("the README's receiver did not start: %v", cmd.Wait())
+		}
+		url := "http://127.0.0.1:" + strings.TrimSpace(lines.Text()) + "/"
+		code2, res := s.post(t, "/execute", fmt.Sprintf(`{"code": "print('from the readme')", "callback_url": %q}`, url))
+		if code2 != http.StatusOK {
+			t.Fatalf("execute: %d %v", code2, res)
+		}
+		id := res["execution_id"].(string)
+		ds := deliveries(t, s, id, time.Minute, func(d []map[string]any) bool { return len(d) >= 1 })
+		var printed []string
+		for lines.Scan() {
+			printed = append(printed, lines.Text())
+		}
+		cmd.Wait()
+		if ds[0]["status_code"] != float64(204) || ds[0]["outcome"] != "delivered" || !slices.Contains(printed, "from the readme") {
+			t.Errorf("the README's receiver: %v; it printed %q", ds[0], printed)
+		}
 	})
 
 	t.Run("deliveries are counted in the metrics", func(t *testing.T) {
