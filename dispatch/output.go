@@ -18,6 +18,10 @@ const (
 	flushEvery = 50 * time.Millisecond
 	// flushBytes written at once are not held back any longer.
 	flushBytes = 16 << 10
+	// startedEvery is the longest the started row waits for output to go
+	// with: a job that prints nothing (or only at its end, as most quick
+	// jobs do) then writes no row before its record.
+	startedEvery = 250 * time.Millisecond
 )
 
 // outputStore is where an output log goes; *postgres.Store is one.
@@ -27,9 +31,13 @@ type outputStore interface {
 
 // outputLog follows one running execution for the runner (it is a
 // runner.Output) and writes what it sees to the database in chunks, so
-// that event streams on any node can follow the execution: every
-// flushEvery, or at once when flushBytes wait. A job that ends before its
-// first flush writes nothing: its record, written next, holds it all.
+// that event streams on any node can follow the execution: output at most
+// flushEvery after it was kept, or at once when flushBytes wait; the
+// started row with the first output, or after startedEvery. A job that
+// ends before its first flush writes nothing: its record, written next,
+// holds it all. Neither does its end: streams read the rest from the
+// record, unless the log is kept (streaming.keep_chunks), and then it is
+// written whole.
 //
 // Offsets count bytes of stored text (postgres.CleanText), and a chunk
 // never splits a character, so the chunks of a stream add up to the
@@ -38,6 +46,7 @@ type outputLog struct {
 	store  outputStore
 	id     string
 	node   string
+	keep   bool // streaming.keep_chunks: the log is written whole
 	logger *slog.Logger
 
 	mu      sync.Mutex
@@ -53,10 +62,11 @@ type outputLog struct {
 	cut     map[jobs.ChunkKind]struct{} // streams that reached their cap
 }
 
-// newOutputLog starts the log of execution id, run on node.
-func newOutputLog(store outputStore, id, node string, logger *slog.Logger) *outputLog {
+// newOutputLog starts the log of execution id, run on node; keep writes
+// its end too.
+func newOutputLog(store outputStore, id, node string, keep bool, logger *slog.Logger) *outputLog {
 	l := &outputLog{
-		store: store, id: id, node: node, logger: logger,
+		store: store, id: id, node: node, keep: keep, logger: logger,
 		held:   map[jobs.ChunkKind][]byte{},
 		offset: map[jobs.ChunkKind]int64{},
 		cut:    map[jobs.ChunkKind]struct{}{},
@@ -138,25 +148,33 @@ func (l *outputLog) signal() {
 	}
 }
 
-// flusher writes the pending rows flushEvery after the first of them
-// arrived, or at once when flushBytes wait, until close.
+// flusher writes the pending rows when they are due (see outputLog), until
+// close.
 func (l *outputLog) flusher() {
 	defer close(l.done)
-	timer := time.NewTimer(flushEvery)
+	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var due <-chan time.Time
+	var dueAt time.Time
 	for {
 		select {
 		case <-l.wake:
 			l.mu.Lock()
-			big, some := l.bytes >= flushBytes, len(l.pending) > 0
+			rows, output := len(l.pending), l.bytes
 			l.mu.Unlock()
+			wait := startedEvery
 			switch {
-			case big:
+			case output >= flushBytes:
 				l.flush(false)
-			case some && due == nil:
-				timer.Reset(flushEvery)
-				due = timer.C
+				continue
+			case output > 0:
+				wait = flushEvery
+			case rows == 0:
+				continue
+			}
+			if at := time.Now().Add(wait); due == nil || at.Before(dueAt) {
+				timer.Reset(wait)
+				due, dueAt = timer.C, at
 			}
 		case <-due:
 			due = nil
@@ -201,17 +219,17 @@ func (l *outputLog) flush(final bool) {
 	l.mu.Unlock()
 }
 
-// close stops the flusher once the program has ended. When some rows were
-// written, it writes the rest, so the log is whole; otherwise it writes
-// nothing, and the record alone holds the output. It reports whether the
-// log has rows in the database.
+// close stops the flusher once the program has ended. A kept log that has
+// rows gets the rest, so it is whole; otherwise nothing more is written,
+// and the record holds the output. It reports whether the log has rows in
+// the database.
 func (l *outputLog) close() bool {
 	close(l.stop)
 	<-l.done
 	l.mu.Lock()
 	wrote := l.wrote
 	l.mu.Unlock()
-	if wrote {
+	if wrote && l.keep {
 		l.flush(true)
 	}
 	return wrote

@@ -34,7 +34,7 @@ func (s *rowsStore) snapshot() []jobs.Chunk {
 func TestOutputLogWritesNothingForAQuickJob(t *testing.T) {
 	t.Parallel()
 	st := &rowsStore{}
-	l := newOutputLog(st, "id", "n1", slog.New(slog.DiscardHandler))
+	l := newOutputLog(st, "id", "n1", false, slog.New(slog.DiscardHandler))
 	l.Started(jobs.StartWarm)
 	l.Write(jobs.ChunkStdout, []byte("hello\n"))
 	if l.close() || len(st.snapshot()) != 0 {
@@ -42,10 +42,31 @@ func TestOutputLogWritesNothingForAQuickJob(t *testing.T) {
 	}
 }
 
+func TestOutputLogWithoutKeepWritesNoEnd(t *testing.T) {
+	t.Parallel()
+	st := &rowsStore{}
+	l := newOutputLog(st, "id", "n1", false, slog.New(slog.DiscardHandler))
+	l.Started(jobs.StartWarm)
+	l.Write(jobs.ChunkStdout, []byte("first\n"))
+	for deadline := time.Now().Add(10 * time.Second); len(st.snapshot()) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	}
+	l.Write(jobs.ChunkStdout, []byte("last\n"))
+	if !l.close() {
+		t.Fatal("close: no rows written")
+	}
+	var out string
+	for _, r := range st.snapshot() {
+		out += r.Data
+	}
+	if !strings.Contains(out, "first\n") || strings.Contains(out, "last") {
+		t.Errorf("rows: %+v; the end goes to the record only", st.snapshot())
+	}
+}
+
 func TestOutputLogRows(t *testing.T) {
 	t.Parallel()
 	st := &rowsStore{}
-	l := newOutputLog(st, "id", "n1", slog.New(slog.DiscardHandler))
+	l := newOutputLog(st, "id", "n1", true, slog.New(slog.DiscardHandler))
 	l.Started(jobs.StartCold)
 	euro := []byte("€")
 	// A character split across writes, bytes PostgreSQL cannot store, and

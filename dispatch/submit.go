@@ -308,7 +308,7 @@ func (s *Dispatcher) historyOf(e *jobs.Execution) *pgxpool.Pool {
 
 // newOutputLog starts the live output log of e, run on this node.
 func (s *Dispatcher) newOutputLog(e *jobs.Execution) *outputLog {
-	return newOutputLog(s.store, e.ID, s.opts.Node, s.jobLogger(e))
+	return newOutputLog(s.store, e.ID, s.opts.Node, s.opts.KeepOutput, s.jobLogger(e))
 }
 
 // dropOutput deletes e's output log once its record holds the output

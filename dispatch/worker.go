@@ -118,6 +118,10 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) e
 	}
 	log := s.jobLogger(e).With("attempt", job.Attempt)
 
+	if job.Attempt > 1 {
+		// An attempt that died with its node may have left output rows.
+		s.dropOutput(e, true, true)
+	}
 	var res *jobs.Result
 	out := s.newOutputLog(e)
 	req := request(e, jt)

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,7 +51,7 @@ func (e sseEvent) object(t *testing.T) map[string]any {
 type eventStream struct {
 	resp   *http.Response
 	events chan sseEvent
-	pings  int
+	pings  atomic.Int64
 }
 
 // openStream sends req and reads its answer as Server-Sent Events until it
@@ -90,7 +91,7 @@ func (s *eventStream) read() {
 			}
 			ev = sseEvent{}
 		case strings.HasPrefix(line, ":"):
-			s.pings++
+			s.pings.Add(1)
 		case strings.HasPrefix(line, "id: "):
 			ev.id = strings.TrimPrefix(line, "id: ")
 		case strings.HasPrefix(line, "event: "):
@@ -202,7 +203,7 @@ func TestLiveOutputAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stopA()
-	b, stopB, err := launchServer(dbURL, nil)
+	b, stopB, err := launchServer(dbURL, []string{"TAKO_STREAMING_MAX_STREAMS=3"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,13 +413,52 @@ print("after")`)
 		}
 	})
 
+	t.Run("a failed job ends with result, error, done", func(t *testing.T) {
+		id := submit(t, `raise ValueError("boom")`)
+		evs := openStream(t, streamRequest(t, b, id, "")).all(t, 2*time.Minute)
+		got := names(evs)
+		if !reflect.DeepEqual(got[len(got)-3:], []string{"result", "error", "done"}) {
+			t.Fatalf("events: %v", got)
+		}
+		if e := evs[len(evs)-2].object(t); !strings.Contains(fmt.Sprint(e["message"]), "boom") || e["type"] == "" {
+			t.Errorf("error event: %v", e)
+		}
+		if d := evs[len(evs)-1].object(t); d["job_id"] != id || d["status"] != "failed" {
+			t.Errorf("done event: %v", d)
+		}
+	})
+
+	t.Run("a quiet stream gets a ping every 15 s, and a node past streaming.max_streams answers 503", func(t *testing.T) {
+		id := submit(t, "import time; time.sleep(17); print('late')")
+		var open []*eventStream
+		for range 3 {
+			open = append(open, openStream(t, streamRequest(t, b, id, "")))
+		}
+		resp, err := http.DefaultClient.Do(streamRequest(t, b, id, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("a fourth stream on a node with streaming.max_streams 3: %d %v", resp.StatusCode, resp.Header)
+		}
+		evs := open[0].all(t, 2*time.Minute)
+		if open[0].pings.Load() < 1 || streamText(t, evs, "stdout", 0) != "late\n" {
+			t.Errorf("after 17 s of silence: %d pings, stdout %q", open[0].pings.Load(), streamText(t, evs, "stdout", 0))
+		}
+		for _, s := range open {
+			s.close()
+		}
+	})
+
 	t.Run("streams are counted in the metrics", func(t *testing.T) {
 		_, raw, err := getRaw(b.url + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
 		v := string(raw)
-		if !metricAtLeast(v, `tako_event_streams_total{result="opened"}`, 4) || !strings.Contains(v, "tako_event_streams_open ") {
+		if !metricAtLeast(v, `tako_event_streams_total{result="opened"}`, 4) || !metricAtLeast(v, `tako_event_streams_total{result="rejected"}`, 1) ||
+			!strings.Contains(v, "tako_event_streams_open ") {
 			t.Errorf("B's stream metrics:\n%s", grepLines(v, "tako_event_streams"))
 		}
 	})
