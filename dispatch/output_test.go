@@ -31,6 +31,17 @@ func (s *rowsStore) snapshot() []jobs.Chunk {
 	return append([]jobs.Chunk(nil), s.rows...)
 }
 
+// waitRows waits until rows were written: within flushEvery, or longer on
+// a loaded machine.
+func (s *rowsStore) waitRows(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); len(s.snapshot()) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no rows written within 10 s")
+		}
+	}
+}
+
 func TestOutputLogWritesNothingForAQuickJob(t *testing.T) {
 	t.Parallel()
 	st := &rowsStore{}
@@ -48,8 +59,7 @@ func TestOutputLogWithoutKeepWritesNoEnd(t *testing.T) {
 	l := newOutputLog(st, "id", "n1", false, slog.New(slog.DiscardHandler))
 	l.Started(jobs.StartWarm)
 	l.Write(jobs.ChunkStdout, []byte("first\n"))
-	for deadline := time.Now().Add(10 * time.Second); len(st.snapshot()) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-	}
+	st.waitRows(t)
 	l.Write(jobs.ChunkStdout, []byte("last\n"))
 	if !l.close() {
 		t.Fatal("close: no rows written")
@@ -78,8 +88,7 @@ func TestOutputLogRows(t *testing.T) {
 	big := strings.Repeat("x", flushBytes+10)
 	l.Write(jobs.ChunkStdout, []byte(big))
 	// The flusher writes within flushEvery; a loaded machine gets longer.
-	for deadline := time.Now().Add(10 * time.Second); len(st.snapshot()) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-	}
+	st.waitRows(t)
 	l.Write(jobs.ChunkStdout, []byte{0xff})
 	l.Truncated(jobs.ChunkStdout)
 	l.Write(jobs.ChunkStderr, euro[:2]) // unfinished when the job ends

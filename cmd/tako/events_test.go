@@ -193,21 +193,8 @@ func TestLiveOutputAcrossNodes(t *testing.T) {
 	runnertest.Docker(t)
 	startServer(t) // the images, built once before the parallel tests start
 	t.Parallel()
-	dbURL, drop, err := createDatabase()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer drop()
-	a, stopA, err := launchServer(dbURL, []string{"TAKO_JOB_TYPES_LIVE_POOL_MIN=1", "TAKO_JOB_TYPES_LIVE_POOL_MAX=2"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopA()
-	b, stopB, err := launchServer(dbURL, []string{"TAKO_STREAMING_MAX_STREAMS=3"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopB()
+	a := startOwnServer(t, "TAKO_JOB_TYPES_LIVE_POOL_MIN=1", "TAKO_JOB_TYPES_LIVE_POOL_MAX=2")
+	b := startNode(t, a, "TAKO_STREAMING_MAX_STREAMS=3")
 	submit := func(t *testing.T, code string) string {
 		t.Helper()
 		body, _ := json.Marshal(map[string]any{"code": code, "job_type": "live"})

@@ -26,6 +26,7 @@ import (
 // testServer is one `tako server` started through run with the repository's
 // own tako.yaml, shared by the tests of this package.
 type testServer struct {
+	dbURL   string        // its database, when the test made one for it
 	logs    *lockedWriter // what the server wrote to stderr
 	url     string
 	workDir string
@@ -145,6 +146,20 @@ func startOwnServer(t *testing.T, env ...string) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.dbURL = dbURL
+	t.Cleanup(stop)
+	return s
+}
+
+// startNode starts another node on first's database (first from
+// startOwnServer), stopped when the test ends, before the database goes.
+func startNode(t *testing.T, first *testServer, env ...string) *testServer {
+	t.Helper()
+	s, stop, err := launchServer(first.dbURL, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.dbURL = first.dbURL
 	t.Cleanup(stop)
 	return s
 }
