@@ -38,14 +38,14 @@ type Config struct {
 	// Stream asks each POST /execute for its event stream (Accept:
 	// text/event-stream) and reads it to its end: latency is to the done
 	// event.
-	Stream bool `json:"stream,omitempty"`
-	Warmup      int           `json:"warmup"`
-	JSON        bool          `json:"-"`
-	Baseline    bool          `json:"baseline"`
-	Image       string        `json:"image,omitempty"`
-	Timeout     time.Duration `json:"-"`
-	APIKey      string        `json:"-"`                 // sent as a bearer token when set
-	Compare     []string      `json:"compare,omitempty"` // job types measured after JobType, in order
+	Stream   bool          `json:"stream,omitempty"`
+	Warmup   int           `json:"warmup"`
+	JSON     bool          `json:"-"`
+	Baseline bool          `json:"baseline"`
+	Image    string        `json:"image,omitempty"`
+	Timeout  time.Duration `json:"-"`
+	APIKey   string        `json:"-"`                 // sent as a bearer token when set
+	Compare  []string      `json:"compare,omitempty"` // job types measured after JobType, in order
 
 	// Floors, when set, measures the floors of JobType before and after
 	// its run with the probes it opens (--floors): FloorRuns timed runs of
