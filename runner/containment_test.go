@@ -144,6 +144,9 @@ if os.fork() == 0:
             os.write(fd, b'%d\n' % n)
             n += 1
     os._exit(0)
+# Until the writer has begun, however slowly a loaded machine starts it.
+while not os.path.exists('/output/late.txt'):
+    time.sleep(0.01)
 time.sleep(0.05)
 print('parent done')`})
 	if err != nil || res.Status != jobs.StatusSucceeded {
