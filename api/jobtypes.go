@@ -25,15 +25,17 @@ type JobTypeResponse struct {
 	Preload        []string `json:"preload"`
 	// PythonVersion is the Python of the job type's image, as the image
 	// declares it ("3.11"); null when it does not.
-	PythonVersion     *string        `json:"python_version"`
-	SessionEnabled    bool           `json:"session_enabled"`
-	GPUEnabled        bool           `json:"gpu_enabled"`
-	GPUVendor         *string        `json:"gpu_vendor"`
-	MemoryLimit       string         `json:"memory_limit"` // Docker style: "512m", "1g"
-	CPULimit          float64        `json:"cpu_limit"`
-	Timeout           int64          `json:"timeout"` // seconds
-	Network           string         `json:"network"`
-	NetworkEnabled    bool           `json:"network_enabled"`
+	PythonVersion  *string `json:"python_version"`
+	SessionEnabled bool    `json:"session_enabled"`
+	GPUEnabled     bool    `json:"gpu_enabled"`
+	GPUVendor      *string `json:"gpu_vendor"`
+	MemoryLimit    string  `json:"memory_limit"` // Docker style: "512m", "1g"
+	CPULimit       float64 `json:"cpu_limit"`
+	Timeout        int64   `json:"timeout"` // seconds
+	Network        string  `json:"network"`
+	NetworkEnabled bool    `json:"network_enabled"`
+	// NetworkAllow is the egress allowlist when Network is "allow".
+	NetworkAllow      []string       `json:"network_allow,omitempty"`
 	SecurityMode      string         `json:"security_mode"`
 	Runtime           string         `json:"runtime"`
 	Available         bool           `json:"available"`
@@ -143,6 +145,7 @@ func (s *Server) jobTypeResponse(jt jobtypes.JobType) JobTypeResponse {
 		Timeout:           int64(jt.Limits.Timeout / time.Second),
 		Network:           network,
 		NetworkEnabled:    network != string(jobtypes.NetworkNone),
+		NetworkAllow:      jt.Allow,
 		SecurityMode:      string(jt.SecurityMode),
 		Runtime:           av.Runtime,
 		Available:         av.Available,

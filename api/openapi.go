@@ -116,6 +116,7 @@ func executeRequestSchema() map[string]any {
 		"requirements":    map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "description": "ad-hoc pip requirements (PEP 508), at most 50"},
 		"idempotency_key": prop("string", "async only: 8 to 255 of [A-Za-z0-9_-]; the same key and body return the same job"),
 		"callback_url":    prop("string", "where to POST the result, signed (Standard Webhooks), when the job ends; https unless webhooks.allow_http"),
+		"network":         prop("object", "{\"allow\": [hosts]}: narrows the job type's egress allowlist for this job; an entry outside it is a 422"),
 	}, "code")
 }
 

@@ -29,7 +29,7 @@ const (
 
 // executeFieldNames are the fields of a POST /execute body, in the order of
 // the original's model (and of the "unknown field" message).
-var executeFieldNames = []string{"code", "input_data", "job_type", "timeout", "startup_timeout", "requirements", "idempotency_key", "callback_url"}
+var executeFieldNames = []string{"code", "input_data", "job_type", "timeout", "startup_timeout", "requirements", "idempotency_key", "callback_url", "network"}
 
 // emptyExecuteBody is the detail for an empty POST /execute body.
 const emptyExecuteBody = "request body is empty; send a JSON object such as {\"code\": \"print(1)\"}"
@@ -203,6 +203,9 @@ func (f bodyFields) validateExecute(reg *jobtypes.Registry, lim Limits) (jobs.Su
 		return sub, err
 	}
 	if sub.CallbackURL, err = decodeCallbackURL(f["callback_url"]); err != nil {
+		return sub, err
+	}
+	if sub.NetworkAllow, err = decodeNetwork(f["network"]); err != nil {
 		return sub, err
 	}
 	return sub, nil
@@ -400,6 +403,44 @@ func decodeRequirements(raw json.RawMessage, disabled bool) ([]string, error) {
 		return nil, nil
 	}
 	return reqs, nil
+}
+
+// maxNetworkAllow bounds the entries of a request's network.allow.
+const maxNetworkAllow = 100
+
+// decodeNetwork decodes "network": {"allow": [hosts]}, which narrows the
+// job type's egress allowlist. It checks the shape only: the dispatcher
+// checks each entry against the job type's list. Absent or null is nil.
+func decodeNetwork(raw json.RawMessage) ([]string, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	var n map[string]json.RawMessage
+	if raw[0] != '{' || json.Unmarshal(raw, &n) != nil {
+		return nil, jobs.FieldErrorf("network", "must be an object such as {\"allow\": [\"api.example.com\"]}, not %s", jsonKind(raw))
+	}
+	for k := range n {
+		if k != "allow" {
+			return nil, jobs.FieldErrorf("network."+fieldName(k), "unknown field; the only field is allow")
+		}
+	}
+	allow, ok := n["allow"]
+	if !ok || isNull(allow) {
+		return nil, jobs.FieldErrorf("network.allow", "field required: the hosts this job may reach, within its job type's allowlist")
+	}
+	var hosts []string
+	if allow[0] != '[' || json.Unmarshal(allow, &hosts) != nil {
+		return nil, jobs.FieldErrorf("network.allow", "must be a list of strings")
+	}
+	if len(hosts) > maxNetworkAllow {
+		return nil, jobs.FieldErrorf("network.allow", "must have at most %d items (got %d)", maxNetworkAllow, len(hosts))
+	}
+	for i, h := range hosts {
+		if len(h) > 300 {
+			return nil, jobs.FieldErrorf(fmt.Sprintf("network.allow[%d]", i), "must be at most 300 characters")
+		}
+	}
+	return slices.Clip(append([]string{}, hosts...)), nil
 }
 
 // decodeIdempotencyKey validates "idempotency_key" and returns it, "" when

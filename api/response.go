@@ -113,6 +113,12 @@ type HistoryResponse struct {
 	Relationship      *jobs.Relationship `json:"relationship"` // "rerun", "fork" or null
 	CorrelationID     string             `json:"correlation_id"`
 	APIKey            *string            `json:"api_key"` // the name of the key that submitted it; null without keys
+	// NetworkAllow is the request's narrowing of its job type's egress
+	// allowlist; null when it kept the job type's.
+	NetworkAllow []string `json:"network_allow"`
+	// Egress lists the connections the job asked the egress proxy for;
+	// null when its job type has no allowlist or it has not ended.
+	Egress []jobs.EgressAttempt `json:"egress"`
 }
 
 // newExecuteResponse renders exec. Whatever bytes the program printed, the
@@ -234,7 +240,9 @@ func newHistoryResponse(exec *jobs.Execution) HistoryResponse {
 		APIKey:         optString(exec.APIKey),
 	}
 	h.ParentExecutionID = h.ParentID
+	h.NetworkAllow = exec.NetworkAllow
 	if exec.Result != nil {
+		h.Egress = exec.Result.Egress
 		h.Image = exec.Result.Image
 		if h.Image != "" {
 			h.JobVersion += "@" + h.Image

@@ -25,6 +25,7 @@ type Config struct {
 	Auth         AuthConfig               `koanf:"auth"`
 	Cluster      ClusterConfig            `koanf:"cluster"`
 	Database     DatabaseConfig           `koanf:"database"`
+	Egress       EgressConfig             `koanf:"egress"`
 	Images       ImagesConfig             `koanf:"images"`
 	JobTypes     map[string]JobTypeConfig `koanf:"job_types"`
 	Limits       LimitsConfig             `koanf:"limits"`
@@ -293,7 +294,7 @@ type JobTypeConfig struct {
 	Env          map[string]string `koanf:"env"`
 	Image        string            `koanf:"image"`
 	Limits       JobLimitsConfig   `koanf:"limits"`
-	Network      string            `koanf:"network"`
+	Network      NetworkConfig     `koanf:"network"`
 	Pool         PoolConfig        `koanf:"pool"`
 	Preload      []string          `koanf:"preload"`
 	Requirements []string          `koanf:"requirements"`

@@ -83,6 +83,10 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 		return parseSize(data)
 	case reflect.TypeFor[Duration]():
 		return parseDuration(data)
+	case reflect.TypeFor[NetworkConfig]():
+		return decodeNetwork(data)
+	case reflect.TypeFor[HostPins]():
+		return decodeHostPins(data)
 	}
 	// Weak typing would turn "FLAG: true" in a job type's env into "1".
 	if b, ok := data.(bool); ok && to.Kind() == reflect.String {

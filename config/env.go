@@ -96,7 +96,7 @@ func (n *node) matchEnv(tail, path string, declared func(string) []string) (stri
 		up := asciiUpper(tail)
 		for _, name := range n.names() {
 			child, word := n.fields[name], envWord(name)
-			if up == word && child.leaf() {
+			if up == word && child.settable() {
 				return join(path, name), child, nil
 			}
 			if strings.HasPrefix(up, word+"_") {

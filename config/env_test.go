@@ -42,7 +42,7 @@ job_types:
 			name:    "declared name with '-' written as '_'",
 			environ: []string{"TAKO_JOB_TYPES_MY_TYPE_NETWORK=bridge"},
 			check: func(t *testing.T, c *Config) {
-				if got := c.JobTypes["my-type"].Network; got != "bridge" {
+				if got := c.JobTypes["my-type"].Network.Mode; got != "bridge" {
 					t.Errorf("job_types.my-type.network = %q, want bridge", got)
 				}
 				if _, ok := c.JobTypes["my_type"]; ok {

@@ -15,7 +15,13 @@ type node struct {
 	typ    reflect.Type
 	fields map[string]*node // set for a struct: its keys
 	elem   *node            // set for a map: what every map key holds
+	// word is set for a block that may also be written as one value, such
+	// as a job type's network: "bridge", or {allow: [...]}.
+	word bool
 }
+
+// wordForms are the blocks that may also be written as one value.
+var wordForms = map[reflect.Type]bool{reflect.TypeFor[NetworkConfig](): true}
 
 // auth.api_keys is the one map whose entries have a short form: "name: key"
 // stands for "name: {key: key}".
@@ -28,7 +34,7 @@ const (
 func schema() *node { return schemaOf(reflect.TypeFor[Config]()) }
 
 func schemaOf(t reflect.Type) *node {
-	n := &node{typ: t}
+	n := &node{typ: t, word: wordForms[t]}
 	switch t.Kind() {
 	case reflect.Struct:
 		n.fields = make(map[string]*node)
@@ -48,6 +54,10 @@ func schemaOf(t reflect.Type) *node {
 
 // leaf reports whether the key holds a value rather than more keys.
 func (n *node) leaf() bool { return n.fields == nil && n.elem == nil }
+
+// settable reports whether one value (from a variable or a flag) can set
+// the key.
+func (n *node) settable() bool { return n.leaf() || n.word }
 
 // list reports whether the key holds a list of values.
 func (n *node) list() bool { return n.typ.Kind() == reflect.Slice }
@@ -81,7 +91,7 @@ func (n *node) lookup(key string) (*node, bool) {
 			return nil, false
 		}
 	}
-	return n, n.leaf()
+	return n, n.settable()
 }
 
 // unknownKeys returns an error for every key in raw, a koanf map, that the

@@ -250,6 +250,8 @@ func defaults() map[string]any {
 		"streaming.keep_chunks": false,
 		"streaming.max_streams": 1000,
 
+		"egress.allow_private_networks":   []string{},
+		"egress.hosts":                    map[string]any{},
 		"webhooks.allow_http":             false,
 		"webhooks.allow_private_networks": false,
 		"webhooks.retry_schedule":         []string{"5s", "30s", "2m", "10m", "30m", "1h", "2h"},

@@ -58,7 +58,7 @@ func jobTypeConfig(jt jobtypes.JobType) JobTypeConfig {
 			Timeout:  Duration(jt.Limits.Timeout),
 			Tmp:      Size(jt.Limits.Tmp),
 		},
-		Network:        string(jt.Network),
+		Network:        networkConfigOf(jt),
 		Pool:           PoolConfig{IdleTTL: &idle, Max: &jt.Pool.Max, Min: &jt.Pool.Min},
 		Preload:        jt.Preload,
 		Requirements:   jt.Requirements,
@@ -76,6 +76,8 @@ func toTree(v reflect.Value) any {
 		return jobtypes.FormatSize(v.Int())
 	case reflect.TypeFor[Duration]():
 		return time.Duration(v.Int()).String()
+	case reflect.TypeFor[NetworkConfig]():
+		return networkTree(v)
 	}
 	switch v.Kind() {
 	case reflect.Pointer:

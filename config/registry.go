@@ -59,8 +59,11 @@ func (c *Config) resolve(name string, jc JobTypeConfig) jobtypes.JobType {
 	if jc.SecurityMode != "" {
 		jt.SecurityMode = jobtypes.SecurityMode(jc.SecurityMode)
 	}
-	if jc.Network != "" {
-		jt.Network = jobtypes.Network(jc.Network)
+	switch {
+	case jc.Network.Mode != "":
+		jt.Network = jobtypes.Network(jc.Network.Mode)
+	case jc.Network.Allow != nil:
+		jt.Network, jt.Allow = jobtypes.NetworkAllow, cloneList(jc.Network.Allow)
 	}
 	jt.Runtime = jobtypes.Runtime(jc.Runtime)
 

@@ -51,6 +51,7 @@ func (c *Config) Validate() error {
 	c.validateQueue(&p)
 	c.validateStreaming(&p)
 	c.validateWebhooks(&p)
+	c.validateEgress(&p)
 	if c.Requirements.MaxConcurrentBuilds < 1 {
 		p.add("requirements.max_concurrent_builds", "%d must be at least 1", c.Requirements.MaxConcurrentBuilds)
 	}
@@ -349,9 +350,7 @@ func (c *Config) validateJobType(p *problems, name string, jc JobTypeConfig) {
 	if jc.Runtime == string(jobtypes.RuntimeRunc) && mode == string(jobtypes.Strict) {
 		p.add(key+".runtime", "runc cannot honour security_mode strict, which requires gVisor: use runsc, or leave runtime unset")
 	}
-	if jc.Network != "" {
-		p.oneOf(key+".network", jc.Network, string(jobtypes.NetworkNone), string(jobtypes.NetworkBridge))
-	}
+	validateNetwork(p, key+".network", jc.Network, mode)
 	if jc.Image != "" {
 		p.imageRef(key+".image", jc.Image, false)
 	}

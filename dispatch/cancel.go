@@ -95,6 +95,7 @@ func (s *Dispatcher) replay(ctx context.Context, c jobs.Caller, parent *jobs.Exe
 		InputJSON:      parent.InputJSON,
 		JobType:        parent.JobType,
 		Mode:           jobs.ModeAsync,
+		NetworkAllow:   parent.NetworkAllow,
 		ParentID:       parent.ID,
 		Relationship:   rel,
 		Requirements:   parent.Requirements,

@@ -40,6 +40,9 @@ func (s *Dispatcher) Begin(ctx context.Context, sub jobs.Submission) (*jobs.Exec
 		return nil, nil, jobs.FieldErrorf("job_type", "%s", s.registry.UnknownError(sub.JobType))
 	}
 	sub.IdempotencyKey = "" // honoured by async submissions only, as in Tako VM
+	if err := checkNetwork(sub, jt); err != nil {
+		return nil, nil, err
+	}
 	if err := s.resolveCallback(ctx, &sub, jt.CallbackURL); err != nil {
 		return nil, nil, err
 	}
@@ -94,6 +97,9 @@ func (s *Dispatcher) Submit(ctx context.Context, sub jobs.Submission) (*jobs.Exe
 		return nil, false, jobs.FieldErrorf("job_type", "%s", s.registry.UnknownError(sub.JobType))
 	}
 	jt, _ := s.registry.Get(sub.JobType)
+	if err := checkNetwork(sub, jt); err != nil {
+		return nil, false, err
+	}
 	if err := s.resolveCallback(ctx, &sub, jt.CallbackURL); err != nil {
 		return nil, false, err
 	}
@@ -186,7 +192,7 @@ func (s *Dispatcher) queued(ctx context.Context, tx pgx.Tx) (int, error) {
 // request is what the runner needs to run e under jt.
 func request(e *jobs.Execution, jt jobtypes.JobType) runner.Request {
 	return runner.Request{
-		Code: e.Code, ExecutionID: e.ID, InputJSON: e.InputJSON, JobType: jt,
+		Code: e.Code, ExecutionID: e.ID, InputJSON: e.InputJSON, JobType: jt, NetworkAllow: e.NetworkAllow,
 		Requirements: e.Requirements, StartupTimeout: e.StartupTimeout, Timeout: e.Timeout,
 	}
 }
@@ -208,6 +214,7 @@ func newExecution(sub jobs.Submission, status jobs.Status) *jobs.Execution {
 		InputJSON:      input,
 		JobType:        sub.JobType,
 		Mode:           sub.Mode,
+		NetworkAllow:   sub.NetworkAllow,
 		ParentID:       sub.ParentID,
 		Relationship:   sub.Relationship,
 		Requirements:   sub.Requirements,
@@ -228,10 +235,11 @@ func fingerprint(sub jobs.Submission) string {
 		Code           string   `json:"code"`
 		Input          any      `json:"input"` // re-encoded: key order does not matter
 		JobType        string   `json:"job_type"`
+		NetworkAllow   []string `json:"network_allow,omitempty"`
 		Requirements   []string `json:"requirements"`
 		StartupTimeout int64    `json:"startup_timeout_ms"`
 		Timeout        int64    `json:"timeout_ms"`
-	}{sub.Code, input, sub.JobType, sub.Requirements, sub.StartupTimeout.Milliseconds(), sub.Timeout.Milliseconds()})
+	}{sub.Code, input, sub.JobType, sub.NetworkAllow, sub.Requirements, sub.StartupTimeout.Milliseconds(), sub.Timeout.Milliseconds()})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }

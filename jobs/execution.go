@@ -86,8 +86,36 @@ type Result struct {
 	// ArtifactsTruncated says files in /output were left out because of
 	// the artifact limits (count, per-file or total size).
 	ArtifactsTruncated bool
-	Timing             Timing
+	// Egress lists the connections the program asked the egress proxy
+	// for, in order; nil when its job type has no allowlist.
+	Egress []EgressAttempt
+	Timing Timing
 }
+
+// EgressAttempt is one connection a program asked the egress proxy for,
+// and what became of it.
+type EgressAttempt struct {
+	Host   string `json:"host"`
+	Port   int    `json:"port"`
+	Result string `json:"result"` // EgressAllowed, EgressRefused or EgressFailed
+	Reason string `json:"reason,omitempty"`
+	// Rule is the allowlist entry that let it through; "" when none did.
+	Rule          string `json:"rule,omitempty"`
+	BytesSent     int64  `json:"bytes_sent"`
+	BytesReceived int64  `json:"bytes_received"`
+}
+
+// Results of an egress attempt.
+const (
+	// EgressAllowed is a connection the proxy made.
+	EgressAllowed = "allowed"
+	// EgressRefused is one the allowlist, or the address it resolved
+	// to, did not allow.
+	EgressRefused = "refused"
+	// EgressFailed is one that was allowed but could not be made: the
+	// name did not resolve or the host did not answer.
+	EgressFailed = "failed"
+)
 
 // Success reports whether the program ran to completion with exit code 0.
 func (r *Result) Success() bool { return r.Status == StatusSucceeded }

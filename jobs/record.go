@@ -36,6 +36,9 @@ type Submission struct {
 	InputJSON      []byte // compact JSON object
 	JobType        string
 	Mode           Mode
+	// NetworkAllow narrows the job type's egress allowlist for this job;
+	// nil keeps the job type's.
+	NetworkAllow   []string
 	ParentID       string
 	Relationship   Relationship
 	Requirements   []string
@@ -59,12 +62,14 @@ type Execution struct {
 	InputJSON      json.RawMessage
 	JobType        string
 	Mode           Mode
-	Node           string
-	ParentID       string
-	QueuePosition  int // 1-based among queued executions of its job type; 0 when not queued
-	Relationship   Relationship
-	Requirements   []string
-	Result         *Result // nil until the execution ends
+	// NetworkAllow narrows the job type's egress allowlist; nil keeps it.
+	NetworkAllow  []string
+	Node          string
+	ParentID      string
+	QueuePosition int // 1-based among queued executions of its job type; 0 when not queued
+	Relationship  Relationship
+	Requirements  []string
+	Result        *Result // nil until the execution ends
 	// Seq is the record's place in the history, higher for newer ones: the
 	// cursor of the history page that follows it.
 	Seq            int64

@@ -27,6 +27,7 @@ const (
 	ErrRecursion      = "recursion_error"
 	ErrMemory         = "memory_error"
 	ErrInterrupted    = "interrupted"
+	ErrNetwork        = "network_error"
 )
 
 // exceptionTypes maps Python exception class names to the taxonomy.
@@ -59,11 +60,11 @@ var exceptionTypes = map[string]string{
 	"UnicodeDecodeError":     "encoding_error",
 	"UnicodeEncodeError":     "encoding_error",
 	"JSONDecodeError":        "json_error",
-	"ConnectionError":        "network_error",
-	"ConnectionRefusedError": "network_error",
+	"ConnectionError":        ErrNetwork,
+	"ConnectionRefusedError": ErrNetwork,
 	"TimeoutError":           "network_timeout",
-	"socket.gaierror":        "network_error",
-	"gaierror":               "network_error",
+	"socket.gaierror":        ErrNetwork,
+	"gaierror":               ErrNetwork,
 	"MemoryError":            ErrMemory,
 	"KeyboardInterrupt":      ErrInterrupted,
 }

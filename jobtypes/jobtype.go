@@ -44,8 +44,13 @@ type Network string
 const (
 	// NetworkNone gives the container no network at all (the default).
 	NetworkNone Network = "none"
-	// NetworkBridge gives the container Docker's default bridge network.
+	// NetworkBridge gives the container Docker's default bridge network:
+	// everything the host reaches.
 	NetworkBridge Network = "bridge"
+	// NetworkAllow gives the container a network with no route out but
+	// tako's egress proxy, which lets it reach the hosts in its Allow list
+	// and nothing else.
+	NetworkAllow Network = "allow"
 )
 
 // DefaultName is the job type used when a request names none.
@@ -84,6 +89,9 @@ type JobType struct {
 	// packages from source distributions (their build code runs without
 	// network); false takes wheels only.
 	AllowSourceBuilds bool
+	// Allow is the egress allowlist when Network is NetworkAllow: host,
+	// *.domain or host:port entries, "*" for any public host.
+	Allow []string
 	// CallbackURL is where a webhook goes when a job ends, unless its
 	// request or API key names another; "" for none.
 	CallbackURL    string

@@ -79,6 +79,8 @@ type Metrics struct {
 	webhookAttempts  *prometheus.CounterVec
 	webhookDuration  prometheus.Histogram
 	webhookDelivered prometheus.Histogram
+
+	egress egressMetrics
 }
 
 // New returns Metrics on a fresh registry that also carries the Go and
@@ -152,6 +154,7 @@ func New(version string) *Metrics {
 	m.webhookDelivered = histogram("tako_webhook_delivery_delay_seconds",
 		"Time from a job's end to the delivery of its webhook, retries included.",
 		latencyBuckets)
+	m.egress = newEgressMetrics()
 	for _, r := range []string{"opened", "rejected"} {
 		m.streams.WithLabelValues(r)
 	}
@@ -175,6 +178,7 @@ func New(version string) *Metrics {
 		m.pools, m.removals,
 		m.streamsOpen, m.streams, m.webhookAttempts, m.webhookDuration, m.webhookDelivered,
 	)
+	m.reg.MustRegister(m.egress.collectors()...)
 	return m
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"sort"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/runner/bootstrap"
+	"github.com/tako-run/tako/runner/egress"
 )
 
 // jobContainer is a started job container: its interpreter is running the
@@ -45,6 +47,12 @@ type jobContainer struct {
 	// closeTrigger closes it once; the bootstrap then reads end-of-file.
 	trigger      *os.File
 	closeTrigger func()
+
+	// lease is the container's egress proxy credentials, and addr its
+	// address on the egress network, which they are good from; nil and
+	// zero unless its job type has an allowlist.
+	lease *egress.Lease
+	addr  netip.Addr
 }
 
 // alive reports whether the container's streams are still open: false once
@@ -84,7 +92,8 @@ type launcher struct {
 	instance       *instance
 	limits         OutputLimits
 	logger         *slog.Logger
-	seccomp        string // the job containers' seccomp profile, JSON
+	seccomp        string          // the job containers' seccomp profile, JSON
+	egress         *egress.Gateway // nil when the node runs none
 	startupTimeout time.Duration
 	uids           *uidPool
 
@@ -173,6 +182,11 @@ func (l *launcher) start(ctx context.Context, spec containerSpec, p priority) (_
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	config, host := l.config(spec, s, uid)
+	if spec.jobType.Network == jobtypes.NetworkAllow {
+		if err := l.lease(c, config); err != nil {
+			return c, err
+		}
+	}
 	created, err := l.docker.ContainerCreate(dctx, config, host, nil, nil, "tako-"+l.instance.id[:8]+"-"+randomHex(6))
 	if err != nil {
 		return c, fmt.Errorf("create container: %w", err)
@@ -209,6 +223,11 @@ func (l *launcher) start(ctx context.Context, spec containerSpec, p priority) (_
 		return c, fmt.Errorf("start container: %w", err)
 	}
 	c.started = time.Now()
+	if c.lease != nil {
+		if err := l.bindAddress(dctx, c); err != nil {
+			return c, err
+		}
+	}
 	return c, nil
 }
 
@@ -232,10 +251,7 @@ func (l *launcher) config(spec containerSpec, s slot, uid int) (*container.Confi
 	}
 	sort.Strings(envList)
 
-	network := string(jt.Network)
-	if network == "" {
-		network = string(jobtypes.NetworkNone)
-	}
+	network := l.networkMode(jt)
 	pids := jt.Limits.Pids
 	ulimits := []*units.Ulimit{
 		{Name: "nofile", Soft: jt.Limits.NoFile, Hard: jt.Limits.NoFile},
@@ -309,6 +325,7 @@ func gvisorPids(pids int64) int64 { return 64 + 4*pids }
 // waits for pending removals.
 func (l *launcher) discard(c *jobContainer) {
 	c.closeTrigger()
+	c.closeEgress()
 	l.engine.remove(func() {
 		if c.id != "" {
 			var err error

@@ -256,12 +256,16 @@ func endOf(o outcome) (jobs.Status, int, *jobs.ExecError) {
 // measured from there to the bootstrap's ready markers.
 func (r *Runner) run(ctx context.Context, c *jobContainer, req Request, began time.Time) (*jobs.Result, error) {
 	res := &jobs.Result{Image: c.image, Runtime: c.runtime}
+	c.openEgress(req)
 	o, err := r.observe(ctx, c, req, began, &res.Timing)
+	res.Egress = c.closeEgress()
+	r.opts.Metrics.EgressAttempts(req.JobType.Name, res.Egress)
 	if err != nil {
 		return nil, err
 	}
 	o.outputErr = r.collect(c, res)
 	res.Status, res.ExitCode, res.Error = resultOf(o)
+	blameEgress(res)
 	return res, nil
 }
 

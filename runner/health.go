@@ -18,6 +18,9 @@ func (r *Runner) Availability(jt jobtypes.JobType) Availability {
 	a.ImageExists = a.Image != ""
 	runtime, reason := resolveRuntime(jt, r.gvisor)
 	a.Runtime = runtime
+	if reason == "" && jt.Network == jobtypes.NetworkAllow {
+		reason = r.egressUnavailable()
+	}
 	switch {
 	case reason != "":
 		a.Reason = reason

@@ -21,6 +21,9 @@ type Request struct {
 	Output Output
 	// JobType is the job type to run under.
 	JobType jobtypes.JobType
+	// NetworkAllow narrows the job type's egress allowlist: nil keeps
+	// it. The dispatcher has checked that it only narrows.
+	NetworkAllow []string
 	// Requirements are ad-hoc pip requirements: the program runs in an image
 	// that adds them to the job type's, built once per set.
 	Requirements []string

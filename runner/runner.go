@@ -49,6 +49,10 @@ type Options struct {
 	// once, and pool refills wait while more than maxBacklogPerStart
 	// removals per start are pending.
 	MaxStarts int
+	// Egress, when set, starts the egress gateway that job types with an
+	// allowlist reach their hosts through; nil starts none, and such job
+	// types are unavailable.
+	Egress *EgressOptions
 	// Metrics records running jobs and pool checkouts; nil records nothing.
 	Metrics *metrics.Metrics
 	// ReapInterval is how often the runner removes what instances that are
@@ -98,6 +102,9 @@ type Runner struct {
 	imageErrors map[string]string
 
 	reqs *requirementImages
+
+	egress    *egress.Gateway // nil when none runs
+	egressErr string          // why it could not start
 }
 
 // New returns a Runner that talks to Docker through docker.
@@ -180,6 +187,9 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.background.Go(func() { r.ooms.follow(bg, r.docker, in.id, r.logger) })
 	r.reap(ctx)
 	r.background.Go(func() { r.reapLoop(bg) })
+	if r.opts.Egress != nil {
+		r.startEgress(ctx, in)
+	}
 	r.gvisor = r.probeGVisor(ctx, info)
 	if !r.gvisor.usable {
 		r.logger.Warn("gVisor is not usable: permissive job types run under plain runc, which does NOT isolate untrusted code from the host kernel, and strict job types cannot run; "+gvisorFix(r.gvisor), "reason", r.gvisor.reason)
@@ -251,6 +261,9 @@ func (r *Runner) Stop() {
 		}
 		if r.launch != nil {
 			r.launch.wait()
+			if r.egress != nil {
+				r.egress.Close()
+			}
 			r.launch.instance.release()
 		}
 	})

@@ -31,6 +31,8 @@ func TestBadConfigStopsStartup(t *testing.T) {
 		{"bad size", "job_types:\n  default:\n    limits: {memory: 512x}\n", "job_types.default.limits.memory"},
 		{"negative timeout", "limits:\n  max_timeout: -5s\n", "limits.max_timeout"},
 		{"timeout above max_timeout", "limits: {max_timeout: 60s}\njob_types:\n  slow:\n    limits: {timeout: 120s}\n", "job_types.slow.limits.timeout"},
+		{"bridge in strict mode", "security_mode: strict\njob_types:\n  web:\n    network: bridge\n", "job_types.web.network"},
+		{"bad allowlist entry", "job_types:\n  web:\n    network: {allow: [api.example.com, 'api.example.com:99999']}\n", "job_types.web.network.allow[1]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

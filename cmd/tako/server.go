@@ -23,7 +23,6 @@ import (
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/metrics"
 	"github.com/tako-run/tako/runner"
-	"github.com/tako-run/tako/runner/egress"
 	"github.com/tako-run/tako/runner/images"
 	"github.com/tako-run/tako/webhook"
 )
@@ -84,7 +83,7 @@ func checkExposure(c *command) (map[string]config.APIKey, []string, error) {
 // startComponents starts them. serve runs the API on them; shutdown stops
 // them in the documented order: stop accepting HTTP, stop claiming jobs and
 // let the running ones finish up to a deadline, then the metrics sampler,
-// the egress gateway, the runner and its pools, and the database.
+// the runner with its pools and egress gateway, and the database.
 type components struct {
 	cfg    *config.Config
 	reg    *jobtypes.Registry
@@ -96,7 +95,6 @@ type components struct {
 	// sync.
 	syncHistory *pgxpool.Pool
 	runner      *runner.Runner    // started
-	egress      *egress.Gateway   // nil when it could not start
 	service     dispatcherStopper // started; serve and shutdown stop it
 	sampling    func()            // stops the metrics sampler
 	api         *api.Server
@@ -112,7 +110,7 @@ type dispatcherStopper interface {
 
 // startComponents builds and starts a server's parts with c's
 // configuration, Docker client and work directory: the job types' images,
-// the database, the runner, the egress gateway, the dispatcher, the
+// the database, the runner (and its egress gateway), the dispatcher, the
 // metrics sampler and the API, in that order. keys and warnings are
 // checkExposure's. On error, what it started is released.
 func startComponents(ctx context.Context, c *command, keys map[string]config.APIKey, warnings []string) (_ *components, err error) {
@@ -159,6 +157,7 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 			MaxImages: cfg.Requirements.Cache.MaxImages,
 		},
 		Requirements: b,
+		Egress:       &runner.EgressOptions{AllowPrivate: cfg.EgressPrivateNetworks(), Hosts: cfg.EgressHosts()},
 		UIDs:         runner.UIDRange{First: uidFirst, Count: uidCount},
 		WorkDir:      c.work,
 	}, logger)
@@ -166,15 +165,15 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 		return nil, err
 	}
 	s.runner = run
-	// The egress gateway is labelled with the instance's lock, which Start
-	// took: another node's reaper leaves it alone from the first moment.
-	if g, err := egress.Start(ctx, dc, egress.Options{Instance: instance, LockPath: runner.LockPath(c.work, instance), Logger: logger}); err != nil {
-		logger.Error("egress gateway unavailable: requests with requirements will be refused", "error", err)
-	} else {
-		s.egress = g
+	// The runner started the egress gateway, labelled with the instance's
+	// lock: another node's reaper leaves it alone from the first moment.
+	if g := run.Egress(); g != nil {
 		b.SetEgress(g)
 	}
 	for _, jt := range reg.All() {
+		if jt.Network == jobtypes.NetworkBridge {
+			logger.Warn("job type has network bridge: its jobs reach everything this host reaches, the internal network and the cloud metadata address included; network: {allow: [hosts]} reaches only the hosts named", "job_type", jt.Name)
+		}
 		if a := run.Availability(jt); !a.Available {
 			logger.Warn("job type unavailable", "job_type", jt.Name, "reason", a.Reason)
 		}
@@ -290,17 +289,13 @@ func (s *components) shutdown() {
 }
 
 // release stops what is left once the API and the dispatcher have
-// stopped, in reverse order of start: the metrics sampler, the egress
-// gateway, the runner and its pools, then the database. It skips what was
+// stopped, in reverse order of start: the metrics sampler, the runner
+// with its pools and egress gateway, then the database. It skips what was
 // never started and is idempotent.
 func (s *components) release() {
 	if s.sampling != nil {
 		s.sampling()
 		s.sampling = nil
-	}
-	if s.egress != nil {
-		s.egress.Close()
-		s.egress = nil
 	}
 	if s.runner != nil {
 		s.runner.Stop()

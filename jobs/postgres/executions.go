@@ -22,11 +22,11 @@ const insertSQL = `
 INSERT INTO tako_executions (
     id, status, mode, job_type, code, input, requirements, timeout_ms, startup_timeout_ms,
     started_at, attempt, node, idempotency_key, fingerprint, parent_id, relationship, correlation_id,
-    api_key, callback_url
+    api_key, callback_url, network_allow
 ) VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8, $9,
     CASE WHEN $2 = 'running' THEN now() END, $10, nullif($11, ''), nullif($12, ''), nullif($13, ''),
-    nullif($14, '')::uuid, nullif($15, ''), nullif($16, ''), nullif($17, ''), nullif($18, '')
+    nullif($14, '')::uuid, nullif($15, ''), nullif($16, ''), nullif($17, ''), nullif($18, ''), $19
 )
 ON CONFLICT ((coalesce(api_key, '')), idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING created_at, started_at, seq`
@@ -61,7 +61,7 @@ func (s *Store) Insert(ctx context.Context, q DBTX, e *jobs.Execution) (existing
 			cleanTexts(e.Requirements), e.Timeout.Milliseconds(), e.StartupTimeout.Milliseconds(),
 			e.Attempt, CleanText(e.Node), key, CleanText(e.Fingerprint),
 			e.ParentID, string(e.Relationship), CleanText(e.CorrelationID),
-			e.APIKey, CleanText(e.CallbackURL),
+			e.APIKey, CleanText(e.CallbackURL), e.NetworkAllow,
 		).Scan(&e.CreatedAt, &e.StartedAt, &e.Seq)
 		if err == nil {
 			return nil, nil
@@ -200,7 +200,7 @@ UPDATE tako_executions e SET
     status = $2, finished_at = now(), exit_code = $3, stdout = $4, stderr = $5,
     stdout_truncated = $6, stderr_truncated = $7, output = $8, error = $9, timing = $10,
     runtime = nullif($11, ''), start_kind = nullif($12, ''), image = nullif($13, ''),
-    artifacts_truncated = $14`
+    artifacts_truncated = $14, egress = $15`
 
 // finishWhere is the clause of finishSQL: execution id ($1 of args) for c,
 // if it has not ended. Terminal statuses never change.
@@ -285,10 +285,18 @@ func finishArgs(id string, res *jobs.Result) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("finish execution: timing: %w", err)
 	}
+	var egress any // nil stores NULL
+	if res.Egress != nil {
+		b, err := json.Marshal(res.Egress)
+		if err != nil {
+			return nil, fmt.Errorf("finish execution: egress: %w", err)
+		}
+		egress = string(cleanJSON(b))
+	}
 	return []any{id, string(res.Status), clampInt32(res.ExitCode),
 		CleanText(res.Stdout), CleanText(res.Stderr), res.StdoutTruncated, res.StderrTruncated,
 		output, execErr, string(timing),
-		CleanText(res.Runtime), string(res.Start), CleanText(res.Image), res.ArtifactsTruncated}, nil
+		CleanText(res.Runtime), string(res.Start), CleanText(res.Image), res.ArtifactsTruncated, egress}, nil
 }
 
 // clampInt32 is n within the range of PostgreSQL's int.

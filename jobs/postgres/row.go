@@ -23,7 +23,7 @@ const executionColumns = `
     e.stdout_truncated, e.stderr_truncated, e.artifacts_truncated, e.output, e.error, e.timing,
     coalesce(e.idempotency_key, ''), coalesce(e.fingerprint, ''), coalesce(e.parent_id::text, ''),
     coalesce(e.relationship, ''), coalesce(e.correlation_id, ''), coalesce(e.api_key, ''),
-    coalesce(e.callback_url, ''),
+    coalesce(e.callback_url, ''), e.network_allow, e.egress,
     CASE WHEN e.status = 'queued' THEN 1 + (
         SELECT count(*) FROM tako_executions q
         WHERE q.status = 'queued' AND q.job_type = e.job_type AND q.seq < e.seq
@@ -41,7 +41,7 @@ const summaryColumns = `
     e.stdout_truncated, e.stderr_truncated, e.artifacts_truncated, e.output, e.error, e.timing,
     coalesce(e.idempotency_key, ''), coalesce(e.fingerprint, ''), coalesce(e.parent_id::text, ''),
     coalesce(e.relationship, ''), coalesce(e.correlation_id, ''), coalesce(e.api_key, ''),
-    coalesce(e.callback_url, '')`
+    coalesce(e.callback_url, ''), e.network_allow, e.egress`
 
 // rowScan holds one row of executionColumns or summaryColumns while it is
 // scanned.
@@ -50,6 +50,7 @@ type rowScan struct {
 	r                                 jobs.Result
 	timeoutMS, startupMS              int64
 	output, errJSON, timingJSON       []byte
+	egressJSON                        []byte
 	status, mode, startKind, relation string
 }
 
@@ -63,6 +64,7 @@ func (x *rowScan) tail() []any {
 	return []any{
 		&x.e.IdempotencyKey, &x.e.Fingerprint, &x.e.ParentID,
 		&x.relation, &x.e.CorrelationID, &x.e.APIKey, &x.e.CallbackURL,
+		&x.e.NetworkAllow, &x.egressJSON,
 	}
 }
 
@@ -128,6 +130,11 @@ func (x *rowScan) finish() (*jobs.Execution, error) {
 		r.Error = new(jobs.ExecError)
 		if err := json.Unmarshal(x.errJSON, r.Error); err != nil {
 			return nil, fmt.Errorf("decode error of %s: %w", e.ID, err)
+		}
+	}
+	if len(x.egressJSON) > 0 {
+		if err := json.Unmarshal(x.egressJSON, &r.Egress); err != nil {
+			return nil, fmt.Errorf("decode egress of %s: %w", e.ID, err)
 		}
 	}
 	if len(x.timingJSON) > 0 {
