@@ -5,16 +5,19 @@
 //     traffic between its containers (inter-container communication off);
 //   - an HTTP and CONNECT proxy (Stripe's smokescreen) listening on that
 //     network's gateway address, the only way out. Each client presents
-//     credentials that map to its own grant, the hosts and ports it may
-//     reach; names are resolved by the proxy, which refuses private,
-//     loopback, link-local, CGNAT and metadata addresses unless the grant
-//     trusts them;
+//     credentials that map to its own allowlist, the hosts and ports it
+//     may reach; names are resolved by the proxy (the operator's pinned
+//     names first), which refuses private, loopback, link-local, CGNAT
+//     and metadata addresses outside the operator's private networks
+//     unless a grant trusts them. A refusal is a 403 that says why;
+//     missing or wrong credentials, a 407;
 //   - a host firewall chain that keeps the network's containers off every
 //     other port of the host, which a bridge's gateway address otherwise
 //     exposes.
 //
-// Requirement builds download through a Gateway; their grant is the
-// configured pip index.
+// Requirement builds download through a Grant, for the configured pip
+// index. Job containers go out through a Lease: credentials bound to the
+// container's address that audit every attempt made with them.
 package egress
 
 import (
@@ -26,13 +29,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+	"github.com/stripe/smokescreen/pkg/smokescreen"
 
 	"github.com/tako-run/tako/internal/dockerlabel"
 )
@@ -65,6 +68,16 @@ type Options struct {
 	// Logger receives the proxy's decisions at debug level and problems at
 	// warn level.
 	Logger *slog.Logger
+	// AllowPrivate are the operator's private networks
+	// (egress.allow_private_networks): destinations in them may be reached
+	// on every port although private, loopback, link-local or CGNAT, by
+	// leases and grants alike, when a client's allowlist names them.
+	// Without them every such address is refused, whatever name resolved
+	// to it.
+	AllowPrivate []netip.Prefix
+	// Hosts are the operator's pinned names (egress.hosts): the proxy
+	// resolves them, in any case, to their address without asking DNS.
+	Hosts map[string]netip.Addr
 }
 
 // Gateway is an instance's internal network and the proxy on its gateway.
@@ -92,6 +105,10 @@ func Start(ctx context.Context, docker DockerAPI, opts Options) (*Gateway, error
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	pol, err := newPolicy(opts)
+	if err != nil {
+		return nil, err
+	}
 	short := opts.Instance[:8]
 	g := &Gateway{docker: docker, logger: logger.With("component", "egress"), name: "tako-egress-" + short}
 	gw, err := g.createNetwork(ctx, "tkeg"+short, opts)
@@ -99,7 +116,7 @@ func Start(ctx context.Context, docker DockerAPI, opts Options) (*Gateway, error
 		return nil, err
 	}
 	g.gateway = gw
-	if g.proxy, err = startProxy(gw, g.logger); err != nil {
+	if g.proxy, err = startProxy(gw, pol, g.logger); err != nil {
 		g.removeNetwork()
 		return nil, err
 	}
@@ -112,9 +129,39 @@ func Start(ctx context.Context, docker DockerAPI, opts Options) (*Gateway, error
 	return g, nil
 }
 
+// newPolicy checks the operator's private networks and pinned names and
+// turns them into the proxy's policy.
+func newPolicy(opts Options) (policy, error) {
+	var pol policy
+	for _, p := range opts.AllowPrivate {
+		if !p.IsValid() {
+			return policy{}, fmt.Errorf("egress: private network %q is not a valid prefix", p)
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		p = p.Masked()
+		// Port 0 is smokescreen's "every port".
+		pol.allow = append(pol.allow, smokescreen.RuleRange{
+			Net:  net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
+			Port: 0,
+		})
+	}
+	resolver, err := newResolver(opts.Hosts, net.DefaultResolver)
+	if err != nil {
+		return policy{}, err
+	}
+	pol.resolver = resolver
+	return pol, nil
+}
+
 // Network is the Docker network containers join to go out through the
 // proxy.
 func (g *Gateway) Network() string { return g.name }
+
+// Address is the network's gateway address, where the proxy listens: the
+// host of every proxy URL.
+func (g *Gateway) Address() netip.Addr { return g.gateway }
 
 // Guarded reports whether the host firewall keeps the network's containers
 // off the host's other ports, and if not why.
@@ -127,8 +174,8 @@ func (g *Gateway) Guarded() (bool, string) {
 
 // Grant is what one client of the proxy may reach.
 type Grant struct {
-	// Hosts are the destinations allowed: a host name or address and the
-	// ports allowed on it.
+	// Hosts are the destinations allowed (see Host for wildcards and
+	// default ports).
 	Hosts []Host
 	// Private lets the grant's hosts resolve to private addresses (RFC
 	// 1918, unique local): for destinations the operator configured, such
@@ -137,20 +184,17 @@ type Grant struct {
 	Private bool
 }
 
-// Host is one allowed destination.
-type Host struct {
-	Name  string // a DNS name or an IP address
-	Ports []int  // the ports allowed on it
-}
-
 // Grant registers grant and returns the proxy URL, with credentials unique
 // to it, that a client sets as HTTP_PROXY and HTTPS_PROXY, and a function
 // that withdraws it. The credentials stop working when it is withdrawn.
 func (g *Gateway) Grant(grant Grant) (proxyURL string, revoke func()) {
 	user, secret := randomHex(8), randomHex(16)
-	port := g.proxy.grant(user, secret, grant)
-	url := "http://" + user + ":" + secret + "@" + net.JoinHostPort(g.gateway.String(), strconv.Itoa(port))
-	return url, func() { g.proxy.revoke(user) }
+	g.proxy.register(user, &client{secret: secret, rules: compileAll(grant.Hosts), private: grant.Private})
+	port := g.proxy.public.port
+	if grant.Private {
+		port = g.proxy.trusted.port
+	}
+	return credentialURL(user, secret, g.gateway, port), func() { g.proxy.revoke(user) }
 }
 
 // Close stops the proxy, removes the firewall chain and the network. It is

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,25 +18,30 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/stripe/smokescreen/pkg/smokescreen"
-	acl "github.com/stripe/smokescreen/pkg/smokescreen/acl/v1"
 )
 
 // proxy is the gateway's proxy: two smokescreen servers on the gateway
-// address, one that refuses every private address and one that lets
-// trusted grants reach private ones, and the grants, by client user name.
+// address, one that refuses private addresses (but the operator's
+// AllowPrivate ranges) and one that lets trusted grants reach them, and
+// the clients, by user name.
 type proxy struct {
 	public, trusted *server
+	logger          *slog.Logger
 
-	mu     sync.RWMutex
-	grants map[string]clientGrant
+	mu      sync.RWMutex
+	clients map[string]*client
 
 	unguarded string // why the host firewall is missing, "" when it is there
 }
 
-// clientGrant is a grant and the secret its client presents.
-type clientGrant struct {
-	secret string
-	Grant
+// client is what one set of credentials may do. A client is replaced, not
+// changed, so that readers may hold it without the lock.
+type client struct {
+	secret  string
+	rules   []rule
+	private bool       // served by the trusted server
+	lease   *Lease     // nil for a Grant
+	source  netip.Addr // a lease's container address; invalid until Open
 }
 
 // server is one smokescreen server and the way to stop it.
@@ -50,14 +54,21 @@ type server struct {
 // connectTimeout bounds the proxy's dial to a destination.
 const connectTimeout = 10 * time.Second
 
+// policy is what both servers share: the private ranges they reach and
+// the resolver.
+type policy struct {
+	allow    []smokescreen.RuleRange
+	resolver smokescreen.Resolver
+}
+
 // startProxy starts both servers on gw.
-func startProxy(gw netip.Addr, logger *slog.Logger) (*proxy, error) {
-	p := &proxy{grants: map[string]clientGrant{}}
+func startProxy(gw netip.Addr, pol policy, logger *slog.Logger) (*proxy, error) {
+	p := &proxy{clients: map[string]*client{}, logger: logger}
 	var err error
-	if p.public, err = p.serve(gw, false, logger); err != nil {
+	if p.public, err = p.serve(gw, false, pol); err != nil {
 		return nil, err
 	}
-	if p.trusted, err = p.serve(gw, true, logger); err != nil {
+	if p.trusted, err = p.serve(gw, true, pol); err != nil {
 		p.public.stop()
 		return nil, err
 	}
@@ -65,7 +76,7 @@ func startProxy(gw netip.Addr, logger *slog.Logger) (*proxy, error) {
 }
 
 // serve starts a smokescreen server on gw at a free port.
-func (p *proxy) serve(gw netip.Addr, trusted bool, logger *slog.Logger) (*server, error) {
+func (p *proxy) serve(gw netip.Addr, trusted bool, pol policy) (*server, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(gw.String(), "0"))
 	if err != nil {
 		return nil, fmt.Errorf("egress: listen on the gateway %s: %w", gw, err)
@@ -73,18 +84,22 @@ func (p *proxy) serve(gw netip.Addr, trusted bool, logger *slog.Logger) (*server
 	port := ln.Addr().(*net.TCPAddr).Port
 	cfg := smokescreen.NewConfig()
 	cfg.Ip, cfg.Port, cfg.Listener = gw.String(), uint16(port), ln
-	cfg.Log = discardLogrus(logger)
+	cfg.Log = discardLogrus(p.logger)
 	cfg.ConnectTimeout = connectTimeout
 	cfg.UnsafeAllowPrivateRanges = trusted
+	cfg.AllowRanges = pol.allow
+	cfg.Resolver = pol.resolver
 	cfg.RoleFromRequest = p.role
 	cfg.EgressACL = decider{p: p, trusted: trusted}
-	cfg.AdditionalErrorMessageOnDeny = "tako: this destination is not in the job's allowlist"
+	cfg.ProxyDialTimeout = p.dial
+	cfg.RejectResponseHandlerWithCtx = p.rejected
+	// A negative limit keeps no idle connection to destinations: each plain
+	// HTTP request gets a connection of its own, so its bytes count on its
+	// own attempt, never on another client's.
+	cfg.TransportMaxIdleConnsPerHost = -1
 	if err := cfg.Validate(); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("egress: proxy configuration: %w", err)
-	}
-	if err := cfg.InitializeSelfConnectionDetection(); err != nil {
-		logger.Warn("egress: self-connection detection", "error", err)
 	}
 	s := &server{port: port, quit: make(chan interface{}), done: make(chan struct{})}
 	go func() {
@@ -105,79 +120,88 @@ func (s *server) stop() {
 // ports are the ports the servers listen on.
 func (p *proxy) ports() []int { return []int{p.public.port, p.trusted.port} }
 
-// grant registers g for user and returns the port of the server its
-// client must use.
-func (p *proxy) grant(user, secret string, g Grant) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.grants[user] = clientGrant{secret: secret, Grant: g}
-	if g.Private {
-		return p.trusted.port
-	}
-	return p.public.port
-}
-
-func (p *proxy) revoke(user string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.grants, user)
-}
-
 func (p *proxy) close() {
 	p.public.stop()
 	p.trusted.stop()
 }
 
-// errNoCredentials is a request without valid proxy credentials.
-var errNoCredentials = errors.New("egress: no valid proxy credentials")
+// register adds the client of user.
+func (p *proxy) register(user string, c *client) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clients[user] = c
+}
 
-// role returns the user name of a request's valid credentials: smokescreen
-// calls it the request's role.
-func (p *proxy) role(r *http.Request) (string, error) {
+// reopen binds the lease of user to source and rules, if it is still
+// there.
+func (p *proxy) reopen(user string, source netip.Addr, rules []rule) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.clients[user]; ok {
+		p.clients[user] = &client{secret: c.secret, lease: c.lease, source: source, rules: rules}
+	}
+}
+
+func (p *proxy) revoke(user string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.clients, user)
+}
+
+// client returns the client of user, nil when there is none.
+func (p *proxy) client(user string) *client {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.clients[user]
+}
+
+// Why a request's credentials are not valid.
+var (
+	errNoCredentials = errors.New("egress: no valid proxy credentials")
+	errNotOpen       = errors.New("egress: the lease is not open yet")
+	errOtherSource   = errors.New("egress: lease credentials used from another address")
+)
+
+// identify returns the user name and client of a request's valid
+// credentials. A lease's credentials are valid only from the address it
+// was opened for.
+func (p *proxy) identify(r *http.Request) (string, *client, error) {
 	scheme, encoded, ok := strings.Cut(r.Header.Get("Proxy-Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Basic") {
-		return "", errNoCredentials
+		return "", nil, errNoCredentials
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(encoded))
 	if err != nil {
-		return "", errNoCredentials
+		return "", nil, errNoCredentials
 	}
 	user, secret, _ := strings.Cut(string(raw), ":")
-	p.mu.RLock()
-	g, ok := p.grants[user]
-	p.mu.RUnlock()
-	if !ok || !constantTimeEqual(g.secret, secret) {
-		return "", errNoCredentials
+	c := p.client(user)
+	if c == nil || !constantTimeEqual(c.secret, secret) {
+		return "", nil, errNoCredentials
 	}
-	return user, nil
-}
-
-// decider is smokescreen's egress ACL: a destination is allowed when the
-// role's grant names its host and port, and the grant belongs on this
-// server.
-type decider struct {
-	p       *proxy
-	trusted bool
-}
-
-// Decide implements acl.Decider.
-func (d decider) Decide(args acl.DecideArgs) (acl.Decision, error) {
-	d.p.mu.RLock()
-	g, ok := d.p.grants[args.Service]
-	d.p.mu.RUnlock()
-	switch {
-	case !ok:
-		return acl.Decision{Result: acl.Deny, Reason: "the credentials were withdrawn"}, nil
-	case g.Private != d.trusted:
-		return acl.Decision{Result: acl.Deny, Reason: "wrong proxy port for these credentials"}, nil
-	}
-	port := destinationPort(args.Req)
-	for _, h := range g.Hosts {
-		if strings.EqualFold(h.Name, args.Host) && slices.Contains(h.Ports, port) {
-			return acl.Decision{Result: acl.Allow, Reason: "host and port are in the grant"}, nil
+	if c.lease != nil {
+		if !c.source.IsValid() {
+			return "", nil, errNotOpen
+		}
+		src, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil || src.Addr().Unmap() != c.source {
+			return "", nil, errOtherSource
 		}
 	}
-	return acl.Decision{Result: acl.Deny, Reason: fmt.Sprintf("%s:%d is not in the grant", args.Host, port)}, nil
+	return user, c, nil
+}
+
+// role is smokescreen's RoleFromRequest: the user name of a request's
+// valid credentials. A request with a lease's credentials from another
+// address than the lease's is refused like one without credentials, and
+// is not audited on the lease, lest whoever copied them fill its audit;
+// it is logged instead.
+func (p *proxy) role(r *http.Request) (string, error) {
+	user, _, err := p.identify(r)
+	if errors.Is(err, errOtherSource) {
+		p.logger.Warn("egress: lease credentials used from another address", "source", r.RemoteAddr, "destination", r.Host)
+	}
+	return user, err
 }
 
 // destinationPort is the port a proxied request goes to: the CONNECT
@@ -199,6 +223,12 @@ func destinationPort(r *http.Request) int {
 
 func constantTimeEqual(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// credentialURL is the proxy URL of the given credentials on the server at
+// gw:port.
+func credentialURL(user, secret string, gw netip.Addr, port int) string {
+	return "http://" + user + ":" + secret + "@" + net.JoinHostPort(gw.String(), strconv.Itoa(port))
 }
 
 // discardLogrus is a logrus logger for smokescreen that passes its decisions
