@@ -47,8 +47,8 @@ type Attempt struct {
 
 // Lease is the proxy credentials of one job container. Its credentials
 // open nothing until Open binds them to the container's address and
-// allowlist, and nothing again after Close. A Lease is safe for
-// concurrent use.
+// allowlist, and nothing again after Close: until then and from then on
+// they get 407, unaudited. A Lease is safe for concurrent use.
 type Lease struct {
 	proxy        *proxy
 	user, secret string

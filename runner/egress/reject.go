@@ -172,5 +172,10 @@ func failureReason(d *smokescreen.ACLDecision, resp *http.Response) string {
 	case resp.StatusCode == http.StatusBadGateway:
 		return "could not connect to " + dest
 	}
-	return strings.ToLower(msg[:min(1, len(msg))]) + msg[min(1, len(msg)):]
+	if msg == "" {
+		return "the proxy could not carry out the request"
+	}
+	// Smokescreen's own message, as in "An unexpected error occurred: ...",
+	// in the lower case of the other reasons.
+	return strings.ToLower(msg[:1]) + msg[1:]
 }
