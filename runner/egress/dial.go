@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -21,16 +22,19 @@ var errWithdrawn = errors.New("egress: the credentials were withdrawn")
 // connection's bytes on it. Plain HTTP connections are single-use (see
 // serve), so each one carries the bytes of one request.
 func (p *proxy) dial(ctx context.Context, network, address string, timeout time.Duration) (net.Conn, error) {
-	lease, rec, err := p.attemptOf(ctx)
+	lease, rec, dest, err := p.attemptOf(ctx)
 	if err != nil {
 		return nil, err
 	}
 	conn, err := (&net.Dialer{Timeout: timeout}).DialContext(ctx, network, address)
-	if err != nil || lease == nil {
-		return conn, err // a failure is settled where smokescreen reports it
+	if lease == nil || rec == nil {
+		return conn, err
 	}
-	if rec == nil {
-		return conn, nil
+	if err != nil {
+		// Settled here, where the cause is at hand; smokescreen's report of
+		// it comes after and finds the attempt settled.
+		lease.settle(rec, ResultFailed, dialFailure(dest, err))
+		return nil, err
 	}
 	lease.settle(rec, ResultAllowed, "")
 	c := &countingConn{Conn: conn, rec: rec, lease: lease}
@@ -42,26 +46,41 @@ func (p *proxy) dial(ctx context.Context, network, address string, timeout time.
 }
 
 // attemptOf finds the lease and the attempt of the request a dial is for,
-// from the goproxy context smokescreen passes in ctx. A request with a
-// grant's credentials has neither; a request whose lease is gone is an
-// error.
-func (p *proxy) attemptOf(ctx context.Context) (*Lease, *record, error) {
+// and the host and port it asked for, from the goproxy context smokescreen
+// passes in ctx. A request with a grant's credentials has no lease or
+// attempt; a request whose credentials are gone is an error.
+func (p *proxy) attemptOf(ctx context.Context) (*Lease, *record, string, error) {
 	pctx, ok := ctx.Value(goproxy.ProxyContextKey).(*goproxy.ProxyCtx)
 	if !ok {
-		return nil, nil, errors.New("egress: dial without a proxy context")
+		return nil, nil, "", errors.New("egress: dial without a proxy context")
 	}
 	sctx, ok := pctx.UserData.(*smokescreen.SmokescreenContext)
 	if !ok || sctx.Decision == nil {
-		return nil, nil, errors.New("egress: dial without a proxy decision")
+		return nil, nil, "", errors.New("egress: dial without a proxy decision")
 	}
-	c := p.client(sctx.Decision.Role)
+	d := sctx.Decision
+	c := p.client(d.Role)
 	switch {
 	case c == nil:
-		return nil, nil, errWithdrawn
+		return nil, nil, "", errWithdrawn
 	case c.lease == nil:
-		return nil, nil, nil
+		return nil, nil, d.OutboundHost, nil
 	}
-	return c.lease, c.lease.record(sctx.Decision.Project), nil
+	return c.lease, c.lease.record(d.Project), d.OutboundHost, nil
+}
+
+// dialFailure says why a connection to dest, the host and port asked
+// for, could not be made.
+func dialFailure(dest string, err error) string {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timed out connecting to " + dest
+	}
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return "could not connect to " + dest + ": " + se.Err.Error()
+	}
+	return "could not connect to " + dest + ": " + err.Error()
 }
 
 // countingConn is a connection to a destination that counts its bytes on

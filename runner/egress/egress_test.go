@@ -22,8 +22,9 @@ import (
 	"github.com/tako-run/tako/runner/runnertest"
 )
 
-// startGateway starts a Gateway for an instance whose lock the test holds.
-func startGateway(t *testing.T, dc *client.Client) *egress.Gateway {
+// startGateway starts a Gateway with opts for an instance whose lock the
+// test holds.
+func startGateway(t *testing.T, dc *client.Client, opts egress.Options) *egress.Gateway {
 	t.Helper()
 	lock := filepath.Join(t.TempDir(), "instance.lock")
 	f, err := os.Create(lock)
@@ -36,7 +37,8 @@ func startGateway(t *testing.T, dc *client.Client) *egress.Gateway {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	g, err := egress.Start(ctx, dc, egress.Options{Instance: strconv.FormatInt(time.Now().UnixNano(), 16), LockPath: lock})
+	opts.Instance, opts.LockPath = strconv.FormatInt(time.Now().UnixNano(), 16), lock
+	g, err := egress.Start(ctx, dc, opts)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -134,7 +136,7 @@ print(json.dumps(out, sort_keys=True))`
 func TestGateway(t *testing.T) {
 	dc := runnertest.Docker(t)
 	image := runnertest.ExecutorImage(t, dc)
-	g := startGateway(t, dc)
+	g := startGateway(t, dc, egress.Options{})
 
 	dest := server(t, dc, image, "bridge")         // a private address, as a company mirror has
 	neighbour := server(t, dc, image, g.Network()) // on the egress network itself
@@ -181,9 +183,9 @@ func TestGateway(t *testing.T) {
 	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &got); err != nil {
 		t.Fatalf("probe output %q: %v", out, err)
 	}
-	// smokescreen answers every refusal with 407.
-	want := map[string]string{"granted": "200", "other port": "407", "other host": "407", "wrong secret": "407",
-		"withdrawn": "407", "private address without trust": "407"}
+	// A refusal by policy is a 403; missing or wrong credentials, a 407.
+	want := map[string]string{"granted": "200", "other port": "403", "other host": "403", "wrong secret": "407",
+		"withdrawn": "407", "private address without trust": "403"}
 	for name, w := range want {
 		if s := toString(got[name]); s != w {
 			t.Errorf("%s: %s, want %s", name, s, w)

@@ -47,8 +47,8 @@ type Attempt struct {
 
 // Lease is the proxy credentials of one job container. Its credentials
 // open nothing until Open binds them to the container's address and
-// allowlist, and nothing again after Close. A Lease is safe for
-// concurrent use.
+// allowlist, and nothing again after Close: until then and from then on
+// they get 407, unaudited. A Lease is safe for concurrent use.
 type Lease struct {
 	proxy        *proxy
 	user, secret string
@@ -167,15 +167,16 @@ func (l *Lease) record(id string) *record {
 	return l.records[i]
 }
 
-// settle gives r its outcome unless it has one already: the first outcome
-// of an attempt stands (a connection made is "allowed" even if the request
-// failed after).
-func (l *Lease) settle(r *record, result, reason string) {
+// settle gives r its outcome unless it has one already, and returns the
+// attempt as it stands: the first outcome of an attempt stands (a
+// connection made is "allowed" even if the request failed after).
+func (l *Lease) settle(r *record, result, reason string) Attempt {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if r.attempt.Result == "" && r != l.overflow {
 		r.attempt.Result, r.attempt.Reason = result, reason
 	}
+	return r.attempt
 }
 
 // track counts conn's bytes on r until it closes, and has Close cut it.

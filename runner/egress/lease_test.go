@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stripe/smokescreen/pkg/smokescreen"
@@ -193,13 +196,26 @@ func TestRejected(t *testing.T) {
 			name:     "unresolvable",
 			decision: &smokescreen.ACLDecision{Role: l.user, Project: begin("nosuch.test", 443, true, ""), OutboundHost: "nosuch.test:443"},
 			status:   http.StatusBadGateway, header: "Failed to resolve remote hostname: lookup nosuch.test: no such host", code: http.StatusBadGateway,
+			body:    "tako egress: nosuch.test could not be resolved\n",
 			attempt: Attempt{Host: "nosuch.test", Port: 443, Rule: "*", Result: ResultFailed, Reason: "nosuch.test could not be resolved"},
 		},
 		{
 			name:     "connection refused",
 			decision: &smokescreen.ACLDecision{Role: l.user, Project: begin("down.test", 443, true, ""), OutboundHost: "down.test:443"},
-			status:   http.StatusBadGateway, header: "Failed to connect to remote host: dial tcp 203.0.113.9:443: connect: connection refused", code: http.StatusBadGateway,
-			attempt: Attempt{Host: "down.test", Port: 443, Rule: "*", Result: ResultFailed, Reason: "could not connect to down.test:443: dial tcp 203.0.113.9:443: connect: connection refused"},
+			status:   http.StatusBadGateway, header: "Failed to connect to remote host: <nil> (*net.OpError)", code: http.StatusBadGateway,
+			body:    "tako egress: could not connect to down.test:443\n",
+			attempt: Attempt{Host: "down.test", Port: 443, Rule: "*", Result: ResultFailed, Reason: "could not connect to down.test:443"},
+		},
+		{
+			name: "connection refused, as the dial saw it",
+			decision: func() *smokescreen.ACLDecision {
+				id := begin("down2.test", 443, true, "")
+				l.settle(l.record(id), ResultFailed, "could not connect to down2.test:443: connection refused")
+				return &smokescreen.ACLDecision{Role: l.user, Project: id, OutboundHost: "down2.test:443"}
+			}(),
+			status: http.StatusBadGateway, header: "Failed to connect to remote host: <nil> (*net.OpError)", code: http.StatusBadGateway,
+			body:    "tako egress: could not connect to down2.test:443: connection refused\n",
+			attempt: Attempt{Host: "down2.test", Port: 443, Rule: "*", Result: ResultFailed, Reason: "could not connect to down2.test:443: connection refused"},
 		},
 		{
 			name:     "no credentials",
@@ -276,5 +292,55 @@ func TestSettleKeepsFirstOutcome(t *testing.T) {
 	l.settle(rec, ResultFailed, "reset")
 	if got := l.Close(); len(got) != 1 || got[0].Result != ResultAllowed || got[0].Reason != "" {
 		t.Errorf("attempts: %+v", got)
+	}
+}
+
+func TestDialFailure(t *testing.T) {
+	t.Parallel()
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
+	if got := dialFailure("a.test:8081", refused); got != "could not connect to a.test:8081: connection refused" {
+		t.Errorf("refused: %q", got)
+	}
+	timeout := &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	if got := dialFailure("a.test:8081", timeout); got != "timed out connecting to a.test:8081" {
+		t.Errorf("timeout: %q", got)
+	}
+}
+
+// TestCountingConn: a lease's connection counts its bytes each way, and
+// the lease's Close cuts it.
+func TestCountingConn(t *testing.T) {
+	t.Parallel()
+	p := newTestProxy()
+	l := newLease(p, netip.MustParseAddr("172.31.0.1"), 3128)
+	l.Open(netip.MustParseAddr("172.31.0.5"), []Host{{Name: "a.test"}})
+	rec := l.record(l.begin("a.test", 80, true, "", "a.test"))
+	l.settle(rec, ResultAllowed, "")
+	proxySide, destSide := net.Pipe()
+	defer destSide.Close()
+	c := &countingConn{Conn: proxySide, rec: rec, lease: l}
+	if !l.track(c) {
+		t.Fatal("track refused an open lease's connection")
+	}
+	go func() {
+		buf := make([]byte, 5)
+		io.ReadFull(destSide, buf)
+		destSide.Write([]byte("response"))
+	}()
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 8)); err != nil {
+		t.Fatal(err)
+	}
+	attempts := l.Close()
+	if len(attempts) != 1 || attempts[0].BytesSent != 5 || attempts[0].BytesReceived != 8 {
+		t.Errorf("attempts: %+v", attempts)
+	}
+	if _, err := destSide.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("after Close the destination reads %v, want EOF", err)
+	}
+	if l.track(&countingConn{Conn: proxySide, rec: rec, lease: l}) {
+		t.Error("track took a connection after Close")
 	}
 }

@@ -25,11 +25,13 @@ const errorHeader = "X-Smokescreen-Error"
 //     403 Forbidden, with the reason in a plain-text body, audited as
 //     refused;
 //   - allowed, but the destination could not be resolved or connected:
-//     smokescreen's 502 or 504, audited as failed.
+//     smokescreen's status (502, 504, ...), with the reason in the body,
+//     audited as failed.
 func (p *proxy) rejected(sctx *smokescreen.SmokescreenContext, resp *http.Response) {
 	d := sctx.Decision
 	if resp.StatusCode != http.StatusProxyAuthRequired {
-		p.settle(d, ResultFailed, failureReason(d, resp))
+		reason := p.settle(d, ResultFailed, failureReason(d, resp))
+		respond(resp, resp.StatusCode, "tako egress: "+reason)
 		return
 	}
 	if !p.credentialed(d, resp.Request) {
@@ -57,18 +59,26 @@ func (p *proxy) credentialed(d *smokescreen.ACLDecision, r *http.Request) bool {
 	return err == nil
 }
 
-// settle gives the attempt of decision d its outcome, when d is a lease's.
-func (p *proxy) settle(d *smokescreen.ACLDecision, result, reason string) {
+// settle gives the attempt of decision d its outcome, when d is a lease's
+// and the attempt has none yet, and returns the reason to give: the
+// attempt's own when it was settled before with the same result (the dial
+// knows best why it failed), reason otherwise.
+func (p *proxy) settle(d *smokescreen.ACLDecision, result, reason string) string {
 	if d == nil || d.Role == "" {
-		return
+		return reason
 	}
 	c := p.client(d.Role)
 	if c == nil || c.lease == nil {
-		return
+		return reason
 	}
-	if rec := c.lease.record(d.Project); rec != nil {
-		c.lease.settle(rec, result, reason)
+	rec := c.lease.record(d.Project)
+	if rec == nil {
+		return reason
 	}
+	if got := c.lease.settle(rec, result, reason); got.Result == result && got.Reason != "" {
+		return got.Reason
+	}
+	return reason
 }
 
 // respond replaces resp's status and body with code and a plain-text
@@ -160,7 +170,12 @@ func failureReason(d *smokescreen.ACLDecision, resp *http.Response) string {
 	case resp.StatusCode == http.StatusGatewayTimeout:
 		return "timed out connecting to " + dest
 	case resp.StatusCode == http.StatusBadGateway:
-		return "could not connect to " + dest + ": " + strings.TrimPrefix(msg, "Failed to connect to remote host: ")
+		return "could not connect to " + dest
 	}
-	return msg
+	if msg == "" {
+		return "the proxy could not carry out the request"
+	}
+	// Smokescreen's own message, as in "An unexpected error occurred: ...",
+	// in the lower case of the other reasons.
+	return strings.ToLower(msg[:1]) + msg[1:]
 }
