@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/tako-run/tako/jobs"
 	"github.com/tako-run/tako/metrics"
 )
 
@@ -98,7 +99,11 @@ func TestOpenAPISchemasMatchResponses(t *testing.T) {
 		"HealthResponse":  do(t, s, "GET", "/health", "", nil),
 	}
 	fs := &fakeService{}
-	fs.record(finishedExecution())
+	// With every optional field: an allowlisted job's egress record.
+	e := finishedExecution()
+	e.NetworkAllow = []string{"api.example.com"}
+	e.Result.Egress = []jobs.EgressAttempt{{Host: "api.example.com", Port: 443, Result: jobs.EgressAllowed}}
+	fs.record(e)
 	list := do(t, newTestServer(t, fs, nil, Limits{}), "GET", "/executions", "", nil)
 	answers["ExecutionListResponse"] = list
 	items, _ := list.object(t)["items"].([]any)

@@ -114,11 +114,12 @@ type HistoryResponse struct {
 	CorrelationID     string             `json:"correlation_id"`
 	APIKey            *string            `json:"api_key"` // the name of the key that submitted it; null without keys
 	// NetworkAllow is the request's narrowing of its job type's egress
-	// allowlist; null when it kept the job type's.
-	NetworkAllow []string `json:"network_allow"`
-	// Egress lists the connections the job asked the egress proxy for;
-	// null when its job type has no allowlist or it has not ended.
-	Egress []jobs.EgressAttempt `json:"egress"`
+	// allowlist; absent when it kept the job type's.
+	NetworkAllow []string `json:"network_allow,omitempty"`
+	// Egress lists the connections the job asked the egress proxy for,
+	// [] when none; absent when its job type has no allowlist or it has
+	// not ended.
+	Egress *[]jobs.EgressAttempt `json:"egress,omitempty"`
 }
 
 // newExecuteResponse renders exec. Whatever bytes the program printed, the
@@ -242,7 +243,9 @@ func newHistoryResponse(exec *jobs.Execution) HistoryResponse {
 	h.ParentExecutionID = h.ParentID
 	h.NetworkAllow = exec.NetworkAllow
 	if exec.Result != nil {
-		h.Egress = exec.Result.Egress
+		if exec.Result.Egress != nil {
+			h.Egress = &exec.Result.Egress
+		}
 		h.Image = exec.Result.Image
 		if h.Image != "" {
 			h.JobVersion += "@" + h.Image

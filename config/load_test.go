@@ -55,7 +55,8 @@ func TestLoadDefaults(t *testing.T) {
 			AutoStart: AutoStartConfig{Container: "tako-postgres", Image: "postgres:16-alpine", Port: 55432, Volume: "tako-postgres-data"},
 			MaxConns:  20, SyncHistoryCommit: "async",
 		},
-		Queue: QueueConfig{MaxAttempts: 3, MaxPending: 1000, RetentionDays: 30},
+		Egress: EgressConfig{AllowPrivateNetworks: []string{}, Hosts: HostPins{}},
+		Queue:  QueueConfig{MaxAttempts: 3, MaxPending: 1000, RetentionDays: 30},
 		Requirements: RequirementsConfig{
 			AllowAdHoc: true, FailureTTL: Duration(5 * time.Minute), MaxConcurrentBuilds: 1,
 			Cache: RequirementCacheConfig{MaxBytes: 20 << 30, MaxImages: 50},

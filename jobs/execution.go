@@ -97,7 +97,7 @@ type Result struct {
 type EgressAttempt struct {
 	Host   string `json:"host"`
 	Port   int    `json:"port"`
-	Result string `json:"result"` // EgressAllowed, EgressRefused or EgressFailed
+	Result string `json:"result"` // EgressAllowed, EgressRefused, EgressFailed or EgressOmitted
 	Reason string `json:"reason,omitempty"`
 	// Rule is the allowlist entry that let it through; "" when none did.
 	Rule          string `json:"rule,omitempty"`
@@ -115,6 +115,10 @@ const (
 	// EgressFailed is one that was allowed but could not be made: the
 	// name did not resolve or the host did not answer.
 	EgressFailed = "failed"
+	// EgressOmitted stands for the attempts past the first 1000, which
+	// are not listed one by one: their count is in Reason and their bytes
+	// are added up.
+	EgressOmitted = "omitted"
 )
 
 // Success reports whether the program ran to completion with exit code 0.
