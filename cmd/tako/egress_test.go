@@ -2,24 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
@@ -28,8 +18,9 @@ import (
 
 // outsideServer is the "internet" of the egress tests: a container on a
 // network of its own that answers HTTP on 8080 and HTTPS (a self-signed
-// certificate) on 8443 with "outside".
-const outsideServer = `import http.server, ssl, threading
+// certificate, from $CERT_PEM and $KEY_PEM) on 8443 with "outside" and
+// 4 KiB.
+const outsideServer = `import http.server, os, ssl, tempfile, threading
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = b'outside ' + self.path.encode() + b'\n' + b'x' * 4096
@@ -42,8 +33,12 @@ class H(http.server.BaseHTTPRequestHandler):
 def serve(port, tls):
     s = http.server.ThreadingHTTPServer(('0.0.0.0', port), H)
     if tls:
+        d = tempfile.mkdtemp()
+        for name in ('CERT_PEM', 'KEY_PEM'):
+            with open(os.path.join(d, name), 'w') as f:
+                f.write(os.environ[name])
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain('/certs/cert.pem', '/certs/key.pem')
+        ctx.load_cert_chain(os.path.join(d, 'CERT_PEM'), os.path.join(d, 'KEY_PEM'))
         s.socket = ctx.wrap_socket(s.socket, server_side=True)
     s.serve_forever()
 threading.Thread(target=serve, args=(8443, True), daemon=True).start()
@@ -506,89 +501,12 @@ func bridgeGateway(t *testing.T, dc *client.Client) string {
 // returns its address and the network's subnet.
 func startOutside(t *testing.T, dc *client.Client, image string) (ip, subnet string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	name := fmt.Sprintf("tako-egress-outside-%d", time.Now().UnixNano())
-	if _, err := dc.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: map[string]string{"tako.test": "egress"}}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dc.NetworkRemove(context.Background(), name) })
-	certs := writeCert(t, "outside")
-	c, err := dc.ContainerCreate(ctx, &container.Config{
-		Image: image, Cmd: []string{"python3", "-c", outsideServer}, User: "65534:65534",
-		Labels: map[string]string{"tako.test": "egress"},
-	}, &container.HostConfig{
-		NetworkMode: container.NetworkMode(name),
-		Mounts:      []mount.Mount{{Type: mount.TypeBind, Source: certs, Target: "/certs", ReadOnly: true}},
-	}, nil, nil, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		dc.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
+	name, prefix := runnertest.Network(t, dc, "tako-egress-outside")
+	cert, key := runnertest.SelfSigned(t, "outside")
+	_, addr := runnertest.Start(t, dc, runnertest.Container{
+		Image: image, Cmd: []string{"python3", "-c", outsideServer}, Network: name,
+		Env: []string{"CERT_PEM=" + string(cert), "KEY_PEM=" + string(key)},
 	})
-	if err := dc.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	info, err := dc.ContainerInspect(ctx, c.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ip = info.NetworkSettings.Networks[name].IPAddress
-	n, err := dc.NetworkInspect(ctx, name, network.InspectOptions{})
-	if err != nil || len(n.IPAM.Config) == 0 {
-		t.Fatalf("inspect %s: %v", name, err)
-	}
-	subnet = n.IPAM.Config[0].Subnet
-	// Wait until it answers, from the host.
-	deadline := time.Now().Add(time.Minute)
-	for {
-		conn, err := net.DialTimeout("tcp", net.JoinHostPort(ip, "8443"), time.Second)
-		if err == nil {
-			conn.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the outside server did not listen within a minute: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return ip, subnet
-}
-
-// writeCert writes a self-signed certificate for name and its key, both
-// readable by any user, to a new directory and returns it.
-func writeCert(t *testing.T, name string) string {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "tako-egress-certs-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	for file, block := range map[string]*pem.Block{
-		"cert.pem": {Type: "CERTIFICATE", Bytes: der},
-		"key.pem":  {Type: "EC PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := os.WriteFile(filepath.Join(dir, file), pem.EncodeToMemory(block), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
+	runnertest.WaitListening(t, addr, 8080, 8443)
+	return addr.String(), prefix.String()
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
@@ -83,27 +82,10 @@ func run(t *testing.T, dc *client.Client, image, net, code string, env ...string
 // its address there.
 func server(t *testing.T, dc *client.Client, image, net string) string {
 	t.Helper()
-	ctx := context.Background()
-	c, err := dc.ContainerCreate(ctx, &container.Config{
-		Image: image, Cmd: []string{"python3", "-m", "http.server", "8080", "--directory", "/usr/share"}, User: "65534:65534",
-		Labels: map[string]string{"tako.managed": "true", "tako.test": "egress"},
-	}, &container.HostConfig{NetworkMode: container.NetworkMode(net)}, &network.NetworkingConfig{}, nil, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dc.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true}) })
-	if err := dc.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	info, err := dc.ContainerInspect(ctx, c.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range info.NetworkSettings.Networks {
-		return n.IPAddress
-	}
-	t.Fatal("server has no address")
-	return ""
+	_, addr := runnertest.Start(t, dc, runnertest.Container{
+		Image: image, Cmd: []string{"python3", "-m", "http.server", "8080", "--directory", "/usr/share"}, Network: net,
+	})
+	return addr.String()
 }
 
 // probe is the client's program: each check prints its name and what

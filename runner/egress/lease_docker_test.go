@@ -5,25 +5,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
@@ -39,11 +29,11 @@ import (
 func TestLease(t *testing.T) {
 	dc := runnertest.Docker(t)
 	image := runnertest.ExecutorImage(t, dc)
-	certPEM, keyPEM := selfSigned(t, "allowed.test")
+	certPEM, keyPEM := runnertest.SelfSigned(t, "allowed.test")
 
 	// The destination: HTTP on 8080, HTTPS on 8443, on a network of its
 	// own, a private range the operator allows.
-	subnet, serverNet := serverNetwork(t, dc)
+	serverNet, subnet := runnertest.Network(t, dc, "tako-test-egress-dest")
 	dest := tlsServer(t, dc, image, serverNet, certPEM, keyPEM)
 	g := startGateway(t, dc, egress.Options{
 		AllowPrivate: []netip.Prefix{subnet},
@@ -236,31 +226,11 @@ print(json.dumps({'after close': fetch('http://allowed.test:8080/')}), flush=Tru
 // and follows its output.
 func startJob(t *testing.T, dc *client.Client, image, netName string, env ...string) *job {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c, err := dc.ContainerCreate(ctx, &container.Config{
-		Image: image, Cmd: []string{"python3", "-c", jobProgram}, Env: env, User: "65534:65534",
-		Labels: map[string]string{"tako.managed": "true", "tako.test": "egress"},
-	}, &container.HostConfig{NetworkMode: container.NetworkMode(netName), CapDrop: []string{"ALL"}}, nil, nil, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dc.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true}) })
-	if err := dc.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	info, err := dc.ContainerInspect(ctx, c.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j := &job{dc: dc, id: c.ID, lines: make(chan string, 16), errs: &syncBuilder{}}
-	if n, ok := info.NetworkSettings.Networks[netName]; ok {
-		j.addr, _ = netip.ParseAddr(n.IPAddress)
-	}
-	if !j.addr.IsValid() {
-		t.Fatalf("the job has no address on %s", netName)
-	}
-	logs, err := dc.ContainerLogs(context.Background(), c.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
+	id, addr := runnertest.Start(t, dc, runnertest.Container{
+		Image: image, Cmd: []string{"python3", "-c", jobProgram}, Env: env, Network: netName, DropCaps: true,
+	})
+	j := &job{dc: dc, id: id, addr: addr, lines: make(chan string, 16), errs: &syncBuilder{}}
+	logs, err := dc.ContainerLogs(context.Background(), id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,33 +326,6 @@ func (s *syncBuilder) String() string {
 	return s.b.String()
 }
 
-// serverNetwork creates a bridge network for destinations and returns its
-// subnet and name.
-func serverNetwork(t *testing.T, dc *client.Client) (netip.Prefix, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	name := "tako-test-egress-dest-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	created, err := dc.NetworkCreate(ctx, name, network.CreateOptions{
-		Driver: "bridge", Labels: map[string]string{"tako.managed": "true", "tako.test": "egress"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dc.NetworkRemove(context.Background(), created.ID) })
-	info, err := dc.NetworkInspect(ctx, created.ID, network.InspectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range info.IPAM.Config {
-		if p, err := netip.ParsePrefix(c.Subnet); err == nil && p.Addr().Is4() {
-			return p, name
-		}
-	}
-	t.Fatalf("network %s has no IPv4 subnet", name)
-	return netip.Prefix{}, ""
-}
-
 // tlsServerProgram serves /usr/share over HTTP on 8080 and HTTPS on 8443,
 // with the certificate and key in $CERT_PEM and $KEY_PEM.
 const tlsServerProgram = `import functools, http.server, os, ssl, tempfile, threading
@@ -403,72 +346,12 @@ http.server.ThreadingHTTPServer(('', 8080), handler).serve_forever()
 // both its ports accept connections.
 func tlsServer(t *testing.T, dc *client.Client, image, netName string, certPEM, keyPEM []byte) netip.Addr {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c, err := dc.ContainerCreate(ctx, &container.Config{
-		Image: image, Cmd: []string{"python3", "-c", tlsServerProgram}, User: "65534:65534",
-		Env:    []string{"CERT_PEM=" + string(certPEM), "KEY_PEM=" + string(keyPEM)},
-		Labels: map[string]string{"tako.managed": "true", "tako.test": "egress"},
-	}, &container.HostConfig{NetworkMode: container.NetworkMode(netName)}, nil, nil, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dc.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true}) })
-	if err := dc.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	info, err := dc.ContainerInspect(ctx, c.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, ok := info.NetworkSettings.Networks[netName]
-	if !ok {
-		t.Fatalf("the server has no address on %s", netName)
-	}
-	addr, err := netip.ParseAddr(n.IPAddress)
-	if err != nil {
-		t.Fatalf("server address %q: %v", n.IPAddress, err)
-	}
-	dialer := net.Dialer{Timeout: 5 * time.Second}
-	for _, port := range []string{"8080", "8443"} {
-		for {
-			c, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(addr.String(), port))
-			if err == nil {
-				c.Close()
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("the server does not listen on %s: %v", port, err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
+	_, addr := runnertest.Start(t, dc, runnertest.Container{
+		Image: image, Cmd: []string{"python3", "-c", tlsServerProgram}, Network: netName,
+		Env: []string{"CERT_PEM=" + string(certPEM), "KEY_PEM=" + string(keyPEM)},
+	})
+	runnertest.WaitListening(t, addr, 8080, 8443)
 	return addr
-}
-
-// selfSigned returns a self-signed certificate for name and its key, in
-// PEM.
-func selfSigned(t *testing.T, name string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
 }
 
 // status is a check's status as text: "200", "403", or the exception's
