@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/docker/docker/api/types/container"
 
@@ -156,9 +155,7 @@ func blameEgress(res *jobs.Result) {
 	for _, a := range res.Egress {
 		if a.Result == jobs.EgressRefused {
 			res.Error.Type = jobs.ErrNetwork
-			if !strings.Contains(res.Error.Message, "egress") {
-				res.Error.Message += fmt.Sprintf(" (the egress proxy refused %s:%d: %s)", a.Host, a.Port, a.Reason)
-			}
+			res.Error.Message += fmt.Sprintf(" (the egress proxy refused %s:%d: %s)", a.Host, a.Port, a.Reason)
 			return
 		}
 	}
