@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -105,9 +106,14 @@ print(json.dumps(out))`
 func TestEgressAllowlist(t *testing.T) {
 	dc := runnertest.Docker(t)
 	image := runnertest.ExecutorImage(t, dc)
-	outsideIP, subnet := startOutside(t, dc, image)
+	outsideIP, subnet, published := startOutside(t, dc, image)
 	hostSvc := listenEverywhere(t)
 	docker0 := bridgeGateway(t, dc)
+	// The ports the job must not reach are open to the host on docker0's
+	// address: a refusal below is the network's doing.
+	for _, port := range []int{hostSvc, published} {
+		runnertest.WaitListening(t, netip.MustParseAddr(docker0), port)
+	}
 
 	s := startOwnServer(t,
 		"TAKO_EGRESS_ALLOW_PRIVATE_NETWORKS="+subnet,
@@ -139,6 +145,7 @@ func TestEgressAllowlist(t *testing.T) {
 			"host service via docker0":   {"connect", docker0, hostSvc},
 			"database via docker0":       {"connect", docker0, 5432},
 			"metadata":                   {"connect", "169.254.169.254", 80},
+			"published port via docker0": {"connect", docker0, published},
 		}
 		res := runEgressJob(t, s, "web", checks, "")
 		out := res.out
@@ -166,7 +173,7 @@ func TestEgressAllowlist(t *testing.T) {
 				t.Errorf("%s: %v", name, out[name])
 			}
 		}
-		for _, name := range []string{"outside directly", "host service via docker0", "database via docker0", "metadata"} {
+		for _, name := range []string{"outside directly", "host service via docker0", "database via docker0", "metadata", "published port via docker0"} {
 			if out[name] == "open" {
 				t.Errorf("%s: a connection opened", name)
 			}
@@ -201,8 +208,9 @@ func TestEgressAllowlist(t *testing.T) {
 			t.Skip("the first check found no proxy address")
 		}
 		res := runEgressJob(t, s, "web", map[string][]any{
-			"host service": {"connect", gateway, hostSvc},
-			"database":     {"connect", gateway, 5432},
+			"host service":   {"connect", gateway, hostSvc},
+			"database":       {"connect", gateway, 5432},
+			"published port": {"connect", gateway, published},
 		}, "")
 		for name, got := range res.out {
 			if got == "open" {
@@ -498,15 +506,17 @@ func bridgeGateway(t *testing.T, dc *client.Client) string {
 }
 
 // startOutside starts the outside server on a network of its own and
-// returns its address and the network's subnet.
-func startOutside(t *testing.T, dc *client.Client, image string) (ip, subnet string) {
+// returns its address, the network's subnet, and the host port its HTTP
+// port is published at on all of the host's addresses.
+func startOutside(t *testing.T, dc *client.Client, image string) (ip, subnet string, published int) {
 	t.Helper()
 	name, prefix := runnertest.Network(t, dc, "tako-egress-outside")
 	cert, key := runnertest.SelfSigned(t, "outside")
-	_, addr := runnertest.Start(t, dc, runnertest.Container{
+	id, addr := runnertest.Start(t, dc, runnertest.Container{
 		Image: image, Cmd: []string{"python3", "-c", outsideServer}, Network: name,
-		Env: []string{"CERT_PEM=" + string(cert), "KEY_PEM=" + string(key)},
+		Env:     []string{"CERT_PEM=" + string(cert), "KEY_PEM=" + string(key)},
+		Publish: []int{8080},
 	})
 	runnertest.WaitListening(t, addr, 8080, 8443)
-	return addr.String(), prefix.String()
+	return addr.String(), prefix.String(), runnertest.PublishedPort(t, dc, id, 8080)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
 )
 
 // testLabels mark what these helpers create, for the reapers of tests
@@ -59,6 +60,9 @@ type Container struct {
 	User string
 	// CapDrop ALL when set.
 	DropCaps bool
+	// Publish publishes these container ports on all of the host's
+	// addresses, at ports the engine picks (see PublishedPort).
+	Publish []int
 }
 
 // Start creates and starts c, removed by force when the test ends, and
@@ -75,9 +79,16 @@ func Start(t testing.TB, dc *client.Client, c Container) (id string, addr netip.
 	if c.DropCaps {
 		host.CapDrop = []string{"ALL"}
 	}
-	created, err := dc.ContainerCreate(ctx, &container.Config{
-		Image: c.Image, Cmd: c.Cmd, Env: c.Env, User: user, Labels: testLabels,
-	}, host, nil, nil, "")
+	config := &container.Config{Image: c.Image, Cmd: c.Cmd, Env: c.Env, User: user, Labels: testLabels}
+	for _, p := range c.Publish {
+		port := nat.Port(strconv.Itoa(p) + "/tcp")
+		if config.ExposedPorts == nil {
+			config.ExposedPorts, host.PortBindings = nat.PortSet{}, nat.PortMap{}
+		}
+		config.ExposedPorts[port] = struct{}{}
+		host.PortBindings[port] = []nat.PortBinding{{HostIP: "0.0.0.0"}}
+	}
+	created, err := dc.ContainerCreate(ctx, config, host, nil, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +109,23 @@ func Start(t testing.TB, dc *client.Client, c Container) (id string, addr netip.
 		t.Fatalf("container %s has no address on %s", created.ID, c.Network)
 	}
 	return created.ID, addr
+}
+
+// PublishedPort is the host port that container port of container id is
+// published at.
+func PublishedPort(t testing.TB, dc *client.Client, id string, port int) int {
+	t.Helper()
+	info, err := dc.ContainerInspect(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range info.NetworkSettings.Ports[nat.Port(strconv.Itoa(port)+"/tcp")] {
+		if n, err := strconv.Atoi(b.HostPort); err == nil && n > 0 {
+			return n
+		}
+	}
+	t.Fatalf("container %s does not publish port %d", id, port)
+	return 0
 }
 
 // WaitListening waits up to three minutes until addr accepts TCP
