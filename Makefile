@@ -7,7 +7,7 @@ GVISOR_VERSION ?= v0.0.0-20260905035102-160fafc42237
 GVISOR_RUNSC ?= $(HOME)/.cache/tako/runsc-$(GVISOR_VERSION)/runsc
 export GVISOR_RUNSC
 
-.PHONY: run test build deps testdeps testdb gvisor check fuzz
+.PHONY: run test build image deps testdeps testdb gvisor check fuzz
 
 ## run: install what is missing, build tako and serve the API (tako server $(ARGS))
 run: deps build
@@ -20,6 +20,12 @@ test: deps testdeps testdb gvisor check
 
 build:
 	$(GO) build -o bin/tako ./cmd/tako
+
+# image builds the tako-server image from scratch with a static binary;
+# no registry is needed (see deploy/Dockerfile for CI pipelines).
+image: build
+	CGO_ENABLED=0 $(GO) build -o bin/tako-static ./cmd/tako
+	./bin/tako image --binary bin/tako-static
 
 # debootstrap builds tako's executor image when no registry is reachable.
 deps:

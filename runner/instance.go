@@ -68,11 +68,15 @@ func (in *instance) release() {
 }
 
 // gone reports whether the instance owning lockPath is provably dead: its
-// lock file is missing, or nobody holds its lock. It never blocks.
+// lock file is missing from a directory this process sees, or nobody
+// holds its lock. A lock whose directory this process cannot see belongs
+// to another file system view, such as a node in a container with a work
+// directory of its own: it may live. It never blocks.
 func gone(lockPath string) bool {
 	f, err := os.OpenFile(lockPath, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
-		return true
+		_, err := os.Stat(filepath.Dir(lockPath))
+		return err == nil
 	}
 	if err != nil {
 		return false // cannot tell: assume it lives

@@ -69,3 +69,28 @@ func idleContainer(t *testing.T, dc *client.Client, image, id, lockPath, slotDir
 	t.Cleanup(func() { dc.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}) })
 	return c.ID
 }
+
+// TestGone: an instance is gone when its lock is free, or missing from a
+// directory this process sees; a lock in a directory it cannot see (a
+// node in a container with its own work directory) may be alive.
+func TestGone(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	free := filepath.Join(dir, "free.lock")
+	if err := os.WriteFile(free, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		path string
+		want bool
+	}{
+		{"a free lock", free, true},
+		{"a missing lock in a directory this process sees", filepath.Join(dir, "missing.lock"), true},
+		{"a lock in a directory this process cannot see", filepath.Join(dir, "elsewhere", "instances", "x.lock"), false},
+	} {
+		if got := gone(tt.path); got != tt.want {
+			t.Errorf("%s: gone = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -37,6 +37,7 @@ Usage:
   tako bench    [--url URL] [--concurrency N] [--baseline]     load-test a running server (tako bench -h)
   tako gvisor   register --path RUNSC [--name NAME]           add gVisor's runsc to Docker's runtimes (tako gvisor -h)
   tako webhook  verify --secret whsec_... < request           check a captured webhook request's signature (tako webhook -h)
+  tako image    [--binary PATH] [--tag TAG]                   build the tako-server image from a static tako binary
   tako version                                                print tako's version
 
 Configuration comes from built-in defaults, then tako.yaml (--config, $TAKO_CONFIG,
@@ -100,6 +101,7 @@ var commands = map[string]commandFunc{
 	"dev":    runDev,
 	"bench":  runBench,
 	"gvisor": runGVisor,
+	"image":  runImage,
 	"validate": func(_ context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
 		return runValidate(args, environ, stdout, stderr)
 	},

@@ -138,6 +138,9 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 	}
 	s.pool = pool
 
+	if err := runner.CheckWorkDir(ctx, dc, c.work); err != nil {
+		return nil, err
+	}
 	uidFirst, uidCount, _ := config.ParseUIDRange(cfg.Runner.UIDRange) // validated
 	run := runner.New(dc, runner.Options{
 		AcquireTimeout: cfg.Runner.AcquireTimeout.Std(),

@@ -1,6 +1,7 @@
 package images
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -33,8 +34,10 @@ type Recipe struct {
 	Files map[string]string
 	// Verify is the test run's container: the builder sets its Image to
 	// the built image and its Labels to those of a verification run. The
-	// test passes when the container exits 0 and prints "tako-ok".
+	// test passes when the container exits 0 and prints VerifyOutput.
 	Verify container.Config
+	// VerifyOutput is what the test run must print; "" means "tako-ok".
+	VerifyOutput string
 	// VerifyHost is the test run's host configuration.
 	VerifyHost container.HostConfig
 }
@@ -50,7 +53,7 @@ func (b *Builder) BuildVerified(ctx context.Context, ref string, r Recipe) error
 		b.progress.printf("==> %s", r.Headline)
 		_, hash, _ := strings.Cut(ref, ":")
 		err := b.buildVerifiedWith(ctx, ref, r.Dockerfile, r.Files, labels(r.Kind, hash, ""), func(ctx context.Context, tmp string) error {
-			return b.verifyRun(ctx, tmp, r.Verify, r.VerifyHost)
+			return b.verifyRun(ctx, tmp, r.Verify, r.VerifyHost, cmp.Or(r.VerifyOutput, "tako-ok"))
 		})
 		if err != nil {
 			return fmt.Errorf("build %s: %w", r.Name, err)
@@ -61,9 +64,9 @@ func (b *Builder) BuildVerified(ctx context.Context, ref string, r Recipe) error
 }
 
 // verifyRun runs a container of ref made from cfg and hostCfg, labelled as
-// a verification run, and fails unless it exits 0 and prints the marker;
-// the error quotes the container's output.
-func (b *Builder) verifyRun(ctx context.Context, ref string, cfg container.Config, hostCfg container.HostConfig) error {
+// a verification run, and fails unless it exits 0 and prints marker; the
+// error quotes the container's output.
+func (b *Builder) verifyRun(ctx context.Context, ref string, cfg container.Config, hostCfg container.HostConfig, marker string) error {
 	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
 	defer cancel()
 	cfg.Image = ref
@@ -72,7 +75,7 @@ func (b *Builder) verifyRun(ctx context.Context, ref string, cfg container.Confi
 	if err != nil {
 		return err
 	}
-	if code != 0 || !strings.Contains(text, "tako-ok") {
+	if code != 0 || !strings.Contains(text, marker) {
 		return fmt.Errorf("verify %s: test run exited with code %d: %s", ref, code, quoteOutput(text))
 	}
 	return nil
