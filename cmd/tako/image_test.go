@@ -48,7 +48,7 @@ func TestServerImage(t *testing.T) {
 		t.Fatalf("tako image: %v\n%s", err, out.String())
 	}
 	t.Cleanup(func() { dc.ImageRemove(context.Background(), tag, image.RemoveOptions{}) })
-	if !strings.Contains(out.String(), "building "+tag) || !strings.Contains(out.String(), "built "+tag) {
+	if !strings.Contains(out.String(), "==> reading "+bin) || !strings.Contains(out.String(), "built "+tag) {
 		t.Errorf("tako image's progress:\n%s", out.String())
 	}
 	// A dynamically linked binary is refused with the fix.
@@ -160,6 +160,12 @@ func runServerContainer(t *testing.T, dc *client.Client, tag string, env []strin
 	stop := 60
 	if err := dc.ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &stop}); err != nil {
 		t.Errorf("stop: %v", err)
+	}
+	select { // the wait's goroutine ends when its answer is read
+	case w := <-wait:
+		return logs(), int(w.StatusCode)
+	case err := <-errs:
+		t.Errorf("wait: %v", err)
 	}
 	return logs(), 0
 }
