@@ -142,7 +142,7 @@ func (s *Server) decodeSubmission(c *fiber.Ctx, mode jobs.Mode) (jobs.Submission
 // fiber's c.Body() would inflate gzip and friends past BodyLimit.
 func rawBody(c *fiber.Ctx) ([]byte, error) {
 	if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && enc != "identity" {
-		return nil, jobs.Errorf(jobs.EMALFORMED, "Content-Encoding %q is not supported; send the JSON body uncompressed", truncate(enc, 32))
+		return nil, jobs.Errorf(jobs.EMALFORMED, "Content-Encoding %q is not supported; send the JSON body uncompressed", jobs.Truncate(enc, 32))
 	}
 	return c.Request().Body(), nil
 }

@@ -82,7 +82,7 @@ func (s *Server) handleJobType(c *fiber.Ctx) error {
 	name := c.Params("name")
 	jt, ok := s.registry.Get(name)
 	if !ok {
-		return jobs.Errorf(jobs.ENOTFOUND, "Job type '%s' not found", truncate(name, maxJobTypeLen))
+		return jobs.Errorf(jobs.ENOTFOUND, "Job type '%s' not found", jobs.Truncate(name, maxJobTypeLen))
 	}
 	return c.JSON(s.jobTypeResponse(jt))
 }
@@ -108,7 +108,7 @@ func (s *Server) handleBuild(c *fiber.Ctx) error {
 	name := c.Params("name")
 	jt, ok := s.registry.Get(name)
 	if !ok {
-		return jobs.Errorf(jobs.ENOTFOUND, "Job type '%s' not found", truncate(name, maxJobTypeLen))
+		return jobs.Errorf(jobs.ENOTFOUND, "Job type '%s' not found", jobs.Truncate(name, maxJobTypeLen))
 	}
 	ctx, cancel := context.WithTimeout(s.base, buildTimeout)
 	defer cancel()

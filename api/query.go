@@ -178,7 +178,7 @@ func plainDecimal(s string) bool {
 
 // quoteParam quotes a client's query value for a detail, cut when long.
 func quoteParam(s string) string {
-	return strconv.Quote(truncate(strings.ToValidUTF8(s, "\uFFFD"), 32))
+	return strconv.Quote(jobs.Truncate(strings.ToValidUTF8(s, "\uFFFD"), 32))
 }
 
 // allStatuses lists every status, in the order of an execution's life.

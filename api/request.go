@@ -396,7 +396,7 @@ func decodeRequirements(raw json.RawMessage, disabled bool) ([]string, error) {
 	}
 	for i, r := range reqs {
 		if err := jobtypes.ValidateRequirement(r); err != nil {
-			return nil, jobs.FieldErrorf(fmt.Sprintf("requirements[%d]", i), "%q: %v", truncate(r, 100), err)
+			return nil, jobs.FieldErrorf(fmt.Sprintf("requirements[%d]", i), "%q: %v", jobs.Truncate(r, 100), err)
 		}
 	}
 	if len(reqs) == 0 {
@@ -501,15 +501,8 @@ func jsonKind(raw json.RawMessage) string {
 		return "null"
 	default:
 		if bytes.ContainsAny(raw, ".eE") {
-			return fmt.Sprintf("the number %s", truncate(string(raw), 32))
+			return fmt.Sprintf("the number %s", jobs.Truncate(string(raw), 32))
 		}
 		return "a number"
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

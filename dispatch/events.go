@@ -38,7 +38,7 @@ func parseCursor(s string) (cursor, error) {
 		return cursor{fresh: true}, nil
 	}
 	parts := strings.Split(s, ".")
-	bad := jobs.FieldErrorf("Last-Event-ID", "%q is not an event id of this stream", truncateText(s, 64))
+	bad := jobs.FieldErrorf("Last-Event-ID", "%q is not an event id of this stream", jobs.Truncate(s, 64))
 	if len(parts) != 5 {
 		return cursor{}, bad
 	}
@@ -54,14 +54,6 @@ func parseCursor(s string) (cursor, error) {
 		return cursor{}, bad
 	}
 	return cursor{seq: int(n[0]), out: n[1], err: n[2], cut: uint8(n[3]), stage: uint8(n[4])}, nil
-}
-
-// truncateText cuts s to at most n bytes, for error messages.
-func truncateText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 // eventRows is how many output log rows one read takes.

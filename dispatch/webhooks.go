@@ -67,7 +67,7 @@ func (s *Dispatcher) resolveCallback(ctx context.Context, sub *jobs.Submission, 
 		return jobs.FieldErrorf("callback_url", "this server has no webhook secret to sign callbacks with: set webhooks.secret")
 	}
 	if err := webhook.CheckURL(ctx, url, w.Policy); err != nil {
-		return jobs.FieldErrorf("callback_url", "%q %v", truncateText(url, 200), err)
+		return jobs.FieldErrorf("callback_url", "%q %v", jobs.Truncate(url, 200), err)
 	}
 	sub.CallbackURL = url
 	return nil

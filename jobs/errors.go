@@ -73,3 +73,12 @@ const (
 	EUNSUPPORTED ErrorCode = "unsupported_media_type" // the body is not in a format the route takes (415)
 	EMISDIRECTED ErrorCode = "misdirected"            // the request names a host this server does not answer for (421)
 )
+
+// Truncate cuts s to its first n bytes, marked with "...", so that a
+// caller's value can be quoted in an error message without flooding it.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
