@@ -391,3 +391,33 @@ func TestExecuteRequirements(t *testing.T) {
 		t.Errorf("disabled: %d %s", r.status, r.body)
 	}
 }
+
+// TestExecuteNetwork: "network" takes {"allow": [strings]} and nothing
+// else, and every other shape is a 422 naming the field; whether the
+// entries fit the job type is the dispatcher's check.
+func TestExecuteNetwork(t *testing.T) {
+	t.Parallel()
+	reg := testRegistry(t)
+	sub, err := DecodeExecuteRequest([]byte(`{"code": "x", "network": {"allow": ["api.example.com", "*.s3.example.com:443"]}}`), reg, DefaultLimits())
+	if err != nil || len(sub.NetworkAllow) != 2 || sub.NetworkAllow[1] != "*.s3.example.com:443" {
+		t.Fatalf("a valid network: %v %v", sub.NetworkAllow, err)
+	}
+	if sub, err := DecodeExecuteRequest([]byte(`{"code": "x", "network": null}`), reg, DefaultLimits()); err != nil || sub.NetworkAllow != nil {
+		t.Errorf("network null: %v %v, want the job type's list", sub.NetworkAllow, err)
+	}
+	for _, tt := range []struct{ body, field string }{
+		{`{"code": "x", "network": "bridge"}`, "network"},
+		{`{"code": "x", "network": ["a.example"]}`, "network"},
+		{`{"code": "x", "network": {}}`, "network.allow"},
+		{`{"code": "x", "network": {"allow": "a.example"}}`, "network.allow"},
+		{`{"code": "x", "network": {"allow": [1]}}`, "network.allow"},
+		{`{"code": "x", "network": {"allow": [], "deny": ["b.example"]}}`, "network.deny"},
+		{`{"code": "x", "network": {"allow": ["` + strings.Repeat("a", 301) + `"]}}`, "network.allow[0]"},
+	} {
+		_, err := DecodeExecuteRequest([]byte(tt.body), reg, DefaultLimits())
+		var derr *jobs.Error
+		if !errors.As(err, &derr) || derr.Code != jobs.EINVALID || derr.Field != tt.field {
+			t.Errorf("%.80s: %v, want EINVALID naming %s", tt.body, err, tt.field)
+		}
+	}
+}
