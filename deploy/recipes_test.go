@@ -6,7 +6,6 @@ import (
 	"go/token"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,18 +30,6 @@ const (
 	roleAPI    = "api"
 	roleWorker = "worker"
 )
-
-// pendingKeys are TAKO_ variables of keys that the config package does not
-// have yet, with the values each may take (nil: any). Load refuses a TAKO_
-// variable that names no key, so they are checked here by name instead.
-//
-// TODO(server.role): once config has server.role (all|api|worker) and
-// worker.job_types, delete pendingKeys so that loadEnv feeds both to
-// config.Load, and check cfg.Server.Role against the workload's role there.
-var pendingKeys = map[string][]string{
-	"TAKO_SERVER_ROLE":      {"all", roleAPI, roleWorker},
-	"TAKO_WORKER_JOB_TYPES": nil,
-}
 
 // serverImage returns the image `tako image` builds, tako-server:<version>,
 // with the version read from cmd/tako/run.go.
@@ -89,33 +76,26 @@ func placeholder(name string) string {
 
 // loadEnv feeds env, a workload's environment as "K=V" entries, to tako's
 // configuration loader with the image's configuration file, as the server
-// in the image would, and returns the configuration. The pending keys are
-// checked by name against role and left out.
+// in the image would, and returns the configuration; its server.role must
+// be role.
 func loadEnv(t *testing.T, env []string, role string) *config.Config {
 	t.Helper()
 	environ := []string{"TAKO_CONFIG=" + serverConfig}
 	seen := map[string]bool{}
 	for _, kv := range env {
-		name, value, _ := strings.Cut(kv, "=")
+		name, _, _ := strings.Cut(kv, "=")
 		if seen[name] {
 			t.Errorf("%s is set twice", name)
 		}
 		seen[name] = true
-		allowed, pending := pendingKeys[name]
-		if !pending {
-			environ = append(environ, kv)
-			continue
-		}
-		if allowed != nil && !slices.Contains(allowed, value) {
-			t.Errorf("%s=%q, want one of %v", name, value, allowed)
-		}
-	}
-	if got := valueOf(env, "TAKO_SERVER_ROLE"); got != role {
-		t.Errorf("TAKO_SERVER_ROLE=%q, want %q", got, role)
+		environ = append(environ, kv)
 	}
 	cfg, err := config.Load(config.LoadOptions{Environ: environ, SearchPaths: []string{}})
 	if err != nil {
 		t.Fatalf("tako refuses the environment %q: %v", environ, err)
+	}
+	if cfg.Server.Role != role {
+		t.Errorf("server.role %q, want %q", cfg.Server.Role, role)
 	}
 	if cfg.Server.Port != port {
 		t.Errorf("server.port %d, want %d", cfg.Server.Port, port)
