@@ -517,7 +517,7 @@ func (l *load) stopAndCheck(t *testing.T, min int) {
 	for _, c := range l.clients {
 		c.close()
 	}
-	t.Logf("during the restarts: %d jobs answered, %d told to retry (503), %d lost", l.ok, l.retry, len(l.failed))
+	t.Logf("under load: %d jobs answered, %d told to retry (503), %d lost", l.ok, l.retry, len(l.failed))
 	if len(l.failed) > 0 {
 		t.Errorf("%d requests lost, e.g. %s", len(l.failed), l.failed[0])
 	}
