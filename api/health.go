@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -37,6 +38,7 @@ const (
 // Problems says why; the HTTP status stays 200, as in the original.
 type HealthResponse struct {
 	Status            string                       `json:"status"`
+	Role              string                       `json:"role"` // server.role: all, api or worker
 	Version           string                       `json:"version"`
 	CheckedAt         string                       `json:"checked_at"` // when the checks ran (RFC 3339, UTC); at most 2 s ago
 	DockerAvailable   bool                         `json:"docker_available"`
@@ -115,6 +117,7 @@ func (s *Server) probeHealth(ctx context.Context) HealthResponse {
 
 	resp := HealthResponse{
 		Status:            healthHealthy,
+		Role:              cmp.Or(s.role, "all"),
 		Version:           s.version,
 		DockerAvailable:   h.DockerAvailable,
 		GVisorAvailable:   h.GVisorAvailable,
@@ -135,7 +138,12 @@ func (s *Server) probeHealth(ctx context.Context) HealthResponse {
 		resp.Checks["database"] = HealthCheckResult{Status: "failing"}
 		resp.Problems = append(resp.Problems, "database is not reachable")
 	}
-	if !h.DockerAvailable {
+	switch {
+	case !h.DockerAvailable && s.role == RoleAPI:
+		// An api node has no engine: the workers' are its.
+		resp.Checks["docker"] = HealthCheckResult{Status: "failing"}
+		resp.Problems = append(resp.Problems, "no live worker runs jobs: start one (tako server --role worker)")
+	case !h.DockerAvailable:
 		resp.Checks["docker"] = HealthCheckResult{Status: "failing"}
 		resp.Problems = append(resp.Problems, "docker engine is not reachable")
 	}

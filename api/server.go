@@ -73,6 +73,14 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// Roles of Options.Role, as in server.role.
+const (
+	// RoleAPI serves the API with the view of the workers as its Runner.
+	RoleAPI = "api"
+	// RoleWorker serves only /health and /metrics.
+	RoleWorker = "worker"
+)
+
 // Options configure a Server. Registry, Runner and Service are required; a
 // nil Logger discards logs.
 type Options struct {
@@ -98,8 +106,12 @@ type Options struct {
 	MaxStreams int
 	// RateLimit meters each caller; zero means no limit.
 	RateLimit RateLimit
-	Service   Service
-	Version   string
+	// Role is the node's server.role: "all" (or ""), "api" (Runner is
+	// the view of the workers) or "worker" (only /health and /metrics
+	// are served; every other route is 404).
+	Role    string
+	Service Service
+	Version string
 	// Warnings are shown in /health's problems, such as an open API on a
 	// network address.
 	Warnings []string
@@ -121,6 +133,7 @@ type Server struct {
 	origins  map[string]bool
 	metrics  *metrics.Metrics
 	registry *jobtypes.Registry
+	role     string
 	runner   Runner
 	service  Service
 	version  string
@@ -170,6 +183,7 @@ func New(opts Options) *Server {
 		limiter:     newLimiter(opts.RateLimit, time.Now),
 		metrics:     opts.Metrics,
 		registry:    opts.Registry,
+		role:        opts.Role,
 		runner:      opts.Runner,
 		service:     opts.Service,
 		version:     opts.Version,
@@ -208,6 +222,13 @@ func New(opts Options) *Server {
 		s.app.Use(h)
 	}
 	s.app.Use(s.guard)
+	if opts.Metrics != nil {
+		s.app.Get("/metrics", adaptor.HTTPHandler(opts.Metrics.Handler()))
+	}
+	s.app.Get("/health", s.handleHealth)
+	if opts.Role == RoleWorker {
+		return s // it runs jobs; the api nodes take the requests
+	}
 	s.app.Post("/execute", s.handleExecute)
 	s.app.Post("/execute/async", s.handleSubmit)
 	s.app.Get("/jobs/:id", s.handleJob)
@@ -224,7 +245,6 @@ func New(opts Options) *Server {
 	s.app.Get("/jobs/:id/artifacts/*", s.handleArtifact)
 	s.app.Get("/executions", s.handleExecutions)
 	s.app.Get("/executions/:id", s.handleExecution)
-	s.app.Get("/health", s.handleHealth)
 	s.app.Get("/job-types", s.handleJobTypes)
 	s.app.Get("/job-types/:name", s.handleJobType)
 	s.app.Post("/job-types/:name/build", s.handleBuild)
@@ -237,9 +257,6 @@ func New(opts Options) *Server {
 	s.app.Get("/dlq/stats", s.handleDeadLetterStats)
 	s.app.Delete("/dlq/:id", s.handleRemoveDeadLetter)
 	s.app.Post("/dlq/:id/retry", s.handleRetryDeadLetter)
-	if opts.Metrics != nil {
-		s.app.Get("/metrics", adaptor.HTTPHandler(opts.Metrics.Handler()))
-	}
 	return s
 }
 

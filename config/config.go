@@ -36,6 +36,7 @@ type Config struct {
 	Requirements RequirementsConfig       `koanf:"requirements"`
 	Runner       RunnerConfig             `koanf:"runner"`
 	SecurityMode string                   `koanf:"security_mode"`
+	Worker       WorkerConfig             `koanf:"worker"`
 	Server       ServerConfig             `koanf:"server"`
 	Streaming    StreamingConfig          `koanf:"streaming"`
 	Webhooks     WebhooksConfig           `koanf:"webhooks"`
@@ -174,6 +175,28 @@ type ServerConfig struct {
 	// RateLimit meters each API key, or each client address when there are
 	// no keys.
 	RateLimit RateLimitConfig `koanf:"rate_limit"`
+	// Role is what this node does: RoleAll, RoleAPI or RoleWorker.
+	Role string `koanf:"role"`
+}
+
+// Server roles (server.role).
+const (
+	// RoleAll serves the API and runs jobs, sync ones on the node that
+	// received them.
+	RoleAll = "all"
+	// RoleAPI serves the API without Docker: it queues every job,
+	// sync ones at high priority, for the workers.
+	RoleAPI = "api"
+	// RoleWorker runs jobs and pools, and serves only /health and
+	// /metrics.
+	RoleWorker = "worker"
+)
+
+// WorkerConfig is what a node that runs jobs takes on.
+type WorkerConfig struct {
+	// JobTypes are the job types this node runs; empty means all. The
+	// node works only their queues.
+	JobTypes []string `koanf:"job_types"`
 }
 
 // RateLimitConfig is a token bucket per caller.

@@ -231,6 +231,9 @@ func defaults() map[string]any {
 		"images.build_limits.memory": "2g",
 		"images.build_limits.pids":   512,
 
+		"server.role":      RoleAll,
+		"worker.job_types": []string{},
+
 		"cluster.heartbeat_interval": "2s",
 		"cluster.node_timeout":       "15s",
 

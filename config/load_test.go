@@ -87,8 +87,9 @@ func TestLoadDefaults(t *testing.T) {
 		SecurityMode: "permissive",
 		Server: ServerConfig{Host: "127.0.0.1", MaxBodyBytes: 2 << 20, Port: 8000,
 			RateLimit:    RateLimitConfig{RequestsPerSecond: 100, Burst: 200},
-			AllowedHosts: []string{}, CORSOrigins: []string{}},
+			AllowedHosts: []string{}, CORSOrigins: []string{}, Role: RoleAll},
 		Streaming: StreamingConfig{MaxStreams: 1000},
+		Worker:    WorkerConfig{JobTypes: []string{}},
 		Webhooks: WebhooksConfig{
 			RetrySchedule: []Duration{Duration(5 * time.Second), Duration(30 * time.Second), Duration(2 * time.Minute),
 				Duration(10 * time.Minute), Duration(30 * time.Minute), Duration(time.Hour), Duration(2 * time.Hour)},
@@ -428,6 +429,22 @@ func TestLoadErrors(t *testing.T) {
 			yaml:    "job_types: {my-type: {}, my_type: {}}",
 			environ: []string{"TAKO_JOB_TYPES_MY_TYPE_NETWORK=bridge"},
 			want:    []string{`environment variable TAKO_JOB_TYPES_MY_TYPE_NETWORK: "my-type" and "my_type" are both written MY_TYPE`},
+		},
+		{
+			name:    "unknown role",
+			environ: []string{"TAKO_SERVER_ROLE=front"},
+			want:    []string{`server.role: "front" is not one of all, api, worker`},
+		},
+		{
+			name:  "api role without a database",
+			flags: map[string]string{"server.role": "api"},
+			want:  []string{"database.url: must be set when server.role is api"},
+		},
+		{
+			name:    "worker of a job type that does not exist",
+			yaml:    "job_types: {data: {}}",
+			environ: []string{"TAKO_WORKER_JOB_TYPES=data,dta"},
+			want:    []string{`worker.job_types[1]: "dta" is not a configured job type`},
 		},
 		{
 			name:  "unknown flag key",

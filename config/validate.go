@@ -38,6 +38,7 @@ func (c *Config) Validate() error {
 	var p problems
 	c.validateServer(&p)
 	c.validateRunner(&p)
+	c.validateRole(&p)
 	if c.Cluster.HeartbeatInterval < Duration(100*time.Millisecond) {
 		p.add("cluster.heartbeat_interval", "%s must be at least 0.1s", seconds(c.Cluster.HeartbeatInterval))
 	}
@@ -160,6 +161,21 @@ func (c *Config) validateServer(p *problems) {
 	for i, o := range s.CORSOrigins {
 		if err := checkOrigin(o); err != "" {
 			p.add(fmt.Sprintf("server.cors_origins[%d]", i), "%q is not an origin: %s", o, err)
+		}
+	}
+}
+
+// validateRole checks server.role and what it needs: an api node runs no
+// Docker, so it cannot start a database of its own; a worker serves only
+// job types that exist.
+func (c *Config) validateRole(p *problems) {
+	p.oneOf("server.role", c.Server.Role, RoleAll, RoleAPI, RoleWorker)
+	if c.Server.Role == RoleAPI && c.Database.URL == "" {
+		p.add("database.url", "must be set when server.role is api: an api node runs no Docker, so it cannot start a database of its own")
+	}
+	for i, name := range c.Worker.JobTypes {
+		if _, ok := c.JobTypes[name]; !ok && name != jobtypes.DefaultName {
+			p.add(fmt.Sprintf("worker.job_types[%d]", i), "%q is not a configured job type", name)
 		}
 	}
 }

@@ -29,6 +29,13 @@ func (s *Dispatcher) Cancel(ctx context.Context, c jobs.Caller, id string) (*job
 	if e.Terminal() || e.Mode == jobs.ModeSync {
 		return nil, jobs.Errorf(jobs.ENOTFOUND, "Job not found or already completed")
 	}
+	return s.cancel(ctx, c, e, "the execution was cancelled before it ran")
+}
+
+// cancel stops e, a queued or running execution that has a River job, as
+// Cancel does; a queued one ends at once with the message.
+func (s *Dispatcher) cancel(ctx context.Context, c jobs.Caller, e *jobs.Execution, message string) (*jobs.Execution, error) {
+	id := e.ID
 	riverID, err := s.store.RiverJobID(ctx, c, id)
 	if err != nil {
 		return nil, s.dbError("cancel", err)
@@ -44,7 +51,7 @@ func (s *Dispatcher) Cancel(ctx context.Context, c jobs.Caller, id string) (*job
 	}
 	if row.State == rivertype.JobStateCancelled {
 		// It had not started: nobody else will write its result.
-		done, err := s.store.Finish(ctx, tx, c, id, cancelledResult("the execution was cancelled before it ran"), nil)
+		done, err := s.store.Finish(ctx, tx, c, id, cancelledResult(message), nil)
 		if err != nil {
 			return nil, s.dbError("cancel", err)
 		}

@@ -15,6 +15,7 @@ import (
 // can run programs that succeed, fail, and meet infrastructure failures
 // side by side. A test changes a program's answer with set.
 type programRunner struct {
+	available
 	mu    sync.Mutex
 	steps map[string]func() (*jobs.Result, error)
 	runs  map[string]int

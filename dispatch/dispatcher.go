@@ -30,6 +30,8 @@ import (
 
 // Runner runs one program; *runner.Runner satisfies it.
 type Runner interface {
+	// Availability says whether jt can run on this node.
+	Availability(jt jobtypes.JobType) runner.Availability
 	// Reserve admits req on this node (its image, a slot) without running
 	// it, so that sync executions are stored only once admitted. run runs
 	// the program once; release, called run or not, ends the reservation
@@ -49,6 +51,9 @@ type Options struct {
 	// Heartbeat is how often this node tells the database it is alive;
 	// 0 means 2 seconds.
 	Heartbeat time.Duration
+	// JobTypes are the job types this node runs (worker.job_types); empty
+	// means all. It works only their queues.
+	JobTypes []string
 	// MaxAttempts bounds runs of a job that meets infrastructure failures.
 	MaxAttempts int
 	// MaxPending is the most queued executions across all nodes.
@@ -66,6 +71,13 @@ type Options struct {
 	// A key it does not list, and work submitted without a key, has no
 	// quota.
 	Quotas map[string]jobs.Quota
+	// Role is what the node says it is in its heartbeat: "all" (the
+	// default) or "worker". A Dispatcher without a Runner is "api".
+	Role string
+	// SyncQueueWait is how long a sync execution this node cannot run
+	// waits in the queue for a worker to take it before it is cancelled
+	// with 503; 0 means 10 seconds.
+	SyncQueueWait time.Duration
 	// RescueAfter is how long a job may run before River takes its node
 	// for dead and runs it again.
 	RescueAfter time.Duration
@@ -86,6 +98,8 @@ type Options struct {
 // Start it before use and Stop it on shutdown.
 type Dispatcher struct {
 	beats    *heartbeat
+	held     heldAttempts // the attempts this node runs
+	live     liveRunners  // what the live nodes run
 	logger   *slog.Logger
 	notifier *notifier
 	opts     Options
@@ -102,10 +116,15 @@ type Dispatcher struct {
 func queueName(jobType string) string { return "jt_" + jobType }
 
 // New builds a Dispatcher on a migrated database. Each job type gets its own
-// River queue with the job type's concurrency.
+// River queue with the job type's concurrency, worked by the nodes that run
+// it. With a nil run the node runs no jobs (an api node): it queues sync
+// executions for the workers too, and waits for their results.
 func New(pool *pgxpool.Pool, registry *jobtypes.Registry, run Runner, opts Options, logger *slog.Logger) (*Dispatcher, error) {
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = 2 * time.Second
+	}
+	if opts.SyncQueueWait <= 0 {
+		opts.SyncQueueWait = 10 * time.Second
 	}
 	if opts.NodeTimeout <= 0 {
 		opts.NodeTimeout = 15 * time.Second
@@ -145,7 +164,9 @@ func (s *Dispatcher) riverConfig(logger *slog.Logger) *river.Config {
 		webhookQueue:       {MaxWorkers: webhookWorkers},
 	}
 	for _, jt := range s.registry.All() {
-		queues[queueName(jt.Name)] = river.QueueConfig{MaxWorkers: max(jt.Concurrency, 1)}
+		if s.serves(jt.Name) {
+			queues[queueName(jt.Name)] = river.QueueConfig{MaxWorkers: max(jt.Concurrency, 1)}
+		}
 	}
 	return &river.Config{
 		DiscardedJobRetentionPeriod: s.opts.Retention,
@@ -164,7 +185,7 @@ func (s *Dispatcher) riverConfig(logger *slog.Logger) *river.Config {
 // Start announces this node, starts working the queues and listening for
 // finished executions.
 func (s *Dispatcher) Start(ctx context.Context) error {
-	beats, err := startHeartbeat(ctx, s.store, s.opts.Node, s.opts.Heartbeat, s.logger)
+	beats, err := startHeartbeat(ctx, s.store, s.opts.Node, s.opts.Heartbeat, s.beat, s.logger)
 	if err != nil {
 		return err
 	}

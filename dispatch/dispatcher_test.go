@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +23,16 @@ import (
 // scriptedRunner answers Execute from a script, one entry per call, and
 // repeats the last entry. It stands in for Docker to test the queue's
 // retry logic; the real runner is exercised end to end in cmd/tako.
+// available is the Availability of the test runners: every job type runs.
+type available struct{}
+
+// Availability implements Runner.
+func (available) Availability(jobtypes.JobType) runner.Availability {
+	return runner.Availability{Available: true}
+}
+
 type scriptedRunner struct {
+	available
 	mu     sync.Mutex
 	script []func() (*jobs.Result, error)
 	calls  int
@@ -342,6 +353,7 @@ func TestWaitWhoseCallerGivesUpFirst(t *testing.T) {
 // releaseRunner records, at each release, whether the execution it ran
 // was already stored as ended.
 type releaseRunner struct {
+	available
 	s *Dispatcher
 
 	mu       sync.Mutex
@@ -429,12 +441,45 @@ func TestDeadLettersLastAsLongAsTheirRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Dispatcher{registry: reg, opts: Options{Retention: 30 * 24 * time.Hour, Node: "n"}}
+	s := &Dispatcher{registry: reg, runner: &scriptedRunner{}, opts: Options{Retention: 30 * 24 * time.Hour, Node: "n"}}
 	cfg := s.riverConfig(slog.New(slog.DiscardHandler))
 	if cfg.DiscardedJobRetentionPeriod != s.opts.Retention {
 		t.Errorf("discarded jobs (the dead-letter queue) are kept %s, want queue.retention_days (%s)", cfg.DiscardedJobRetentionPeriod, s.opts.Retention)
 	}
 	if q := cfg.Queues[queueName("default")]; q.MaxWorkers != 3 {
 		t.Errorf("the job type's queue has %d workers, want its concurrency 3", q.MaxWorkers)
+	}
+}
+
+// TestQueuesByRole checks that a node works the queues of the job types it
+// runs, and only those: an api node none, a worker those of
+// worker.job_types. Every node works the maintenance and webhook queues.
+func TestQueuesByRole(t *testing.T) {
+	t.Parallel()
+	reg, err := jobtypes.NewRegistry([]jobtypes.JobType{{Name: "default", Concurrency: 1}, {Name: "data", Concurrency: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		runner Runner
+		serves []string
+		want   []string
+	}{
+		{"all", &scriptedRunner{}, nil, []string{"default", "jt_data", "jt_default", webhookQueue}},
+		{"worker of data", &scriptedRunner{}, []string{"data"}, []string{"default", "jt_data", webhookQueue}},
+		{"api", nil, nil, []string{"default", webhookQueue}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Dispatcher{registry: reg, opts: Options{Node: "n", JobTypes: tt.serves}}
+			if tt.runner != nil {
+				s.runner = tt.runner
+			}
+			got := slices.Sorted(maps.Keys(s.riverConfig(slog.New(slog.DiscardHandler)).Queues))
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("queues %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

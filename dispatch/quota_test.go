@@ -15,6 +15,7 @@ import (
 // gateRunner blocks every run until release is closed, and remembers how
 // many ran at once at most.
 type gateRunner struct {
+	available
 	release chan struct{}
 	started chan string // receives each run's execution id
 

@@ -15,13 +15,16 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/tako-run/tako/jobs"
+	"github.com/tako-run/tako/jobs/postgres"
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/runner"
 )
 
-// Execute records sub and runs it on this node now. The record shows in the
-// history like any other; the returned execution carries its result. A key
-// at its max_concurrent quota gets EOVERQUOTA, and nothing is stored.
+// Execute records sub and runs it now: on this node when it runs sub's job
+// type, else on a worker through the queue (see Begin). The record shows
+// in the history like any other; the returned execution carries its
+// result. A key at its max_concurrent quota gets EOVERQUOTA, and nothing
+// is stored.
 func (s *Dispatcher) Execute(ctx context.Context, sub jobs.Submission) (*jobs.Execution, error) {
 	_, run, err := s.Begin(ctx, sub)
 	if err != nil {
@@ -30,21 +33,20 @@ func (s *Dispatcher) Execute(ctx context.Context, sub jobs.Submission) (*jobs.Ex
 	return run()
 }
 
-// Begin admits sub on this node and records it as running, as Execute
-// does, and returns its record and run, which runs it under ctx and
-// returns it finished. run must be called, once. Between the two, the
-// execution can be followed by its id (Events).
+// Begin admits sub and records it, as Execute does, and returns its record
+// and run, which runs it under ctx and returns it finished. run must be
+// called, once. Between the two, the execution can be followed by its id
+// (Events). A node that runs sub's job type admits it on its runner and
+// records it as running here; any other node (an api node) queues it at
+// sync priority and run waits for the worker's result (beginQueued).
 func (s *Dispatcher) Begin(ctx context.Context, sub jobs.Submission) (*jobs.Execution, func() (*jobs.Execution, error), error) {
-	jt, ok := s.registry.Get(sub.JobType)
-	if !ok {
-		return nil, nil, jobs.FieldErrorf("job_type", "%s", s.registry.UnknownError(sub.JobType))
-	}
 	sub.IdempotencyKey = "" // honoured by async submissions only, as in Tako VM
-	if err := checkNetwork(sub, jt); err != nil {
+	jt, err := s.admit(ctx, &sub)
+	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.resolveCallback(ctx, &sub, jt.CallbackURL); err != nil {
-		return nil, nil, err
+	if !s.serves(jt.Name) {
+		return s.beginQueued(ctx, sub)
 	}
 	e := newExecution(sub, jobs.StatusRunning)
 	e.Attempt, e.Node = 1, s.opts.Node
@@ -68,23 +70,60 @@ func (s *Dispatcher) Begin(ctx context.Context, sub jobs.Submission) (*jobs.Exec
 		// After the record: the container's removal and the pool's refill
 		// then do not slow it.
 		defer release()
-		res, err := runReserved(ctx)
+		rctx, unhold := s.held.hold(ctx, e.ID, e.Attempt)
+		defer unhold()
+		res, err := runReserved(rctx)
 		logged := out.close()
 		if err != nil {
 			s.finish(e, infrastructureResult(err), 0)
 			s.dropOutput(e, logged, false)
 			return nil, err
 		}
-		if err := s.finish(e, res, 0); err != nil {
+		stored, err := s.finish(e, res, 0)
+		if err != nil {
 			return nil, s.dbError("record result", err)
 		}
 		s.dropOutput(e, logged, false)
+		if !stored {
+			// The leader ended it while this node was silent: the record
+			// says how, not what this node saw.
+			return s.Get(context.WithoutCancel(ctx), jobs.System, e.ID)
+		}
 		now := time.Now()
 		e.Status, e.Result, e.FinishedAt = res.Status, res, &now
 		return e, nil
 	}
 	return e, run, nil
 }
+
+// admit checks what every submission must meet before it is recorded: a
+// configured job type, a network narrowing its allowlist covers, a
+// callback URL the policy allows (resolved into sub), and, for a job type
+// this node does not run, a live node that does. It returns the job type.
+func (s *Dispatcher) admit(ctx context.Context, sub *jobs.Submission) (jobtypes.JobType, error) {
+	jt, ok := s.registry.Get(sub.JobType)
+	if !ok {
+		return jt, jobs.FieldErrorf("job_type", "%s", s.registry.UnknownError(sub.JobType))
+	}
+	if err := checkNetwork(*sub, jt); err != nil {
+		return jt, err
+	}
+	if !s.serves(jt.Name) && s.live.count(jt.Name) == 0 {
+		return jt, &jobs.Error{Code: jobs.EUNAVAILABLE, RetryAfter: 5, Message: fmt.Sprintf(
+			"no live worker runs job type %q: start a worker that serves it (worker.job_types), or check the workers' /health", jt.Name)}
+	}
+	if err := s.resolveCallback(ctx, sub, jt.CallbackURL); err != nil {
+		return jt, err
+	}
+	return jt, nil
+}
+
+// Queue priorities: River runs a queue's jobs of priority 1 first. Sync
+// executions queued by an api node have callers waiting on the line.
+const (
+	syncPriority  = 1
+	asyncPriority = 2
+)
 
 // Submit records sub and queues it, in one transaction. An idempotency key
 // that is already taken returns that execution when the payload is the same
@@ -93,17 +132,16 @@ func (s *Dispatcher) Begin(ctx context.Context, sub jobs.Submission) (*jobs.Exec
 // at its max_pending quota gets EOVERQUOTA, a full queue EUNAVAILABLE, and
 // then nothing is stored.
 func (s *Dispatcher) Submit(ctx context.Context, sub jobs.Submission) (*jobs.Execution, bool, error) {
-	if _, ok := s.registry.Get(sub.JobType); !ok {
-		return nil, false, jobs.FieldErrorf("job_type", "%s", s.registry.UnknownError(sub.JobType))
-	}
-	jt, _ := s.registry.Get(sub.JobType)
-	if err := checkNetwork(sub, jt); err != nil {
+	if _, err := s.admit(ctx, &sub); err != nil {
 		return nil, false, err
 	}
-	if err := s.resolveCallback(ctx, &sub, jt.CallbackURL); err != nil {
-		return nil, false, err
-	}
-	e := newExecution(sub, jobs.StatusQueued)
+	return s.enqueue(ctx, newExecution(sub, jobs.StatusQueued), asyncPriority)
+}
+
+// enqueue records e, queued, and its River job of priority, in one
+// transaction, after the idempotency key (see Submit), the key's
+// max_pending quota and queue.max_pending.
+func (s *Dispatcher) enqueue(ctx context.Context, e *jobs.Execution, priority int) (*jobs.Execution, bool, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, false, s.dbError("submit", err)
@@ -131,6 +169,7 @@ func (s *Dispatcher) Submit(ctx context.Context, sub jobs.Submission) (*jobs.Exe
 	}
 	res, err := s.river.InsertTx(ctx, tx, executeArgs{ExecutionID: e.ID, MaxRunMS: s.maxRun(e).Milliseconds()}, &river.InsertOpts{
 		MaxAttempts: s.opts.MaxAttempts,
+		Priority:    priority,
 		Queue:       queueName(e.JobType),
 	})
 	if err != nil {
@@ -256,7 +295,7 @@ func newID() string {
 // metrics and the log. queued is how long e waited in the queue before a
 // node picked it up. It uses its own context: a result is stored even when
 // the request that asked for it has gone.
-func (s *Dispatcher) finish(e *jobs.Execution, res *jobs.Result, queued time.Duration) error {
+func (s *Dispatcher) finish(e *jobs.Execution, res *jobs.Result, queued time.Duration) (stored bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	arts := make([]jobs.ArtifactContent, len(res.Artifacts))
@@ -267,9 +306,16 @@ func (s *Dispatcher) finish(e *jobs.Execution, res *jobs.Result, queued time.Dur
 		}
 	}
 	log := s.jobLogger(e)
-	if err := s.storeResult(ctx, e, res, arts); err != nil {
+	done, err := s.storeResult(ctx, e, res, arts)
+	if err != nil {
 		log.Error("store result", "error", err)
-		return err
+		return false, err
+	}
+	if !done {
+		// Cancelled meanwhile, or taken from this node while it was
+		// silent (cluster.node_timeout) for another attempt.
+		log.Warn("result not stored: the execution has ended, or another attempt holds it", "node", e.Node, "attempt", e.Attempt)
+		return false, nil
 	}
 	total := time.Since(e.CreatedAt)
 	s.opts.Metrics.JobEnded(e.JobType, res, queued, total)
@@ -282,23 +328,28 @@ func (s *Dispatcher) finish(e *jobs.Execution, res *jobs.Result, queued time.Dur
 		attrs = append(attrs, slog.String("error_type", string(res.Error.Type)))
 	}
 	log.LogAttrs(ctx, slog.LevelInfo, "execution finished", attrs...)
-	return nil
+	return true, nil
 }
 
 // storeResult stores res as e's result, and queues e's webhook in the same
-// transaction when it has one.
-func (s *Dispatcher) storeResult(ctx context.Context, e *jobs.Execution, res *jobs.Result, arts []jobs.ArtifactContent) error {
+// transaction when it has one. It writes only while e's attempt holds the
+// execution (e.Node and e.Attempt): false when it has ended or another
+// attempt holds it.
+func (s *Dispatcher) storeResult(ctx context.Context, e *jobs.Execution, res *jobs.Result, arts []jobs.ArtifactContent) (bool, error) {
+	held := postgres.Holder{Node: e.Node, Attempt: e.Attempt}
 	if e.CallbackURL == "" {
-		_, err := s.store.Finish(ctx, s.historyOf(e), jobs.System, e.ID, res, arts)
-		return err
+		return s.store.FinishHeld(ctx, s.historyOf(e), e.ID, held, res, arts)
 	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		done, err := s.store.Finish(ctx, tx, jobs.System, e.ID, res, arts)
+	var done bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		done, err = s.store.FinishHeld(ctx, tx, e.ID, held, res, arts)
 		if err != nil || !done {
 			return err
 		}
 		return s.enqueueDelivery(ctx, tx, e.ID, 1)
 	})
+	return done, err
 }
 
 // historyOf is the database e's record is written through: the pool with

@@ -18,6 +18,10 @@ type executeArgs struct {
 	// timeouts plus slack. River's rescuer only takes a job running for
 	// longer than this (and queue.rescue_after) to be on a dead node.
 	MaxRunMS int64 `json:"max_run_ms"`
+	// PriorAttempts counts the attempts made under earlier queue jobs of
+	// the execution: its node went silent, and the leader queued it
+	// again as a new job (see sweepWorker).
+	PriorAttempts int `json:"prior_attempts,omitempty"`
 }
 
 // attemptSlack is added to an execution's timeouts to bound one attempt.
@@ -108,17 +112,22 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) e
 		s.finish(e, &jobs.Result{Status: jobs.StatusFailed, ExitCode: -1, Error: &jobs.ExecError{Type: jobs.ErrConfig, Message: fmt.Sprintf("job type %q is not configured on this server", e.JobType)}}, queued)
 		return nil
 	}
+	// Attempts under earlier queue jobs of the execution count too.
+	attempt, maxAttempts := job.Args.PriorAttempts+job.Attempt, job.Args.PriorAttempts+job.MaxAttempts
 	// A key at its max_concurrent quota: back to the queue for a while.
-	if ok, err := s.markRunning(ctx, e, job.Attempt); err != nil || !ok {
+	if ok, err := s.markRunning(ctx, e, attempt); err != nil || !ok {
 		if cancelledRemotely(ctx) {
 			s.finish(e, cancelledResult("the execution was cancelled"), queued)
 			return nil
 		}
 		return err
 	}
-	log := s.jobLogger(e).With("attempt", job.Attempt)
+	e.Node, e.Attempt = s.opts.Node, attempt
+	log := s.jobLogger(e).With("attempt", attempt)
+	ctx, unhold := s.held.hold(ctx, e.ID, attempt)
+	defer unhold()
 
-	if job.Attempt > 1 {
+	if attempt > 1 {
 		// An attempt that died with its node may have left output rows.
 		s.dropOutput(e, true, true)
 	}
@@ -132,8 +141,13 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[executeArgs]) e
 		res, err = run(ctx)
 	}
 	logged := out.close()
-	d := attemptOutcome(endOf(ctx), res, err, job.Attempt, job.MaxAttempts, w.Timeout(job))
+	d := attemptOutcome(endOf(ctx), res, err, attempt, maxAttempts, w.Timeout(job))
 	switch d.verdict {
+	case verdictDrop:
+		// Its queue job was ended with it; another attempt, elsewhere or
+		// here, runs the execution and writes its output and result.
+		log.Warn("execution taken from this node while it was silent; dropping this attempt's result")
+		return nil
 	case verdictRequeue:
 		// The error wraps River's stop cause, so River retries the job
 		// whatever its attempt instead of dead-lettering it.
@@ -165,6 +179,9 @@ type attemptEnd int
 const (
 	// endRan: the context is live; the runner's answer stands.
 	endRan attemptEnd = iota
+	// endTaken: the execution was taken from this node while it was
+	// silent; another attempt holds it.
+	endTaken
 	// endCancelled: someone cancelled the job, from whichever node.
 	endCancelled
 	// endDeadline: the attempt ran out of the time it was given.
@@ -173,10 +190,13 @@ const (
 	endShutdown
 )
 
-// endOf reports how ctx, an attempt's context, stands. A remote cancel
-// wins over the deadline, and both over a shutdown.
+// endOf reports how ctx, an attempt's context, stands. A taken execution
+// wins over a remote cancel, that over the deadline, and all over a
+// shutdown.
 func endOf(ctx context.Context) attemptEnd {
 	switch {
+	case taken(ctx):
+		return endTaken
 	case cancelledRemotely(ctx):
 		return endCancelled
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
@@ -204,6 +224,9 @@ const (
 	// River discards the job into the dead-letter queue: infrastructure
 	// failed on the last attempt.
 	verdictGiveUp
+	// verdictDrop stores nothing: the execution was taken from this node,
+	// and its queue job ended with the attempt.
+	verdictDrop
 )
 
 // decision is what attemptOutcome decided: the verdict, and the result to
@@ -219,6 +242,8 @@ type decision struct {
 // a failure of tako's own is retried.
 func attemptOutcome(end attemptEnd, res *jobs.Result, err error, attempt, maxAttempts int, limit time.Duration) decision {
 	switch {
+	case end == endTaken:
+		return decision{verdict: verdictDrop}
 	case end == endCancelled:
 		if res == nil || res.Status != jobs.StatusCancelled {
 			res = cancelledResult("the execution was cancelled")

@@ -38,6 +38,7 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	c.flags.key("host", "server.host", "address to listen on (default 127.0.0.1)")
 	c.flags.key("port", "server.port", "port to listen on (default 8000; 0 picks a free port)")
 	c.flags.key("workers", "runner.max_concurrent", "jobs run at once on this node (runner.max_concurrent; Tako VM's --workers)")
+	c.flags.key("role", "server.role", "what this node does: all (the default), api (the API, no Docker) or worker (runs jobs; serves only /health and /metrics)")
 	if err := c.open(args); err != nil {
 		return err
 	}
@@ -45,10 +46,14 @@ func runServer(ctx context.Context, args []string, environ []string, stdout, std
 	if err != nil {
 		return err
 	}
-	if err := c.connect(ctx); err != nil {
-		return err
+	if c.cfg.Server.Role != config.RoleAPI {
+		// An api node runs no jobs: it needs no Docker and no work
+		// directory.
+		if err := c.connect(ctx); err != nil {
+			return err
+		}
+		defer c.close()
 	}
-	defer c.close()
 	s, err := startComponents(ctx, c, keys, warnings)
 	if err != nil {
 		return err
@@ -89,7 +94,8 @@ type components struct {
 	reg    *jobtypes.Registry
 	logger *slog.Logger
 
-	pool *pgxpool.Pool // the database
+	instance string        // this node's id among those sharing the database
+	pool     *pgxpool.Pool // the database
 	// syncHistory is the database with asynchronous commit, for the
 	// records of sync executions; nil with database.sync_history_commit
 	// sync.
@@ -111,10 +117,12 @@ type dispatcherStopper interface {
 // startComponents builds and starts a server's parts with c's
 // configuration, Docker client and work directory: the job types' images,
 // the database, the runner (and its egress gateway), the dispatcher, the
-// metrics sampler and the API, in that order. keys and warnings are
+// metrics sampler and the API, in that order. An api node (server.role
+// api) starts no images, runner or sampler: it opens database.url, and its
+// API sees the workers through the dispatcher. keys and warnings are
 // checkExposure's. On error, what it started is released.
 func startComponents(ctx context.Context, c *command, keys map[string]config.APIKey, warnings []string) (_ *components, err error) {
-	cfg, reg, logger, dc := c.cfg, c.reg, c.logger, c.docker
+	cfg, reg, logger := c.cfg, c.reg, c.logger
 	s := &components{cfg: cfg, reg: reg, logger: logger}
 	defer func() {
 		if err != nil {
@@ -123,68 +131,20 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 	}()
 
 	m := metrics.New(version)
-	instance := runner.NewInstanceID()
-	b := newBuilder(dc, cfg, c.work, m, logger, c.stderr)
-	set, err := ensureImages(ctx, b, reg)
-	if err != nil {
-		return nil, err
-	}
-	for name, reason := range set.errors {
-		logger.Error("job type unavailable: its image could not be built", "job_type", name, "reason", reason)
-	}
-	pool, err := openDatabase(ctx, dc, b, cfg, c.work, logger, c.stderr)
-	if err != nil {
-		return nil, err
-	}
-	s.pool = pool
-
-	if err := runner.CheckWorkDir(ctx, dc, c.work); err != nil {
-		return nil, err
-	}
-	uidFirst, uidCount, _ := config.ParseUIDRange(cfg.Runner.UIDRange) // validated
-	run := runner.New(dc, runner.Options{
-		AcquireTimeout: cfg.Runner.AcquireTimeout.Std(),
-		GVisor:         gvisorOptions(cfg, set.refs),
-		ImageErrors:    set.errors,
-		Images:         set.refs,
-		PythonVersions: set.python,
-		InstanceID:     instance,
-		JobTypes:       reg.All(),
-		Limits:         outputLimits(cfg),
-		MaxConcurrent:  cfg.Runner.MaxConcurrent,
-		MaxStarts:      cfg.Runner.MaxConcurrentStarts,
-		Metrics:        m,
-		ReapInterval:   cfg.Runner.ReapInterval.Std(),
-		RequirementCache: runner.CacheLimits{
-			MaxBytes:  int64(cfg.Requirements.Cache.MaxBytes),
-			MaxImages: cfg.Requirements.Cache.MaxImages,
-		},
-		Requirements: b,
-		Egress:       &runner.EgressOptions{AllowPrivate: cfg.EgressPrivateNetworks(), Hosts: cfg.EgressHosts()},
-		UIDs:         runner.UIDRange{First: uidFirst, Count: uidCount},
-		WorkDir:      c.work,
-	}, logger)
-	if err := run.Start(ctx); err != nil {
-		return nil, err
-	}
-	s.runner = run
-	// The runner started the egress gateway, labelled with the instance's
-	// lock: another node's reaper leaves it alone from the first moment.
-	if g := run.Egress(); g != nil {
-		b.SetEgress(g)
-	}
-	for _, jt := range reg.All() {
-		if jt.Network == jobtypes.NetworkBridge {
-			logger.Warn("job type has network bridge: its jobs reach everything this host reaches, the internal network and the cloud metadata address included; network: {allow: [hosts]} reaches only the hosts named", "job_type", jt.Name)
+	s.instance = runner.NewInstanceID()
+	var run *runner.Runner
+	var b *images.Builder
+	if cfg.Server.Role == config.RoleAPI {
+		// database.url is set: validated.
+		if s.pool, err = openDatabase(ctx, nil, nil, cfg, "", logger, c.stderr); err != nil {
+			return nil, err
 		}
-		if a := run.Availability(jt); !a.Available {
-			logger.Warn("job type unavailable", "job_type", jt.Name, "reason", a.Reason)
-		}
+	} else if run, b, err = s.startEngine(ctx, c, m); err != nil {
+		return nil, err
 	}
-
 	if cfg.Database.SyncHistoryCommit == "async" {
 		// One connection per execution slot, and one for the quota's lock.
-		if s.syncHistory, err = postgres.AsyncCommit(ctx, pool, cfg.Runner.MaxConcurrent+1); err != nil {
+		if s.syncHistory, err = postgres.AsyncCommit(ctx, s.pool, cfg.Runner.MaxConcurrent+1); err != nil {
 			return nil, err
 		}
 	}
@@ -192,20 +152,27 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 	if err != nil {
 		return nil, err
 	}
-	svc, err := dispatch.New(pool, reg, run, dispatch.Options{
-		BuildTimeout: cfg.Images.BuildTimeout.Std(),
-		KeepOutput:   cfg.Streaming.KeepChunks,
-		Heartbeat:    cfg.Cluster.HeartbeatInterval.Std(),
-		NodeTimeout:  cfg.Cluster.NodeTimeout.Std(),
-		MaxAttempts:  cfg.Queue.MaxAttempts,
-		MaxPending:   cfg.Queue.MaxPending,
-		Metrics:      m,
-		Node:         run.InstanceID(),
-		Quotas:       quotas(keys),
-		RescueAfter:  cfg.Rescue(),
-		Retention:    time.Duration(cfg.Queue.RetentionDays) * 24 * time.Hour,
-		SyncHistory:  s.syncHistory,
-		Webhooks:     hooks,
+	var runs dispatch.Runner // nil on an api node, not a nil *runner.Runner
+	if run != nil {
+		runs = run
+	}
+	svc, err := dispatch.New(s.pool, reg, runs, dispatch.Options{
+		BuildTimeout:  cfg.Images.BuildTimeout.Std(),
+		KeepOutput:    cfg.Streaming.KeepChunks,
+		Heartbeat:     cfg.Cluster.HeartbeatInterval.Std(),
+		JobTypes:      cfg.Worker.JobTypes,
+		NodeTimeout:   cfg.Cluster.NodeTimeout.Std(),
+		MaxAttempts:   cfg.Queue.MaxAttempts,
+		MaxPending:    cfg.Queue.MaxPending,
+		Metrics:       m,
+		Node:          s.instance,
+		Role:          cfg.Server.Role,
+		SyncQueueWait: cfg.Runner.AcquireTimeout.Std(),
+		Quotas:        quotas(keys),
+		RescueAfter:   cfg.Rescue(),
+		Retention:     time.Duration(cfg.Queue.RetentionDays) * 24 * time.Hour,
+		SyncHistory:   s.syncHistory,
+		Webhooks:      hooks,
 	}, logger)
 	if err != nil {
 		return nil, err
@@ -217,7 +184,11 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 	}
 	s.service = svc
 
-	s.sampling = startSampling(ctx, cfg, m, reg, run, svc, b, logger)
+	var view api.Runner = svc.Workers()
+	if run != nil {
+		view = run
+		s.sampling = startSampling(ctx, cfg, m, reg, run, svc, b, logger)
+	}
 
 	var served *metrics.Metrics
 	if cfg.Metrics.Enabled {
@@ -243,12 +214,95 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 		Metrics:    served,
 		RateLimit:  api.RateLimit{PerSecond: cfg.Server.RateLimit.RequestsPerSecond, Burst: cfg.Server.RateLimit.Burst},
 		Registry:   reg,
-		Runner:     run,
+		Role:       cfg.Server.Role,
+		Runner:     view,
 		Service:    svc,
 		Version:    version,
 		Warnings:   warnings,
 	})
 	return s, nil
+}
+
+// startEngine builds the images of the job types this node runs (all, or
+// worker.job_types), opens the database (auto-started when database.url
+// is empty) and starts the runner with its pools and egress gateway. It
+// returns the runner and the image builder.
+func (s *components) startEngine(ctx context.Context, c *command, m *metrics.Metrics) (*runner.Runner, *images.Builder, error) {
+	cfg, logger, dc := c.cfg, c.logger, c.docker
+	reg, err := servedRegistry(s.reg, cfg.Worker.JobTypes)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := newBuilder(dc, cfg, c.work, m, logger, c.stderr)
+	set, err := ensureImages(ctx, b, reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	for name, reason := range set.errors {
+		logger.Error("job type unavailable: its image could not be built", "job_type", name, "reason", reason)
+	}
+	if s.pool, err = openDatabase(ctx, dc, b, cfg, c.work, logger, c.stderr); err != nil {
+		return nil, nil, err
+	}
+	if err := runner.CheckWorkDir(ctx, dc, c.work); err != nil {
+		return nil, nil, err
+	}
+	uidFirst, uidCount, _ := config.ParseUIDRange(cfg.Runner.UIDRange) // validated
+	run := runner.New(dc, runner.Options{
+		AcquireTimeout: cfg.Runner.AcquireTimeout.Std(),
+		GVisor:         gvisorOptions(cfg, set.refs),
+		ImageErrors:    set.errors,
+		Images:         set.refs,
+		PythonVersions: set.python,
+		InstanceID:     s.instance,
+		JobTypes:       reg.All(),
+		Limits:         outputLimits(cfg),
+		MaxConcurrent:  cfg.Runner.MaxConcurrent,
+		MaxStarts:      cfg.Runner.MaxConcurrentStarts,
+		Metrics:        m,
+		ReapInterval:   cfg.Runner.ReapInterval.Std(),
+		RequirementCache: runner.CacheLimits{
+			MaxBytes:  int64(cfg.Requirements.Cache.MaxBytes),
+			MaxImages: cfg.Requirements.Cache.MaxImages,
+		},
+		Requirements: b,
+		Egress:       &runner.EgressOptions{AllowPrivate: cfg.EgressPrivateNetworks(), Hosts: cfg.EgressHosts()},
+		UIDs:         runner.UIDRange{First: uidFirst, Count: uidCount},
+		WorkDir:      c.work,
+	}, logger)
+	if err := run.Start(ctx); err != nil {
+		return nil, nil, err
+	}
+	s.runner = run
+	// The runner started the egress gateway, labelled with the instance's
+	// lock: another node's reaper leaves it alone from the first moment.
+	if g := run.Egress(); g != nil {
+		b.SetEgress(g)
+	}
+	for _, jt := range reg.All() {
+		if jt.Network == jobtypes.NetworkBridge {
+			logger.Warn("job type has network bridge: its jobs reach everything this host reaches, the internal network and the cloud metadata address included; network: {allow: [hosts]} reaches only the hosts named", "job_type", jt.Name)
+		}
+		if a := run.Availability(jt); !a.Available {
+			logger.Warn("job type unavailable", "job_type", jt.Name, "reason", a.Reason)
+		}
+	}
+	return run, b, nil
+}
+
+// servedRegistry is reg narrowed to names, the job types a worker runs
+// (worker.job_types, validated); all of reg when names is empty.
+func servedRegistry(reg *jobtypes.Registry, names []string) (*jobtypes.Registry, error) {
+	if len(names) == 0 {
+		return reg, nil
+	}
+	var served []jobtypes.JobType
+	for _, jt := range reg.All() {
+		if slices.Contains(names, jt.Name) {
+			served = append(served, jt)
+		}
+	}
+	return jobtypes.NewRegistry(served)
 }
 
 // serve listens on the configured address and serves the API until ctx
@@ -261,8 +315,8 @@ func (s *components) serve(ctx context.Context, stdout io.Writer) error {
 		s.service.Stop(context.Background())
 		return fmt.Errorf("listen: %w", err)
 	}
-	s.logger.Info("serving", "addr", ln.Addr().String(), "instance", s.runner.InstanceID(), "job_types", s.reg.Names())
-	fmt.Fprintf(stdout, "tako %s serving on http://%s\n", version, ln.Addr())
+	s.logger.Info("serving", "addr", ln.Addr().String(), "role", s.cfg.Server.Role, "instance", s.instance, "job_types", s.reg.Names())
+	fmt.Fprintf(stdout, "tako %s serving on http://%s (role %s)\n", version, ln.Addr(), s.cfg.Server.Role)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.api.Serve(ln) }()

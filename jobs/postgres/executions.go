@@ -203,13 +203,28 @@ UPDATE tako_executions e SET
     artifacts_truncated = $14, egress = $15`
 
 // finishWhere is the clause of finishSQL: execution id ($1 of args) for c,
-// if it has not ended. Terminal statuses never change.
-func finishWhere(c jobs.Caller, args []any) *where {
+// if it has not ended, and, with a holder, only while that holder still
+// holds it. Terminal statuses never change.
+func finishWhere(c jobs.Caller, args []any, h *Holder) *where {
 	w := &where{args: args}
 	w.cond("e.id = $1")
 	w.cond("e.status IN ('queued', 'running')")
+	if h != nil {
+		w.args = append(w.args, CleanText(h.Node), h.Attempt)
+		w.cond(fmt.Sprintf("e.node IS NOT DISTINCT FROM nullif($%d, '') AND e.attempt = $%d", len(w.args)-1, len(w.args)))
+	}
 	w.scope(c)
 	return w
+}
+
+// Holder is who holds a running execution: the node that runs it, and the
+// attempt. An execution taken from a node gone silent has another holder,
+// or none while it waits in the queue again.
+type Holder struct {
+	// Node is the node's id; "" while queued.
+	Node string
+	// Attempt is the attempt's number, from 1.
+	Attempt int
 }
 
 const notifySQL = `SELECT pg_notify($1, $2)`
@@ -241,6 +256,19 @@ type beginner interface {
 // not exist for c. An exit code outside the column's range (a 32-bit
 // integer) is stored clamped to it.
 func (s *Store) Finish(ctx context.Context, q DBTX, c jobs.Caller, id string, res *jobs.Result, artifacts []jobs.ArtifactContent) (bool, error) {
+	return s.finish(ctx, q, c, id, nil, res, artifacts)
+}
+
+// FinishHeld is Finish for the holder h of execution id: it writes only
+// while h still holds the execution, and returns false otherwise. A node
+// that was only slow, and whose execution was taken for another attempt,
+// so writes nothing.
+func (s *Store) FinishHeld(ctx context.Context, q DBTX, id string, h Holder, res *jobs.Result, artifacts []jobs.ArtifactContent) (bool, error) {
+	return s.finish(ctx, q, jobs.System, id, &h, res, artifacts)
+}
+
+// finish is Finish, and FinishHeld when h is not nil.
+func (s *Store) finish(ctx context.Context, q DBTX, c jobs.Caller, id string, h *Holder, res *jobs.Result, artifacts []jobs.ArtifactContent) (bool, error) {
 	if !res.Status.Terminal() {
 		return false, fmt.Errorf("finish execution: status %q is not terminal", res.Status)
 	}
@@ -250,7 +278,7 @@ func (s *Store) Finish(ctx context.Context, q DBTX, c jobs.Caller, id string, re
 	var done bool
 	fn := func(tx DBTX) error {
 		var err error
-		done, err = finish(ctx, tx, c, id, res, artifacts)
+		done, err = finishIn(ctx, tx, c, id, h, res, artifacts)
 		return err
 	}
 	q = s.db(q)
@@ -258,7 +286,7 @@ func (s *Store) Finish(ctx context.Context, q DBTX, c jobs.Caller, id string, re
 		return done, fn(tx)
 	}
 	if len(artifacts) == 0 {
-		return finishAlone(ctx, q, c, id, res)
+		return finishAlone(ctx, q, c, id, h, res)
 	}
 	b, ok := q.(beginner)
 	if !ok {
@@ -306,12 +334,12 @@ func clampInt32(n int) int32 {
 
 // finishAlone is Finish without artifacts and outside a caller's
 // transaction: one statement.
-func finishAlone(ctx context.Context, q DBTX, c jobs.Caller, id string, res *jobs.Result) (bool, error) {
+func finishAlone(ctx context.Context, q DBTX, c jobs.Caller, id string, h *Holder, res *jobs.Result) (bool, error) {
 	args, err := finishArgs(id, res)
 	if err != nil {
 		return false, err
 	}
-	w := finishWhere(c, args)
+	w := finishWhere(c, args, h)
 	var updated, notified int
 	if err := q.QueryRow(ctx, finishNotifySQL(w), append(w.args, NotifyChannel)...).Scan(&updated, &notified); err != nil {
 		return false, fmt.Errorf("finish execution: %w", err)
@@ -325,13 +353,13 @@ func finishAlone(ctx context.Context, q DBTX, c jobs.Caller, id string, res *job
 	return true, nil
 }
 
-// finish is Finish inside transaction tx.
-func finish(ctx context.Context, tx DBTX, c jobs.Caller, id string, res *jobs.Result, artifacts []jobs.ArtifactContent) (bool, error) {
+// finishIn is Finish inside transaction tx.
+func finishIn(ctx context.Context, tx DBTX, c jobs.Caller, id string, h *Holder, res *jobs.Result, artifacts []jobs.ArtifactContent) (bool, error) {
 	args, err := finishArgs(id, res)
 	if err != nil {
 		return false, err
 	}
-	w := finishWhere(c, args)
+	w := finishWhere(c, args, h)
 	tag, err := tx.Exec(ctx, finishSQL+w.String(), w.args...)
 	if err != nil {
 		return false, fmt.Errorf("finish execution: %w", err)
