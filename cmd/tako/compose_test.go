@@ -250,8 +250,8 @@ func (st *stack) stackLabels() []string {
 }
 
 // leftovers lists what of the stack exists: its containers, networks and
-// volumes, and its workers' job containers (tako.managed, with a lock file
-// in the stack's work directory), as "kind id" lines.
+// volumes, and its workers' job containers and networks (tako.managed,
+// with a lock file in the stack's work directory), as "kind id" lines.
 func (st *stack) leftovers(t *testing.T) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -290,6 +290,17 @@ func (st *stack) leftovers(t *testing.T) []string {
 	for _, c := range jobs {
 		if strings.HasPrefix(c.Labels[dockerlabel.Lock], st.workDir+"/") {
 			out = append(out, "container "+c.ID)
+		}
+	}
+	nets, err := st.dc.NetworkList(ctx, network.ListOptions{
+		Filters: filters.NewArgs(filters.Arg("label", dockerlabel.Managed+"=true")),
+	})
+	if err != nil {
+		t.Errorf("list tako networks: %v", err)
+	}
+	for _, n := range nets {
+		if strings.HasPrefix(n.Labels[dockerlabel.Lock], st.workDir+"/") {
+			out = append(out, "network "+n.ID)
 		}
 	}
 	return out
@@ -507,11 +518,22 @@ func startLoad(c *stackClient) *load {
 	return l
 }
 
-// stopAndCheck stops the loops and fails the test when a request got
-// anything but its job's output or a 503 with Retry-After, or when fewer
-// than min succeeded.
+// stopAndCheck waits until at least min jobs have succeeded (for up to 3
+// minutes: the machine may be loaded), stops the loops and fails the test
+// when a request got anything but its job's output or a 503 with
+// Retry-After, or when fewer than min succeeded.
 func (l *load) stopAndCheck(t *testing.T, min int) {
 	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		l.mu.Lock()
+		ok := l.ok
+		l.mu.Unlock()
+		if ok >= min || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	close(l.stop)
 	l.done.Wait()
 	for _, c := range l.clients {

@@ -114,7 +114,7 @@ func TestSwarm(t *testing.T) {
 		for _, id := range st.containers(t, map[string]string{"com.docker.swarm.service.name": st.name + "_api"}) {
 			waitServing(t, dc, id, began, logs)
 		}
-		load.stopAndCheck(t, 5)
+		load.stopAndCheck(t, 10)
 		quickStart(t, c)
 	})
 
