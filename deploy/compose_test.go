@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -58,7 +59,7 @@ func TestComposeFile(t *testing.T) {
 	loadEnv(t, env("api"), roleAPI)
 	worker := loadEnv(t, env("worker"), roleWorker)
 	mount := worker.Runner.WorkDir + ":" + worker.Runner.WorkDir
-	if !hasString(svc["worker"].Volumes, mount) || !hasString(svc["worker"].Volumes, dockerSocket+":"+dockerSocket) {
+	if !slices.Contains(svc["worker"].Volumes, mount) || !slices.Contains(svc["worker"].Volumes, dockerSocket+":"+dockerSocket) {
 		t.Errorf("worker volumes %q, want the Docker socket and %s", svc["worker"].Volumes, mount)
 	}
 	for _, v := range svc["api"].Volumes {
@@ -109,14 +110,4 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("lb/nginx.conf does not say %q", want)
 		}
 	}
-}
-
-// hasString reports whether list holds s.
-func hasString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
