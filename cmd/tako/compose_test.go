@@ -628,3 +628,18 @@ func waitPrometheus(t *testing.T, url string, want int, logs func() string) {
 		time.Sleep(time.Second)
 	}
 }
+
+// TestStackTag: tako image --stack tags the stack's images with --tag's tag.
+func TestStackTag(t *testing.T) {
+	t.Parallel()
+	for ref, want := range map[string]string{
+		"tako-server:0.1.0-dev":              "0.1.0-dev",
+		"tako-server":                        "latest",
+		"registry.local:5000/tako-server":    "latest",
+		"registry.local:5000/tako-server:v2": "v2",
+	} {
+		if got := stackTag(ref); got != want {
+			t.Errorf("stackTag(%q) = %q, want %q", ref, got, want)
+		}
+	}
+}

@@ -101,8 +101,7 @@ func runImage(ctx context.Context, args []string, environ []string, stdout, stde
 	if !*stack {
 		return nil
 	}
-	_, err = buildStack(ctx, b, c.docker, stackTag(*tag), stdout)
-	return err
+	return buildStack(ctx, b, c.docker, stackTag(*tag), stdout)
 }
 
 // staticBinary reads the executable at path and refuses one that needs a

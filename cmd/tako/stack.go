@@ -112,16 +112,14 @@ var stackRecipes = []stackRecipe{
 // Prometheus's (Debian's prometheus), the last two on the executor image,
 // which it builds first when needed. Each image is built once under a
 // content-addressed tag, so a second run only tags. It prints a line per
-// image to out and returns the tags it set, in order.
-func buildStack(ctx context.Context, b *images.Builder, dc imageTagger, tag string, out io.Writer) ([]string, error) {
-	var tagged []string
+// image to out, "built <repo>:<tag> (<ref>) in <duration>" when done.
+func buildStack(ctx context.Context, b *images.Builder, dc imageTagger, tag string, out io.Writer) error {
 	tagAs := func(ref, repo string, began time.Time) error {
 		final := repo + ":" + tag
 		if err := dc.ImageTag(ctx, ref, final); err != nil {
 			return fmt.Errorf("image: tag %s as %s: %w", ref, final, err)
 		}
 		fmt.Fprintf(out, "built %s (%s) in %s\n", final, ref, time.Since(began).Round(100*time.Millisecond))
-		tagged = append(tagged, final)
 		return nil
 	}
 
@@ -131,22 +129,22 @@ func buildStack(ctx context.Context, b *images.Builder, dc imageTagger, tag stri
 	// unless it was built before; never a pull.
 	ref, err := localdb.EnsureImage(ctx, b, "")
 	if err != nil {
-		return tagged, fmt.Errorf("image: %w", err)
+		return fmt.Errorf("image: %w", err)
 	}
 	if err := tagAs(ref, stackPostgresRepo, began); err != nil {
-		return tagged, err
+		return err
 	}
 
 	executor, err := b.EnsureExecutor(ctx)
 	if err != nil {
-		return tagged, fmt.Errorf("image: executor image: %w", err)
+		return fmt.Errorf("image: executor image: %w", err)
 	}
 	executorID, ok, err := b.ImageID(ctx, executor)
 	if err != nil {
-		return tagged, fmt.Errorf("image: executor image: %w", err)
+		return fmt.Errorf("image: executor image: %w", err)
 	}
 	if !ok {
-		return tagged, fmt.Errorf("image: executor image %s disappeared", executor)
+		return fmt.Errorf("image: executor image %s disappeared", executor)
 	}
 	for _, r := range stackRecipes {
 		began := time.Now()
@@ -166,13 +164,13 @@ func buildStack(ctx context.Context, b *images.Builder, dc imageTagger, tag stri
 			VerifyHost: container.HostConfig{NetworkMode: "none"},
 		})
 		if err != nil {
-			return tagged, fmt.Errorf("image: %w", err)
+			return fmt.Errorf("image: %w", err)
 		}
 		if err := tagAs(ref, r.repo, began); err != nil {
-			return tagged, err
+			return err
 		}
 	}
-	return tagged, nil
+	return nil
 }
 
 // imageTagger is the part of the Docker client buildStack uses.
