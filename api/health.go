@@ -39,6 +39,7 @@ const (
 type HealthResponse struct {
 	Status            string                       `json:"status"`
 	Role              string                       `json:"role"` // server.role: all, api or worker
+	Node              string                       `json:"node"` // this node's id, as executions' node names it
 	Version           string                       `json:"version"`
 	CheckedAt         string                       `json:"checked_at"` // when the checks ran (RFC 3339, UTC); at most 2 s ago
 	DockerAvailable   bool                         `json:"docker_available"`
@@ -118,6 +119,7 @@ func (s *Server) probeHealth(ctx context.Context) HealthResponse {
 	resp := HealthResponse{
 		Status:            healthHealthy,
 		Role:              cmp.Or(s.role, "all"),
+		Node:              s.node,
 		Version:           s.version,
 		DockerAvailable:   h.DockerAvailable,
 		GVisorAvailable:   h.GVisorAvailable,

@@ -106,6 +106,8 @@ type Options struct {
 	MaxStreams int
 	// RateLimit meters each caller; zero means no limit.
 	RateLimit RateLimit
+	// Node is this node's id, shown in /health.
+	Node string
 	// Role is the node's server.role: "all" (or ""), "api" (Runner is
 	// the view of the workers) or "worker" (only /health and /metrics
 	// are served; every other route is 404).
@@ -133,6 +135,7 @@ type Server struct {
 	origins  map[string]bool
 	metrics  *metrics.Metrics
 	registry *jobtypes.Registry
+	node     string
 	role     string
 	runner   Runner
 	service  Service
@@ -183,6 +186,7 @@ func New(opts Options) *Server {
 		limiter:     newLimiter(opts.RateLimit, time.Now),
 		metrics:     opts.Metrics,
 		registry:    opts.Registry,
+		node:        opts.Node,
 		role:        opts.Role,
 		runner:      opts.Runner,
 		service:     opts.Service,

@@ -403,7 +403,7 @@ func TestKill9Recovery(t *testing.T) {
 		}
 	}
 	code, res := s.get(t, "/jobs/"+syncID+"/result?wait=true&timeout=120")
-	if r, _ := res.(map[string]any); code != http.StatusOK || r["status"] != "failed" || !strings.Contains(fmt.Sprint(r["error"]), "stopped before it finished") {
+	if r, _ := res.(map[string]any); code != http.StatusOK || r["status"] != "failed" || !strings.Contains(fmt.Sprint(r["error"]), "went silent for longer than cluster.node_timeout") {
 		t.Errorf("sync execution %s after kill -9 and restart: %d %v", syncID, code, res)
 	}
 	waitNoContainers(t, s)

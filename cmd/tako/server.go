@@ -214,6 +214,7 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 		Metrics:    served,
 		RateLimit:  api.RateLimit{PerSecond: cfg.Server.RateLimit.RequestsPerSecond, Burst: cfg.Server.RateLimit.Burst},
 		Registry:   reg,
+		Node:       s.instance,
 		Role:       cfg.Server.Role,
 		Runner:     view,
 		Service:    svc,
