@@ -7,7 +7,7 @@ GVISOR_VERSION ?= v0.0.0-20260905035102-160fafc42237
 GVISOR_RUNSC ?= $(HOME)/.cache/tako/runsc-$(GVISOR_VERSION)/runsc
 export GVISOR_RUNSC
 
-.PHONY: run test build image deps testdeps testdb gvisor check fuzz
+.PHONY: run test build image stack deps testdeps testdb gvisor check fuzz
 
 ## run: install what is missing, build tako and serve the API (tako server $(ARGS))
 run: deps build
@@ -26,6 +26,12 @@ build:
 image: build
 	CGO_ENABLED=0 $(GO) build -o bin/tako-static ./cmd/tako
 	./bin/tako image --binary bin/tako-static
+
+# The images deploy/compose.yaml runs: tako-server, tako-postgres, tako-lb
+# and tako-prometheus, all tagged with tako's version.
+stack: build
+	CGO_ENABLED=0 $(GO) build -o bin/tako-static ./cmd/tako
+	./bin/tako image --binary bin/tako-static --stack
 
 # debootstrap builds tako's executor image when no registry is reachable.
 deps:

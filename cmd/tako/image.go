@@ -44,11 +44,13 @@ const caBundle = "/etc/ssl/certs/ca-certificates.crt"
 
 // runImage is `tako image`: it builds the tako-server image, without a
 // registry, from a statically linked tako binary, and tags it
-// tako-server:<version>.
+// tako-server:<version>. With --stack it also builds the other images
+// deploy/compose.yaml names (buildStack), with the same tag.
 func runImage(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
 	c := newCommand("image", environ, stderr)
 	binary := c.flags.fs.String("binary", "", "the statically linked tako binary to put in the image (default: this one); build it with CGO_ENABLED=0, as `make image` does")
 	tag := c.flags.fs.String("tag", "tako-server:"+version, "the image's tag")
+	stack := c.flags.fs.Bool("stack", false, "also build the images deploy/compose.yaml runs, tagged like --tag: tako-postgres, tako-lb (nginx) and tako-prometheus")
 	if err := c.open(args); err != nil {
 		return err
 	}
@@ -96,7 +98,10 @@ func runImage(ctx context.Context, args []string, environ []string, stdout, stde
 		return fmt.Errorf("image: tag %s as %s: %w", ref, *tag, err)
 	}
 	fmt.Fprintf(stdout, "built %s (%s) in %s\n", *tag, ref, time.Since(began).Round(100*time.Millisecond))
-	return nil
+	if !*stack {
+		return nil
+	}
+	return buildStack(ctx, b, c.docker, stackTag(*tag), stdout)
 }
 
 // staticBinary reads the executable at path and refuses one that needs a
