@@ -26,6 +26,10 @@ type composeService struct {
 // defaultsRe matches the ${NAME:-default} substitutions of compose.yaml.
 var defaultsRe = regexp.MustCompile(`\$\{([A-Z_]+):-([^}]*)\}`)
 
+// requiredRe matches its ${NAME:?message} substitutions: settings with no
+// safe default, which the file refuses to deploy without.
+var requiredRe = regexp.MustCompile(`\$\{([A-Z_]+):\?([^}]*)\}`)
+
 // TestComposeFile: compose.yaml, with its defaults, gives the api and
 // worker services environments tako accepts for their roles, mounts the
 // workers' work directory at its host path, names the images `tako image
@@ -37,7 +41,11 @@ func TestComposeFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !requiredRe.MatchString(string(data)) || !strings.Contains(requiredRe.FindString(string(data)), "TAKO_API_KEY") {
+		t.Errorf("compose.yaml has a default API key; the stack must not start without TAKO_API_KEY")
+	}
 	text := defaultsRe.ReplaceAllString(string(data), "$2")
+	text = requiredRe.ReplaceAllString(text, "set-by-the-user-$1")
 	if strings.Contains(text, "${") {
 		t.Errorf("compose.yaml has a substitution without a default")
 	}
