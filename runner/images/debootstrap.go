@@ -1,19 +1,18 @@
 package images
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/image"
+	"github.com/tako-run/tako/internal/mountinfo"
 )
 
 // errNoDebootstrap says what to do when debootstrap is missing.
@@ -157,7 +156,8 @@ func (b *Builder) importRootfs(ctx context.Context, dir, ref, hash string) error
 // /proc and /sys inside it while it runs and may leave them mounted when it
 // fails; those are unmounted first so that removal never reaches into them.
 func (b *Builder) removeRootfs(dir string) {
-	for _, m := range mountsUnder(dir) {
+	mounts, _ := mountinfo.Under(dir) // none found: nothing to unmount
+	for _, m := range mounts {
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
 			b.logger.Warn("unmount in rootfs failed", "path", m, "error", err)
 			return // leave the directory rather than delete through a mount
@@ -166,58 +166,6 @@ func (b *Builder) removeRootfs(dir string) {
 	if err := os.RemoveAll(dir); err != nil {
 		b.logger.Warn("remove rootfs dir failed", "path", dir, "error", err)
 	}
-}
-
-// mountsUnder returns the mount points at or below dir, deepest first.
-func mountsUnder(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMount(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out
-}
-
-// unescapeMount decodes the octal escapes (\040 for a space ...) of
-// /proc/self/mountinfo.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v byte
-			ok := true
-			for _, c := range []byte(s[i+1 : i+4]) {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + (c - '0')
-			}
-			if ok {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // pythonVersionIn returns the major.minor version of the Python 3 that a

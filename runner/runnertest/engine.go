@@ -1,7 +1,6 @@
 package runnertest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -18,7 +17,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,6 +27,7 @@ import (
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
+	"github.com/tako-run/tako/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -633,61 +632,13 @@ func waitGone(pids []int, d time.Duration) []int {
 	}
 }
 
-// mountsUnder lists the mount points at or under dirs, deepest first.
-func mountsUnder(dirs []string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, fmt.Errorf("read mounts: %w", err)
-	}
-	defer f.Close()
-	var points []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		point := unescapeMount(fields[4])
-		for _, dir := range dirs {
-			if point == dir || strings.HasPrefix(point, dir+"/") {
-				points = append(points, point)
-				break
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read mounts: %w", err)
-	}
-	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
-	return points, nil
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // unmountUnder detaches every mount at or under dirs: fuse-overlayfs
 // layers, network namespaces, the data root's private bind mount.
 func unmountUnder(dirs []string) error {
 	// A mount may hide another at the same point: go round until none
 	// is left.
 	for round := 0; ; round++ {
-		points, err := mountsUnder(dirs)
+		points, err := mountinfo.Under(dirs...)
 		if err != nil || len(points) == 0 {
 			return err
 		}

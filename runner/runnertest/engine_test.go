@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/tako-run/tako/internal/mountinfo"
 )
 
 func TestSecondEngine(t *testing.T) {
@@ -168,7 +169,7 @@ func TestSecondEngine(t *testing.T) {
 		if pids := processesUsing(dirs); len(pids) > 0 {
 			t.Errorf("processes %v still use %s", pids, strings.Join(dirs, ", "))
 		}
-		if points, err := mountsUnder(dirs); err != nil || len(points) > 0 {
+		if points, err := mountinfo.Under(dirs...); err != nil || len(points) > 0 {
 			t.Errorf("mounts left: %v %v", points, err)
 		}
 		for _, name := range []string{e.Bridge, leftover} {
