@@ -45,6 +45,10 @@ func TestAttemptOutcome(t *testing.T) {
 	}{
 		{name: "a program that succeeds is finished", end: endRan, res: succeeded, attempt: 1,
 			want: want{verdict: verdictFinish, status: jobs.StatusSucceeded}, wantSame: succeeded},
+		{name: "an execution taken from this node stores nothing, whatever it ran to", end: endTaken, res: succeeded, attempt: 1,
+			want: want{verdict: verdictDrop}},
+		{name: "an execution taken from this node is not retried here", end: endTaken, err: dockerDown, attempt: 1,
+			want: want{verdict: verdictDrop}},
 		{name: "a program that fails is finished, not retried", end: endRan, res: programFailed, attempt: 1,
 			want: want{verdict: verdictFinish, status: jobs.StatusFailed, errType: jobs.ErrName, message: "NameError: x"}, wantSame: programFailed},
 		{name: "the program's own timeout is finished as it is", end: endRan, res: ownTimeout, attempt: 1,

@@ -563,3 +563,46 @@ func TestDeleteOlderThan(t *testing.T) {
 		t.Errorf("child ParentID = %q, want empty", got.ParentID)
 	}
 }
+
+// TestFinishHeld: only the node and attempt that hold a running execution
+// write its result; another node, an earlier attempt, or anyone once the
+// execution is queued again, write nothing. Taken names the attempts a
+// node no longer holds.
+func TestFinishHeld(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	e := newExecution("default")
+	e.Status = jobs.StatusQueued
+	mustInsert(t, s, e)
+	if ok, err := s.MarkRunning(ctx, nil, jobs.System, e.ID, 1, "node-a"); err != nil || !ok {
+		t.Fatalf("MarkRunning: %v, %v", ok, err)
+	}
+	done := &jobs.Result{Status: jobs.StatusSucceeded, Stdout: "ok"}
+	for _, h := range []postgres.Holder{{Node: "node-b", Attempt: 1}, {Node: "node-a", Attempt: 2}, {Attempt: 1}} {
+		if ok, err := s.FinishHeld(ctx, nil, e.ID, h, done, nil); err != nil || ok {
+			t.Errorf("FinishHeld by %+v = %v, %v; want false, nil", h, ok, err)
+		}
+	}
+	if taken, err := s.Taken(ctx, "node-a", map[string]int{e.ID: 1}); err != nil || len(taken) != 0 {
+		t.Errorf("Taken by its holder = %v, %v; want none", taken, err)
+	}
+	if taken, err := s.Taken(ctx, "node-b", map[string]int{e.ID: 1}); err != nil || len(taken) != 1 {
+		t.Errorf("Taken by another node = %v, %v; want the execution", taken, err)
+	}
+	if ok, err := s.MarkRunning(ctx, nil, jobs.System, e.ID, 2, "node-b"); err != nil || !ok {
+		t.Fatalf("MarkRunning, attempt 2: %v, %v", ok, err)
+	}
+	if taken, err := s.Taken(ctx, "node-a", map[string]int{e.ID: 1}); err != nil || len(taken) != 1 || taken[0] != e.ID {
+		t.Errorf("Taken by the first attempt's node = %v, %v; want the execution", taken, err)
+	}
+	if ok, err := s.FinishHeld(ctx, nil, e.ID, postgres.Holder{Node: "node-a", Attempt: 1}, done, nil); err != nil || ok {
+		t.Errorf("FinishHeld by the first attempt = %v, %v; want false, nil", ok, err)
+	}
+	if ok, err := s.FinishHeld(ctx, nil, e.ID, postgres.Holder{Node: "node-b", Attempt: 2}, done, nil); err != nil || !ok {
+		t.Errorf("FinishHeld by the holder = %v, %v; want true, nil", ok, err)
+	}
+	if got := mustGet(t, s, e.ID); got.Status != jobs.StatusSucceeded || got.Node != "node-b" || got.Attempt != 2 {
+		t.Errorf("record %s by %s attempt %d, want succeeded by node-b attempt 2", got.Status, got.Node, got.Attempt)
+	}
+}
