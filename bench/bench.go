@@ -23,7 +23,7 @@ import (
 // 1, or Duration positive and Requests 0; Warmup and Rate not negative;
 // Timeout positive; URL an http(s) base URL without a trailing slash; Code
 // and JobType not empty; Compare without JobType and without Baseline;
-// BurstIdle and BurstSize not negative. Its JSON is the "config" of the
+// BurstIdle and BurstSize not negative; DBIdle positive with Database. Its JSON is the "config" of the
 // report.
 type Config struct {
 	URL         string        `json:"url"`
@@ -63,6 +63,13 @@ type Config struct {
 	Burst     bool          `json:"-"`
 	BurstIdle time.Duration `json:"-"`
 	BurstSize int           `json:"-"`
+
+	// Database, when set, measures the database work of JobType's run
+	// with the counters it reads (--db-cost): over DBIdle, positive,
+	// without load just before the run (after the warm-up), then over the
+	// run and DBSettle after it. The report's database object holds it.
+	Database DatabaseCounterReader `json:"-"`
+	DBIdle   time.Duration         `json:"-"`
 }
 
 // Run benchmarks the server at cfg.URL with cfg's load and prints the
@@ -135,6 +142,10 @@ func checkJobTypes(ctx context.Context, cfg Config, client *http.Client) (jobTyp
 func measure(ctx context.Context, cfg Config, client *http.Client, jt jobType, stderr io.Writer) (Report, error) {
 	report := Report{Config: newReportConfig(cfg, jt)}
 	measureTako := func() (err error) {
+		if cfg.Database != nil {
+			report.Tako, report.Database, err = measureWithDatabase(ctx, cfg, client, stderr)
+			return err
+		}
 		report.Tako, err = measureJobType(ctx, cfg, client, cfg.JobType, stderr)
 		return err
 	}
@@ -169,6 +180,29 @@ func measureJobType(ctx context.Context, cfg Config, client *http.Client, name s
 	}
 	progress(stderr, cfg, model)
 	return takoBenchmark(cfg, client).run(ctx, cfg)
+}
+
+// measureWithDatabase runs cfg's load through the server like
+// measureJobType, and measures the database work of its measured requests
+// with cfg.Database: the warm-up comes first, then the idle interval for
+// the background, then the measured requests.
+func measureWithDatabase(ctx context.Context, cfg Config, client *http.Client, stderr io.Writer) (Stats, *DatabaseCost, error) {
+	b := takoBenchmark(cfg, client)
+	if cfg.Warmup > 0 {
+		fmt.Fprintf(stderr, "bench: tako: %d warm-up requests at concurrency %d\n", cfg.Warmup, cfg.Concurrency)
+		if _, _, err := b.loop(ctx, cfg, cfg.Warmup, 0); err != nil {
+			return Stats{}, nil, err
+		}
+		cfg.Warmup = 0
+	}
+	m := dbMeter{reader: cfg.Database, idle: cfg.DBIdle, settle: DBSettle, now: time.Now, sleep: sleepCtx}
+	var st Stats
+	cost, err := m.around(ctx, stderr, func() (n int, err error) {
+		progress(stderr, cfg, "tako")
+		st, err = b.run(ctx, cfg)
+		return st.Requests, err
+	})
+	return st, cost, err
 }
 
 // runBaseline measures the original's model with cfg's load and the job

@@ -41,22 +41,24 @@ func newReportConfig(cfg Config, jt jobType) ReportConfig {
 // Report is the whole result; --json prints it as is. Tako is the
 // --job-type row; Compare, with --compare only, holds the other job types.
 // Floors and FloorRatios are there with --floors only, and FloorRatios
-// only when tako had a successful job. Burst is there with --burst only.
+// only when tako had a successful job. Burst is there with --burst only,
+// Database with --db-cost only.
 type Report struct {
-	Tako        Stats        `json:"tako"`
-	Baseline    *Stats       `json:"baseline"`
-	Ratio       *Ratio       `json:"ratio"`
-	Config      ReportConfig `json:"config"`
-	Compare     []CompareRow `json:"compare,omitempty"`
-	Floors      *Floors      `json:"floors,omitempty"`
-	FloorRatios *FloorRatios `json:"floor_ratios,omitempty"`
-	Burst       *Burst       `json:"burst,omitempty"`
+	Tako        Stats         `json:"tako"`
+	Baseline    *Stats        `json:"baseline"`
+	Ratio       *Ratio        `json:"ratio"`
+	Config      ReportConfig  `json:"config"`
+	Compare     []CompareRow  `json:"compare,omitempty"`
+	Floors      *Floors       `json:"floors,omitempty"`
+	FloorRatios *FloorRatios  `json:"floor_ratios,omitempty"`
+	Burst       *Burst        `json:"burst,omitempty"`
+	Database    *DatabaseCost `json:"database,omitempty"`
 }
 
 // writeTable prints r as an aligned table, then the ratios and the
 // error breakdown. A report with compared job types gets the side-by-side
 // table of writeCompareTable instead. The floors, with --floors, and the
-// burst, with --burst, come last.
+// burst, with --burst, and the database work, with --db-cost, come last.
 func writeTable(w io.Writer, r Report) {
 	if len(r.Compare) > 0 {
 		writeCompareTable(w, r)
@@ -68,6 +70,9 @@ func writeTable(w io.Writer, r Report) {
 	}
 	if r.Burst != nil {
 		writeBurst(w, *r.Burst)
+	}
+	if r.Database != nil {
+		writeDatabaseCost(w, *r.Database)
 	}
 }
 

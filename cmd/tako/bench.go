@@ -37,6 +37,13 @@ bootstrap until it is ready, one at a time and at --concurrency. It needs the Do
 database (--database-url, or database.url of the configuration --config
 loads) and tako's work directory, and runs as tako server does.
 
+With --db-cost it reads pg_stat_database of tako's database (--database-url,
+or database.url of the configuration --config loads) before and after the
+measured run, and over an idle interval just before it (--db-idle), and
+prints the run's transactions, rows written, rows read and active statement
+time per job, net of the idle background (heartbeats, queue polling). It
+waits 11 s after the run for PostgreSQL to flush its counters.
+
 With --burst it ends by leaving the server idle for --burst-idle, then
 sending --burst-size POST /execute requests of --job-type at once, each on
 its own connection (default: twice the job type's pool.max), and prints
@@ -47,14 +54,20 @@ Flags:
 `
 
 // benchFlags is tako bench's checked command line: the load, and with
-// --floors the database the store floor uses.
+// --floors the database the store floor uses, with --db-cost the database
+// whose work is measured.
 type benchFlags struct {
 	cfg    bench.Config
 	floors bool
+	dbCost bool
 	// databaseURL is --database-url; "" means the configuration's
 	// database.url.
 	databaseURL string
 }
+
+// defaultDBIdle is how long --db-cost measures the idle background in
+// --requests mode when --db-idle is not given.
+const defaultDBIdle = 10 * time.Second
 
 // defaultFloorDuration is how long each churn floor runs in
 // --requests mode when --floor-duration is not given.
@@ -76,6 +89,13 @@ func runBench(ctx context.Context, args []string, environ []string, stdout, stde
 		}
 		defer c.close()
 		f.cfg.Floors = opener
+	}
+	if f.dbCost {
+		url, err := benchDatabaseURL(c, f.databaseURL, "--db-cost", "the database whose work it measures")
+		if err != nil {
+			return err
+		}
+		f.cfg.Database = bench.NewPGStatReader(url)
 	}
 	return bench.Run(ctx, f.cfg, stdout, stderr)
 }
@@ -110,7 +130,9 @@ func parseBenchFlags(c *command, args []string) (f benchFlags, err error) {
 	fs.BoolVar(&f.floors, "floors", false, "also measure the floors before and after, and print tako's figures over them (needs Docker and the database)")
 	fs.IntVar(&cfg.FloorRuns, "floor-runs", 20, "with --floors: timed runs of each latency floor")
 	fs.DurationVar(&cfg.FloorDuration, "floor-duration", 0, "with --floors: how long each churn floor runs (default: --duration, or 10s)")
-	fs.StringVar(&f.databaseURL, "database-url", "", "with --floors: the `URL` of tako's PostgreSQL (default: database.url of the configuration)")
+	fs.StringVar(&f.databaseURL, "database-url", "", "with --floors or --db-cost: the `URL` of tako's PostgreSQL (default: database.url of the configuration)")
+	fs.BoolVar(&f.dbCost, "db-cost", false, "also measure the run's work in tako's database (pg_stat_database), per job and net of the idle background")
+	fs.DurationVar(&cfg.DBIdle, "db-idle", 0, "with --db-cost: how long the background is measured, idle, before the run (default: --duration, or 10s)")
 	fs.BoolVar(&cfg.Burst, "burst", false, "then, after --burst-idle without requests, send --burst-size requests at once and report how they fared")
 	fs.DurationVar(&cfg.BurstIdle, "burst-idle", time.Minute, "with --burst: how long the server is left idle before the burst")
 	fs.IntVar(&cfg.BurstSize, "burst-size", 0, "with --burst: requests in the burst (0: twice the job type's pool.max)")
@@ -159,6 +181,9 @@ func parseBenchFlags(c *command, args []string) (f benchFlags, err error) {
 	if err := checkBurstFlags(f.cfg, set); err != nil {
 		return f, err
 	}
+	if err := checkDBCostFlags(f, set); err != nil {
+		return f, err
+	}
 	if set["compare"] {
 		if cfg.Compare, err = parseCompare(*compare, cfg.JobType); err != nil {
 			return f, fmt.Errorf("%w: %w", errUsage, err)
@@ -176,6 +201,12 @@ func parseBenchFlags(c *command, args []string) (f benchFlags, err error) {
 		cfg.FloorDuration = defaultFloorDuration
 		if cfg.Duration > 0 {
 			cfg.FloorDuration = cfg.Duration
+		}
+	}
+	if f.dbCost && !set["db-idle"] {
+		cfg.DBIdle = defaultDBIdle
+		if cfg.Duration > 0 {
+			cfg.DBIdle = cfg.Duration
 		}
 	}
 	u, err := url.Parse(cfg.URL)
@@ -200,16 +231,23 @@ func parseBenchFlags(c *command, args []string) (f benchFlags, err error) {
 }
 
 // checkFloorFlags checks the flags of --floors: set are the flags given.
-// They mean nothing without --floors, and --config is read only for it.
+// They mean nothing without --floors; --database-url and --config, read
+// only for the database, mean something with --db-cost too.
 func checkFloorFlags(f benchFlags, set map[string]bool) error {
 	if !f.floors {
 		for _, name := range []string{"floor-runs", "floor-duration", "database-url", "config", "c"} {
-			if set[name] {
-				dashes := "--"
-				if len(name) == 1 {
-					dashes = "-"
-				}
+			if !set[name] {
+				continue
+			}
+			dashes := "--"
+			if len(name) == 1 {
+				dashes = "-"
+			}
+			switch {
+			case name == "floor-runs" || name == "floor-duration":
 				return fmt.Errorf("%w: %s%s is used only with --floors", errUsage, dashes, name)
+			case !f.dbCost:
+				return fmt.Errorf("%w: %s%s is used only with --floors or --db-cost", errUsage, dashes, name)
 			}
 		}
 		return nil
@@ -219,6 +257,25 @@ func checkFloorFlags(f benchFlags, set map[string]bool) error {
 		return fmt.Errorf("%w: --floor-runs must be at least 1, not %d", errUsage, f.cfg.FloorRuns)
 	case set["floor-duration"] && f.cfg.FloorDuration <= 0:
 		return fmt.Errorf("%w: --floor-duration must be positive, not %s", errUsage, f.cfg.FloorDuration)
+	case set["database-url"] && f.databaseURL == "":
+		return fmt.Errorf("%w: --database-url must not be empty", errUsage)
+	}
+	return nil
+}
+
+// checkDBCostFlags checks the flags of --db-cost: set are the flags given.
+// --db-idle means nothing without it, and it cannot run with --floors,
+// whose store floor writes to the same database.
+func checkDBCostFlags(f benchFlags, set map[string]bool) error {
+	switch {
+	case !f.dbCost && set["db-idle"]:
+		return fmt.Errorf("%w: --db-idle is used only with --db-cost", errUsage)
+	case !f.dbCost:
+		return nil
+	case f.floors:
+		return fmt.Errorf("%w: --db-cost and --floors cannot be used together (the store floor writes to the database whose work --db-cost measures)", errUsage)
+	case set["db-idle"] && f.cfg.DBIdle <= 0:
+		return fmt.Errorf("%w: --db-idle must be positive, not %s", errUsage, f.cfg.DBIdle)
 	case set["database-url"] && f.databaseURL == "":
 		return fmt.Errorf("%w: --database-url must not be empty", errUsage)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tako-run/tako/bench"
+	"github.com/tako-run/tako/runner/runnertest"
 )
 
 func TestBenchFlags(t *testing.T) {
@@ -201,6 +202,52 @@ func TestBenchFloorFlags(t *testing.T) {
 	}
 }
 
+func TestBenchDBCostFlags(t *testing.T) {
+	t.Parallel()
+	ok := []struct {
+		name  string
+		args  []string
+		idle  time.Duration
+		dbURL string
+	}{
+		{"defaults", []string{"--db-cost"}, 10 * time.Second, ""},
+		{"idle for --duration", []string{"--db-cost", "--duration", "30s"}, 30 * time.Second, ""},
+		{"all given", []string{"--db-cost", "--db-idle", "3s", "--database-url", "postgres://h/db", "--config", "../../tako.yaml"},
+			3 * time.Second, "postgres://h/db"},
+		{"off", []string{"--db-cost=false"}, 0, ""},
+	}
+	for _, tt := range ok {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := parseBenchFlags(newCommand("bench", nil, io.Discard), tt.args)
+			want := tt.name != "off"
+			if err != nil || f.dbCost != want || f.cfg.DBIdle != tt.idle || f.databaseURL != tt.dbURL {
+				t.Errorf("parseBenchFlags(%q) = db-cost %v, idle %s, %q, %v; want %v, %s, %q",
+					tt.args, f.dbCost, f.cfg.DBIdle, f.databaseURL, err, want, tt.idle, tt.dbURL)
+			}
+		})
+	}
+
+	bad := []struct {
+		name string
+		args []string
+		want string // in the error message
+	}{
+		{"idle without --db-cost", []string{"--db-idle", "5s"}, "--db-idle is used only with --db-cost"},
+		{"database without either", []string{"--database-url", "postgres://h/db"}, "--database-url is used only with --floors or --db-cost"},
+		{"zero idle", []string{"--db-cost", "--db-idle", "0s"}, "--db-idle must be positive, not 0s"},
+		{"empty database", []string{"--db-cost", "--database-url", ""}, "--database-url must not be empty"},
+		{"with --floors", []string{"--db-cost", "--floors"}, "--db-cost and --floors cannot be used together"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ok, err := parseBench(tt.args, io.Discard)
+			if ok || !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("parseBenchFlags(%q) = %v, %v; want a usage error containing %q", tt.args, ok, err, tt.want)
+			}
+		})
+	}
+}
+
 func TestBenchBurstFlags(t *testing.T) {
 	t.Parallel()
 	ok := []struct {
@@ -339,6 +386,58 @@ func TestBenchEndToEnd(t *testing.T) {
 			t.Fatalf("baseline containers left behind: %s", out)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestBenchDBCostDatabaseMissing runs tako bench --db-cost with a
+// configuration that names no database and no --database-url: it stops
+// before it measures anything, naming the flag and the key.
+func TestBenchDBCostDatabaseMissing(t *testing.T) {
+	t.Parallel()
+	environ := []string{"HOME=" + t.TempDir()} // no TAKO_DATABASE_URL
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"tako", "bench", "--db-cost", "--config", "../../tako.yaml"}, environ, &stdout, &stderr)
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--db-cost needs the database") ||
+		!strings.Contains(err.Error(), "--database-url") || !strings.Contains(err.Error(), "database.url") {
+		t.Errorf("err %v", err)
+	}
+	if stdout.Len() > 0 || strings.Contains(stderr.String(), "bench:") {
+		t.Errorf("measured without a database:\n%s\n%s", stdout.String(), stderr.String())
+	}
+}
+
+// TestBenchDBCostEndToEnd measures the database work of a short run
+// against a real server of its own and its database. It checks the
+// report's shape and that the interval shows the jobs' transactions and
+// rows, never the figures: the background is noisy on a short run.
+func TestBenchDBCostEndToEnd(t *testing.T) {
+	runnertest.Docker(t)
+	s := startOwnServer(t)
+	var stdout, stderr bytes.Buffer
+	args := []string{"tako", "bench", "--url", s.url, "--db-cost", "--db-idle", "2s", "--json", "--requests", "6",
+		"--database-url", s.dbURL}
+	if err := run(t.Context(), args, os.Environ(), &stdout, &stderr); err != nil {
+		t.Fatalf("%q: %v\n%s", args, err, stderr.String())
+	}
+	var r bench.Report
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("decode %s: %v", stdout.String(), err)
+	}
+	c := r.Database
+	if c == nil || c.PerJob == nil {
+		t.Fatalf("no database object or no per-job figures:\n%s", stdout.String())
+	}
+	if c.Requests != 6 || c.IdleS < 2 || c.SettleS != bench.DBSettle.Seconds() || c.IntervalS < c.SettleS || c.Note == "" ||
+		!strings.HasPrefix(c.Database, "tako_") {
+		t.Errorf("database object %+v", *c)
+	}
+	if c.Total.Transactions < 6 || c.Total.RowsWritten < 6 || c.Total.ActiveMS <= 0 {
+		t.Errorf("6 jobs, and the interval shows %+v", c.Total)
+	}
+	for _, want := range []string{"bench: database: 2s idle for the background", "bench: database: waiting 11s for PostgreSQL"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("no %q in\n%s", want, stderr.String())
+		}
 	}
 }
 

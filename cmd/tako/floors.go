@@ -26,8 +26,26 @@ type floorOpener struct {
 // engine's client. Each error names what is missing and the flag or key
 // that gives it.
 func newFloorOpener(ctx context.Context, c *command, databaseURL string) (*floorOpener, error) {
+	databaseURL, err := benchDatabaseURL(c, databaseURL, "--floors", "tako's database for the store floor")
+	if err != nil {
+		return nil, err
+	}
+	if err := c.findWorkDir(); err != nil {
+		return nil, fmt.Errorf("--floors: %w", err)
+	}
+	if err := c.dialDocker(ctx); err != nil {
+		return nil, fmt.Errorf("--floors needs the Docker engine: %w", err)
+	}
+	return &floorOpener{c: c, databaseURL: databaseURL}, nil
+}
+
+// benchDatabaseURL is the database a tako bench option (flag, which needs
+// it for what) uses: databaseURL, --database-url, when given, else
+// database.url of the configuration c's --config loads. Its errors name
+// the flag and the key that give it.
+func benchDatabaseURL(c *command, databaseURL, flag, what string) (string, error) {
 	if err := c.load(); err != nil {
-		return nil, fmt.Errorf("--floors reads tako's configuration (--config): %w", err)
+		return "", fmt.Errorf("%s reads tako's configuration (--config): %w", flag, err)
 	}
 	if databaseURL == "" {
 		databaseURL = c.cfg.Database.URL
@@ -37,15 +55,9 @@ func newFloorOpener(ctx context.Context, c *command, databaseURL string) (*floor
 		if source == "" {
 			source = "built-in defaults: no tako.yaml found"
 		}
-		return nil, fmt.Errorf("%w: --floors needs tako's database for the store floor: pass --database-url, or set database.url in the configuration (--config; %s)", errUsage, source)
+		return "", fmt.Errorf("%w: %s needs %s: pass --database-url, or set database.url in the configuration (--config; %s)", errUsage, flag, what, source)
 	}
-	if err := c.findWorkDir(); err != nil {
-		return nil, fmt.Errorf("--floors: %w", err)
-	}
-	if err := c.dialDocker(ctx); err != nil {
-		return nil, fmt.Errorf("--floors needs the Docker engine: %w", err)
-	}
-	return &floorOpener{c: c, databaseURL: databaseURL}, nil
+	return databaseURL, nil
 }
 
 // OpenFloors implements bench.FloorOpener: it gives target's containers the
