@@ -178,6 +178,11 @@ func TestScaleOut(t *testing.T) {
 			t.Errorf("a worker's /execute: %d, want 404", resp.StatusCode)
 		}
 	}
+	// A worker's /health answers for the job types it runs alone.
+	wh := (&testServer{url: b.url}).getMap(t, "/health")
+	if jt := wh["job_types"].(map[string]any); len(jt) != 1 || jt["default"] == nil || wh["role"] != "worker" {
+		t.Errorf("worker /health: role %v, job types %v; want worker, default alone", wh["role"], jt)
+	}
 	waitFor(t, time.Minute, "the api node to see a live worker of default", func() bool {
 		_, h := api.get(t, "/health")
 		jt, _ := h.(map[string]any)["job_types"].(map[string]any)["default"].(map[string]any)
@@ -283,6 +288,14 @@ func TestScaleOut(t *testing.T) {
 	waitFor(t, time.Minute, "the resumed worker to drop its attempt", func() bool {
 		return strings.Contains(paused.logs.String(), "dropping this attempt's result")
 	})
+}
+
+// getMap is get for an answer that is a JSON object.
+func (s *testServer) getMap(t *testing.T, path string) map[string]any {
+	t.Helper()
+	_, v := s.get(t, path)
+	m, _ := v.(map[string]any)
+	return m
 }
 
 // nodeOf returns the node that runs or ran execution id.

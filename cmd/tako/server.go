@@ -90,8 +90,11 @@ func checkExposure(c *command) (map[string]config.APIKey, []string, error) {
 // let the running ones finish up to a deadline, then the metrics sampler,
 // the runner with its pools and egress gateway, and the database.
 type components struct {
-	cfg    *config.Config
-	reg    *jobtypes.Registry
+	cfg *config.Config
+	reg *jobtypes.Registry
+	// served is the job types this node runs (worker.job_types); reg
+	// when it runs them all or none.
+	served *jobtypes.Registry
 	logger *slog.Logger
 
 	instance string        // this node's id among those sharing the database
@@ -123,7 +126,7 @@ type dispatcherStopper interface {
 // checkExposure's. On error, what it started is released.
 func startComponents(ctx context.Context, c *command, keys map[string]config.APIKey, warnings []string) (_ *components, err error) {
 	cfg, reg, logger := c.cfg, c.reg, c.logger
-	s := &components{cfg: cfg, reg: reg, logger: logger}
+	s := &components{cfg: cfg, reg: reg, served: reg, logger: logger}
 	defer func() {
 		if err != nil {
 			s.release()
@@ -190,6 +193,12 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 		s.sampling = startSampling(ctx, cfg, m, reg, run, svc, b, logger)
 	}
 
+	// A worker's /health speaks of the job types it runs; every other
+	// node answers for them all.
+	apiReg := reg
+	if cfg.Server.Role == config.RoleWorker {
+		apiReg = s.served
+	}
 	var served *metrics.Metrics
 	if cfg.Metrics.Enabled {
 		served = m
@@ -213,7 +222,7 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 		MaxStreams: cfg.Streaming.MaxStreams,
 		Metrics:    served,
 		RateLimit:  api.RateLimit{PerSecond: cfg.Server.RateLimit.RequestsPerSecond, Burst: cfg.Server.RateLimit.Burst},
-		Registry:   reg,
+		Registry:   apiReg,
 		Node:       s.instance,
 		Role:       cfg.Server.Role,
 		Runner:     view,
@@ -234,6 +243,7 @@ func (s *components) startEngine(ctx context.Context, c *command, m *metrics.Met
 	if err != nil {
 		return nil, nil, err
 	}
+	s.served = reg
 	b := newBuilder(dc, cfg, c.work, m, logger, c.stderr)
 	set, err := ensureImages(ctx, b, reg)
 	if err != nil {
