@@ -10,6 +10,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -359,6 +362,50 @@ func TestAgainstRealServer(t *testing.T) {
 		var apiErr *APIError
 		if _, err := c.Cancel(ctx, job.JobID); !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound {
 			t.Errorf("cancel of an ended job: %v", err)
+		}
+	})
+
+	t.Run("Submit retried on 503 with an idempotency key", func(t *testing.T) {
+		// A proxy that loses tako's first answer and says 503 instead,
+		// as a load balancer might: the job exists, the client does not
+		// know it. The retry, with the same key, must find that job.
+		target, _ := url.Parse(baseURL)
+		proxy := httputil.NewSingleHostReverseProxy(target)
+		var mu sync.Mutex
+		var lost []string
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			first := len(lost) == 0
+			mu.Unlock()
+			if !first {
+				proxy.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			proxy.ServeHTTP(rec, r)
+			mu.Lock()
+			lost = append(lost, rec.Body.String())
+			mu.Unlock()
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"detail":"upstream unavailable"}`))
+		}))
+		defer srv.Close()
+		pc, _ := New(srv.URL, WithAPIKey(key))
+		job, err := pc.Submit(ctx, Request{Code: "print('once')"}, "client-test-retry-503")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		if len(lost) != 1 || !strings.Contains(lost[0], `"job_id":"`+job.JobID+`"`) {
+			t.Errorf("lost answer %q, retry's job %s: want the same job", lost, job.JobID)
+		}
+		// Without a key the 503 is the caller's to handle.
+		lost = nil
+		mu.Unlock()
+		var apiErr *APIError
+		if _, err := pc.Submit(ctx, Request{Code: "print('once')"}, ""); !errors.As(err, &apiErr) || apiErr.Status != 503 || apiErr.RetryAfter != time.Second {
+			t.Errorf("submit without a key through a 503: %v", err)
 		}
 	})
 

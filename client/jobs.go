@@ -66,10 +66,12 @@ type wireRequest struct {
 	Network        *network `json:"network,omitempty"`
 }
 
+// network is the body's "network" field.
 type network struct {
 	Allow []string `json:"allow"`
 }
 
+// wire is r as the server reads it, with idempotencyKey when not empty.
 func (r Request) wire(idempotencyKey string) wireRequest {
 	w := wireRequest{Request: r, IdempotencyKey: idempotencyKey}
 	if r.NetworkAllow != nil {

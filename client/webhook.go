@@ -27,6 +27,7 @@ func VerifyWebhook(secret string, header http.Header, body []byte) error {
 	return verifyWebhook(secret, header, body, time.Now())
 }
 
+// verifyWebhook is VerifyWebhook at the time now.
 func verifyWebhook(secret string, header http.Header, body []byte, now time.Time) error {
 	enc, ok := strings.CutPrefix(secret, "whsec_")
 	if !ok {
