@@ -51,7 +51,7 @@ func (c *Client) Stream(ctx context.Context, id, lastEventID string) iter.Seq2[E
 	return func(yield func(Event, error) bool) {
 		last, failures := lastEventID, 0
 		for {
-			done, progressed, err := c.streamOnce(ctx, id, last, func(ev Event) bool {
+			opened, done, progressed, err := c.streamOnce(ctx, id, last, func(ev Event) bool {
 				last = ev.ID
 				return yield(ev, nil)
 			})
@@ -61,8 +61,8 @@ func (c *Client) Stream(ctx context.Context, id, lastEventID string) iter.Seq2[E
 			case ctx.Err() != nil:
 				yield(Event{}, fmt.Errorf("stream job %s: %w", id, ctx.Err()))
 				return
-			case err != nil && !progressed && isAPIError(err):
-				yield(Event{}, err) // after send's own retries
+			case !opened:
+				yield(Event{}, err) // send has retried what may be retried
 				return
 			}
 			if progressed {
@@ -78,21 +78,22 @@ func (c *Client) Stream(ctx context.Context, id, lastEventID string) iter.Seq2[E
 	}
 }
 
-// streamOnce reads one connection's events into emit. done is true when
-// the stream is over for the caller: the done event came, or emit asked
-// to stop. progressed says whether any event came.
-func (c *Client) streamOnce(ctx context.Context, id, last string, emit func(Event) bool) (done, progressed bool, err error) {
+// streamOnce reads one connection's events into emit. opened is false when
+// no stream could be opened (err says why); done is true when the stream
+// is over for the caller: the done event came, or emit asked to stop.
+// progressed says whether any event came.
+func (c *Client) streamOnce(ctx context.Context, id, last string, emit func(Event) bool) (opened, done, progressed bool, err error) {
 	h := http.Header{"Accept": {"text/event-stream"}}
 	if last != "" {
 		h.Set("Last-Event-ID", last)
 	}
 	resp, err := c.send(ctx, call{method: http.MethodGet, path: jobPath(id, "/events"), header: h, retry: retrySafe})
 	if err != nil {
-		return false, false, err
+		return false, false, false, err
 	}
 	defer resp.Body.Close()
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
-		return false, false, fmt.Errorf("stream job %s: answer is %q, not text/event-stream", id, ct)
+		return false, false, false, fmt.Errorf("stream job %s: answer is %q, not text/event-stream", id, ct)
 	}
 	err = readEvents(resp.Body, func(ev Event) bool {
 		if ev.Type == EventError && ev.Error != nil && ev.Error.Type == "stream_error" {
@@ -106,7 +107,7 @@ func (c *Client) streamOnce(ctx context.Context, id, last string, emit func(Even
 		}
 		return true
 	})
-	return done, progressed, err
+	return true, done, progressed, err
 }
 
 // readEvents parses text/event-stream from r and calls emit for each
@@ -211,11 +212,4 @@ func decodeEvent(ev *Event) {
 			ev.Status = d.Status
 		}
 	}
-}
-
-// isAPIError reports whether err is the server's answer, not a transport
-// failure.
-func isAPIError(err error) bool {
-	var apiErr *APIError
-	return errors.As(err, &apiErr)
 }

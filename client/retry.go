@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -80,12 +79,9 @@ func (c *Client) retryable(ctx context.Context, policy retryPolicy, err error, n
 	case notConnected(err):
 		return backoff, true
 	case policy == retrySafe && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
-		// A transport error after the connection was made.
-		var netErr net.Error
-		var opErr *net.OpError
-		if errors.As(err, &netErr) || errors.As(err, &opErr) || isBrokenConnection(err) {
-			return backoff, true
-		}
+		// Any other failure of a safe request is the transport's: a
+		// connection that broke, a reset, a timeout of the http.Client.
+		return backoff, true
 	}
 	return 0, false
 }
@@ -100,10 +96,4 @@ func notConnected(err error) bool {
 	}
 	var opErr *net.OpError
 	return errors.As(err, &opErr) && opErr.Op == "dial"
-}
-
-// isBrokenConnection reports whether err is a connection closed under the
-// request (io.EOF and friends inside net/http's errors).
-func isBrokenConnection(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
