@@ -195,7 +195,7 @@ func measureWithDatabase(ctx context.Context, cfg Config, client *http.Client, s
 		}
 		cfg.Warmup = 0
 	}
-	m := dbMeter{reader: cfg.Database, idle: cfg.DBIdle, settle: DBSettle, now: time.Now, sleep: sleepCtx}
+	m := dbMeter{reader: cfg.Database, idle: cfg.DBIdle, settle: DBSettle, now: time.Now, sleep: idle}
 	var st Stats
 	cost, err := m.around(ctx, stderr, func() (n int, err error) {
 		progress(stderr, cfg, "tako")

@@ -178,7 +178,7 @@ func (m dbMeter) around(ctx context.Context, stderr io.Writer, run func() (int, 
 		return nil, err
 	}
 	if err := m.sleep(ctx, m.idle); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--db-cost: %w", err)
 	}
 	start, tStart, err := m.read(ctx)
 	if err != nil {
@@ -190,7 +190,7 @@ func (m dbMeter) around(ctx context.Context, stderr io.Writer, run func() (int, 
 	}
 	fmt.Fprintf(stderr, "bench: database: waiting %s for PostgreSQL to flush its statistics\n", m.settle)
 	if err := m.sleep(ctx, m.settle); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--db-cost: %w", err)
 	}
 	end, tEnd, err := m.read(ctx)
 	if err != nil {
@@ -198,18 +198,6 @@ func (m dbMeter) around(ctx context.Context, stderr io.Writer, run func() (int, 
 	}
 	c := newDatabaseCost(idle, start, end, tStart.Sub(tIdle).Seconds(), tEnd.Sub(tStart).Seconds(), m.settle.Seconds(), requests)
 	return &c, nil
-}
-
-// sleepCtx waits d, or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("--db-cost: %w", ctx.Err())
-	}
 }
 
 // writeDatabaseCost prints c: per job, the net total and the background.
