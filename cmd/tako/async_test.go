@@ -339,6 +339,9 @@ func TestKill9Recovery(t *testing.T) {
 		"TAKO_RUNNER_MAX_CONCURRENT=10", "TAKO_LIMITS_MAX_TIMEOUT=20s", "TAKO_JOB_TYPES_DATA_LIMITS_TIMEOUT=20s",
 		"TAKO_JOB_TYPES_DEFAULT_LIMITS_TIMEOUT=20s", "TAKO_QUEUE_RESCUE_AFTER=25s", "TAKO_LOG_LEVEL=warn",
 		"TAKO_CLUSTER_NODE_TIMEOUT=6s",
+		// The sync request waits for a slot behind the async jobs, however
+		// slow their starts on a loaded machine.
+		"TAKO_RUNNER_ACQUIRE_TIMEOUT=120s",
 		// A container whose creation was in flight at the kill appears late.
 		"TAKO_RUNNER_REAP_INTERVAL=2s",
 	)
