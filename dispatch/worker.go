@@ -340,7 +340,5 @@ func (w *maintenanceWorker) Work(ctx context.Context, _ *river.Job[maintenanceAr
 // without it, for example discarded by River's rescuer after a node died
 // on its last attempt.
 func abandonedResult() *jobs.Result {
-	return &jobs.Result{Status: jobs.StatusFailed, ExitCode: -1, Error: &jobs.ExecError{
-		Type: jobs.ErrInternal, Message: "the execution was abandoned after its last attempt",
-	}}
+	return infrastructureFailure("the execution was abandoned after its last attempt")
 }
