@@ -64,6 +64,8 @@ gvisor: deps build
 # The metrics tests run a real Prometheus server and promtool (Debian's
 # prometheus package) against tako and the files in deploy/prometheus.
 # The compatibility tests run a replica of Tako VM's Python SDK with python3.
+# The Python client's test (clients/) builds its wheel offline and installs it
+# into a fresh venv: Debian's python3 with venv, pip, setuptools and wheel.
 testdeps:
 	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" != 0 ]; then echo "the tests need Prometheus: run 'sudo apt-get install prometheus'" >&2; exit 1; fi; \
@@ -73,6 +75,10 @@ testdeps:
 	  if [ "$$(id -u)" != 0 ]; then echo "the tests need python3 (the Tako VM SDK replica): run 'sudo apt-get install python3'" >&2; exit 1; fi; \
 	  echo "==> installing python3"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 >/dev/null; }
+	@/usr/bin/python3 -c 'import setuptools, wheel, venv, ensurepip' >/dev/null 2>&1 && /usr/bin/python3 -m pip --version >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "the tests need python3 with venv, pip, setuptools and wheel (the Python client's wheel): run 'sudo apt-get install python3-venv python3-pip python3-setuptools python3-wheel'" >&2; exit 1; fi; \
+	  echo "==> installing python3-venv python3-pip python3-setuptools python3-wheel"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv python3-pip python3-setuptools python3-wheel >/dev/null; }
 
 # The tests create their databases on a local PostgreSQL (TAKO_TEST_DATABASE_URL,
 # default postgres://postgres:postgres@127.0.0.1:5432/postgres): start the

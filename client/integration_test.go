@@ -1,122 +1,21 @@
 package client
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/tako-run/tako/jobs/postgres/pgtest"
-	"github.com/tako-run/tako/runner/runnertest"
+	"github.com/tako-run/tako/internal/takotest"
 )
-
-// lockedBuffer collects the server's log for a failing test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startTako builds tako, starts `tako server` on a fresh database and a
-// free port with one API key, and returns its URL and the key. The server
-// stops, and the database is dropped, when the test ends.
-func startTako(t *testing.T) (baseURL, key string) {
-	t.Helper()
-	runnertest.ExecutorImage(t, runnertest.Docker(t))
-	dbURL := pgtest.URL(t)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "tako")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/tako")
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build tako: %v\n%s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	b := make([]byte, 16)
-	rand.Read(b)
-	key = hex.EncodeToString(b)
-
-	cmd := exec.Command(bin, "server", "--config", "../tako.yaml")
-	cmd.Env = append(os.Environ(),
-		"TAKO_DATABASE_URL="+dbURL,
-		fmt.Sprintf("TAKO_SERVER_PORT=%d", port),
-		"TAKO_RUNNER_WORK_DIR="+filepath.Join(dir, "work"),
-		"TAKO_RUNNER_ACQUIRE_TIMEOUT=120s", // a loaded machine
-		"TAKO_SERVER_RATE_LIMIT_REQUESTS_PER_SECOND=0",
-		"TAKO_LOG_LEVEL=warn",
-		"TAKO_AUTH_API_KEYS_A="+key,
-	)
-	logs := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start tako: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(90 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
-	baseURL = fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(3 * time.Minute)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		resp, err := http.Get(baseURL + "/health")
-		if err == nil {
-			resp.Body.Close()
-			return baseURL, key
-		}
-		select {
-		case <-exited:
-			t.Fatalf("tako exited before it answered:\n%s", logs.String())
-		case <-tick.C:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tako did not answer /health in 3 minutes:\n%s", logs.String())
-		}
-	}
-}
 
 // pathCounter counts the requests per path that go through it.
 type pathCounter struct {
@@ -140,7 +39,8 @@ func (p *pathCounter) count(path string) int {
 // TestAgainstRealServer runs every method of the Client against a real
 // tako with Docker and PostgreSQL.
 func TestAgainstRealServer(t *testing.T) {
-	baseURL, key := startTako(t)
+	srv := takotest.Start(t)
+	baseURL, key := srv.URL, srv.APIKey
 	counter := &pathCounter{n: map[string]int{}}
 	c, err := New(baseURL, WithAPIKey(key), WithHTTPClient(&http.Client{Transport: counter}))
 	if err != nil {
