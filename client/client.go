@@ -314,6 +314,40 @@ type JobType struct {
 	Runtime           string   `json:"runtime"`
 	Available         bool     `json:"available"`
 	UnavailableReason string   `json:"unavailable_reason,omitempty"`
+	// Pool is its prewarmed-container policy and the pool's state on the
+	// node that answered.
+	Pool JobTypePoolPolicy `json:"pool"`
+	// Limits are its resource limits in base units.
+	Limits JobTypeLimits `json:"limits"`
+}
+
+// JobTypePoolPolicy is a job type's prewarmed-container policy (Min, Max,
+// IdleTTLSeconds) and its pool's live state on the node that answered
+// (JobTypePool). Max 0 means the job type has no pool.
+type JobTypePoolPolicy struct {
+	JobTypePool
+	Min            int     `json:"min"`
+	Max            int     `json:"max"`
+	IdleTTLSeconds float64 `json:"idle_ttl_seconds"`
+}
+
+// JobTypeLimits are a job type's resource limits in base units.
+type JobTypeLimits struct {
+	MemoryBytes    int64   `json:"memory_bytes"`
+	CPUs           float64 `json:"cpus"`
+	Pids           int64   `json:"pids"`
+	TmpBytes       int64   `json:"tmp_bytes"`
+	TimeoutSeconds float64 `json:"timeout_seconds"`
+}
+
+// JobType returns job type name (GET /job-types/{name}). An unknown name
+// is a 404 *APIError.
+func (c *Client) JobType(ctx context.Context, name string) (*JobType, error) {
+	var out JobType
+	if err := c.do(ctx, call{method: http.MethodGet, path: "/job-types/" + url.PathEscape(name), retry: retrySafe}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // JobTypes returns the server's job types.

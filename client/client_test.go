@@ -442,3 +442,25 @@ func TestStats(t *testing.T) {
 		t.Errorf("DeadLetterStats = %+v, %v", d, err)
 	}
 }
+
+func TestJobType(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/job-types/data" {
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"detail":"Job type 'x' not found"}`))
+			return
+		}
+		w.Write([]byte(`{"name":"data","image":"img","runtime":"runsc","pool":{"warm":1,"min":1,"max":4},"limits":{"memory_bytes":536870912,"cpus":1.5,"pids":128}}`))
+	}))
+	defer srv.Close()
+	c := newTestClient(t, srv.URL)
+	jt, err := c.JobType(t.Context(), "data")
+	if err != nil || jt.Image != "img" || jt.Runtime != "runsc" || jt.Pool.Max != 4 || jt.Pool.Warm != 1 || jt.Limits != (JobTypeLimits{MemoryBytes: 512 << 20, CPUs: 1.5, Pids: 128}) {
+		t.Errorf("JobType = %+v, %v", jt, err)
+	}
+	var apiErr *APIError
+	if _, err := c.JobType(t.Context(), "x"); !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound {
+		t.Errorf("unknown job type: %v", err)
+	}
+}
