@@ -155,6 +155,9 @@ func runFile(ctx context.Context, args []string, environ []string, stdin io.Read
 	}
 	if cfg.out != "" {
 		if err := saveArtifacts(ctx, c, x, cfg.out, stderr); err != nil {
+			if ctx.Err() != nil {
+				return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted while saving job %s's artifacts: %w", x.JobID, err)}
+			}
 			return takoFailure("job %s: %w", x.JobID, err)
 		}
 	}
