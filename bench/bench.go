@@ -10,12 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os/exec"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tako-run/tako/client"
 )
 
 // Config is one benchmark run: tako bench's command line once it has been
@@ -84,10 +85,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			return errors.New("--baseline needs the docker CLI, and no docker command was found on PATH")
 		}
 	}
-	client := newClient(cfg.Concurrency, cfg.APIKey)
-	defer client.CloseIdleConnections()
+	tc, closeIdle, err := newClient(cfg, cfg.Concurrency)
+	if err != nil {
+		return err
+	}
+	defer closeIdle()
 
-	jt, err := checkJobTypes(ctx, cfg, client)
+	jt, err := checkJobTypes(ctx, cfg, tc)
 	if err != nil {
 		return err
 	}
@@ -100,7 +104,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if cfg.Image == "" {
 		cfg.Image = jt.Image
 	}
-	report, err := measure(ctx, cfg, client, jt, stderr)
+	report, err := measure(ctx, cfg, tc, jt, stderr)
 	if err != nil {
 		return err
 	}
@@ -124,13 +128,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 // measured: it fails fast with a clear message when the server is not
 // there or lacks one, and returns the --job-type's description, which
 // gives the baseline its image and limits and the burst its size.
-func checkJobTypes(ctx context.Context, cfg Config, client *http.Client) (jobType, error) {
-	jt, err := fetchJobType(ctx, client, cfg.URL, cfg.JobType, "--job-type")
+func checkJobTypes(ctx context.Context, cfg Config, tc *client.Client) (jobType, error) {
+	jt, err := fetchJobType(ctx, tc, cfg.URL, cfg.JobType, "--job-type")
 	if err != nil {
 		return jt, err
 	}
 	for _, name := range cfg.Compare {
-		if _, err := fetchJobType(ctx, client, cfg.URL, name, "--compare"); err != nil {
+		if _, err := fetchJobType(ctx, tc, cfg.URL, name, "--compare"); err != nil {
 			return jt, err
 		}
 	}
@@ -139,14 +143,14 @@ func checkJobTypes(ctx context.Context, cfg Config, client *http.Client) (jobTyp
 
 // measure runs cfg's measurements but the burst, in order: tako (between
 // the floors with --floors), the baseline, the compared job types.
-func measure(ctx context.Context, cfg Config, client *http.Client, jt jobType, stderr io.Writer) (Report, error) {
+func measure(ctx context.Context, cfg Config, tc *client.Client, jt jobType, stderr io.Writer) (Report, error) {
 	report := Report{Config: newReportConfig(cfg, jt)}
 	measureTako := func() (err error) {
 		if cfg.Database != nil {
-			report.Tako, report.Database, err = measureWithDatabase(ctx, cfg, client, stderr)
+			report.Tako, report.Database, err = measureWithDatabase(ctx, cfg, tc, stderr)
 			return err
 		}
-		report.Tako, err = measureJobType(ctx, cfg, client, cfg.JobType, stderr)
+		report.Tako, err = measureJobType(ctx, cfg, tc, cfg.JobType, stderr)
 		return err
 	}
 	var err error
@@ -164,7 +168,7 @@ func measure(ctx context.Context, cfg Config, client *http.Client, jt jobType, s
 		}
 		report.Ratio = newRatio(report.Tako, *report.Baseline)
 	}
-	if report.Compare, err = measureCompare(ctx, cfg, client, report.Tako, stderr); err != nil {
+	if report.Compare, err = measureCompare(ctx, cfg, tc, report.Tako, stderr); err != nil {
 		return report, err
 	}
 	return report, nil
@@ -172,22 +176,22 @@ func measure(ctx context.Context, cfg Config, client *http.Client, jt jobType, s
 
 // measureJobType runs cfg's load (warm-up included) through the server for
 // job type name and returns its statistics. It fails only when ctx ends.
-func measureJobType(ctx context.Context, cfg Config, client *http.Client, name string, stderr io.Writer) (Stats, error) {
+func measureJobType(ctx context.Context, cfg Config, tc *client.Client, name string, stderr io.Writer) (Stats, error) {
 	cfg.JobType = name
 	model := "tako"
 	if len(cfg.Compare) > 0 {
 		model = "tako, job type " + name
 	}
 	progress(stderr, cfg, model)
-	return takoBenchmark(cfg, client).run(ctx, cfg)
+	return takoBenchmark(cfg, tc).run(ctx, cfg)
 }
 
 // measureWithDatabase runs cfg's load through the server like
 // measureJobType, and measures the database work of its measured requests
 // with cfg.Database: the warm-up comes first, then the idle interval for
 // the background, then the measured requests.
-func measureWithDatabase(ctx context.Context, cfg Config, client *http.Client, stderr io.Writer) (Stats, *DatabaseCost, error) {
-	b := takoBenchmark(cfg, client)
+func measureWithDatabase(ctx context.Context, cfg Config, tc *client.Client, stderr io.Writer) (Stats, *DatabaseCost, error) {
+	b := takoBenchmark(cfg, tc)
 	if cfg.Warmup > 0 {
 		fmt.Fprintf(stderr, "bench: tako: %d warm-up requests at concurrency %d\n", cfg.Warmup, cfg.Concurrency)
 		if _, _, err := b.loop(ctx, cfg, cfg.Warmup, 0); err != nil {

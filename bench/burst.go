@@ -55,10 +55,13 @@ func runBurst(ctx context.Context, cfg Config, size, poolMax int, stderr io.Writ
 	if err := idle(ctx, cfg.BurstIdle); err != nil {
 		return nil, fmt.Errorf("--burst: interrupted while idle: %w", err)
 	}
-	client := newClient(size, cfg.APIKey)
-	defer client.CloseIdleConnections()
+	tc, closeIdle, err := newClient(cfg, size)
+	if err != nil {
+		return nil, fmt.Errorf("--burst: %w", err)
+	}
+	defer closeIdle()
 	cfg.Async, cfg.Stream = false, false // the burst is of synchronous executions, whatever the main run's mode
-	samples, err := takoBenchmark(cfg, client).burst(ctx, size, cfg.Timeout)
+	samples, err := takoBenchmark(cfg, tc).burst(ctx, size, cfg.Timeout)
 	if err != nil {
 		return nil, fmt.Errorf("--burst: %w", err)
 	}

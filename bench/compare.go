@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/tako-run/tako/client"
 )
 
 // CompareRow is one compared job type's measurement: its name, the same
@@ -42,10 +43,10 @@ func latencyRatio(st, main Stats, v, mainV float64) *float64 {
 // measureCompare measures every job type of cfg.Compare in order, with
 // cfg's load, and returns their rows against main. It is nil without
 // --compare, and fails only when ctx ends.
-func measureCompare(ctx context.Context, cfg Config, client *http.Client, main Stats, stderr io.Writer) ([]CompareRow, error) {
+func measureCompare(ctx context.Context, cfg Config, tc *client.Client, main Stats, stderr io.Writer) ([]CompareRow, error) {
 	var rows []CompareRow
 	for _, name := range cfg.Compare {
-		st, err := measureJobType(ctx, cfg, client, name, stderr)
+		st, err := measureJobType(ctx, cfg, tc, name, stderr)
 		if err != nil {
 			return nil, fmt.Errorf("--compare %s: %w", name, err)
 		}

@@ -31,6 +31,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -148,6 +149,9 @@ type call struct {
 	body   any // encoded as JSON when not nil
 	header http.Header
 	retry  retryPolicy
+	// accept are statuses of 400 or more that are answers of the route,
+	// returned as they are rather than as an *APIError (and not retried).
+	accept []int
 }
 
 // send makes the request, with retries as c.retry allows, and returns the
@@ -190,7 +194,7 @@ func (c *Client) send(ctx context.Context, r call) (*http.Response, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", r.method, r.path, err)
 		}
-		if resp.StatusCode >= 400 {
+		if resp.StatusCode >= 400 && !slices.Contains(r.accept, resp.StatusCode) {
 			defer resp.Body.Close()
 			return nil, newAPIError(resp)
 		}
@@ -205,8 +209,18 @@ func (c *Client) do(ctx context.Context, r call, out any) error {
 		return err
 	}
 	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode %s %s: %w", r.method, r.path, err)
+	return decodeAnswer(resp, r, out)
+}
+
+// decodeAnswer reads resp, the answer to r, and decodes its JSON into
+// out. An answer that is not that JSON is a *BadAnswerError.
+func decodeAnswer(resp *http.Response, r call, out any) error {
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("read %s %s: %w", r.method, r.path, err)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return &BadAnswerError{Method: r.method, Path: r.path, Status: resp.StatusCode, Body: clip(string(raw), maxBadAnswerBody), Err: err}
 	}
 	return nil
 }
@@ -227,9 +241,21 @@ type Health struct {
 	CheckedAt         time.Time                      `json:"checked_at"`
 	DockerAvailable   bool                           `json:"docker_available"`
 	GVisorAvailable   bool                           `json:"gvisor_available"`
+	GVisorReason      string                         `json:"gvisor_reason"` // why gVisor is not usable; "" when it is
 	DatabaseAvailable bool                           `json:"database_available"`
+	QueueStats        QueueStats                     `json:"queue_stats"`
 	JobTypes          map[string]JobTypeAvailability `json:"job_types"`
 	Problems          []string                       `json:"problems"`
+}
+
+// QueueStats are the original's worker pool statistics, in Health and
+// PoolStats: jobs queued over all nodes, running on the node that answered
+// and its slots, and the queue's bound.
+type QueueStats struct {
+	Pending      int `json:"pending"`
+	Running      int `json:"running"`
+	MaxWorkers   int `json:"max_workers"`
+	MaxQueueSize int `json:"max_queue_size"`
 }
 
 // JobTypeAvailability says whether a job type can run on the server.
@@ -239,13 +265,34 @@ type JobTypeAvailability struct {
 }
 
 // Health returns the server's health. A degraded server is a normal
-// answer (Status "degraded"), not an error.
+// answer (Status "degraded"), not an error, also when it comes with a 503
+// (as Tako VM sends it); a 503 without a health body (a proxy's) is an
+// *APIError, and is not retried. An answer that is not a health body at all is a
+// *BadAnswerError.
 func (c *Client) Health(ctx context.Context) (*Health, error) {
-	var h Health
-	if err := c.do(ctx, call{method: http.MethodGet, path: "/health", retry: retrySafe}, &h); err != nil {
+	r := call{method: http.MethodGet, path: "/health", retry: retrySafe, accept: []int{http.StatusServiceUnavailable}}
+	resp, err := c.send(ctx, r)
+	if err != nil {
 		return nil, err
 	}
-	return &h, nil
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		var h Health
+		if err := decodeAnswer(resp, r, &h); err != nil {
+			return nil, err
+		}
+		return &h, nil
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", r.method, r.path, err)
+	}
+	var h Health
+	if json.Unmarshal(raw, &h) == nil && h.Status != "" {
+		return &h, nil
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	return nil, newAPIError(resp)
 }
 
 // JobType is one job type of GET /job-types: what it runs in, its limits
@@ -267,6 +314,40 @@ type JobType struct {
 	Runtime           string   `json:"runtime"`
 	Available         bool     `json:"available"`
 	UnavailableReason string   `json:"unavailable_reason,omitempty"`
+	// Pool is its prewarmed-container policy and the pool's state on the
+	// node that answered.
+	Pool JobTypePoolPolicy `json:"pool"`
+	// Limits are its resource limits in base units.
+	Limits JobTypeLimits `json:"limits"`
+}
+
+// JobTypePoolPolicy is a job type's prewarmed-container policy (Min, Max,
+// IdleTTLSeconds) and its pool's live state on the node that answered
+// (JobTypePool). Max 0 means the job type has no pool.
+type JobTypePoolPolicy struct {
+	JobTypePool
+	Min            int     `json:"min"`
+	Max            int     `json:"max"`
+	IdleTTLSeconds float64 `json:"idle_ttl_seconds"`
+}
+
+// JobTypeLimits are a job type's resource limits in base units.
+type JobTypeLimits struct {
+	MemoryBytes    int64   `json:"memory_bytes"`
+	CPUs           float64 `json:"cpus"`
+	Pids           int64   `json:"pids"`
+	TmpBytes       int64   `json:"tmp_bytes"`
+	TimeoutSeconds float64 `json:"timeout_seconds"`
+}
+
+// JobType returns job type name (GET /job-types/{name}). An unknown name
+// is a 404 *APIError.
+func (c *Client) JobType(ctx context.Context, name string) (*JobType, error) {
+	var out JobType
+	if err := c.do(ctx, call{method: http.MethodGet, path: "/job-types/" + url.PathEscape(name), retry: retrySafe}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // JobTypes returns the server's job types.

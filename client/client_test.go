@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // newTestClient returns a Client for srv with short backoffs.
@@ -363,5 +364,103 @@ func TestRequestEncoding(t *testing.T) {
 	want := `{"code":"x","input_data":{"n":1},"timeout":5,"idempotency_key":"k","network":{"allow":["a.example"]}}`
 	if string(b) != want {
 		t.Errorf("body %s, want %s", b, want)
+	}
+}
+
+// answer serves status and body to every request and counts them.
+func answer(t *testing.T, status int, body string) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.WriteHeader(status)
+		w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+func TestHealthDegraded(t *testing.T) {
+	t.Parallel()
+	body := `{"status":"degraded","gvisor_reason":"runsc missing","queue_stats":{"pending":3,"running":1,"max_workers":4,"max_queue_size":100},"problems":["database is not reachable"]}`
+	for _, status := range []int{http.StatusOK, http.StatusServiceUnavailable} {
+		srv, n := answer(t, status, body)
+		h, err := newTestClient(t, srv.URL).Health(t.Context())
+		if err != nil {
+			t.Fatalf("%d: %v", status, err)
+		}
+		want := QueueStats{Pending: 3, Running: 1, MaxWorkers: 4, MaxQueueSize: 100}
+		if h.Status != "degraded" || h.GVisorReason != "runsc missing" || h.QueueStats != want || len(h.Problems) != 1 || n.Load() != 1 {
+			t.Errorf("%d: health %+v after %d requests", status, h, n.Load())
+		}
+	}
+	// A 503 that is not tako's health is an *APIError, not retried: its
+	// answer has been read.
+	srv, n := answer(t, http.StatusServiceUnavailable, "upstream down")
+	_, err := newTestClient(t, srv.URL, WithRetries(1)).Health(t.Context())
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 503 || apiErr.Detail != "upstream down" || n.Load() != 1 {
+		t.Errorf("proxy's 503: %v after %d requests", err, n.Load())
+	}
+}
+
+func TestBadAnswer(t *testing.T) {
+	t.Parallel()
+	srv, _ := answer(t, http.StatusOK, "<html>hello</html>")
+	_, err := newTestClient(t, srv.URL).Health(t.Context())
+	var bad *BadAnswerError
+	if !errors.As(err, &bad) || bad.Path != "/health" || bad.Status != 200 || bad.Body != "<html>hello</html>" || !strings.Contains(err.Error(), "<html>hello</html>") {
+		t.Errorf("err = %v, want a *BadAnswerError with the body", err)
+	}
+	srv, _ = answer(t, http.StatusOK, "["+strings.Repeat("é", 200))
+	_, err = newTestClient(t, srv.URL).DeadLetterStats(t.Context())
+	if !errors.As(err, &bad) || len(bad.Body) > maxBadAnswerBody || !utf8.ValidString(bad.Body) {
+		t.Errorf("long answer: %v", err)
+	}
+}
+
+func TestStats(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/pool/stats":
+			w.Write([]byte(`{"pending":2,"running":1,"max_workers":4,"max_queue_size":10,"job_types":{"default":{"warm":2,"busy":1,"target":3}}}`))
+		case "/dlq/stats":
+			w.Write([]byte(`{"total":3,"by_error_type":{"timeout":1,"internal_error":2}}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	c := newTestClient(t, srv.URL)
+	p, err := c.PoolStats(t.Context())
+	if err != nil || p.Pending != 2 || p.MaxWorkers != 4 || p.JobTypes["default"] != (JobTypePool{Warm: 2, Busy: 1, Target: 3}) {
+		t.Errorf("PoolStats = %+v, %v", p, err)
+	}
+	d, err := c.DeadLetterStats(t.Context())
+	if err != nil || d.Total != 3 || d.ByErrorType["internal_error"] != 2 {
+		t.Errorf("DeadLetterStats = %+v, %v", d, err)
+	}
+}
+
+func TestJobType(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/job-types/data" {
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"detail":"Job type 'x' not found"}`))
+			return
+		}
+		w.Write([]byte(`{"name":"data","image":"img","runtime":"runsc","pool":{"warm":1,"min":1,"max":4},"limits":{"memory_bytes":536870912,"cpus":1.5,"pids":128}}`))
+	}))
+	defer srv.Close()
+	c := newTestClient(t, srv.URL)
+	jt, err := c.JobType(t.Context(), "data")
+	if err != nil || jt.Image != "img" || jt.Runtime != "runsc" || jt.Pool.Max != 4 || jt.Pool.Warm != 1 || jt.Limits != (JobTypeLimits{MemoryBytes: 512 << 20, CPUs: 1.5, Pids: 128}) {
+		t.Errorf("JobType = %+v, %v", jt, err)
+	}
+	var apiErr *APIError
+	if _, err := c.JobType(t.Context(), "x"); !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound {
+		t.Errorf("unknown job type: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // maxErrorBody bounds how much of an error answer is read.
@@ -85,4 +86,38 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return max(t.Sub(now), 0)
 	}
 	return 0
+}
+
+// maxBadAnswerBody bounds the start of an answer a BadAnswerError keeps.
+const maxBadAnswerBody = 200
+
+// BadAnswerError is an answer that is not what the route returns: its
+// status was a success, but its body is not the JSON expected, as when the
+// URL leads to something other than tako (a proxy's page, another
+// service).
+type BadAnswerError struct {
+	Method string // the request's method
+	Path   string // the request's path
+	Status int    // the answer's HTTP status
+	Body   string // the start of the answer, at most 200 bytes
+	Err    error  // why it did not decode
+}
+
+// Error says which request got what answer.
+func (e *BadAnswerError) Error() string {
+	return fmt.Sprintf("decode %s %s: %v (the answer begins %q)", e.Method, e.Path, e.Err, e.Body)
+}
+
+// Unwrap returns the decoding error.
+func (e *BadAnswerError) Unwrap() error { return e.Err }
+
+// clip returns s cut to at most n bytes, on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

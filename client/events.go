@@ -78,6 +78,71 @@ func (c *Client) Stream(ctx context.Context, id, lastEventID string) iter.Seq2[E
 	}
 }
 
+// ExecuteStream runs req and follows it in the same request (POST
+// /execute with Accept: text/event-stream): its events, from "queued" to
+// "done", as Stream yields them. The sequence ends after the "done"
+// event, when ctx ends, or after an error, which it yields last; an
+// answer of 400 or more is an *APIError. The POST is retried only when no
+// connection could be made. When the stream drops after the "queued"
+// event and the Client has retries, it resumes through Stream with the
+// last event's id, so no event is lost or repeated; with WithRetries(0)
+// the drop is the error. Breaking out of the loop closes the connection;
+// the job goes on.
+func (c *Client) ExecuteStream(ctx context.Context, req Request) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		h := http.Header{"Accept": {"text/event-stream"}}
+		resp, err := c.send(ctx, call{method: http.MethodPost, path: "/execute", body: req.wire(""), header: h, retry: retryDial})
+		if err != nil {
+			yield(Event{}, err)
+			return
+		}
+		var id, last string
+		over := false // the caller stopped, or the done event came
+		err = func() error {
+			defer resp.Body.Close()
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+				return &BadAnswerError{Method: http.MethodPost, Path: "/execute", Status: resp.StatusCode, Err: fmt.Errorf("answer is %q, not text/event-stream", ct)}
+			}
+			return readEvents(resp.Body, func(ev Event) bool {
+				if ev.Type == EventError && ev.Error != nil && ev.Error.Type == "stream_error" {
+					return true // it broke off on the server's side: resume below
+				}
+				if ev.Type == EventQueued {
+					var d struct {
+						JobID string `json:"job_id"`
+					}
+					json.Unmarshal(ev.Data, &d)
+					id = d.JobID
+				}
+				last = ev.ID
+				if !yield(ev, nil) || ev.Type == EventDone {
+					over = true
+					return false
+				}
+				return true
+			})
+		}()
+		switch {
+		case over:
+			return
+		case ctx.Err() != nil:
+			yield(Event{}, fmt.Errorf("execute: %w", ctx.Err()))
+			return
+		case id == "" || c.retries == 0:
+			if err == nil || err == io.EOF {
+				err = errors.New("the stream ended before its done event")
+			}
+			yield(Event{}, fmt.Errorf("execute: %w", err))
+			return
+		}
+		for ev, err := range c.Stream(ctx, id, last) {
+			if !yield(ev, err) {
+				return
+			}
+		}
+	}
+}
+
 // streamOnce reads one connection's events into emit. opened is false when
 // no stream could be opened (err says why); done is true when the stream
 // is over for the caller: the done event came, or emit asked to stop.

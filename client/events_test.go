@@ -142,3 +142,51 @@ func TestStreamNotFound(t *testing.T) {
 		}
 	}
 }
+
+// TestExecuteStream: POST /execute's stream, resumed through GET
+// /jobs/{id}/events when it drops, unless retries are off.
+func TestExecuteStream(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var requests []string // method path last-event-id
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests = append(requests, r.Method+" "+r.URL.Path+" "+r.Header.Get("Last-Event-ID"))
+		mu.Unlock()
+		if r.Header.Get("Accept") != "text/event-stream" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		switch r.Method + " " + r.URL.Path {
+		case "POST /execute":
+			fmt.Fprint(w, "id: 1\nevent: queued\ndata: {\"job_id\":\"j1\"}\n\nid: 2\nevent: stdout\ndata: {\"data\":\"a\"}\n\n")
+		case "GET /jobs/j1/events":
+			fmt.Fprint(w, "id: 3\nevent: stdout\ndata: {\"data\":\"b\"}\n\nid: 4\nevent: done\ndata: {\"status\":\"succeeded\"}\n\n")
+		}
+	}))
+	defer srv.Close()
+	collect := func(c *Client) (string, error) {
+		var out []string
+		for ev, err := range c.ExecuteStream(t.Context(), Request{Code: "print(1)"}) {
+			if err != nil {
+				return strings.Join(out, ","), err
+			}
+			out = append(out, ev.Type+":"+ev.Text)
+		}
+		return strings.Join(out, ","), nil
+	}
+	got, err := collect(newTestClient(t, srv.URL))
+	if err != nil || got != "queued:,stdout:a,stdout:b,done:" {
+		t.Errorf("resumed stream: %q, %v", got, err)
+	}
+	mu.Lock()
+	if strings.Join(requests, "|") != "POST /execute |GET /jobs/j1/events 2" {
+		t.Errorf("requests %q, want the POST then a resume after event 2", requests)
+	}
+	mu.Unlock()
+	got, err = collect(newTestClient(t, srv.URL, WithRetries(0)))
+	if err == nil || !strings.Contains(err.Error(), "the stream ended before its done event") || got != "queued:,stdout:a" {
+		t.Errorf("without retries: %q, %v", got, err)
+	}
+}

@@ -13,8 +13,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Environ(), os.Stdout, os.Stderr); err != nil {
+	err := run(ctx, os.Args, os.Environ(), os.Stdout, os.Stderr)
+	code, show := exitCode(err)
+	if show {
 		fmt.Fprintf(os.Stderr, "tako: %v\n", err)
-		os.Exit(1)
+	}
+	if code != 0 {
+		stop() // os.Exit skips the deferred call
+		os.Exit(code)
 	}
 }

@@ -33,6 +33,8 @@ Usage:
   tako validate [FILE]                                        check a configuration file
   tako config   [--config FILE]                               print the effective configuration (secrets masked)
   tako status   [--url URL] [--api-key KEY]                   report a running server's health, pools and dead letters
+  tako run      [--input F] [--out DIR] [--async] FILE.py     run a Python file on a server, print its output live (tako run -h)
+  tako logs     [--url URL] [--api-key KEY] JOB_ID            follow a job's output to its end and exit with its exit code
   tako dev      up|down|status [--config FILE]                start, stop or inspect the local PostgreSQL container
   tako bench    [--url URL] [--concurrency N] [--baseline]     load-test a running server (tako bench -h)
   tako gvisor   register --path RUNSC [--name NAME]           add gVisor's runsc to Docker's runtimes (tako gvisor -h)
@@ -99,6 +101,7 @@ var commands = map[string]commandFunc{
 	"doctor": runDoctor,
 	"status": runStatus,
 	"dev":    runDev,
+	"logs":   runLogs,
 	"bench":  runBench,
 	"gvisor": runGVisor,
 	"image":  runImage,
@@ -107,6 +110,10 @@ var commands = map[string]commandFunc{
 	},
 	"config": func(_ context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
 		return runConfig(args, environ, stdout, stderr)
+	},
+	// run reads --input - from standard input, which run does not pass on.
+	"run": func(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+		return runFile(ctx, args, environ, os.Stdin, stdout, stderr)
 	},
 	// webhook verify reads the request from standard input, which run
 	// does not pass on; it also takes --request FILE.

@@ -2,19 +2,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/tako-run/tako/api"
+	"github.com/tako-run/tako/client"
 	"github.com/tako-run/tako/internal/httpclient"
 )
 
@@ -38,32 +36,9 @@ const (
 
 // statusConfig is tako status's validated command line.
 type statusConfig struct {
-	URL     string        // the server's base URL, without a trailing slash
-	APIKey  string        // sent in Header when set
+	server  serverFlags   // --url and --api-key
 	Header  string        // the header the server reads keys from
 	Timeout time.Duration // per request
-}
-
-// poolStats is the body of GET /pool/stats.
-type poolStats struct {
-	Pending      int                 `json:"pending"`
-	Running      int                 `json:"running"`
-	MaxWorkers   int                 `json:"max_workers"`
-	MaxQueueSize int                 `json:"max_queue_size"`
-	JobTypes     map[string]poolStat `json:"job_types"`
-}
-
-// poolStat is one job type's warm pool in GET /pool/stats.
-type poolStat struct {
-	Warm   int `json:"warm"`
-	Busy   int `json:"busy"`
-	Target int `json:"target"`
-}
-
-// deadLetterStats is the body of GET /dlq/stats.
-type deadLetterStats struct {
-	Total       int            `json:"total"`
-	ByErrorType map[string]int `json:"by_error_type"`
 }
 
 // serverStatus is what tako status learned from a server. Health is always
@@ -71,10 +46,10 @@ type deadLetterStats struct {
 // PoolsErr and DeadLettersErr say why.
 type serverStatus struct {
 	URL            string
-	Health         api.HealthResponse
-	Pools          *poolStats
+	Health         client.Health
+	Pools          *client.PoolStats
 	PoolsErr       error
-	DeadLetters    *deadLetterStats
+	DeadLetters    *client.DeadLetterStats
 	DeadLettersErr error
 }
 
@@ -82,13 +57,17 @@ type serverStatus struct {
 // the server is healthy and every route answered; otherwise an error that
 // says what is wrong, after printing whatever the server did answer.
 func runStatus(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	cfg, ok, err := parseStatusFlags(args, stderr)
+	cfg, ok, err := parseStatusFlags(args, environ, stderr)
 	if err != nil || !ok {
 		return err
 	}
-	client := newStatusClient(cfg)
-	defer client.CloseIdleConnections()
-	st, err := fetchStatus(ctx, client, cfg)
+	// No retries: a status is a snapshot, and a degraded server's 503 is
+	// an answer.
+	c, err := cfg.server.newClient(cfg.Header, cfg.Timeout, client.WithRetries(0))
+	if err != nil {
+		return err
+	}
+	st, err := fetchStatus(ctx, c, cfg)
 	if err != nil {
 		return err
 	}
@@ -99,11 +78,10 @@ func runStatus(ctx context.Context, args []string, environ []string, stdout, std
 // parseStatusFlags reads and checks tako status's arguments. Every error
 // names the flag at fault and wraps errUsage; ok is false (with a nil
 // error) when the user asked for help.
-func parseStatusFlags(args []string, stderr io.Writer) (cfg statusConfig, ok bool, err error) {
+func parseStatusFlags(args []string, environ []string, stderr io.Writer) (cfg statusConfig, ok bool, err error) {
 	fs := newFlagSet("tako status", statusUsage, stderr)
-	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8000", "tako server `URL`")
-	fs.StringVar(&cfg.APIKey, "api-key", "", "API `KEY` for a server that has keys (needed for /pool/stats and /dlq/stats)")
-	fs.StringVar(&cfg.Header, "header", "X-API-Key", "header `NAME` the API key is sent in (the server's auth.header)")
+	sf := addServerFlags(fs, environ)
+	fs.StringVar(&cfg.Header, "header", client.DefaultAPIKeyHeader, "header `NAME` the API key is sent in (the server's auth.header)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "how long each request may take")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -114,20 +92,18 @@ func parseStatusFlags(args []string, stderr io.Writer) (cfg statusConfig, ok boo
 	bad := func(format string, a ...any) (statusConfig, bool, error) {
 		return cfg, false, fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
 	}
-	u, err := url.Parse(cfg.URL)
 	switch {
 	case fs.NArg() > 0:
 		return bad("unexpected argument %q (tako status takes only flags)", fs.Arg(0))
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return bad("--url must be an http:// or https:// URL, not %q", cfg.URL)
-	case u.RawQuery != "" || u.Fragment != "":
-		return bad("--url must be the server's base URL, without a query or fragment, not %q", cfg.URL)
 	case cfg.Timeout <= 0:
 		return bad("--timeout must be positive, not %s", cfg.Timeout)
 	case !headerName(cfg.Header):
 		return bad("--header must be an HTTP header name such as X-API-Key, not %q", cfg.Header)
 	}
-	cfg.URL = strings.TrimRight(cfg.URL, "/")
+	if err := sf.check(); err != nil {
+		return cfg, false, err
+	}
+	cfg.server = *sf
 	return cfg, true, nil
 }
 
@@ -145,83 +121,53 @@ func headerName(s string) bool {
 	return true
 }
 
-// newStatusClient returns the HTTP client tako status asks the server
-// with: each request bounded by cfg.Timeout, the API key (if any) in
-// cfg.Header.
-func newStatusClient(cfg statusConfig) *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	// Proxies come from the process environment, which commands do not
-	// read behind run's back; tako is usually on loopback anyway.
-	tr.Proxy = nil
-	var rt http.RoundTripper = tr
-	if cfg.APIKey != "" {
-		rt = apiKeyHeader{name: cfg.Header, key: cfg.APIKey, next: tr}
-	}
-	return &http.Client{Transport: rt, Timeout: cfg.Timeout}
-}
-
-// apiKeyHeader adds an API key to every request, in the header name.
-type apiKeyHeader struct {
-	name, key string
-	next      http.RoundTripper
-}
-
-// RoundTrip implements http.RoundTripper.
-func (h apiKeyHeader) RoundTrip(req *http.Request) (*http.Response, error) {
-	req = req.Clone(req.Context())
-	req.Header.Set(h.name, h.key)
-	return h.next.RoundTrip(req)
-}
-
 // fetchStatus asks the server for its health, then its pools and its
 // dead-letter queue. It fails when /health does not answer as tako does;
 // a failure of the other two routes is kept in the result.
-func fetchStatus(ctx context.Context, client *http.Client, cfg statusConfig) (serverStatus, error) {
-	st := serverStatus{URL: cfg.URL}
-	// A degraded server may answer 503, with the same body.
-	if err := getStatusJSON(ctx, client, cfg, "/health", &st.Health, http.StatusServiceUnavailable); err != nil {
-		return st, err
+func fetchStatus(ctx context.Context, c *client.Client, cfg statusConfig) (serverStatus, error) {
+	st := serverStatus{URL: cfg.server.URL}
+	h, err := c.Health(ctx)
+	if err != nil {
+		return st, statusError(cfg, "/health", err)
 	}
-	if s := st.Health.Status; s != statusHealthy && s != statusDegraded {
-		return st, fmt.Errorf("%s did not answer as tako does: GET /health has status %q, not %q or %q", cfg.URL, s, statusHealthy, statusDegraded)
+	st.Health = *h
+	if s := h.Status; s != statusHealthy && s != statusDegraded {
+		return st, fmt.Errorf("%s did not answer as tako does: GET /health has status %q, not %q or %q", st.URL, s, statusHealthy, statusDegraded)
 	}
-	var pools poolStats
-	if st.PoolsErr = getStatusJSON(ctx, client, cfg, "/pool/stats", &pools); st.PoolsErr == nil {
-		st.Pools = &pools
+	if st.Pools, err = c.PoolStats(ctx); err != nil {
+		st.PoolsErr = statusError(cfg, "/pool/stats", err)
 	}
-	var dead deadLetterStats
-	if st.DeadLettersErr = getStatusJSON(ctx, client, cfg, "/dlq/stats", &dead); st.DeadLettersErr == nil {
-		st.DeadLetters = &dead
+	if st.DeadLetters, err = c.DeadLetterStats(ctx); err != nil {
+		st.DeadLettersErr = statusError(cfg, "/dlq/stats", err)
 	}
 	return st, nil
 }
 
-// getStatusJSON GETs path from the server and decodes its JSON body into
-// v. The body of a 200, or of one of the statuses also, is decoded; any
-// other status is an error that says what the user can do about it.
-func getStatusJSON(ctx context.Context, client *http.Client, cfg statusConfig, path string, v any, also ...int) error {
-	code, body, err := httpclient.Do(ctx, client, http.MethodGet, cfg.URL+path, nil)
-	if err != nil {
-		return fmt.Errorf("cannot reach tako at %s: %w", cfg.URL, err)
-	}
+// statusError says what the client's error err on GET path means for the
+// user, and what they can do about it.
+func statusError(cfg statusConfig, path string, err error) error {
+	base := cfg.server.URL
+	var (
+		apiErr *client.APIError
+		bad    *client.BadAnswerError
+	)
 	switch {
-	case code == http.StatusUnauthorized && cfg.APIKey == "":
-		return fmt.Errorf("tako at %s needs an API key for GET %s: pass it with --api-key (the server says: %s)", cfg.URL, path, httpclient.ErrorDetail(body))
+	case errors.As(err, &bad):
+		return fmt.Errorf("%s did not answer as tako does: GET %s: %v (the answer begins %q)", base, path, bad.Err, httpclient.Clip(bad.Body, 80))
+	case !errors.As(err, &apiErr):
+		return fmt.Errorf("cannot reach tako at %s: %w", base, err)
+	}
+	code, detail := apiErr.Status, httpclient.Clip(apiErr.Detail, 200)
+	switch {
+	case code == http.StatusUnauthorized && cfg.server.APIKey == "":
+		return fmt.Errorf("tako at %s needs an API key for GET %s: pass it with --api-key (the server says: %s)", base, path, detail)
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return fmt.Errorf("tako at %s refused the API key given with --api-key for GET %s (HTTP %d): %s", cfg.URL, path, code, httpclient.ErrorDetail(body))
+		return fmt.Errorf("tako at %s refused the API key given with --api-key for GET %s (HTTP %d): %s", base, path, code, detail)
 	case code == http.StatusNotFound:
-		return fmt.Errorf("GET %s%s: HTTP 404 (is the server a tako older than this command?): %s", cfg.URL, path, httpclient.ErrorDetail(body))
-	case code != http.StatusOK && !slices.Contains(also, code):
-		return fmt.Errorf("GET %s%s: HTTP %d: %s", cfg.URL, path, code, httpclient.ErrorDetail(body))
+		return fmt.Errorf("GET %s%s: HTTP 404 (is the server a tako older than this command?): %s", base, path, detail)
+	default:
+		return fmt.Errorf("GET %s%s: HTTP %d: %s", base, path, code, detail)
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		if code != http.StatusOK {
-			// Not tako's degraded answer, but perhaps a proxy's page.
-			return fmt.Errorf("GET %s%s: HTTP %d: %s", cfg.URL, path, code, httpclient.ErrorDetail(body))
-		}
-		return fmt.Errorf("%s did not answer as tako does: GET %s: %v (the answer begins %q)", cfg.URL, path, err, httpclient.Clip(string(body), 80))
-	}
-	return nil
 }
 
 // writeStatus prints st as a report, one fact a line.
