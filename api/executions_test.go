@@ -107,7 +107,7 @@ func TestExecutionByID(t *testing.T) {
 		t.Fatalf("status %d: %s", r.status, r.body)
 	}
 	m := r.object(t)
-	checkKeys(t, m, recordKeys)
+	checkKeys(t, m, executionKeys)
 	if m["execution_id"] != exec.ID || m["job_id"] != exec.ID || m["correlation_id"] != "cid-finished" {
 		t.Errorf("got %v", m)
 	}
