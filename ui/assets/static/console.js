@@ -39,6 +39,7 @@
   }
   function fmtDuration(ms) {
     if (ms === null || ms === undefined || isNaN(ms)) return "—";
+    if (ms < 10) return (Math.round(ms * 10) / 10) + " ms";
     if (ms < 1000) return Math.round(ms) + " ms";
     if (ms < 60000) return (ms / 1000).toFixed(ms < 10000 ? 2 : 1) + " s";
     const min = Math.floor(ms / 60000);
@@ -316,7 +317,7 @@
       setText("output", done ? pretty(r.output) : "(not yet)");
       renderArtifacts(r, done);
       const code = clear($("code"));
-      for (const line of String(r.code || "").split("\n")) code.append(el("li", {}, el("span", { text: line })));
+      for (const line of String(r.code || "").replace(/\n$/, "").split("\n")) code.append(el("li", {}, el("span", { text: line })));
       setText("input", pretty(r.input_data));
       renderLineage(r);
     }
