@@ -7,14 +7,14 @@ GVISOR_VERSION ?= v0.0.0-20260905035102-160fafc42237
 GVISOR_RUNSC ?= $(HOME)/.cache/tako/runsc-$(GVISOR_VERSION)/runsc
 export GVISOR_RUNSC
 
-.PHONY: run test build image stack deps testdeps testdb gvisor check fuzz
+.PHONY: run test build image stack deps testdeps testbrowser testdb gvisor check fuzz
 
 ## run: install what is missing, build tako and serve the API (tako server $(ARGS))
 run: deps build
 	./bin/tako server $(ARGS)
 
 ## test: install what is missing and run the whole test suite against real Docker and PostgreSQL
-test: deps testdeps testdb gvisor check
+test: deps testdeps testbrowser testdb gvisor check
 	$(GO) test -count=1 -timeout 75m ./...
 	$(MAKE) --no-print-directory fuzz
 
@@ -73,6 +73,14 @@ testdeps:
 	  if [ "$$(id -u)" != 0 ]; then echo "the tests need python3 (the Tako VM SDK replica): run 'sudo apt-get install python3'" >&2; exit 1; fi; \
 	  echo "==> installing python3"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 >/dev/null; }
+
+# The console's browser tests (cmd/tako/console_test.go) drive Debian's
+# headless Chromium.
+testbrowser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "the console tests need Chromium: run 'sudo apt-get install chromium'" >&2; exit 1; fi; \
+	  echo "==> installing chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # The tests create their databases on a local PostgreSQL (TAKO_TEST_DATABASE_URL,
 # default postgres://postgres:postgres@127.0.0.1:5432/postgres): start the

@@ -41,9 +41,9 @@
     if (ms === null || ms === undefined || isNaN(ms)) return "—";
     if (ms < 10) return (Math.round(ms * 10) / 10) + " ms";
     if (ms < 1000) return Math.round(ms) + " ms";
-    if (ms < 60000) return (ms / 1000).toFixed(ms < 10000 ? 2 : 1) + " s";
-    const min = Math.floor(ms / 60000);
-    return min + " min " + Math.round((ms % 60000) / 1000) + " s";
+    if (ms < 60000) return String(Number((ms / 1000).toFixed(ms < 10000 ? 2 : 1))) + " s";
+    const min = Math.floor(ms / 60000), sec = Math.round((ms % 60000) / 1000);
+    return min + " min" + (sec ? " " + sec + " s" : "");
   }
   function fmtBytes(n) {
     if (n < 1024) return n + " B";
@@ -539,6 +539,7 @@
       page = await getJSON("/dlq?limit=100");
     } catch (e) { setText("dlq-note", e.message); return; }
     setText("dlq-note", page.items.length ? "" : "No dead letters: every job that met tako's own failures ran in the end, or none did.");
+    $("dlq").hidden = !page.items.length;
     for (const d of page.items) {
       const retry = el("button", { type: "button", text: "Retry" });
       const del = el("button", { type: "button", text: "Delete" });
