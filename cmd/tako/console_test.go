@@ -350,12 +350,28 @@ func TestConsole(t *testing.T) {
 		c.waitText(t, "#stdout", "hello from the console test")
 	})
 
+	t.Run("a failure shows its error with its type, and truncated output says so", func(t *testing.T) {
+		failed := submit(t, s, "/execute", "", map[string]any{
+			"code": "import sys\nsys.stdout.write('x' * 70000)\nraise ValueError('boom from the job')\n",
+		})
+		c.open(t, "/ui/executions/"+failed["job_id"].(string), "#exec")
+		c.waitText(t, "#summary", "failed")
+		c.waitText(t, "#stdout-note", "truncated")
+		c.waitText(t, "#stderr", "ValueError: boom from the job")
+		c.run(t, "see the error", chromedp.WaitVisible(chromedp.ID("error-box")))
+		if typ := evalJS[string](t, c, `document.getElementById("error-type").textContent`); typ == "" {
+			t.Errorf("the error has no type")
+		}
+	})
+
+	var cancelled string
 	t.Run("a running job's output appears live, and cancel ends it", func(t *testing.T) {
 		job := submit(t, s, "/execute/async", "", map[string]any{
 			"code":    "import time\nprint('live line one', flush=True)\nfor i in range(140):\n    time.sleep(0.2)\n",
 			"timeout": 30,
 		})
 		jid, _ := job["job_id"].(string)
+		cancelled = jid
 		c.open(t, "/ui/executions/"+jid, "#exec")
 		c.waitText(t, "#stdout", "live line one")
 		// The job is still running: the line came over the event stream.
@@ -366,6 +382,26 @@ func TestConsole(t *testing.T) {
 		c.waitText(t, "#summary", "cancelled")
 		if _, st := s.get(t, "/jobs/"+jid); st.(map[string]any)["status"] != "cancelled" {
 			t.Errorf("after the cancel button the job is %v, want cancelled", st.(map[string]any)["status"])
+		}
+	})
+
+	t.Run("the list filters by status and start", func(t *testing.T) {
+		if cancelled == "" {
+			t.Fatal("no cancelled job: the cancel test failed")
+		}
+		c.open(t, "/ui?status=cancelled", fmt.Sprintf(`tr[data-id=%q]`, cancelled))
+		if n := evalJS[int](t, c, fmt.Sprintf(`document.querySelectorAll('tr[data-id=%q]').length`, id)); n != 0 {
+			t.Errorf("the cancelled filter shows the succeeded job %s", id)
+		}
+		if n := evalJS[int](t, c, `[...document.querySelectorAll("#executions tbody tr")].filter((tr) => !tr.textContent.includes("cancelled")).length`); n != 0 {
+			t.Errorf("the cancelled filter shows %d rows of another status", n)
+		}
+		start := done["start"].(string)
+		other := map[string]string{"warm": "cold", "cold": "warm"}[start]
+		c.open(t, "/ui?start="+start, fmt.Sprintf(`tr[data-id=%q]`, id))
+		c.open(t, "/ui?start="+other, "#executions[data-loaded]")
+		if n := evalJS[int](t, c, fmt.Sprintf(`document.querySelectorAll('tr[data-id=%q]').length`, id)); n != 0 {
+			t.Errorf("the %s filter shows the %s job %s", other, start, id)
 		}
 	})
 

@@ -187,6 +187,7 @@
       const q = new URLSearchParams({ limit: "25" });
       if (params.get("status")) q.set("status", params.get("status"));
       if (params.get("job_type")) q.set("job_type", params.get("job_type"));
+      if (params.get("start")) q.set("start", params.get("start"));
       if (cursor) q.set("cursor", cursor);
       let page;
       try {
@@ -196,16 +197,14 @@
         showMessage(e.message);
         return;
       }
-      const start = params.get("start");
-      const items = page.items.filter((x) => !start || x.start === start);
+      const items = page.items;
       const tbody = clear(document.querySelector("#executions tbody"));
       for (const x of items) tbody.append(row(x));
+      $("executions").dataset.loaded = "true";
       next = page.next_cursor;
       $("older").disabled = !next;
       $("newer").disabled = cursors.length === 0;
-      let note = items.length ? "" : "No executions here yet.";
-      if (start && page.items.length !== items.length) note = items.length + " of this page's " + page.items.length + " executions started " + start + ".";
-      setText("list-note", note);
+      setText("list-note", items.length ? "" : (params.toString() ? "No executions match these filters." : "No executions here yet."));
       // Refresh while something on the page is still going.
       if (items.some((x) => !TERMINAL.includes(x.status)) || (cursors.length === 0 && !cursor)) {
         timer = setTimeout(load, items.some((x) => !TERMINAL.includes(x.status)) ? 2000 : 10000);
