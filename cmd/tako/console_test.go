@@ -408,6 +408,20 @@ func TestConsole(t *testing.T) {
 	t.Run("the run form submits code and the result appears", func(t *testing.T) {
 		c.open(t, "/ui/run", "#run-form")
 		c.screenshot(t, "run")
+		// Mistakes come back as sentences, not JSON.
+		c.run(t, "submit input that is not JSON",
+			chromedp.SetValue(chromedp.ID("run-input"), `{"word": `),
+			chromedp.Click(chromedp.CSS(`#run-form button[type="submit"]`)))
+		c.waitText(t, "#message", "The input is not a JSON object")
+		c.run(t, "submit a requirement the API refuses",
+			chromedp.SetValue(chromedp.ID("run-input"), `{}`),
+			chromedp.SetValue(chromedp.ID("run-reqs"), "no such thing!!"),
+			chromedp.Click(chromedp.CSS(`#run-form button[type="submit"]`)))
+		msg := c.waitText(t, "#message", "requirements")
+		if strings.HasPrefix(strings.TrimSpace(msg), "{") || strings.Contains(msg, `"detail"`) {
+			t.Errorf("the API's error shows as raw JSON: %q", msg)
+		}
+		evalJS[string](t, c, `document.getElementById("run-reqs").value = ""`)
 		c.run(t, "fill the form",
 			chromedp.SetValue(chromedp.ID("run-code"), "import json, sys\nd = json.load(open('/input/data.json'))\nprint('form says', d['word'])\n"),
 			chromedp.SetValue(chromedp.ID("run-input"), `{"word": "hi"}`),
