@@ -367,8 +367,11 @@ func TestConsole(t *testing.T) {
 	var cancelled string
 	t.Run("a running job's output appears live, and cancel ends it", func(t *testing.T) {
 		job := submit(t, s, "/execute/async", "", map[string]any{
-			"code":    "import time\nprint('live line one', flush=True)\nfor i in range(140):\n    time.sleep(0.2)\n",
-			"timeout": 30,
+			// data allows a minute: room for a slow page before the job
+			// would end on its own.
+			"code":     "import time\nprint('live line one', flush=True)\nfor i in range(290):\n    time.sleep(0.2)\n",
+			"job_type": "data",
+			"timeout":  60,
 		})
 		jid, _ := job["job_id"].(string)
 		cancelled = jid
@@ -383,6 +386,16 @@ func TestConsole(t *testing.T) {
 		if _, st := s.get(t, "/jobs/"+jid); st.(map[string]any)["status"] != "cancelled" {
 			t.Errorf("after the cancel button the job is %v, want cancelled", st.(map[string]any)["status"])
 		}
+	})
+
+	t.Run("the list refreshes itself while a job runs", func(t *testing.T) {
+		job := submit(t, s, "/execute/async", "", map[string]any{"code": "import time\ntime.sleep(4)\nprint('slept')\n"})
+		row := fmt.Sprintf(`tr[data-id=%q]`, job["job_id"].(string))
+		c.open(t, "/ui", row)
+		if got := c.waitText(t, row, ""); strings.Contains(got, "succeeded") {
+			t.Fatalf("the job had ended before the list showed it (%q): nothing to refresh", got)
+		}
+		c.waitText(t, row, "succeeded") // without a reload
 	})
 
 	t.Run("the list filters by status and start", func(t *testing.T) {
@@ -507,7 +520,7 @@ func TestConsole(t *testing.T) {
 func TestConsoleKeys(t *testing.T) {
 	const keyA, keyB = "console-alice-0123456789", "console-bob-0123456789"
 	s := startOwnServer(t, "TAKO_AUTH_API_KEYS_ALICE="+keyA, "TAKO_AUTH_API_KEYS_BOB="+keyB,
-		"TAKO_JOB_TYPES_DEFAULT_POOL_MIN=0")
+		"TAKO_JOB_TYPES_DEFAULT_POOL_MIN=0", "TAKO_JOB_TYPES_DATA_POOL_MIN=0")
 	jobA := submit(t, s, "/execute", keyA, map[string]any{"code": "print('alice was here')"})["job_id"].(string)
 	jobB := submit(t, s, "/execute", keyB, map[string]any{"code": "print('bob was here')"})["job_id"].(string)
 	c := newChrome(t, s.url)
