@@ -389,7 +389,7 @@ func TestConsole(t *testing.T) {
 	})
 
 	t.Run("the list refreshes itself while a job runs", func(t *testing.T) {
-		job := submit(t, s, "/execute/async", "", map[string]any{"code": "import time\ntime.sleep(4)\nprint('slept')\n"})
+		job := submit(t, s, "/execute/async", "", map[string]any{"code": "import time\ntime.sleep(8)\nprint('slept')\n"})
 		row := fmt.Sprintf(`tr[data-id=%q]`, job["job_id"].(string))
 		c.open(t, "/ui", row)
 		if got := c.waitText(t, row, ""); strings.Contains(got, "succeeded") {
