@@ -343,6 +343,16 @@ func TestConsole(t *testing.T) {
 		c.waitText(t, "#lineage", "fork of "+id)
 	})
 
+	t.Run("rerun runs the same code again", func(t *testing.T) {
+		c.open(t, "/ui/executions/"+id, "#exec")
+		c.run(t, "rerun", chromedp.WaitVisible(chromedp.ID("rerun")), chromedp.Click(chromedp.ID("rerun")))
+		c.waitText(t, "#lineage", "rerun of "+id)
+		c.waitText(t, "#stdout", "hello from the console test")
+		if got := evalJS[string](t, c, `document.getElementById("exec-id").textContent`); got == id {
+			t.Errorf("after rerun the page still shows %s, want the new execution", id)
+		}
+	})
+
 	t.Run("search by id works from the keyboard", func(t *testing.T) {
 		c.open(t, "/ui", "#f-id")
 		c.run(t, "type the id and press Enter", chromedp.Focus(chromedp.ID("f-id")), chromedp.SendKeys(chromedp.ID("f-id"), id+"\r"))
