@@ -190,6 +190,10 @@ func (c *chrome) screenshot(t *testing.T, name string) {
 		opts          []chromedp.EmulateViewportOption
 	}{{1280, 900, nil}, {390, 844, []chromedp.EmulateViewportOption{chromedp.EmulateMobile}}} {
 		c.run(t, "resize for "+name, chromedp.EmulateViewport(w.width, w.height, w.opts...))
+		// Nothing may push the page sideways: at either width it fits.
+		if sw := evalJS[int64](t, c, `document.documentElement.scrollWidth`); sw > w.width {
+			t.Errorf("%s at %d px is %d px wide: it scrolls sideways", name, w.width, sw)
+		}
 		ctx, cancel := context.WithTimeout(c.ctx, consoleWait)
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		cancel()
