@@ -467,8 +467,11 @@
 
   function runPage() {
     const sel = $("run-jobtype");
-    fillJobTypes(sel, false).then(() => { if ([...sel.options].some((o) => o.value === "default")) sel.value = "default"; });
     const params = new URLSearchParams(location.search);
+    fillJobTypes(sel, false).then(() => {
+      const want = params.get("job_type") || "default";
+      if ([...sel.options].some((o) => o.value === want)) sel.value = want;
+    });
     $("run-form").addEventListener("submit", async (ev) => {
       ev.preventDefault();
       let input;
@@ -480,7 +483,7 @@
         $("run-input").focus();
         return;
       }
-      const req = { code: $("run-code").value, input_data: input, job_type: sel.value || params.get("job_type") || "default" };
+      const req = { code: $("run-code").value, input_data: input, job_type: sel.value || "default" };
       const reqs = $("run-reqs").value.split("\n").map((s) => s.trim()).filter(Boolean);
       if (reqs.length) req.requirements = reqs;
       try {
