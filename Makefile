@@ -7,7 +7,7 @@ GVISOR_VERSION ?= v0.0.0-20260905035102-160fafc42237
 GVISOR_RUNSC ?= $(HOME)/.cache/tako/runsc-$(GVISOR_VERSION)/runsc
 export GVISOR_RUNSC
 
-.PHONY: run test build image stack deps testdeps testbrowser testdb gvisor check fuzz
+.PHONY: run test build image stack deps testdeps testdb gvisor check fuzz
 
 ## run: install what is missing, build tako and serve the API (tako server $(ARGS))
 run: deps build
@@ -76,6 +76,7 @@ testdeps:
 
 # The console's browser tests (cmd/tako/console_test.go) drive Debian's
 # headless Chromium.
+.PHONY: testbrowser
 testbrowser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" != 0 ]; then echo "the console tests need Chromium: run 'sudo apt-get install chromium'" >&2; exit 1; fi; \
