@@ -74,15 +74,6 @@ testdeps:
 	  echo "==> installing python3"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 >/dev/null; }
 
-# The console's browser tests (cmd/tako/console_test.go) drive Debian's
-# headless Chromium.
-.PHONY: testbrowser
-testbrowser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" != 0 ]; then echo "the console tests need Chromium: run 'sudo apt-get install chromium'" >&2; exit 1; fi; \
-	  echo "==> installing chromium"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
-
 # The tests create their databases on a local PostgreSQL (TAKO_TEST_DATABASE_URL,
 # default postgres://postgres:postgres@127.0.0.1:5432/postgres): start the
 # host's cluster, installing it first if needed, and give postgres a password.
@@ -98,6 +89,15 @@ testdb:
 	  pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL does not answer on 127.0.0.1:5432" >&2; exit 1; }; \
 	  su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null; \
 	fi
+
+# The console's browser tests (cmd/tako/console_test.go) drive Debian's
+# headless Chromium.
+.PHONY: testbrowser
+testbrowser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "the console tests need Chromium: run 'sudo apt-get install chromium'" >&2; exit 1; fi; \
+	  echo "==> installing chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed" >&2; exit 1; }
