@@ -14,7 +14,7 @@ run: deps build
 	./bin/tako server $(ARGS)
 
 ## test: install what is missing and run the whole test suite against real Docker and PostgreSQL
-test: deps testdeps testdb gvisor check
+test: deps testdeps testbrowser testdb gvisor check
 	$(GO) test -count=1 -timeout 75m ./...
 	$(MAKE) --no-print-directory fuzz
 
@@ -95,6 +95,15 @@ testdb:
 	  pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL does not answer on 127.0.0.1:5432" >&2; exit 1; }; \
 	  su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null; \
 	fi
+
+# The console's browser tests (cmd/tako/console_test.go) drive Debian's
+# headless Chromium.
+.PHONY: testbrowser
+testbrowser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "the console tests need Chromium: run 'sudo apt-get install chromium'" >&2; exit 1; fi; \
+	  echo "==> installing chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed" >&2; exit 1; }

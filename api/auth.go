@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/tako-run/tako/jobs"
+	"github.com/tako-run/tako/ui"
 )
 
 // Auth says who may call the API. With no Keys the API is open (the
@@ -98,12 +99,13 @@ func callerOf(c *fiber.Ctx) jobs.Caller {
 	return caller
 }
 
-// guard runs before every handler except the public ones (publicPath): it
+// guard runs before every handler except the public ones (publicPath, and
+// the console's pages when it is served, which hold nothing of a caller's): it
 // meters the caller, then checks its API key. The limiter comes first so
 // that guessing keys is metered too; a caller whose key checks out is
 // metered by key, any other by its address.
 func (s *Server) guard(c *fiber.Ctx) error {
-	if publicPath(c.Path()) {
+	if publicPath(c.Path()) || (s.console && ui.IsConsolePath(c.Path())) {
 		return c.Next()
 	}
 	caller, authErr := openCaller, error(nil)

@@ -29,6 +29,8 @@ func TestExecutions(t *testing.T) {
 		{"?limit=1000&cursor=41", jobs.ExecutionFilter{Limit: 1000, Before: 41},
 			jobs.ExecutionPage{Items: []*jobs.Execution{queued, done}}, nil},
 		{"?job_type=retired-type", jobs.ExecutionFilter{Limit: 100, JobType: "retired-type"}, jobs.ExecutionPage{}, nil},
+		{"?start=warm", jobs.ExecutionFilter{Limit: 100, Start: jobs.StartWarm}, jobs.ExecutionPage{}, nil},
+		{"?start=cold&status=succeeded", jobs.ExecutionFilter{Limit: 100, Start: jobs.StartCold, Status: jobs.StatusSucceeded}, jobs.ExecutionPage{}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -73,6 +75,8 @@ func TestExecutionsQueryErrors(t *testing.T) {
 		{"status=", "status: must be one of"},
 		{"status=SUCCEEDED", "status: must be one of"},
 		{"job_type=", "job_type: must be 1 to 128 characters"},
+		{"start=hot", `start: must be warm or cold, not "hot"`},
+		{"start=", "start: must be warm or cold"},
 		{"limit=0", `limit: must be an integer from 1 to 1000, not "0"`},
 		{"limit=1001", "limit: must be an integer from 1 to 1000"},
 		{"limit=-5", "limit: must be an integer from 1 to 1000"},
@@ -107,7 +111,7 @@ func TestExecutionByID(t *testing.T) {
 		t.Fatalf("status %d: %s", r.status, r.body)
 	}
 	m := r.object(t)
-	checkKeys(t, m, recordKeys)
+	checkKeys(t, m, executionKeys)
 	if m["execution_id"] != exec.ID || m["job_id"] != exec.ID || m["correlation_id"] != "cid-finished" {
 		t.Errorf("got %v", m)
 	}

@@ -149,7 +149,7 @@ func (s *Server) handleExecution(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(newExecutionResponse(exec))
+	return c.JSON(newExecutionRecordResponse(exec))
 }
 
 // routeExecution returns the execution named by the route's :id, or

@@ -33,6 +33,9 @@ var (
 	summaryKeys = slices.DeleteFunc(slices.Clone(recordKeys), func(k string) bool {
 		return k == "artifacts" || k == "input_artifacts" || k == "code_hash" || k == "input_hash" || k == "job_ref" || k == "resource_usage"
 	})
+	// executionKeys are GET /executions/{id}: the record and what was
+	// submitted.
+	executionKeys = slices.Sorted(slices.Values(append(slices.Clone(recordKeys), "code", "input_data")))
 	// timingKeys are tako's phases and the original's names for them.
 	timingKeys = []string{"collect_ms", "dep_install_ms", "execution_ms", "phase_at_exit", "queue_ms", "run_ms", "start_ms", "startup_ms", "total_ms"}
 )
@@ -276,7 +279,16 @@ func TestResult(t *testing.T) {
 				t.Fatalf("%s: status %d: %s", path, r.status, r.body)
 			}
 			m := r.object(t)
-			checkKeys(t, m, recordKeys)
+			if strings.HasPrefix(path, "/executions/") {
+				checkKeys(t, m, executionKeys)
+				if m["code"] != done.Code || m["input_data"] != nil {
+					t.Errorf("%s: code %q, input_data %v; want the submitted code and null", path, m["code"], m["input_data"])
+				}
+				delete(m, "code")
+				delete(m, "input_data")
+			} else {
+				checkKeys(t, m, recordKeys)
+			}
 			want := map[string]any{
 				"success": true, "output": map[string]any{"sum": 30.0, "product": 200.0}, "stdout": "Done!\n", "stderr": "",
 				"exit_code": 0.0, "execution_time": 0.35, "job_type": "default", "execution_id": done.ID, "job_id": done.ID,

@@ -66,6 +66,7 @@ var operations = []operation{
 		query: []param{
 			{"status", "string", "only executions with this status"},
 			{"job_type", "string", "only executions of this job type"},
+			{"start", "string", "only executions that got a warm (prewarmed) or a cold container"},
 			{"api_key", "string", "only executions this API key (by name) submitted; a caller who is not an admin sees only its own, so another key's name gives an empty page"},
 			{"limit", "integer", "page size, 1 to 1000 (default 100)"},
 			{"offset", "integer", "skip that many executions first (the original's paging; advance it by count)"},
@@ -73,8 +74,8 @@ var operations = []operation{
 			viewParam,
 		},
 		responses: map[int]any{200: ExecutionListResponse{}, 422: errorBody}},
-	{method: "GET", path: "/executions/{id}", summary: "One execution's full record",
-		query: []param{viewParam}, responses: map[int]any{200: ExecutionResponse{}, 404: errorBody, 422: errorBody}},
+	{method: "GET", path: "/executions/{id}", summary: "One execution's full record, with its code and input",
+		query: []param{viewParam}, responses: map[int]any{200: ExecutionRecordResponse{}, 404: errorBody, 422: errorBody}},
 	{method: "GET", path: "/job-types", summary: "The job types and whether they can run here", responses: map[int]any{200: []JobTypeResponse{}}},
 	{method: "GET", path: "/job-types/{name}", summary: "One job type", responses: map[int]any{200: JobTypeResponse{}, 404: errorBody}},
 	{method: "POST", path: "/job-types/{name}/build", summary: "Build a job type's image if it is missing",

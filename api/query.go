@@ -54,7 +54,7 @@ func parseResultQuery(c *fiber.Ctx) (resultQuery, error) {
 }
 
 // parseListQuery reads the filter of GET /executions: status (a known
-// status), job_type, limit (1 to 1000, default 100), offset (0 or more,
+// status), job_type, start (warm or cold), limit (1 to 1000, default 100), offset (0 or more,
 // the original's paging) and cursor (a positive integer from a previous
 // page's next_cursor). view is accepted as the original takes it.
 func parseListQuery(c *fiber.Ctx) (jobs.ExecutionFilter, error) {
@@ -73,6 +73,13 @@ func parseListQuery(c *fiber.Ctx) (jobs.ExecutionFilter, error) {
 			return f, jobs.FieldErrorf("job_type", "must be 1 to %d characters", maxJobTypeLen)
 		}
 		f.JobType = raw
+	}
+	if raw, ok := query(c, "start"); ok {
+		st := jobs.Start(raw)
+		if st != jobs.StartWarm && st != jobs.StartCold {
+			return f, jobs.FieldErrorf("start", "must be warm or cold, not %s", quoteParam(raw))
+		}
+		f.Start = st
 	}
 	if raw, ok := query(c, "api_key"); ok {
 		// A key's name, as configured; never the key itself.

@@ -90,6 +90,24 @@ type ExecutionResponse struct {
 	InputHash *string `json:"input_hash"`
 }
 
+// ExecutionRecordResponse is the body of GET /executions/:id: the full
+// record and what was submitted, the code and the input, which the console
+// shows. Results and webhooks leave those two out: the caller has them.
+type ExecutionRecordResponse struct {
+	ExecutionResponse
+	Code      string          `json:"code"`
+	InputData json.RawMessage `json:"input_data"` // the input object; null when none was stored
+}
+
+// newExecutionRecordResponse renders exec's record with its code and input.
+func newExecutionRecordResponse(exec *jobs.Execution) ExecutionRecordResponse {
+	return ExecutionRecordResponse{
+		ExecutionResponse: newExecutionResponse(exec),
+		Code:              strings.ToValidUTF8(exec.Code, "\uFFFD"),
+		InputData:         safeJSON(exec.InputJSON),
+	}
+}
+
 // HistoryResponse is what the record of an execution keeps beside how it
 // ran: when, where, in what, and who asked.
 type HistoryResponse struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/tako-run/tako/jobtypes"
 	"github.com/tako-run/tako/metrics"
 	"github.com/tako-run/tako/runner"
+	"github.com/tako-run/tako/ui"
 )
 
 // Runner is what the API needs from the execution engine on this node: the
@@ -113,6 +114,10 @@ type Options struct {
 	// are served; every other route is 404).
 	Role    string
 	Service Service
+	// Console serves the web console at /ui (ui.enabled); its pages need
+	// no key, and everything they show comes from this API with the key
+	// the user gives them.
+	Console bool
 	Version string
 	// Warnings are shown in /health's problems, such as an open API on a
 	// network address.
@@ -143,6 +148,7 @@ type Server struct {
 	warnings []string
 
 	openMetrics bool
+	console     bool
 
 	// streams counts the open event streams; streamsCtx ends them when
 	// the server shuts down, before it waits for its requests.
@@ -194,6 +200,7 @@ func New(opts Options) *Server {
 		warnings:    opts.Warnings,
 
 		openMetrics: opts.Auth.OpenMetrics,
+		console:     opts.Console && opts.Role != RoleWorker,
 	}
 	for _, o := range opts.CORSOrigins {
 		s.origins[normalizeOrigin(o)] = true
@@ -261,6 +268,11 @@ func New(opts Options) *Server {
 	s.app.Get("/dlq/stats", s.handleDeadLetterStats)
 	s.app.Delete("/dlq/:id", s.handleRemoveDeadLetter)
 	s.app.Post("/dlq/:id/retry", s.handleRetryDeadLetter)
+	if s.console {
+		if err := ui.Register(s.app, ui.Options{KeyHeader: s.keys.header, Version: opts.Version}); err != nil {
+			panic("api.New: " + err.Error())
+		}
+	}
 	return s
 }
 

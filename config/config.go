@@ -39,6 +39,7 @@ type Config struct {
 	Worker       WorkerConfig             `koanf:"worker"`
 	Server       ServerConfig             `koanf:"server"`
 	Streaming    StreamingConfig          `koanf:"streaming"`
+	UI           UIConfig                 `koanf:"ui"`
 	Webhooks     WebhooksConfig           `koanf:"webhooks"`
 
 	// Path is the file Load read, or "" when no file was found and only
@@ -294,6 +295,13 @@ type MetricsConfig struct {
 	// depth, Docker and database availability, the requirements cache) are
 	// refreshed; a scrape never runs a query itself.
 	SampleInterval Duration `koanf:"sample_interval"`
+}
+
+// UIConfig controls the web console, GET /ui.
+type UIConfig struct {
+	// Enabled serves the console; false leaves /ui unrouted (404), for a
+	// deployment that wants the JSON API alone.
+	Enabled bool `koanf:"enabled"`
 }
 
 // LogConfig controls tako's own logs.

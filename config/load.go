@@ -274,5 +274,7 @@ func defaults() map[string]any {
 		"metrics.enabled":         true,
 		"metrics.require_auth":    true,
 		"metrics.sample_interval": "5s",
+
+		"ui.enabled": true,
 	}
 }

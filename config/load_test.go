@@ -89,6 +89,7 @@ func TestLoadDefaults(t *testing.T) {
 			RateLimit:    RateLimitConfig{RequestsPerSecond: 100, Burst: 200},
 			AllowedHosts: []string{}, CORSOrigins: []string{}, Role: RoleAll},
 		Streaming: StreamingConfig{MaxStreams: 1000},
+		UI:        UIConfig{Enabled: true},
 		Worker:    WorkerConfig{JobTypes: []string{}},
 		Webhooks: WebhooksConfig{
 			RetrySchedule: []Duration{Duration(5 * time.Second), Duration(30 * time.Second), Duration(2 * time.Minute),
@@ -248,6 +249,16 @@ func TestLoadErrors(t *testing.T) {
 			name: "unknown key in a job type",
 			yaml: "job_types: {data: {limits: {memroy: 1g}}}",
 			want: []string{`config: unknown key "job_types.data.limits.memroy"`},
+		},
+		{
+			name:    "ui.enabled is a boolean",
+			environ: []string{"TAKO_UI_ENABLED=maybe"},
+			want:    []string{"ui.enabled"},
+		},
+		{
+			name: "unknown key under ui",
+			yaml: "ui: {enable: false}",
+			want: []string{`config: unknown key "ui.enable"`},
 		},
 		{
 			name: "keys are case-sensitive",

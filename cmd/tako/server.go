@@ -227,6 +227,7 @@ func startComponents(ctx context.Context, c *command, keys map[string]config.API
 		Role:       cfg.Server.Role,
 		Runner:     view,
 		Service:    svc,
+		Console:    cfg.UI.Enabled,
 		Version:    version,
 		Warnings:   warnings,
 	})

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -112,6 +113,36 @@ func TestListFilters(t *testing.T) {
 		})
 	}
 
+}
+
+// TestListStart: the start filter keeps the executions that got a warm
+// or a cold container, and leaves out those that never got one.
+func TestListStart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	ids := map[jobs.Start][]string{}
+	for _, st := range []jobs.Start{jobs.StartWarm, jobs.StartCold, jobs.StartWarm, ""} {
+		e := newExecution("default")
+		mustInsert(t, s, e)
+		if ok, err := s.Finish(ctx, nil, jobs.System, e.ID, &jobs.Result{Status: jobs.StatusSucceeded, Start: st}, nil); err != nil || !ok {
+			t.Fatalf("Finish: %v, %v", ok, err)
+		}
+		ids[st] = append([]string{e.ID}, ids[st]...) // newest first
+	}
+	for _, st := range []jobs.Start{jobs.StartWarm, jobs.StartCold} {
+		page, err := s.List(ctx, jobs.System, jobs.ExecutionFilter{Start: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range page.Items {
+			got = append(got, e.ID)
+		}
+		if !slices.Equal(got, ids[st]) {
+			t.Errorf("start %s: got %v, want %v", st, got, ids[st])
+		}
+	}
 }
 
 // TestListSummaries: the history leaves out what was submitted (code,
