@@ -31,6 +31,7 @@ func TestExecutions(t *testing.T) {
 		{"?job_type=retired-type", jobs.ExecutionFilter{Limit: 100, JobType: "retired-type"}, jobs.ExecutionPage{}, nil},
 		{"?start=warm", jobs.ExecutionFilter{Limit: 100, Start: jobs.StartWarm}, jobs.ExecutionPage{}, nil},
 		{"?start=cold&status=succeeded", jobs.ExecutionFilter{Limit: 100, Start: jobs.StartCold, Status: jobs.StatusSucceeded}, jobs.ExecutionPage{}, nil},
+		{"?parent_id=01a22fb7-f628-7922-a263-4abf8f334b4f", jobs.ExecutionFilter{Limit: 100, ParentID: "01a22fb7-f628-7922-a263-4abf8f334b4f"}, jobs.ExecutionPage{}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -77,6 +78,8 @@ func TestExecutionsQueryErrors(t *testing.T) {
 		{"job_type=", "job_type: must be 1 to 128 characters"},
 		{"start=hot", `start: must be warm or cold, not "hot"`},
 		{"start=", "start: must be warm or cold"},
+		{"parent_id=nope", `parent_id: must be an execution id, not "nope"`},
+		{"parent_id=", "parent_id: must be an execution id"},
 		{"limit=0", `limit: must be an integer from 1 to 1000, not "0"`},
 		{"limit=1001", "limit: must be an integer from 1 to 1000"},
 		{"limit=-5", "limit: must be an integer from 1 to 1000"},

@@ -67,6 +67,7 @@ var operations = []operation{
 			{"status", "string", "only executions with this status"},
 			{"job_type", "string", "only executions of this job type"},
 			{"start", "string", "only executions that got a warm (prewarmed) or a cold container"},
+			{"parent_id", "string", "only the executions made from this one: its reruns and forks"},
 			{"api_key", "string", "only executions this API key (by name) submitted; a caller who is not an admin sees only its own, so another key's name gives an empty page"},
 			{"limit", "integer", "page size, 1 to 1000 (default 100)"},
 			{"offset", "integer", "skip that many executions first (the original's paging; advance it by count)"},

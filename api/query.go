@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
 	"github.com/tako-run/tako/jobs"
 )
@@ -54,7 +55,8 @@ func parseResultQuery(c *fiber.Ctx) (resultQuery, error) {
 }
 
 // parseListQuery reads the filter of GET /executions: status (a known
-// status), job_type, start (warm or cold), limit (1 to 1000, default 100), offset (0 or more,
+// status), job_type, start (warm or cold), parent_id (an execution id),
+// limit (1 to 1000, default 100), offset (0 or more,
 // the original's paging) and cursor (a positive integer from a previous
 // page's next_cursor). view is accepted as the original takes it.
 func parseListQuery(c *fiber.Ctx) (jobs.ExecutionFilter, error) {
@@ -80,6 +82,12 @@ func parseListQuery(c *fiber.Ctx) (jobs.ExecutionFilter, error) {
 			return f, jobs.FieldErrorf("start", "must be warm or cold, not %s", quoteParam(raw))
 		}
 		f.Start = st
+	}
+	if raw, ok := query(c, "parent_id"); ok {
+		if _, err := uuid.Parse(raw); err != nil || len(raw) != 36 {
+			return f, jobs.FieldErrorf("parent_id", "must be an execution id, not %s", quoteParam(raw))
+		}
+		f.ParentID = raw
 	}
 	if raw, ok := query(c, "api_key"); ok {
 		// A key's name, as configured; never the key itself.

@@ -97,6 +97,9 @@ type ExecutionFilter struct {
 	// Offset skips that many of the matching executions first: the
 	// original's paging. Before is steadier under inserts.
 	Offset int
+	// ParentID keeps the executions made from that one (its reruns and
+	// forks); "" keeps all.
+	ParentID string
 	// Start keeps the executions that got a container this way (warm or
 	// cold); "" keeps all, including those that never started one.
 	Start  Start

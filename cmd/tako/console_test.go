@@ -357,6 +357,12 @@ func TestConsole(t *testing.T) {
 		}
 	})
 
+	t.Run("the parent lists its fork and its rerun", func(t *testing.T) {
+		c.open(t, "/ui/executions/"+id, "#exec")
+		c.waitText(t, "#lineage", "(fork, ")
+		c.waitText(t, "#lineage", "(rerun, ")
+	})
+
 	t.Run("search by id works from the keyboard", func(t *testing.T) {
 		c.open(t, "/ui", "#f-id")
 		c.run(t, "type the id and press Enter", chromedp.Focus(chromedp.ID("f-id")), chromedp.SendKeys(chromedp.ID("f-id"), id+"\r"))

@@ -20,13 +20,14 @@ const (
 	listJobTypeSQL = `e.job_type = $%d`
 	listAPIKeySQL  = `e.api_key = $%d`
 	listStartSQL   = `e.start_kind = $%d`
+	listParentSQL  = `e.parent_id = $%d::uuid`
 	listBeforeSQL  = `e.seq < $%d`
 	listOrderBySQL = ` ORDER BY e.seq DESC LIMIT $%d OFFSET $%d`
 )
 
 // List returns one page of the history c may see, newest first: the
-// executions that match f's Status, JobType, APIKey and Start (each
-// ignored when empty) and are older than the cursor f.Before (0 for the newest), after
+// executions that match f's Status, JobType, APIKey, Start and ParentID
+// (each ignored when empty) and are older than the cursor f.Before (0 for the newest), after
 // skipping f.Offset of them (the original's paging). A
 // caller who is not an admin sees only its own executions, whatever f
 // says. Limit defaults to DefaultListLimit and is capped at MaxListLimit.
@@ -54,6 +55,9 @@ func (s *Store) List(ctx context.Context, c jobs.Caller, f jobs.ExecutionFilter)
 	}
 	if f.Start != "" {
 		w.add(listStartSQL, string(f.Start))
+	}
+	if f.ParentID != "" {
+		w.add(listParentSQL, f.ParentID)
 	}
 	if f.Before > 0 {
 		w.add(listBeforeSQL, f.Before)

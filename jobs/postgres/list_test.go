@@ -145,6 +145,37 @@ func TestListStart(t *testing.T) {
 	}
 }
 
+// TestListParent: the parent filter keeps the executions made from one,
+// and none of its siblings' or its own.
+func TestListParent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	parent, other := newExecution("default"), newExecution("default")
+	mustInsert(t, s, parent)
+	mustInsert(t, s, other)
+	var want []string
+	for _, p := range []*jobs.Execution{parent, other, parent} {
+		child := newExecution("default")
+		child.ParentID, child.Relationship = p.ID, jobs.RelRerun
+		mustInsert(t, s, child)
+		if p == parent {
+			want = append([]string{child.ID}, want...) // newest first
+		}
+	}
+	page, err := s.List(ctx, jobs.System, jobs.ExecutionFilter{ParentID: parent.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range page.Items {
+		got = append(got, e.ID)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("children of %s: got %v, want %v", parent.ID, got, want)
+	}
+}
+
 // TestListSummaries: the history leaves out what was submitted (code,
 // input) and the artifacts, and keeps what the job printed and returned, as
 // the original's listing does; Get has everything.

@@ -368,10 +368,10 @@
         ul.append(el("li", {}, (r.relationship || "child") + " of ",
           el("a", { href: "/ui/executions/" + encodeURIComponent(r.parent_id), text: r.parent_id })));
       }
-      // Children: the executions made from this one, among the latest.
+      // Children: the executions made from this one.
       try {
-        const page = await getJSON("/executions?limit=1000");
-        for (const x of page.items.filter((x) => x.parent_id === r.execution_id)) {
+        const page = await getJSON("/executions?limit=1000&parent_id=" + encodeURIComponent(r.execution_id));
+        for (const x of page.items) {
           ul.append(el("li", {}, el("a", { href: "/ui/executions/" + encodeURIComponent(x.execution_id), text: x.execution_id }),
             " (" + (x.relationship || "child") + ", " + x.status + ")"));
         }
