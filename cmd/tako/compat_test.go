@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 )
@@ -351,7 +352,8 @@ func TestOriginalSDK(t *testing.T) {
 // TestDeadLetterQueue makes a job exhaust its attempts on a real failure
 // of tako's own: its job type's image is removed from the engine after the
 // server started. The job shows in /dlq and /dlq/stats; once the image is
-// back, retrying runs it again, and deleting another entry removes it.
+// back, retrying runs it again, and deleting another entry removes it,
+// through the API and through the console's job types page.
 func TestDeadLetterQueue(t *testing.T) {
 	shared := startServer(t)
 	t.Parallel()
@@ -387,13 +389,15 @@ func TestDeadLetterQueue(t *testing.T) {
 
 	retried := s.submit(t, `{"code": "print('second time lucky')", "job_type": "doomed"}`)
 	removed := s.submit(t, `{"code": "print('never')", "job_type": "doomed"}`)
-	for _, id := range []string{retried, removed} {
+	uiRetried := s.submit(t, `{"code": "print('lucky in the console')", "job_type": "doomed"}`)
+	uiRemoved := s.submit(t, `{"code": "print('never')", "job_type": "doomed"}`)
+	for _, id := range []string{retried, removed, uiRetried, uiRemoved} {
 		if r := s.result(t, id); r["status"] != "failed" || r["attempt"] != 2.0 || r["error"].(map[string]any)["type"] != "internal_error" {
 			t.Fatalf("job %s after its attempts: %v", id, r)
 		}
 	}
 	entries := map[string]float64{} // job id -> entry id
-	for deadline := time.Now().Add(time.Minute); len(entries) < 2; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); len(entries) < 4; time.Sleep(100 * time.Millisecond) {
 		code, page := s.get(t, "/dlq")
 		if code != http.StatusOK {
 			t.Fatalf("GET /dlq: %d %v", code, page)
@@ -411,7 +415,7 @@ func TestDeadLetterQueue(t *testing.T) {
 			t.Fatalf("the jobs never reached the dead-letter queue: %v", entries)
 		}
 	}
-	if _, st := s.get(t, "/dlq/stats"); fmt.Sprint(st) != "map[by_error_type:map[internal_error:2] total:2]" {
+	if _, st := s.get(t, "/dlq/stats"); fmt.Sprint(st) != "map[by_error_type:map[internal_error:4] total:4]" {
 		t.Errorf("stats %v", st)
 	}
 
@@ -427,7 +431,7 @@ func TestDeadLetterQueue(t *testing.T) {
 	if code != http.StatusOK || res["status"] != "removed" || res["entry_id"] != entries[removed] {
 		t.Fatalf("delete: %d %v", code, res)
 	}
-	if _, st := s.get(t, "/dlq/stats"); fmt.Sprint(st) != "map[by_error_type:map[] total:0]" {
+	if _, st := s.get(t, "/dlq/stats"); fmt.Sprint(st) != "map[by_error_type:map[internal_error:2] total:2]" {
 		t.Errorf("stats after retry and delete %v", st)
 	}
 	// The removed entry's job keeps its record.
@@ -437,6 +441,24 @@ func TestDeadLetterQueue(t *testing.T) {
 	code, res = s.call3(t, "DELETE", fmt.Sprintf("/dlq/%.0f", entries[removed]))
 	if code != http.StatusNotFound || res["detail"] != "DLQ entry not found" {
 		t.Errorf("second delete: %d %v", code, res)
+	}
+
+	// The same from the console: the entries are listed with their job
+	// type, and its buttons retry one and delete the other.
+	c := newChrome(t, s.url)
+	c.open(t, "/ui/job-types", "#dlq")
+	c.waitText(t, "#dlq", uiRemoved[:8])
+	c.waitText(t, "#dlq tbody", "doomed")
+	c.run(t, "retry from the console", chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[aria-label="Retry entry %.0f"]`, entries[uiRetried]))))
+	c.waitText(t, "#message", "Queued again as "+uiRetried)
+	if r := s.result(t, uiRetried); r["status"] != "succeeded" || r["stdout"] != "lucky in the console\n" {
+		t.Errorf("the job retried from the console: %v", r)
+	}
+	c.run(t, "delete from the console", chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[aria-label="Delete entry %.0f"]`, entries[uiRemoved]))))
+	c.waitText(t, "#message", fmt.Sprintf("Entry %.0f deleted.", entries[uiRemoved]))
+	c.waitText(t, "#dlq-note", "No dead letters")
+	if _, st := s.get(t, "/dlq/stats"); fmt.Sprint(st) != "map[by_error_type:map[] total:0]" {
+		t.Errorf("stats after the console's retry and delete %v", st)
 	}
 }
 

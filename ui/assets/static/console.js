@@ -543,8 +543,8 @@
     setText("dlq-note", page.items.length ? "" : "No dead letters: every job that met tako's own failures ran in the end, or none did.");
     $("dlq").hidden = !page.items.length;
     for (const d of page.items) {
-      const retry = el("button", { type: "button", text: "Retry" });
-      const del = el("button", { type: "button", text: "Delete" });
+      const retry = el("button", { type: "button", text: "Retry", "aria-label": "Retry entry " + d.id, "data-entry": d.id });
+      const del = el("button", { type: "button", text: "Delete", "aria-label": "Delete entry " + d.id, "data-entry": d.id });
       retry.addEventListener("click", async () => {
         try { const r = await postJSON("/dlq/" + d.id + "/retry"); showMessage("Queued again as " + r.job_id + ".", "info"); loadDLQ(); }
         catch (e) { showMessage(e.message); }
@@ -556,9 +556,9 @@
       tbody.append(el("tr", {},
         el("td", { "data-label": "Entry", text: String(d.id) }),
         el("td", { "data-label": "Job" }, el("a", { href: "/ui/executions/" + encodeURIComponent(d.job_id), text: d.job_id.slice(0, 8) + "…", title: d.job_id })),
-        el("td", { "data-label": "Job type", text: d.job_type }),
+        el("td", { "data-label": "Job type", text: (d.job_data || {}).job_type }),
         el("td", { "data-label": "Error", text: d.error_type + (d.error_message ? ": " + d.error_message : "") }),
-        el("td", { "data-label": "Attempts", text: String(d.attempts) }),
+        el("td", { "data-label": "Retries", text: String(d.retry_count) }),
         el("td", { "data-label": "Created", text: fmtTime(d.created_at) }),
         el("td", { "data-label": "Actions" }, retry, " ", del)));
     }
