@@ -530,7 +530,8 @@
       const page = await getJSON("/executions?limit=200&job_type=" + encodeURIComponent(name));
       const started = page.items.filter((x) => x.start === "warm" || x.start === "cold");
       const warm = started.filter((x) => x.start === "warm").length;
-      target.textContent = started.length ? Math.round((100 * warm) / started.length) + "% of the last " + started.length + " runs took a warm container" : "no runs yet";
+      const runs = started.length === 1 ? "the last run" : "the last " + started.length + " runs";
+      target.textContent = started.length ? Math.round((100 * warm) / started.length) + "% of " + runs + " took a warm container" : "no runs yet";
     } catch (e) { target.textContent = "unknown (" + e.message + ")"; }
   }
 
@@ -580,7 +581,9 @@
     for (const [name, jt] of Object.entries(h.job_types || {})) {
       say(jt.available, "Job type " + name + (jt.available ? " can run." : " cannot run: " + (jt.unavailable_reason || "no reason given") + "."));
     }
+    // Docker, the database and gVisor are said above; other checks are not.
     for (const [name, c] of Object.entries(h.checks || {})) {
+      if (name === "docker" || name === "database" || name === "gvisor") continue;
       say(c.status !== "failing", "Check " + name + ": " + c.status + ".");
     }
     for (const p of h.problems || []) say(false, p);
