@@ -363,7 +363,8 @@ func TestDeadLetterQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dc.Close()
+	// A cleanup, not a defer: the untag cleanup below runs before it.
+	t.Cleanup(func() { dc.Close() })
 	ctx := context.Background()
 	doomed := fmt.Sprintf("tako-test-dlq-%d:1", os.Getpid())
 	tag := func() {
