@@ -236,7 +236,7 @@ func newLogger(cfg config.LogConfig, w io.Writer) *slog.Logger {
 	format := cfg.Format
 	if format == "auto" || format == "" {
 		format = "json"
-		if f, ok := w.(*os.File); ok && isTerminal(f) {
+		if isTerminal(w) {
 			format = "text"
 		}
 	}
@@ -246,7 +246,12 @@ func newLogger(cfg config.LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-func isTerminal(f *os.File) bool {
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -367,7 +367,7 @@ func idempotencyKey() string {
 // job's record once it has ended. Its errors are tako failures; when ctx
 // ends, it returns ctx's error.
 func followJob(ctx context.Context, c *client.Client, id string, stdout, stderr io.Writer) (*client.Execution, error) {
-	p := newProgress(stderr, id, isTerminalWriter(stderr))
+	p := newProgress(stderr, id, isTerminal(stderr))
 	defer p.close()
 	var (
 		x      *client.Execution
@@ -537,12 +537,6 @@ func printResult(w io.Writer, output json.RawMessage) error {
 	b.WriteByte('\n')
 	_, err := w.Write(b.Bytes())
 	return err
-}
-
-// isTerminalWriter reports whether w is a terminal.
-func isTerminalWriter(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && isTerminal(f)
 }
 
 // spinnerFrames are the frames of the progress line's spinner.
