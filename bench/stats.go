@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/tako-run/tako/internal/httpclient"
+	"github.com/tako-run/tako/internal/oneline"
 )
 
 // newLatencyStats returns the percentiles of sample, which it sorts.
@@ -75,7 +75,7 @@ func newStats(samples []sample, elapsed time.Duration) Stats {
 			st.ErrorSamples = map[string]string{}
 		}
 		if _, seen := st.ErrorSamples[kind]; !seen {
-			st.ErrorSamples[kind] = httpclient.Clip(detail, 200)
+			st.ErrorSamples[kind] = oneline.Clip(detail, 200)
 		}
 	}
 	if elapsed > 0 {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/tako-run/tako/client"
-	"github.com/tako-run/tako/internal/httpclient"
+	"github.com/tako-run/tako/internal/oneline"
 )
 
 // newClient returns a client of the server at cfg.URL that keeps one idle
@@ -83,7 +83,7 @@ func fetchJobType(ctx context.Context, tc *client.Client, base, name, flagName s
 	case errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound:
 		return jobType{}, fmt.Errorf("the server at %s has no job type %q (%s)", base, name, flagName)
 	case errors.As(err, &apiErr):
-		return jobType{}, fmt.Errorf("GET /job-types/%s: HTTP %d: %s", name, apiErr.Status, httpclient.Clip(apiErr.Detail, 200))
+		return jobType{}, fmt.Errorf("GET /job-types/%s: HTTP %d: %s", name, apiErr.Status, oneline.Clip(apiErr.Detail, 200))
 	case errors.As(err, &bad):
 		return jobType{}, fmt.Errorf("GET /job-types/%s: %w", name, bad.Err)
 	case err != nil:
@@ -182,7 +182,7 @@ func requestErr(err error) error {
 	case errors.As(err, &re):
 		return re
 	case errors.As(err, &apiErr):
-		return &requestError{kind: fmt.Sprintf("http %d", apiErr.Status), detail: httpclient.Clip(apiErr.Detail, 200)}
+		return &requestError{kind: fmt.Sprintf("http %d", apiErr.Status), detail: oneline.Clip(apiErr.Detail, 200)}
 	case errors.As(err, &bad):
 		return &requestError{kind: "bad answer", detail: bad.Err.Error()}
 	default:
@@ -195,7 +195,7 @@ func jobStatusError(x *client.Execution) error {
 	if x.Status == client.StatusSucceeded {
 		return nil
 	}
-	detail := httpclient.Clip(x.Stderr, 200)
+	detail := oneline.Clip(x.Stderr, 200)
 	if x.Error != nil {
 		detail = x.Error.Type + ": " + x.Error.Message
 	}

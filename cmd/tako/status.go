@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tako-run/tako/client"
-	"github.com/tako-run/tako/internal/httpclient"
+	"github.com/tako-run/tako/internal/oneline"
 )
 
 // statusUsage is the help text of tako status.
@@ -153,11 +153,11 @@ func statusError(cfg statusConfig, path string, err error) error {
 	)
 	switch {
 	case errors.As(err, &bad):
-		return fmt.Errorf("%s did not answer as tako does: GET %s: %v (the answer begins %q)", base, path, bad.Err, httpclient.Clip(bad.Body, 80))
+		return fmt.Errorf("%s did not answer as tako does: GET %s: %v (the answer begins %q)", base, path, bad.Err, oneline.Clip(bad.Body, 80))
 	case !errors.As(err, &apiErr):
 		return fmt.Errorf("cannot reach tako at %s: %w", base, err)
 	}
-	code, detail := apiErr.Status, httpclient.Clip(apiErr.Detail, 200)
+	code, detail := apiErr.Status, oneline.Clip(apiErr.Detail, 200)
 	switch {
 	case code == http.StatusUnauthorized && cfg.server.APIKey == "":
 		return fmt.Errorf("tako at %s needs an API key for GET %s: pass it with --api-key (the server says: %s)", base, path, detail)

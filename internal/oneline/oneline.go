@@ -1,7 +1,7 @@
-// Package httpclient holds what tako's command-line clients of a running
-// server (tako bench, tako status) share beside package client: the
-// one-line clip of a server's text they print.
-package httpclient
+// Package oneline clips a server's text to one short line, as tako's
+// command-line clients of a running server (tako bench, tako status)
+// print it.
+package oneline
 
 import "strings"
 
